@@ -1,0 +1,314 @@
+package classify
+
+import (
+	"errors"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/faultline-go/faultline/errs"
+)
+
+// DefaultDomain is the ErrorInfo domain trusted by default.
+const DefaultDomain = "cwsandbox.com"
+
+// The services of the sandbox API, as they appear in method names.
+const (
+	SandboxService   = "coreweave.sandbox.v1.SandboxService"
+	DiscoveryService = "coreweave.sandbox.v1.DiscoveryService"
+)
+
+// Call is what a failed call was about: its full method name ("/pkg.Service/Method") and
+// the resources it named. Empty fields are unknown.
+type Call struct {
+	Method     string
+	SandboxID  string
+	FilePath   string
+	SnapshotID string
+	RunnerID   string
+}
+
+// Family is the branch of the taxonomy a service's errors fall in.
+type Family uint8
+
+const (
+	// FamilyGeneric: errors are CWSandboxError and its generic children. The family of
+	// services the classifier does not know.
+	FamilyGeneric Family = iota
+	// FamilySandbox: errors are SandboxError and its children. The family of
+	// coreweave.sandbox.v1.SandboxService, and of calls without a method.
+	FamilySandbox
+	// FamilyDiscovery: errors are DiscoveryError and its children. The family of
+	// coreweave.sandbox.v1.DiscoveryService.
+	FamilyDiscovery
+)
+
+// An Option configures a [Classifier]. The last option for a setting wins, except
+// [WithRule] and [WithService], which add entries.
+type Option interface {
+	apply(*Classifier)
+}
+
+type optionFunc func(*Classifier)
+
+func (f optionFunc) apply(c *Classifier) { f(c) }
+
+// WithTrustedDomains sets the ErrorInfo domains whose reasons may choose the kind, matched
+// exactly (case-sensitive). Default: [DefaultDomain] only. With no domains, no reason
+// chooses a kind except through [WithRule].
+func WithTrustedDomains(domains ...string) Option {
+	set := make(map[string]bool, len(domains))
+	for _, d := range domains {
+		set[d] = true
+	}
+	return optionFunc(func(c *Classifier) { c.trusted = set })
+}
+
+// WithRule maps an ErrorInfo (domain, reason) to a kind, ahead of the built-in reasons. The
+// rule applies to that exact domain whether or not it is trusted: adding it is trusting it.
+// An invalid kind removes the rule.
+func WithRule(domain, reason string, kind errs.Kind) Option {
+	return optionFunc(func(c *Classifier) {
+		if c.rules == nil {
+			c.rules = map[ruleKey]errs.Kind{}
+		}
+		if kind.Valid() {
+			c.rules[ruleKey{domain, reason}] = kind
+		} else {
+			delete(c.rules, ruleKey{domain, reason})
+		}
+	})
+}
+
+// WithService puts a service ("pkg.Service", without slashes) in a family. Defaults:
+// [SandboxService] in FamilySandbox, [DiscoveryService] in FamilyDiscovery, every other
+// service in FamilyGeneric.
+func WithService(service string, f Family) Option {
+	return optionFunc(func(c *Classifier) {
+		if c.services == nil || !c.ownServices {
+			c.services, c.ownServices = cloneMap(c.services), true
+		}
+		c.services[service] = f
+	})
+}
+
+type ruleKey struct{ domain, reason string }
+
+// Classifier turns failed calls into [*errs.Error]s. Build one with [New]; it is immutable
+// and safe for concurrent use.
+type Classifier struct {
+	trusted     map[string]bool
+	rules       map[ruleKey]errs.Kind
+	services    map[string]Family
+	ownServices bool
+}
+
+var defaultServices = map[string]Family{
+	SandboxService:   FamilySandbox,
+	DiscoveryService: FamilyDiscovery,
+}
+
+var defaultClassifier = New()
+
+// New returns a classifier with the default rules, changed by opts.
+func New(opts ...Option) *Classifier {
+	c := &Classifier{
+		trusted:  map[string]bool{DefaultDomain: true},
+		services: defaultServices,
+	}
+	for _, o := range opts {
+		o.apply(c)
+	}
+	return c
+}
+
+// Classify classifies err with the default classifier and no call context.
+func Classify(err error) *errs.Error { return defaultClassifier.Classify(err, Call{}) }
+
+// Classify returns the *errs.Error for err, a failed call described by call:
+//   - nil for a nil err;
+//   - the *errs.Error inside err, unchanged, when err already holds one (errors.As);
+//   - for an error with a gRPC status (status.FromError), an error of the kind the rules
+//     choose, carrying the parsed details and the unmodified status, and unwrapping to err;
+//   - for any other error, the family's base kind with code Unknown, unwrapping to err.
+func (c *Classifier) Classify(err error, call Call) *errs.Error {
+	if err == nil {
+		return nil
+	}
+	if done := classified(err); done != nil {
+		return done
+	}
+	fam := c.Family(call.Method)
+	res := errs.Resource{
+		Operation:  operation(call.Method),
+		SandboxID:  call.SandboxID,
+		FilePath:   call.FilePath,
+		SnapshotID: call.SnapshotID,
+		RunnerID:   call.RunnerID,
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return errs.FromStatus(baseKind(fam), st, err, errs.Info{}, res)
+	}
+	info := Parse(st)
+	kind := c.Kind(st.Code(), info, call)
+	if kind.IsA(errs.ErrSandboxFile) && res.FilePath == "" {
+		res.FilePath = info.Metadata["filepath"]
+	}
+	return errs.FromStatus(kind, st, err, info, res)
+}
+
+// Family returns the family of a full method name's service. A call without a method is
+// a sandbox call.
+func (c *Classifier) Family(method string) Family {
+	if method == "" {
+		return FamilySandbox
+	}
+	return c.services[service(method)]
+}
+
+// Kind chooses the kind for a failure with the given code and details on the given call:
+// a trusted reason first, then the code by the call's family.
+func (c *Classifier) Kind(code codes.Code, info errs.Info, call Call) errs.Kind {
+	fam := c.Family(call.Method)
+	if info.Reason != "" {
+		if k, ok := c.rules[ruleKey{info.Domain, info.Reason}]; ok {
+			return k
+		}
+		if c.trusted[info.Domain] {
+			if k := reasonKind(info.Reason, fam); k != 0 {
+				return k
+			}
+		}
+	}
+	switch code {
+	case codes.Unavailable:
+		return errs.ErrSandboxUnavailable
+	case codes.ResourceExhausted:
+		return errs.ErrSandboxResourceExhausted
+	case codes.DeadlineExceeded:
+		return errs.ErrSandboxRequestTimeout
+	case codes.Unauthenticated, codes.PermissionDenied:
+		return errs.ErrCWSandboxAuthentication
+	}
+	validation := code == codes.InvalidArgument && len(info.FieldViolations) > 0
+	switch fam {
+	case FamilySandbox:
+		switch {
+		case code == codes.NotFound && call.SnapshotID != "":
+			return errs.ErrSnapshotNotFound
+		case code == codes.NotFound:
+			return errs.ErrSandboxNotFound
+		case code == codes.Canceled:
+			return errs.ErrSandboxNotRunning
+		case validation:
+			return errs.ErrSandboxValidation
+		}
+	case FamilyDiscovery:
+		switch {
+		case code == codes.NotFound:
+			return errs.ErrRunnerNotFound
+		case validation:
+			return errs.ErrDiscoveryValidation
+		}
+	default:
+		if validation {
+			return errs.ErrCWSandboxValidation
+		}
+	}
+	return baseKind(fam)
+}
+
+func baseKind(f Family) errs.Kind {
+	switch f {
+	case FamilySandbox:
+		return errs.ErrSandbox
+	case FamilyDiscovery:
+		return errs.ErrDiscovery
+	}
+	return errs.ErrCWSandbox
+}
+
+// reasonKinds are the trusted reasons that choose a kind in every family.
+var reasonKinds = map[string]errs.Kind{
+	"CWSANDBOX_FILE_NOT_FOUND":         errs.ErrSandboxFile,
+	"CWSANDBOX_FILE_IS_DIRECTORY":      errs.ErrSandboxFile,
+	"CWSANDBOX_FILE_IO_FAILED":         errs.ErrSandboxFile,
+	"CWSANDBOX_FILE_PERMISSION_DENIED": errs.ErrSandboxFile,
+	"CWSANDBOX_FILE_TOO_LARGE":         errs.ErrSandboxFile,
+	"CWSANDBOX_FILE_TRUNCATED":         errs.ErrSandboxFile,
+	"CWSANDBOX_SANDBOX_NOT_FOUND":      errs.ErrSandboxNotFound,
+	"CWSANDBOX_COMMAND_TIMEOUT":        errs.ErrSandboxCommandTimeout,
+	"CWSANDBOX_RUNNER_UNAVAILABLE":     errs.ErrSandboxUnavailable,
+	"CWSANDBOX_BACKEND_UNAVAILABLE":    errs.ErrSandboxUnavailable,
+	"CWSANDBOX_FSS_NOT_FOUND":          errs.ErrSnapshotNotFound,
+	"CWSANDBOX_FSS_NOT_READY":          errs.ErrSnapshotNotReady,
+	"CWSANDBOX_FSS_NOT_SUPPORTED":      errs.ErrSnapshotNotSupported,
+	"CWSANDBOX_FSS_SIZE_EXCEEDED":      errs.ErrSnapshotSizeExceeded,
+	"CWSANDBOX_FSS_QUOTA_EXCEEDED":     errs.ErrSnapshotQuotaExceeded,
+	"CWSANDBOX_FSS_BUCKET_MISMATCH":    errs.ErrSnapshotBucketMismatch,
+	"CWSANDBOX_FSS_BUCKET_UNAVAILABLE": errs.ErrSandboxSnapshot,
+	"CWSANDBOX_FSS_RESTORE_FAILED":     errs.ErrSandboxSnapshot,
+	"CWSANDBOX_FSS_CREATE_FAILED":      errs.ErrSandboxSnapshot,
+	"CWSANDBOX_FSS_CREATE_TIMED_OUT":   errs.ErrSandboxSnapshot,
+	"CWSANDBOX_FSS_AUTH_FAILED":        errs.ErrSandboxSnapshot,
+	"CWSANDBOX_FSS_TRANSPORT_FAILED":   errs.ErrSandboxSnapshot,
+	"CWSANDBOX_FSS_CANCELED":           errs.ErrSandboxSnapshot,
+	"CWSANDBOX_FSS_WAIT_TIMEOUT":       errs.ErrSnapshotWaitTimeout,
+	"CWSANDBOX_FSS_BACKEND_THROTTLED":  errs.ErrSnapshotBackendThrottled,
+	"CWSANDBOX_FSS_INFLIGHT_LIMIT":     errs.ErrSnapshotBackendThrottled,
+}
+
+// reasonKind returns the kind a trusted reason chooses on a call of family f, or 0 to fall
+// through to the code.
+func reasonKind(reason string, f Family) errs.Kind {
+	if reason == "CWSANDBOX_RUNNER_NOT_FOUND" {
+		// Deliberately not a SandboxNotFoundError on sandbox calls.
+		if f == FamilyDiscovery {
+			return errs.ErrRunnerNotFound
+		}
+		return 0
+	}
+	return reasonKinds[reason]
+}
+
+// classified returns the *errs.Error err holds, or nil. A bare status error, the common
+// case, is told apart without walking the chain.
+func classified(err error) *errs.Error {
+	switch e := err.(type) {
+	case *errs.Error:
+		return e
+	case interface{ Unwrap() error }, interface{ Unwrap() []error }:
+		var done *errs.Error
+		if errors.As(err, &done) {
+			return done
+		}
+	}
+	return nil
+}
+
+// service returns "pkg.Service" of "/pkg.Service/Method".
+func service(method string) string {
+	s := strings.TrimPrefix(method, "/")
+	if i := strings.LastIndexByte(s, '/'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// operation returns "Method" of "/pkg.Service/Method".
+func operation(method string) string {
+	if i := strings.LastIndexByte(method, '/'); i >= 0 {
+		return method[i+1:]
+	}
+	return method
+}
+
+func cloneMap[K comparable, V any](m map[K]V) map[K]V {
+	out := make(map[K]V, len(m)+1)
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,65 @@
+package classify
+
+import (
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// The request fields a Call is read from.
+const (
+	fieldSandboxID  = "sandbox_id"
+	fieldPath       = "path"
+	fieldSnapshotID = "file_system_snapshot_id"
+	fieldRunnerID   = "runner_id"
+)
+
+// CallFromRequest returns the Call for method with the resources read from a request
+// message's string fields sandbox_id, path, file_system_snapshot_id and runner_id: at the
+// top level first, then in the set message fields one level down (so the sandbox id of a
+// StreamExec init message, or of a CreateSandboxRequest's sandbox, is found). A request that
+// is not a proto message gives a Call with only the method.
+func CallFromRequest(method string, req any) Call {
+	call := Call{Method: method}
+	m, ok := req.(proto.Message)
+	if !ok || m == nil {
+		return call
+	}
+	msg := m.ProtoReflect()
+	if !msg.IsValid() {
+		return call
+	}
+	fill(&call, msg)
+	if call.SandboxID != "" && call.FilePath != "" && call.SnapshotID != "" && call.RunnerID != "" {
+		return call
+	}
+	msg.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Kind() == protoreflect.MessageKind && fd.Cardinality() != protoreflect.Repeated {
+			fill(&call, v.Message())
+		}
+		return true
+	})
+	return call
+}
+
+// fill sets the Call fields still empty from msg's string fields of the same names.
+func fill(call *Call, msg protoreflect.Message) {
+	fields := msg.Descriptor().Fields()
+	for _, f := range [...]struct {
+		name protoreflect.Name
+		dst  *string
+	}{
+		{fieldSandboxID, &call.SandboxID},
+		{fieldPath, &call.FilePath},
+		{fieldSnapshotID, &call.SnapshotID},
+		{fieldRunnerID, &call.RunnerID},
+	} {
+		if *f.dst != "" {
+			continue
+		}
+		fd := fields.ByName(f.name)
+		if fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() || fd.IsMap() {
+			continue
+		}
+		*f.dst = msg.Get(fd).String()
+	}
+}

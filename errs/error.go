@@ -1,0 +1,247 @@
+package errs
+
+import (
+	"maps"
+	"slices"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// Error is a classified failure: one kind of the taxonomy plus the facts the server and the
+// call supplied. It is the only concrete error type of this module.
+//
+// An *Error matches its kind and every ancestor of it with [errors.Is], is found by
+// [errors.As] when wrapped or joined, and keeps the failed RPC's status: GRPCStatus returns
+// it unmodified, so [status.Code], [status.FromError] and [status.Convert] answer as they did
+// before classification.
+//
+// Errors report facts; whether to retry is a policy's decision. An *Error is immutable and
+// safe for concurrent use; accessors that return maps or slices return copies.
+type Error struct {
+	kind  Kind
+	st    *status.Status // never nil
+	cause error          // the original error; nil for client-made errors without a cause
+	msg   string         // the bounded, one-line message: Error() and Message()
+
+	info Info
+	res  Resource
+
+	streamCode string
+	exec       *ExecResult
+	excType    string
+	excMsg     string
+}
+
+// Info is what an AIP-193 status says beyond its code and message: the first usable
+// google.rpc.ErrorInfo, the first present google.rpc.RetryInfo and the violations of every
+// google.rpc.BadRequest. The zero Info says nothing.
+type Info struct {
+	Reason   string            // ErrorInfo.reason
+	Domain   string            // ErrorInfo.domain
+	Metadata map[string]string // ErrorInfo.metadata; non-nil when an ErrorInfo was found
+
+	RetryDelay    time.Duration // RetryInfo.retry_delay, as given (may be zero or negative)
+	HasRetryDelay bool          // whether a RetryInfo with a valid delay was present
+
+	FieldViolations []FieldViolation // BadRequest.field_violations, in order
+}
+
+// Resource is what a failed call was about. Empty fields are unknown.
+type Resource struct {
+	Operation   string // the RPC method name, e.g. "GetSandbox"
+	SandboxID   string
+	FilePath    string
+	SnapshotID  string
+	RunnerID    string
+	ProfileName string
+}
+
+// FieldViolation is one google.rpc.BadRequest field violation.
+type FieldViolation struct {
+	Field       string
+	Description string
+}
+
+// ExecResult is the result of a command that ran inside a sandbox.
+type ExecResult struct {
+	ExitCode int
+	Stdout   string
+	Stderr   string
+}
+
+// FromStatus builds the *Error for a failed RPC whose status is st, already classified as
+// kind. cause is the error the RPC returned (Unwrap returns it); when nil, st.Err() is used.
+// The error keeps info's map and slice: the caller must not modify them afterwards.
+//
+// A nil st is treated as status Unknown with cause's text; an invalid kind as ErrCWSandbox.
+// FromStatus is for classifiers; client code builds errors with [New].
+func FromStatus(kind Kind, st *status.Status, cause error, info Info, res Resource) *Error {
+	if !kind.Valid() {
+		kind = ErrCWSandbox
+	}
+	if st == nil {
+		text := ""
+		if cause != nil {
+			text = cause.Error()
+		}
+		st = status.New(codes.Unknown, text)
+	}
+	if cause == nil {
+		cause = st.Err()
+	}
+	e := &Error{kind: kind, st: st, cause: cause, info: info, res: res}
+	e.msg = e.render(st.Message(), st.Code())
+	return e
+}
+
+// New builds an error of the given kind on the client side: for stream errors, failed
+// commands, a missing terminal state, function errors, or anything an SDK detects itself.
+// message is the human text; options add attributes. Without [WithCode] the code is the
+// kind's natural one (Unavailable for ErrSandboxUnavailable, NotFound for the not-found
+// kinds, Unknown for most). GRPCStatus returns a status with that code and the error's
+// message. An invalid kind is treated as ErrCWSandbox.
+func New(kind Kind, message string, opts ...Option) *Error {
+	if !kind.Valid() {
+		kind = ErrCWSandbox
+	}
+	b := builder{code: table[kind].code}
+	for _, o := range opts {
+		o.apply(&b)
+	}
+	e := &Error{
+		kind:       kind,
+		cause:      b.cause,
+		info:       b.info,
+		res:        b.res,
+		streamCode: b.streamCode,
+		exec:       b.exec,
+		excType:    b.excType,
+		excMsg:     b.excMsg,
+	}
+	e.msg = e.render(message, b.code)
+	e.st = status.New(b.code, e.msg)
+	return e
+}
+
+// Error returns one bounded line (at most 1 KiB): the operation, what happened, the
+// server's message, the resource and the field violations. It never contains ErrorInfo
+// metadata or other details, which may carry secrets.
+func (e *Error) Error() string { return e.msg }
+
+// Message returns the same human text as Error.
+func (e *Error) Message() string { return e.msg }
+
+// Kind returns the error's kind.
+func (e *Error) Kind() Kind { return e.kind }
+
+// Code returns the gRPC code of the failed RPC.
+func (e *Error) Code() codes.Code { return e.st.Code() }
+
+// GRPCStatus returns the failed RPC's status, unmodified (for client-made errors, one built
+// from the code and message). It is never nil.
+func (e *Error) GRPCStatus() *status.Status { return e.st }
+
+// Unwrap returns the error the RPC returned, or the client-side cause (nil if none).
+func (e *Error) Unwrap() error { return e.cause }
+
+// Is reports whether target is a Kind that e's kind is, directly or through an ancestor.
+func (e *Error) Is(target error) bool {
+	k, ok := target.(Kind)
+	return ok && e.kind.IsA(k)
+}
+
+// Reason returns the ErrorInfo reason, or "". It is attached even when the domain was not
+// trusted (then it did not choose the kind).
+func (e *Error) Reason() string { return e.info.Reason }
+
+// Domain returns the ErrorInfo domain, or "".
+func (e *Error) Domain() string { return e.info.Domain }
+
+// Metadata returns a copy of the ErrorInfo metadata: nil when there was no ErrorInfo,
+// non-nil (maybe empty) when there was.
+func (e *Error) Metadata() map[string]string { return maps.Clone(e.info.Metadata) }
+
+// RetryDelay returns the server's RetryInfo delay and whether one was present. A present
+// delay may be zero or negative, as the server sent it.
+func (e *Error) RetryDelay() (time.Duration, bool) {
+	return e.info.RetryDelay, e.info.HasRetryDelay
+}
+
+// FieldViolations returns a copy of the BadRequest field violations, in order.
+func (e *Error) FieldViolations() []FieldViolation { return slices.Clone(e.info.FieldViolations) }
+
+// Operation returns the name of the RPC method that failed ("GetSandbox"), or "".
+func (e *Error) Operation() string { return e.res.Operation }
+
+// SandboxID returns the id of the sandbox the call was about, or "".
+func (e *Error) SandboxID() string { return e.res.SandboxID }
+
+// FilePath returns the path of the file the call was about, or "".
+func (e *Error) FilePath() string { return e.res.FilePath }
+
+// SnapshotID returns the id of the file system snapshot the call was about, or "".
+func (e *Error) SnapshotID() string { return e.res.SnapshotID }
+
+// RunnerID returns the id of the runner the call was about, or "".
+func (e *Error) RunnerID() string { return e.res.RunnerID }
+
+// ProfileName returns the name of the profile the call was about, or "".
+func (e *Error) ProfileName() string { return e.res.ProfileName }
+
+// StreamCode returns the in-band code of a stream's terminal error frame, or "".
+func (e *Error) StreamCode() string { return e.streamCode }
+
+// ExecResult returns the result of the failed command, or nil.
+func (e *Error) ExecResult() *ExecResult {
+	if e.exec == nil {
+		return nil
+	}
+	r := *e.exec
+	return &r
+}
+
+// ExceptionType returns the Python exception class parsed from the command's stderr
+// ("ValueError"), or "".
+func (e *Error) ExceptionType() string { return e.excType }
+
+// ExceptionMessage returns the Python exception message parsed from the command's stderr,
+// or "".
+func (e *Error) ExceptionMessage() string { return e.excMsg }
+
+// OtherDetails decodes, on each call, the status details other than ErrorInfo, RetryInfo
+// and BadRequest (QuotaFailure, PreconditionFailure, ResourceInfo, RequestInfo, DebugInfo,
+// Help, LocalizedMessage, ...), in order. A detail whose type is not linked into the program,
+// or whose bytes do not decode, is returned as the *anypb.Any itself, so nothing is lost.
+func (e *Error) OtherDetails() []proto.Message {
+	var out []proto.Message
+	for _, a := range e.st.Proto().GetDetails() {
+		if isParsedDetail(a) {
+			continue
+		}
+		m, err := a.UnmarshalNew()
+		if err != nil {
+			m = a
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+var (
+	errorInfoName  = (&errdetails.ErrorInfo{}).ProtoReflect().Descriptor().FullName()
+	retryInfoName  = (&errdetails.RetryInfo{}).ProtoReflect().Descriptor().FullName()
+	badRequestName = (&errdetails.BadRequest{}).ProtoReflect().Descriptor().FullName()
+)
+
+func isParsedDetail(a *anypb.Any) bool {
+	switch a.MessageName() {
+	case errorInfoName, retryInfoName, badRequestName:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,102 @@
+package errs
+
+import (
+	"maps"
+	"slices"
+	"time"
+
+	"google.golang.org/grpc/codes"
+)
+
+// An Option sets an attribute of an error built with [New]. The last option for an
+// attribute wins.
+type Option interface {
+	apply(*builder)
+}
+
+type builder struct {
+	code       codes.Code
+	cause      error
+	info       Info
+	res        Resource
+	streamCode string
+	exec       *ExecResult
+	excType    string
+	excMsg     string
+}
+
+type optionFunc func(*builder)
+
+func (f optionFunc) apply(b *builder) { f(b) }
+
+// WithCode sets the gRPC code. Default: the kind's natural code.
+func WithCode(c codes.Code) Option { return optionFunc(func(b *builder) { b.code = c }) }
+
+// WithCause sets the error Unwrap returns. Default: none.
+func WithCause(err error) Option { return optionFunc(func(b *builder) { b.cause = err }) }
+
+// WithErrorInfo sets the ErrorInfo reason, domain and a copy of metadata. Default: none.
+func WithErrorInfo(reason, domain string, metadata map[string]string) Option {
+	md := maps.Clone(metadata)
+	if md == nil {
+		md = map[string]string{}
+	}
+	return optionFunc(func(b *builder) {
+		b.info.Reason, b.info.Domain, b.info.Metadata = reason, domain, md
+	})
+}
+
+// WithRetryDelay sets the retry delay, as a server's RetryInfo would. Default: absent.
+func WithRetryDelay(d time.Duration) Option {
+	return optionFunc(func(b *builder) { b.info.RetryDelay, b.info.HasRetryDelay = d, true })
+}
+
+// WithFieldViolations sets the field violations (a copy). Default: none.
+func WithFieldViolations(v ...FieldViolation) Option {
+	v = slices.Clone(v)
+	return optionFunc(func(b *builder) { b.info.FieldViolations = v })
+}
+
+// WithOperation sets the operation name ("Exec"). Default: "".
+func WithOperation(op string) Option { return optionFunc(func(b *builder) { b.res.Operation = op }) }
+
+// WithSandboxID sets the sandbox id. Default: "".
+func WithSandboxID(id string) Option { return optionFunc(func(b *builder) { b.res.SandboxID = id }) }
+
+// WithFilePath sets the file path. Default: "".
+func WithFilePath(p string) Option { return optionFunc(func(b *builder) { b.res.FilePath = p }) }
+
+// WithSnapshotID sets the file system snapshot id. Default: "".
+func WithSnapshotID(id string) Option { return optionFunc(func(b *builder) { b.res.SnapshotID = id }) }
+
+// WithRunnerID sets the runner id. Default: "".
+func WithRunnerID(id string) Option { return optionFunc(func(b *builder) { b.res.RunnerID = id }) }
+
+// WithProfileName sets the profile name. Default: "".
+func WithProfileName(name string) Option {
+	return optionFunc(func(b *builder) { b.res.ProfileName = name })
+}
+
+// WithStreamCode sets the in-band code of a stream's terminal error frame
+// ("STREAM_TRUNCATED"). It is not an AIP-193 reason and never becomes one. Default: "".
+func WithStreamCode(code string) Option {
+	return optionFunc(func(b *builder) { b.streamCode = code })
+}
+
+// WithExecResult sets the failed command's result and, when its stderr ends in a Python
+// traceback, the exception type and message parsed from it (see [ParseTraceback]); a later
+// [WithException] overrides those. Default: none.
+func WithExecResult(r ExecResult) Option {
+	return optionFunc(func(b *builder) {
+		b.exec = &r
+		if typ, msg, ok := ParseTraceback(r.Stderr); ok {
+			b.excType, b.excMsg = typ, msg
+		}
+	})
+}
+
+// WithException sets the exception type and message. Default: parsed from the exec
+// result's stderr, if any.
+func WithException(typ, message string) Option {
+	return optionFunc(func(b *builder) { b.excType, b.excMsg = typ, message })
+}
