@@ -1,0 +1,58 @@
+// Package sandboxtest is a scriptable, in-process gRPC server for the
+// sandbox service subset in [sandboxpb]: SandboxService and
+// DiscoveryService, with the service's semantics (CreateSandbox deduplicated
+// by request_id, in-memory files, AIP-193 NOT_FOUND errors with ErrorInfo
+// in domain "cwsandbox.com", optional bearer-token auth) and scripted
+// faults, so that faultline's tests, examples and integration tests can
+// assert exact attempt counts and that no call ran twice.
+//
+// Usage:
+//
+//	srv := sandboxtest.New(sandboxtest.WithSandboxes("sb-1"))
+//	lis, stop := srv.StartBufconn()
+//	defer stop()
+//	conn, err := sandboxtest.DialBufconn(lis)
+//	if err != nil { ... }
+//	defer conn.Close()
+//
+//	// Fail the next two GetSandbox calls, then succeed.
+//	srv.FailNext(sandboxpb.SandboxService_GetSandbox_FullMethodName, 2,
+//		sandboxtest.Status(codes.Unavailable, "runner unavailable",
+//			sandboxtest.ErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", nil),
+//			sandboxtest.RetryInfo(100*time.Millisecond)))
+//	// Send two log lines, then fail the stream.
+//	srv.ScriptStreamLogs(sandboxtest.StreamLogsScript{
+//		Entries: 2, Err: sandboxtest.Status(codes.Unavailable, "stream reset")})
+//
+//	client := sandboxpb.NewSandboxServiceClient(conn)
+//	... // call through the code under test
+//	n := srv.Calls(sandboxpb.SandboxService_GetSandbox_FullMethodName) // 3
+//
+// # Scripts
+//
+// Every call is counted ([Server.Calls]) and recorded ([Server.Requests],
+// [Server.Metadata]) first, then checked for auth ([WithBearerToken]), then
+// takes the method's next queued [Step] ([Server.Script],
+// [Server.FailNext]) or its always-fail status ([Server.FailAlways]); only
+// then does the handler run. Streams have their own per-call scripts
+// ([StreamLogsScript], [StreamExecScript]) for what happens after the stream
+// started: messages followed by a status, or by an in-band error frame.
+// Methods are named by their full names, the generated
+// sandboxpb.*_FullMethodName constants.
+//
+// # Serving
+//
+// [Server.StartBufconn] and [Server.StartTCP] (127.0.0.1 only) serve the
+// Server and return a stop function that leaves no goroutine behind. To
+// build the gRPC server yourself, pass [Server.ServerOptions] to
+// [grpc.NewServer] and call [Server.Register].
+//
+// # Concurrency
+//
+// A Server is safe for concurrent use: scripts may be changed and counters
+// read while calls are served. Script steps are taken in call arrival order,
+// which is only deterministic for calls that do not overlap.
+//
+// This package is internal to faultline and imports no other faultline
+// package than sandboxpb; it is not covered by any compatibility promise.
+package sandboxtest

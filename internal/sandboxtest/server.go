@@ -1,0 +1,320 @@
+package sandboxtest
+
+import (
+	"context"
+	"crypto/subtle"
+	"fmt"
+	"net"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/faultline-go/faultline/internal/sandboxpb"
+)
+
+// Server is a scriptable in-memory implementation of SandboxService and
+// DiscoveryService. Create it with [New]. All its methods are safe for
+// concurrent use, including while it serves calls.
+type Server struct {
+	token string // bearer token required when non-empty; set by options only
+
+	mu         sync.Mutex
+	steps      map[string][]Step          // queued steps per full method
+	always     map[string]*status.Status  // "always fail" status per full method
+	logScripts []StreamLogsScript         // queued StreamLogs scripts
+	execScript []StreamExecScript         // queued StreamExec scripts
+	calls      map[string]int             // calls received per full method
+	requests   map[string][]proto.Message // request messages received per full method
+	md         map[string][]metadata.MD   // incoming metadata per call per full method
+	created    int                        // distinct sandboxes created
+	nextID     int                        // last generated sandbox number
+	sandboxes  map[string]*sandbox
+	byReqID    map[string]*sandboxpb.Sandbox // CreateSandbox result per request_id
+	snapshots  map[string]bool
+	runners    map[string]bool
+}
+
+type sandbox struct {
+	pb    *sandboxpb.Sandbox
+	files map[string][]byte
+}
+
+// An Option configures a [Server] in [New].
+type Option interface{ apply(*Server) }
+
+type optionFunc func(*Server)
+
+func (f optionFunc) apply(s *Server) { f(s) }
+
+// WithBearerToken makes every RPC require the metadata
+// "authorization: Bearer <key>"; a call with a missing or different value
+// fails with UNAUTHENTICATED before any script step is taken. The check runs
+// in the interceptors of [Server.ServerOptions]. The default is no auth; the
+// last WithBearerToken wins and an empty key turns auth off.
+func WithBearerToken(key string) Option {
+	return optionFunc(func(s *Server) { s.token = key })
+}
+
+// WithSandboxes adds sandboxes in state RUNNING with the given ids, as if
+// they had been created before. Repeated options add up. The default is
+// none.
+func WithSandboxes(ids ...string) Option {
+	return optionFunc(func(s *Server) {
+		for _, id := range ids {
+			s.sandboxes[id] = newSandbox(id, nil)
+		}
+	})
+}
+
+// WithSnapshots adds file system snapshots in state READY with the given
+// ids. Repeated options add up. The default is none.
+func WithSnapshots(ids ...string) Option {
+	return optionFunc(func(s *Server) {
+		for _, id := range ids {
+			s.snapshots[id] = true
+		}
+	})
+}
+
+// WithRunners adds available runners with the given ids. Repeated options
+// add up. The default is none.
+func WithRunners(ids ...string) Option {
+	return optionFunc(func(s *Server) {
+		for _, id := range ids {
+			s.runners[id] = true
+		}
+	})
+}
+
+// New returns a Server with no scripts, so that every call behaves as the
+// service would, until a script says otherwise.
+func New(opts ...Option) *Server {
+	s := &Server{
+		steps:     make(map[string][]Step),
+		always:    make(map[string]*status.Status),
+		calls:     make(map[string]int),
+		requests:  make(map[string][]proto.Message),
+		md:        make(map[string][]metadata.MD),
+		sandboxes: make(map[string]*sandbox),
+		byReqID:   make(map[string]*sandboxpb.Sandbox),
+		snapshots: make(map[string]bool),
+		runners:   make(map[string]bool),
+	}
+	for _, o := range opts {
+		o.apply(s)
+	}
+	return s
+}
+
+// Register registers the SandboxService and DiscoveryService
+// implementations on gs. Counting, recording, auth and script steps run in
+// interceptors: gs must have been created with [Server.ServerOptions].
+func (s *Server) Register(gs grpc.ServiceRegistrar) {
+	sandboxpb.RegisterSandboxServiceServer(gs, &sandboxService{s: s})
+	sandboxpb.RegisterDiscoveryServiceServer(gs, &discoveryService{s: s})
+}
+
+// ServerOptions returns the options that install the Server's unary and
+// stream interceptors. Pass them to [grpc.NewServer] first, so that they run
+// before (outside) any other interceptor.
+func (s *Server) ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
+		grpc.ChainStreamInterceptor(s.streamInterceptor),
+	}
+}
+
+// StartBufconn serves s on a new in-memory listener, with
+// [Server.ServerOptions], then opts. Dial it with [DialBufconn]. stop stops
+// the gRPC server (cancelling calls in flight), waits for every handler and
+// the serving goroutine to return, and closes the listener; it may be called
+// more than once.
+func (s *Server) StartBufconn(opts ...grpc.ServerOption) (lis *bufconn.Listener, stop func()) {
+	lis = bufconn.Listen(1 << 20)
+	return lis, s.serve(lis, opts)
+}
+
+// StartTCP is like [Server.StartBufconn] on a TCP listener bound to
+// 127.0.0.1 on a free port, whose address ("127.0.0.1:port") it returns. The
+// error is the one from [net.Listen].
+func (s *Server) StartTCP(opts ...grpc.ServerOption) (addr string, stop func(), err error) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("sandboxtest: listen: %w", err)
+	}
+	return lis.Addr().String(), s.serve(lis, opts), nil
+}
+
+func (s *Server) serve(lis net.Listener, opts []grpc.ServerOption) func() {
+	all := append(s.ServerOptions(), grpc.WaitForHandlers(true))
+	gs := grpc.NewServer(append(all, opts...)...)
+	s.Register(gs)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = gs.Serve(lis) // returns nil after Stop
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			gs.Stop() // closes lis and all connections
+			<-done
+		})
+	}
+}
+
+// DialBufconn returns a client connection to lis with insecure transport
+// credentials, then opts. The caller closes it. The error is the one from
+// [grpc.NewClient].
+func DialBufconn(lis *bufconn.Listener, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	all := []grpc.DialOption{
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+			return lis.DialContext(ctx)
+		}),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	}
+	return grpc.NewClient("passthrough:///bufconn", append(all, opts...)...)
+}
+
+// Calls returns how many calls of the full method (for example
+// [sandboxpb.SandboxService_GetSandbox_FullMethodName]) the server received
+// since [New] or [Server.Reset], including calls that failed for any reason.
+func (s *Server) Calls(method string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[method]
+}
+
+// Requests returns clones of the request messages the server received for
+// the full method, in arrival order. For a unary method that is one message
+// per call, including calls failed by auth or a script step. For a streaming
+// method it is every message the handler read, so none for a call failed
+// before its handler ran; for StreamExec that is every message every client
+// sent.
+func (s *Server) Requests(method string) []proto.Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]proto.Message, len(s.requests[method]))
+	for i, m := range s.requests[method] {
+		out[i] = proto.Clone(m)
+	}
+	return out
+}
+
+// Metadata returns copies of the incoming metadata of each call of the full
+// method, in arrival order, one per counted call (for example to check
+// "x-retry-attempt" or "authorization").
+func (s *Server) Metadata(method string) []metadata.MD {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]metadata.MD, len(s.md[method]))
+	for i, md := range s.md[method] {
+		out[i] = md.Copy()
+	}
+	return out
+}
+
+// Created returns how many distinct sandboxes CreateSandbox created since
+// [New] or [Server.Reset]; a deduplicated retry does not count.
+func (s *Server) Created() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.created
+}
+
+// Reset clears the counters ([Server.Calls], [Server.Created]), the
+// recordings ([Server.Requests], [Server.Metadata]) and every script
+// (queued steps, always-fail statuses, stream scripts). Sandboxes, files,
+// snapshots, runners and remembered request ids are kept.
+func (s *Server) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.steps)
+	clear(s.always)
+	clear(s.calls)
+	clear(s.requests)
+	clear(s.md)
+	s.logScripts = nil
+	s.execScript = nil
+	s.created = 0
+}
+
+func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	s.record(ctx, info.FullMethod)
+	s.recordRequest(info.FullMethod, req)
+	if err := s.admit(ctx, info.FullMethod); err != nil {
+		return nil, err
+	}
+	return handler(ctx, req)
+}
+
+func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	s.record(ss.Context(), info.FullMethod)
+	if err := s.admit(ss.Context(), info.FullMethod); err != nil {
+		return err
+	}
+	return handler(srv, &recordingStream{ServerStream: ss, s: s, method: info.FullMethod})
+}
+
+// recordingStream records every message the client sends.
+type recordingStream struct {
+	grpc.ServerStream
+	s      *Server
+	method string
+}
+
+func (r *recordingStream) RecvMsg(m any) error {
+	err := r.ServerStream.RecvMsg(m)
+	if err == nil {
+		r.s.recordRequest(r.method, m)
+	}
+	return err
+}
+
+func (s *Server) record(ctx context.Context, method string) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls[method]++
+	s.md[method] = append(s.md[method], md.Copy())
+}
+
+func (s *Server) recordRequest(method string, req any) {
+	m, ok := req.(proto.Message)
+	if !ok {
+		return
+	}
+	m = proto.Clone(m)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests[method] = append(s.requests[method], m)
+}
+
+// admit checks auth, then takes the method's next script step.
+func (s *Server) admit(ctx context.Context, method string) error {
+	if s.token != "" && !authorized(ctx, s.token) {
+		return status.Error(codes.Unauthenticated, "missing or invalid bearer token")
+	}
+	step := s.nextStep(method)
+	switch {
+	case step.stall:
+		<-ctx.Done()
+		return status.FromContextError(ctx.Err()).Err()
+	case step.st != nil:
+		return step.st.Err()
+	}
+	return nil
+}
+
+func authorized(ctx context.Context, token string) bool {
+	md, _ := metadata.FromIncomingContext(ctx)
+	got := md.Get("authorization")
+	want := "Bearer " + token
+	return len(got) == 1 && subtle.ConstantTimeCompare([]byte(got[0]), []byte(want)) == 1
+}

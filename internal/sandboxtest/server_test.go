@@ -1,0 +1,707 @@
+package sandboxtest_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/faultline-go/faultline/internal/sandboxpb"
+	"github.com/faultline-go/faultline/internal/sandboxtest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+const (
+	mCreate   = sandboxpb.SandboxService_CreateSandbox_FullMethodName
+	mGet      = sandboxpb.SandboxService_GetSandbox_FullMethodName
+	mLogs     = sandboxpb.SandboxService_StreamLogs_FullMethodName
+	mExec     = sandboxpb.SandboxService_StreamExec_FullMethodName
+	mReadFile = sandboxpb.SandboxService_ReadFile_FullMethodName
+)
+
+type clients struct {
+	sandbox   sandboxpb.SandboxServiceClient
+	discovery sandboxpb.DiscoveryServiceClient
+}
+
+func start(t *testing.T, opts ...sandboxtest.Option) (*sandboxtest.Server, clients) {
+	t.Helper()
+	srv := sandboxtest.New(opts...)
+	lis, stop := srv.StartBufconn()
+	conn, err := sandboxtest.DialBufconn(lis)
+	if err != nil {
+		stop()
+		t.Fatalf("DialBufconn() error = %v", err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		stop()
+	})
+	return srv, clients{sandboxpb.NewSandboxServiceClient(conn), sandboxpb.NewDiscoveryServiceClient(conn)}
+}
+
+// checkStatus fails the test unless err's status has code c and exactly
+// the details want.
+func checkStatus(t *testing.T, call string, err error, c codes.Code, want ...proto.Message) {
+	t.Helper()
+	st := status.Convert(err)
+	if st.Code() != c {
+		t.Fatalf("%s: code = %v (%v), want %v", call, st.Code(), err, c)
+	}
+	var got []proto.Message
+	for _, d := range st.Details() {
+		m, ok := d.(proto.Message)
+		if !ok {
+			t.Fatalf("%s: detail %v is not a proto message", call, d)
+		}
+		got = append(got, m)
+	}
+	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
+		t.Errorf("%s: details mismatch (-want +got):\n%s", call, diff)
+	}
+}
+
+func getSandbox(ctx context.Context, c clients, id string) error {
+	_, err := c.sandbox.GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: id})
+	return err
+}
+
+func TestFailNext(t *testing.T) {
+	srv, c := start(t, sandboxtest.WithSandboxes("sb-1"))
+	unavailable := sandboxtest.Status(codes.Unavailable, "runner unavailable",
+		sandboxtest.ErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"runner": "r1"}),
+		sandboxtest.RetryInfo(250*time.Millisecond))
+	srv.FailNext(mGet, 2, unavailable)
+
+	for i := range 2 {
+		err := getSandbox(t.Context(), c, "sb-1")
+		checkStatus(t, fmt.Sprintf("GetSandbox #%d", i+1), err, codes.Unavailable,
+			&errdetails.ErrorInfo{Reason: "CWSANDBOX_RUNNER_UNAVAILABLE", Domain: "cwsandbox.com", Metadata: map[string]string{"runner": "r1"}},
+			&errdetails.RetryInfo{RetryDelay: durationpb.New(250 * time.Millisecond)})
+	}
+	if err := getSandbox(t.Context(), c, "sb-1"); err != nil {
+		t.Fatalf("GetSandbox #3 = %v, want nil", err)
+	}
+	if got := srv.Calls(mGet); got != 3 {
+		t.Errorf("Calls(GetSandbox) = %d, want 3", got)
+	}
+	if got := srv.Calls(mCreate); got != 0 {
+		t.Errorf("Calls(CreateSandbox) = %d, want 0", got)
+	}
+}
+
+func TestScriptAndFailAlways(t *testing.T) {
+	srv, c := start(t, sandboxtest.WithSandboxes("sb-1"))
+	srv.Script(mGet,
+		sandboxtest.Fail(sandboxtest.Status(codes.ResourceExhausted, "slow down")),
+		sandboxtest.Succeed(),
+		sandboxtest.Fail(sandboxtest.Status(codes.Internal, "boom")),
+	)
+	srv.FailAlways(mGet, sandboxtest.Status(codes.Unavailable, "down"))
+
+	want := []codes.Code{codes.ResourceExhausted, codes.OK, codes.Internal, codes.Unavailable, codes.Unavailable}
+	for i, w := range want {
+		if got := status.Code(getSandbox(t.Context(), c, "sb-1")); got != w {
+			t.Errorf("GetSandbox #%d code = %v, want %v", i+1, got, w)
+		}
+	}
+	srv.FailAlways(mGet, nil)
+	if err := getSandbox(t.Context(), c, "sb-1"); err != nil {
+		t.Errorf("GetSandbox after FailAlways(nil) = %v, want nil", err)
+	}
+	if got := srv.Calls(mGet); got != len(want)+1 {
+		t.Errorf("Calls(GetSandbox) = %d, want %d", got, len(want)+1)
+	}
+}
+
+func TestStall(t *testing.T) {
+	srv, c := start(t, sandboxtest.WithSandboxes("sb-1"))
+	srv.Script(mGet, sandboxtest.Stall())
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	if got := status.Code(getSandbox(ctx, c, "sb-1")); got != codes.DeadlineExceeded {
+		t.Errorf("stalled GetSandbox code = %v, want DeadlineExceeded", got)
+	}
+	if err := getSandbox(t.Context(), c, "sb-1"); err != nil {
+		t.Errorf("GetSandbox after the stall = %v, want nil", err)
+	}
+}
+
+func TestScriptPanics(t *testing.T) {
+	srv := sandboxtest.New()
+	tests := []struct {
+		name string
+		f    func()
+	}{
+		{"short method name", func() { srv.Script("GetSandbox", sandboxtest.Succeed()) }},
+		{"unknown method", func() { srv.FailAlways("/coreweave.sandbox.v1.SandboxService/Nope", nil) }},
+		{"nil status", func() { sandboxtest.Fail(nil) }},
+		{"OK status", func() { sandboxtest.Fail(status.New(codes.OK, "")) }},
+		{"OK status with details", func() { sandboxtest.Status(codes.OK, "", sandboxtest.RetryInfo(time.Second)) }},
+		{"odd BadRequest", func() {
+			//lint:ignore SA5012 the odd count is what this case tests
+			sandboxtest.BadRequest("a", "b", "c")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s did not panic", tt.name)
+				}
+			}()
+			tt.f()
+		})
+	}
+}
+
+func TestCreateSandboxDedup(t *testing.T) {
+	srv, c := start(t)
+	create := func(reqID string) *sandboxpb.Sandbox {
+		t.Helper()
+		sb, err := c.sandbox.CreateSandbox(t.Context(), &sandboxpb.CreateSandboxRequest{
+			Sandbox:   &sandboxpb.Sandbox{Spec: &sandboxpb.SandboxSpec{Image: "python:3.12"}},
+			RequestId: reqID,
+		})
+		if err != nil {
+			t.Fatalf("CreateSandbox(%q) error = %v", reqID, err)
+		}
+		return sb
+	}
+	a1, a2, b := create("req-a"), create("req-a"), create("req-b")
+	if diff := cmp.Diff(a1, a2, protocmp.Transform()); diff != "" {
+		t.Errorf("CreateSandbox(req-a) twice differs (-first +second):\n%s", diff)
+	}
+	if a1.GetSandboxId() == b.GetSandboxId() {
+		t.Errorf("CreateSandbox(req-b) id = %q, want a new id", b.GetSandboxId())
+	}
+	if got, want := a1.GetStatus().GetState(), sandboxpb.SandboxStatus_STATE_CREATING; got != want {
+		t.Errorf("CreateSandbox state = %v, want %v", got, want)
+	}
+	e1, e2 := create(""), create("")
+	if e1.GetSandboxId() == e2.GetSandboxId() {
+		t.Errorf("CreateSandbox without request_id twice gave id %q twice", e1.GetSandboxId())
+	}
+	if got := srv.Created(); got != 4 {
+		t.Errorf("Created() = %d, want 4", got)
+	}
+	if got := srv.Calls(mCreate); got != 5 {
+		t.Errorf("Calls(CreateSandbox) = %d, want 5", got)
+	}
+
+	got, err := c.sandbox.GetSandbox(t.Context(), &sandboxpb.GetSandboxRequest{SandboxId: a1.GetSandboxId()})
+	if err != nil {
+		t.Fatalf("GetSandbox(created) error = %v", err)
+	}
+	want := &sandboxpb.Sandbox{
+		SandboxId: a1.GetSandboxId(),
+		Spec:      &sandboxpb.SandboxSpec{Image: "python:3.12"},
+		Status:    &sandboxpb.SandboxStatus{State: sandboxpb.SandboxStatus_STATE_RUNNING},
+	}
+	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
+		t.Errorf("GetSandbox(created) mismatch (-want +got):\n%s", diff)
+	}
+
+	_, err = c.sandbox.CreateSandbox(t.Context(), &sandboxpb.CreateSandboxRequest{
+		Sandbox: &sandboxpb.Sandbox{SandboxId: a1.GetSandboxId()},
+	})
+	checkStatus(t, "CreateSandbox(existing id)", err, codes.AlreadyExists)
+}
+
+func TestNotFound(t *testing.T) {
+	_, c := start(t, sandboxtest.WithSandboxes("sb-1"), sandboxtest.WithRunners("r-1"), sandboxtest.WithSnapshots("fss-1"))
+	ctx := t.Context()
+	info := func(reason, k, v string) *errdetails.ErrorInfo {
+		return &errdetails.ErrorInfo{Reason: reason, Domain: "cwsandbox.com", Metadata: map[string]string{k: v}}
+	}
+	tests := []struct {
+		name string
+		call func() error
+		want *errdetails.ErrorInfo
+	}{
+		{"GetSandbox", func() error { return getSandbox(ctx, c, "nope") },
+			info("CWSANDBOX_SANDBOX_NOT_FOUND", "sandbox_id", "nope")},
+		{"ReadFile unknown sandbox", func() error {
+			_, err := c.sandbox.ReadFile(ctx, &sandboxpb.ReadFileRequest{SandboxId: "nope", Path: "/a"})
+			return err
+		}, info("CWSANDBOX_SANDBOX_NOT_FOUND", "sandbox_id", "nope")},
+		{"ReadFile missing file", func() error {
+			_, err := c.sandbox.ReadFile(ctx, &sandboxpb.ReadFileRequest{SandboxId: "sb-1", Path: "/missing"})
+			return err
+		}, info("CWSANDBOX_FILE_NOT_FOUND", "filepath", "/missing")},
+		{"WriteFile unknown sandbox", func() error {
+			_, err := c.sandbox.WriteFile(ctx, &sandboxpb.WriteFileRequest{SandboxId: "nope", Path: "/a"})
+			return err
+		}, info("CWSANDBOX_SANDBOX_NOT_FOUND", "sandbox_id", "nope")},
+		{"GetFileSystemSnapshot", func() error {
+			_, err := c.sandbox.GetFileSystemSnapshot(ctx, &sandboxpb.GetFileSystemSnapshotRequest{FileSystemSnapshotId: "nope"})
+			return err
+		}, info("CWSANDBOX_FSS_NOT_FOUND", "file_system_snapshot_id", "nope")},
+		{"GetAvailableRunner", func() error {
+			_, err := c.discovery.GetAvailableRunner(ctx, &sandboxpb.GetAvailableRunnerRequest{RunnerId: "nope"})
+			return err
+		}, info("CWSANDBOX_RUNNER_NOT_FOUND", "runner_id", "nope")},
+		{"DeleteSandbox", func() error {
+			_, err := c.sandbox.DeleteSandbox(ctx, &sandboxpb.DeleteSandboxRequest{SandboxId: "nope"})
+			return err
+		}, info("CWSANDBOX_SANDBOX_NOT_FOUND", "sandbox_id", "nope")},
+		{"StreamLogs", func() error {
+			s, err := c.sandbox.StreamLogs(ctx, &sandboxpb.StreamLogsRequest{SandboxId: "nope"})
+			if err != nil {
+				return err
+			}
+			_, err = s.Recv()
+			return err
+		}, info("CWSANDBOX_SANDBOX_NOT_FOUND", "sandbox_id", "nope")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkStatus(t, tt.name, tt.call(), codes.NotFound, tt.want)
+		})
+	}
+
+	// The known ones succeed.
+	if _, err := c.discovery.GetAvailableRunner(ctx, &sandboxpb.GetAvailableRunnerRequest{RunnerId: "r-1"}); err != nil {
+		t.Errorf("GetAvailableRunner(r-1) = %v, want nil", err)
+	}
+	fss, err := c.sandbox.GetFileSystemSnapshot(ctx, &sandboxpb.GetFileSystemSnapshotRequest{FileSystemSnapshotId: "fss-1"})
+	if err != nil || fss.GetState() != sandboxpb.SnapshotState_SNAPSHOT_STATE_READY {
+		t.Errorf("GetFileSystemSnapshot(fss-1) = %v, %v, want READY, nil", fss, err)
+	}
+}
+
+func TestFiles(t *testing.T) {
+	_, c := start(t, sandboxtest.WithSandboxes("sb-1", "sb-2"))
+	ctx := t.Context()
+	if _, err := c.sandbox.WriteFile(ctx, &sandboxpb.WriteFileRequest{SandboxId: "sb-1", Path: "/a", Content: []byte("hello")}); err != nil {
+		t.Fatalf("WriteFile() error = %v", err)
+	}
+	got, err := c.sandbox.ReadFile(ctx, &sandboxpb.ReadFileRequest{SandboxId: "sb-1", Path: "/a"})
+	if err != nil || string(got.GetContent()) != "hello" {
+		t.Errorf("ReadFile(sb-1, /a) = %q, %v, want %q, nil", got.GetContent(), err, "hello")
+	}
+	_, err = c.sandbox.ReadFile(ctx, &sandboxpb.ReadFileRequest{SandboxId: "sb-2", Path: "/a"})
+	checkStatus(t, "ReadFile(sb-2, /a)", err, codes.NotFound,
+		&errdetails.ErrorInfo{Reason: "CWSANDBOX_FILE_NOT_FOUND", Domain: "cwsandbox.com", Metadata: map[string]string{"filepath": "/a"}})
+	_, err = c.sandbox.WriteFile(ctx, &sandboxpb.WriteFileRequest{SandboxId: "sb-1"})
+	checkStatus(t, "WriteFile(no path)", err, codes.InvalidArgument,
+		&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: "path", Description: "must not be empty"}}})
+}
+
+func TestDeleteSandbox(t *testing.T) {
+	_, c := start(t, sandboxtest.WithSandboxes("sb-1"))
+	ctx := t.Context()
+	res, err := c.sandbox.DeleteSandbox(ctx, &sandboxpb.DeleteSandboxRequest{SandboxId: "sb-1", SnapshotVolumes: true})
+	if err != nil {
+		t.Fatalf("DeleteSandbox(sb-1) error = %v", err)
+	}
+	want := &sandboxpb.DeleteSandboxResponse{
+		Sandbox: &sandboxpb.Sandbox{
+			SandboxId: "sb-1",
+			Status:    &sandboxpb.SandboxStatus{State: sandboxpb.SandboxStatus_STATE_TERMINATED},
+		},
+		FileSystemSnapshotIds: []string{"fss-sb-1"},
+	}
+	if diff := cmp.Diff(want, res, protocmp.Transform()); diff != "" {
+		t.Errorf("DeleteSandbox(sb-1) mismatch (-want +got):\n%s", diff)
+	}
+	if _, err := c.sandbox.GetFileSystemSnapshot(ctx, &sandboxpb.GetFileSystemSnapshotRequest{FileSystemSnapshotId: "fss-sb-1"}); err != nil {
+		t.Errorf("GetFileSystemSnapshot(fss-sb-1) = %v, want nil", err)
+	}
+	checkStatus(t, "GetSandbox(deleted)", getSandbox(ctx, c, "sb-1"), codes.NotFound,
+		sandboxtest.ErrorInfo(sandboxtest.ReasonSandboxNotFound, map[string]string{"sandbox_id": "sb-1"}))
+	res, err = c.sandbox.DeleteSandbox(ctx, &sandboxpb.DeleteSandboxRequest{SandboxId: "sb-1", AllowMissing: true})
+	if err != nil || !proto.Equal(res, &sandboxpb.DeleteSandboxResponse{}) {
+		t.Errorf("DeleteSandbox(deleted, allow_missing) = %v, %v, want empty, nil", res, err)
+	}
+}
+
+func TestAuth(t *testing.T) {
+	srv, c := start(t, sandboxtest.WithBearerToken("secret"), sandboxtest.WithSandboxes("sb-1"))
+	srv.FailNext(mGet, 1, sandboxtest.Status(codes.Unavailable, "down"))
+	with := func(v string) context.Context {
+		return metadata.AppendToOutgoingContext(t.Context(), "authorization", v)
+	}
+	tests := []struct {
+		name string
+		ctx  context.Context
+		want codes.Code
+	}{
+		{"missing", t.Context(), codes.Unauthenticated},
+		{"wrong key", with("Bearer nope"), codes.Unauthenticated},
+		{"wrong scheme", with("Basic secret"), codes.Unauthenticated},
+		// The scripted failure was not used by the rejected calls.
+		{"right key, scripted failure", with("Bearer secret"), codes.Unavailable},
+		{"right key", with("Bearer secret"), codes.OK},
+	}
+	for _, tt := range tests {
+		if got := status.Code(getSandbox(tt.ctx, c, "sb-1")); got != tt.want {
+			t.Errorf("GetSandbox(%s) code = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if got := srv.Calls(mGet); got != len(tests) {
+		t.Errorf("Calls(GetSandbox) = %d, want %d", got, len(tests))
+	}
+
+	// Streams are checked too.
+	s, err := c.sandbox.StreamLogs(t.Context(), &sandboxpb.StreamLogsRequest{SandboxId: "sb-1"})
+	if err == nil {
+		_, err = s.Recv()
+	}
+	if got := status.Code(err); got != codes.Unauthenticated {
+		t.Errorf("StreamLogs without a key: code = %v, want Unauthenticated", got)
+	}
+}
+
+func TestRecording(t *testing.T) {
+	srv, c := start(t, sandboxtest.WithSandboxes("sb-1"))
+	srv.FailNext(mGet, 1, sandboxtest.Status(codes.Unavailable, "down"))
+	for _, attempt := range []string{"1", "2"} {
+		ctx := metadata.AppendToOutgoingContext(t.Context(), "x-retry-attempt", attempt)
+		_ = getSandbox(ctx, c, "sb-"+attempt) // the first fails (scripted), the second is NOT_FOUND
+	}
+	wantReqs := []proto.Message{
+		&sandboxpb.GetSandboxRequest{SandboxId: "sb-1"},
+		&sandboxpb.GetSandboxRequest{SandboxId: "sb-2"},
+	}
+	if diff := cmp.Diff(wantReqs, srv.Requests(mGet), protocmp.Transform()); diff != "" {
+		t.Errorf("Requests(GetSandbox) mismatch (-want +got):\n%s", diff)
+	}
+	var attempts []string
+	for _, md := range srv.Metadata(mGet) {
+		attempts = append(attempts, md.Get("x-retry-attempt")...)
+	}
+	if diff := cmp.Diff([]string{"1", "2"}, attempts); diff != "" {
+		t.Errorf("x-retry-attempt values mismatch (-want +got):\n%s", diff)
+	}
+
+	srv.FailAlways(mGet, sandboxtest.Status(codes.Internal, "x"))
+	srv.Reset()
+	if got := srv.Calls(mGet); got != 0 {
+		t.Errorf("Calls after Reset = %d, want 0", got)
+	}
+	if got := len(srv.Requests(mGet)) + len(srv.Metadata(mGet)); got != 0 {
+		t.Errorf("recordings after Reset: %d, want 0", got)
+	}
+	if err := getSandbox(t.Context(), c, "sb-1"); err != nil {
+		t.Errorf("GetSandbox after Reset = %v, want nil (scripts cleared, sandboxes kept)", err)
+	}
+}
+
+// recvLogs reads a StreamLogs stream to its end.
+func recvLogs(t *testing.T, c clients, req *sandboxpb.StreamLogsRequest) ([]*sandboxpb.LogEntry, error) {
+	t.Helper()
+	s, err := c.sandbox.StreamLogs(t.Context(), req)
+	if err != nil {
+		return nil, err
+	}
+	var got []*sandboxpb.LogEntry
+	for {
+		e, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			return got, nil
+		}
+		if err != nil {
+			return got, err
+		}
+		got = append(got, e)
+	}
+}
+
+func entry(off uint64) *sandboxpb.LogEntry {
+	return &sandboxpb.LogEntry{
+		Data:          fmt.Appendf(nil, "line %d\n", off),
+		LogSessionId:  "logs-sb-1",
+		NextLogOffset: off + 1,
+	}
+}
+
+func TestStreamLogs(t *testing.T) {
+	inBand := &sandboxpb.LogStreamError{Message: "runner went away", Code: "RUNNER_UNAVAILABLE"}
+	tests := []struct {
+		name     string
+		script   *sandboxtest.StreamLogsScript
+		resume   uint64
+		want     []*sandboxpb.LogEntry
+		wantCode codes.Code
+	}{
+		{"default", nil, 0, []*sandboxpb.LogEntry{entry(0), entry(1), entry(2)}, codes.OK},
+		{"two then fail", &sandboxtest.StreamLogsScript{Entries: 2, Err: sandboxtest.Status(codes.Unavailable, "reset")},
+			0, []*sandboxpb.LogEntry{entry(0), entry(1)}, codes.Unavailable},
+		{"resume then fail at once", &sandboxtest.StreamLogsScript{Err: sandboxtest.Status(codes.Internal, "x")},
+			2, nil, codes.Internal},
+		{"in-band error", &sandboxtest.StreamLogsScript{Entries: 1, InBandError: inBand},
+			3, []*sandboxpb.LogEntry{entry(3), {LogSessionId: "logs-sb-1", NextLogOffset: 4, Error: inBand}}, codes.OK},
+		{"resume, end OK", &sandboxtest.StreamLogsScript{Entries: 2}, 5, []*sandboxpb.LogEntry{entry(5), entry(6)}, codes.OK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, c := start(t, sandboxtest.WithSandboxes("sb-1"))
+			if tt.script != nil {
+				srv.ScriptStreamLogs(*tt.script)
+			}
+			got, err := recvLogs(t, c, &sandboxpb.StreamLogsRequest{SandboxId: "sb-1", ResumeLogOffset: tt.resume})
+			if code := status.Code(err); code != tt.wantCode {
+				t.Errorf("StreamLogs end code = %v (%v), want %v", code, err, tt.wantCode)
+			}
+			if diff := cmp.Diff(tt.want, got, protocmp.Transform()); diff != "" {
+				t.Errorf("StreamLogs entries mismatch (-want +got):\n%s", diff)
+			}
+			if n := srv.Calls(mLogs); n != 1 {
+				t.Errorf("Calls(StreamLogs) = %d, want 1", n)
+			}
+		})
+	}
+}
+
+func TestStreamLogsTimestampsAndQueue(t *testing.T) {
+	srv, c := start(t, sandboxtest.WithSandboxes("sb-1"))
+	srv.ScriptStreamLogs(sandboxtest.StreamLogsScript{Entries: 1}, sandboxtest.StreamLogsScript{Entries: 2})
+	got, err := recvLogs(t, c, &sandboxpb.StreamLogsRequest{SandboxId: "sb-1", Timestamps: true})
+	if err != nil || len(got) != 1 || got[0].GetTimestamp() == nil {
+		t.Errorf("StreamLogs #1 = %v, %v, want 1 entry with a timestamp", got, err)
+	}
+	got, err = recvLogs(t, c, &sandboxpb.StreamLogsRequest{SandboxId: "sb-1"})
+	if err != nil || len(got) != 2 || got[0].GetTimestamp() != nil {
+		t.Errorf("StreamLogs #2 = %v, %v, want 2 entries without timestamps", got, err)
+	}
+	got, err = recvLogs(t, c, &sandboxpb.StreamLogsRequest{SandboxId: "sb-1"})
+	if err != nil || len(got) != sandboxtest.DefaultLogEntries {
+		t.Errorf("StreamLogs #3 = %d entries, %v, want %d, nil", len(got), err, sandboxtest.DefaultLogEntries)
+	}
+}
+
+func execInit(id string) *sandboxpb.ExecStreamRequest {
+	return &sandboxpb.ExecStreamRequest{Request: &sandboxpb.ExecStreamRequest_Init{Init: &sandboxpb.ExecStreamInit{
+		SandboxId: id, Command: []string{"cat"},
+	}}}
+}
+
+func stdin(s string) *sandboxpb.ExecStreamRequest {
+	return &sandboxpb.ExecStreamRequest{Request: &sandboxpb.ExecStreamRequest_Stdin{Stdin: []byte(s)}}
+}
+
+var execClose = &sandboxpb.ExecStreamRequest{Request: &sandboxpb.ExecStreamRequest_Close{Close: &sandboxpb.ExecStreamClose{}}}
+
+func ready() *sandboxpb.ExecStreamResponse {
+	return &sandboxpb.ExecStreamResponse{Response: &sandboxpb.ExecStreamResponse_Ready{Ready: &sandboxpb.ExecStreamReady{}}}
+}
+
+func out(s string) *sandboxpb.ExecStreamResponse {
+	return &sandboxpb.ExecStreamResponse{Response: &sandboxpb.ExecStreamResponse_Output{Output: &sandboxpb.ExecStreamOutput{
+		Stream: sandboxpb.ExecStreamOutput_STREAM_STDOUT, Data: []byte(s),
+	}}}
+}
+
+func exit(code int32) *sandboxpb.ExecStreamResponse {
+	return &sandboxpb.ExecStreamResponse{Response: &sandboxpb.ExecStreamResponse_Exit{Exit: &sandboxpb.ExecStreamExit{ExitCode: code}}}
+}
+
+// runExec sends reqs (ignoring send errors, which surface on Recv), closes
+// the send side, and reads the stream to its end.
+func runExec(t *testing.T, c clients, reqs ...*sandboxpb.ExecStreamRequest) ([]*sandboxpb.ExecStreamResponse, error) {
+	t.Helper()
+	s, err := c.sandbox.StreamExec(t.Context())
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range reqs {
+		if s.Send(r) != nil {
+			break
+		}
+	}
+	_ = s.CloseSend()
+	var got []*sandboxpb.ExecStreamResponse
+	for {
+		r, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			return got, nil
+		}
+		if err != nil {
+			return got, err
+		}
+		got = append(got, r)
+	}
+}
+
+func TestStreamExec(t *testing.T) {
+	inBand := &sandboxpb.ExecStreamError{Message: "interrupted", Code: "STREAM_INTERRUPTED"}
+	errFrame := &sandboxpb.ExecStreamResponse{Response: &sandboxpb.ExecStreamResponse_Error{Error: inBand}}
+	tests := []struct {
+		name     string
+		steps    []sandboxtest.Step
+		script   *sandboxtest.StreamExecScript
+		reqs     []*sandboxpb.ExecStreamRequest
+		want     []*sandboxpb.ExecStreamResponse
+		wantCode codes.Code
+	}{
+		{name: "echo", reqs: []*sandboxpb.ExecStreamRequest{execInit("sb-1"), stdin("a"), stdin("b"), execClose},
+			want: []*sandboxpb.ExecStreamResponse{ready(), out("a"), out("b"), exit(0)}},
+		{name: "half-close exits", script: &sandboxtest.StreamExecScript{ExitCode: 3},
+			reqs: []*sandboxpb.ExecStreamRequest{execInit("sb-1"), stdin("a")},
+			want: []*sandboxpb.ExecStreamResponse{ready(), out("a"), exit(3)}},
+		{name: "fail before ready", steps: []sandboxtest.Step{sandboxtest.Fail(sandboxtest.Status(codes.Unavailable, "no runner"))},
+			reqs: []*sandboxpb.ExecStreamRequest{execInit("sb-1")}, wantCode: codes.Unavailable},
+		{name: "in-band error after one chunk", script: &sandboxtest.StreamExecScript{Chunks: 1, InBandError: inBand},
+			reqs: []*sandboxpb.ExecStreamRequest{execInit("sb-1"), stdin("a"), stdin("b"), execClose},
+			want: []*sandboxpb.ExecStreamResponse{ready(), out("a"), errFrame}},
+		{name: "status after ready", script: &sandboxtest.StreamExecScript{Err: sandboxtest.Status(codes.Unavailable, "reset")},
+			reqs: []*sandboxpb.ExecStreamRequest{execInit("sb-1"), stdin("a")},
+			want: []*sandboxpb.ExecStreamResponse{ready()}, wantCode: codes.Unavailable},
+		{name: "unknown sandbox", reqs: []*sandboxpb.ExecStreamRequest{execInit("nope")}, wantCode: codes.NotFound},
+		{name: "no init", reqs: []*sandboxpb.ExecStreamRequest{stdin("a")}, wantCode: codes.InvalidArgument},
+		{name: "nothing sent", wantCode: codes.InvalidArgument},
+		{name: "init twice", reqs: []*sandboxpb.ExecStreamRequest{execInit("sb-1"), execInit("sb-1")},
+			want: []*sandboxpb.ExecStreamResponse{ready()}, wantCode: codes.InvalidArgument},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, c := start(t, sandboxtest.WithSandboxes("sb-1"))
+			srv.Script(mExec, tt.steps...)
+			if tt.script != nil {
+				srv.ScriptStreamExec(*tt.script)
+			}
+			got, err := runExec(t, c, tt.reqs...)
+			if code := status.Code(err); code != tt.wantCode {
+				t.Errorf("StreamExec end code = %v (%v), want %v", code, err, tt.wantCode)
+			}
+			if diff := cmp.Diff(tt.want, got, protocmp.Transform()); diff != "" {
+				t.Errorf("StreamExec responses mismatch (-want +got):\n%s", diff)
+			}
+			if n := srv.Calls(mExec); n != 1 {
+				t.Errorf("Calls(StreamExec) = %d, want 1", n)
+			}
+		})
+	}
+}
+
+func TestStreamExecRecordsMessages(t *testing.T) {
+	srv, c := start(t, sandboxtest.WithSandboxes("sb-1"))
+	reqs := []*sandboxpb.ExecStreamRequest{execInit("sb-1"), stdin("a"), execClose}
+	if _, err := runExec(t, c, reqs...); err != nil {
+		t.Fatalf("StreamExec error = %v", err)
+	}
+	want := []proto.Message{reqs[0], reqs[1], reqs[2]}
+	if diff := cmp.Diff(want, srv.Requests(mExec), protocmp.Transform()); diff != "" {
+		t.Errorf("Requests(StreamExec) mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestConcurrentFailNext(t *testing.T) {
+	const calls, failures = 40, 7
+	srv, c := start(t, sandboxtest.WithSandboxes("sb-1"))
+	srv.FailNext(mReadFile, failures, sandboxtest.Status(codes.Unavailable, "down"))
+	var (
+		mu     sync.Mutex
+		failed int
+		wg     sync.WaitGroup
+	)
+	for range calls {
+		wg.Go(func() {
+			_, err := c.sandbox.ReadFile(t.Context(), &sandboxpb.ReadFileRequest{SandboxId: "sb-1", Path: "/x"})
+			if status.Code(err) == codes.Unavailable {
+				mu.Lock()
+				failed++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if failed != failures {
+		t.Errorf("UNAVAILABLE calls = %d, want %d", failed, failures)
+	}
+	if got := srv.Calls(mReadFile); got != calls {
+		t.Errorf("Calls(ReadFile) = %d, want %d", got, calls)
+	}
+}
+
+func TestStartTCP(t *testing.T) {
+	srv := sandboxtest.New(sandboxtest.WithSandboxes("sb-1"))
+	addr, stop, err := srv.StartTCP()
+	if err != nil {
+		t.Fatalf("StartTCP() error = %v", err)
+	}
+	defer stop()
+	if host, _, err := net.SplitHostPort(addr); err != nil || host != "127.0.0.1" {
+		t.Fatalf("StartTCP() addr = %q, want 127.0.0.1:port", addr)
+	}
+	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatalf("NewClient(%q) error = %v", addr, err)
+	}
+	defer conn.Close()
+	c := clients{sandbox: sandboxpb.NewSandboxServiceClient(conn)}
+	if err := getSandbox(t.Context(), c, "sb-1"); err != nil {
+		t.Errorf("GetSandbox over TCP = %v, want nil", err)
+	}
+}
+
+// TestStopWithStreamInFlight checks that stop ends a stream that is still
+// open and returns only when its handler did (goleak checks the rest).
+func TestStopWithStreamInFlight(t *testing.T) {
+	srv := sandboxtest.New(sandboxtest.WithSandboxes("sb-1"))
+	lis, stop := srv.StartBufconn()
+	conn, err := sandboxtest.DialBufconn(lis)
+	if err != nil {
+		t.Fatalf("DialBufconn() error = %v", err)
+	}
+	defer conn.Close()
+	s, err := sandboxpb.NewSandboxServiceClient(conn).StreamExec(t.Context())
+	if err != nil {
+		t.Fatalf("StreamExec() error = %v", err)
+	}
+	if err := s.Send(execInit("sb-1")); err != nil {
+		t.Fatalf("Send(init) error = %v", err)
+	}
+	if r, err := s.Recv(); err != nil || r.GetReady() == nil {
+		t.Fatalf("Recv() = %v, %v, want ready", r, err)
+	}
+	stop()
+	stop() // idempotent
+	if _, err := s.Recv(); err == nil {
+		t.Errorf("Recv() after stop = nil error, want an error")
+	}
+}
+
+func TestStatusHelpers(t *testing.T) {
+	st := sandboxtest.Status(codes.InvalidArgument, "bad",
+		sandboxtest.BadRequest("a", "x", "b", "y"),
+		sandboxtest.ErrorInfoDomain("example.com", "R", nil))
+	if st.Code() != codes.InvalidArgument || st.Message() != "bad" {
+		t.Errorf("Status() = %v %q, want InvalidArgument %q", st.Code(), st.Message(), "bad")
+	}
+	want := []any{
+		&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
+			{Field: "a", Description: "x"}, {Field: "b", Description: "y"},
+		}},
+		&errdetails.ErrorInfo{Domain: "example.com", Reason: "R"},
+	}
+	if diff := cmp.Diff(want, st.Details(), protocmp.Transform()); diff != "" {
+		t.Errorf("Status().Details() mismatch (-want +got):\n%s", diff)
+	}
+	md := map[string]string{"k": "v"}
+	info := sandboxtest.ErrorInfo("R", md)
+	md["k"] = "changed"
+	if info.GetMetadata()["k"] != "v" || info.GetDomain() != sandboxtest.Domain {
+		t.Errorf("ErrorInfo(R, md) = %v, want domain %q and a copy of md", info, sandboxtest.Domain)
+	}
+}
