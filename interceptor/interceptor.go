@@ -1,0 +1,246 @@
+package interceptor
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/faultline-go/faultline/classify"
+	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/retry"
+)
+
+// Set is one configured pair of interceptors: classification and retries sharing one
+// classifier, one retry budget and one set of hooks. Build it with [New]. It is immutable
+// and safe for concurrent use.
+type Set struct {
+	classifier  *classify.Classifier
+	def         *retry.Retrier
+	methods     map[string]*retry.Retrier // exact methods and "/svc/" prefixes
+	header      string
+	replayLimit int
+
+	mu      sync.RWMutex
+	perCall map[retry.Policy]*retry.Retrier // retriers for WithCallPolicy, by policy
+}
+
+// maxPerCall bounds the cache of per-call policies; past it a new policy costs an
+// allocation per call instead of growing the cache.
+const maxPerCall = 64
+
+// New validates opts and returns the interceptors they describe. Errors: an invalid policy
+// (matching retry.ErrInvalidPolicy), a method policy name not of the form "/pkg.Service/" or
+// "/pkg.Service/Method", an invalid attempt header key, a negative replay limit.
+func New(opts ...Option) (*Set, error) {
+	cfg := config{policy: retry.DefaultPolicy(), header: DefaultAttemptHeader, replayLimit: DefaultReplayLimit}
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	if cfg.classifier == nil {
+		cfg.classifier = classify.New()
+	}
+	if !cfg.budgetSet {
+		cfg.budget = retry.DefaultBudget()
+	}
+	if !validHeader(cfg.header) {
+		return nil, fmt.Errorf("interceptor: attempt header %q is not a valid metadata key (lower case, not grpc-, not -bin)", cfg.header)
+	}
+	if cfg.replayLimit < 0 {
+		return nil, fmt.Errorf("interceptor: replay limit is %d bytes, want >= 0", cfg.replayLimit)
+	}
+	s := &Set{classifier: cfg.classifier, header: cfg.header, replayLimit: cfg.replayLimit}
+	var err error
+	// The loop's own reading of raw errors, for the retry-only halves.
+	classifyErr := func(err error) *errs.Error { return s.classifier.Classify(err, classify.Call{}) }
+	s.def, err = retry.New(cfg.policy, retry.WithBudget(cfg.budget), retry.WithHooks(cfg.hooks),
+		retry.WithClassifier(classifyErr))
+	if err != nil {
+		return nil, fmt.Errorf("interceptor: default policy: %w", err)
+	}
+	for name, p := range cfg.methods {
+		if !validMethodName(name) {
+			return nil, fmt.Errorf("interceptor: method policy name %q: want \"/pkg.Service/\" or \"/pkg.Service/Method\"", name)
+		}
+		r, err := s.def.WithPolicy(p)
+		if err != nil {
+			return nil, fmt.Errorf("interceptor: policy for %s: %w", name, err)
+		}
+		if s.methods == nil {
+			s.methods = map[string]*retry.Retrier{}
+		}
+		s.methods[name] = r
+	}
+	return s, nil
+}
+
+// must is for the constructors without an error result: options are static configuration,
+// so an invalid one is a programming error, reported at start-up like regexp.MustCompile.
+func must(opts []Option) *Set {
+	s, err := New(opts...)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Unary returns a unary client interceptor that classifies every failure and retries by
+// policy: [Set.Unary] of New(opts...). It panics if New would return an error.
+func Unary(opts ...Option) grpc.UnaryClientInterceptor { return must(opts).Unary() }
+
+// Stream returns a stream client interceptor that classifies every failure and retries
+// streams until they commit: [Set.Stream] of New(opts...). It panics if New would return
+// an error.
+func Stream(opts ...Option) grpc.StreamClientInterceptor { return must(opts).Stream() }
+
+// DialOptions returns [Set.DialOptions] of New(opts...): both interceptors, sharing one
+// budget, and grpc.WithDisableRetry. It panics if New would return an error.
+func DialOptions(opts ...Option) []grpc.DialOption { return must(opts).DialOptions() }
+
+// DialOptions returns the options that install s on a connection: the unary and stream
+// interceptors (with grpc.WithChainUnaryInterceptor / WithChainStreamInterceptor, so they
+// run after interceptors already given to the connection and before later ones), and
+// grpc.WithDisableRetry, so grpc-go's own service-config retries do not multiply ours
+// (transparent retries of RPCs that never left the client stay on).
+func (s *Set) DialOptions() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithChainUnaryInterceptor(s.Unary()),
+		grpc.WithChainStreamInterceptor(s.Stream()),
+		grpc.WithDisableRetry(),
+	}
+}
+
+// Unary returns the unary interceptor: each attempt's failure is classified into an
+// *errs.Error, and failures are retried by the method's policy. A call that gives up
+// returns a *retry.Error wrapping the last attempt's *errs.Error; a call with
+// [WithoutRetry] or a one-attempt policy returns the *errs.Error itself. Interceptors chained
+// after this one see every attempt; those before it see one call.
+//
+// A call that succeeds the first time allocates nothing here and reads no details.
+func (s *Set) Unary() grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		return s.unary(ctx, method, req, reply, cc, invoker, opts, true, true)
+	}
+}
+
+// UnaryClassify returns the classifying half alone: failures become *errs.Error, nothing is
+// retried.
+func (s *Set) UnaryClassify() grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		return s.unary(ctx, method, req, reply, cc, invoker, opts, true, false)
+	}
+}
+
+// UnaryRetry returns the retrying half alone: failures are classified to decide, but the
+// caller gets the errors the rest of the chain returned (inside a *retry.Error when it gives
+// up).
+func (s *Set) UnaryRetry() grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		return s.unary(ctx, method, req, reply, cc, invoker, opts, false, true)
+	}
+}
+
+func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
+	invoker grpc.UnaryInvoker, opts []grpc.CallOption, classifyOut, retrying bool) error {
+	var r *retry.Retrier
+	if retrying {
+		r = s.retrier(method, opts)
+	}
+	if r == nil {
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		if err == nil || !classifyOut {
+			return err
+		}
+		return s.classify(err, method, req, opts)
+	}
+	attempt := 0
+	return r.Do(ctx, func(ctx context.Context) error {
+		attempt++
+		if attempt > 1 && s.header != "" {
+			ctx = metadata.AppendToOutgoingContext(ctx, s.header, strconv.Itoa(attempt-1))
+		}
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		if err != nil && classifyOut {
+			return s.classify(err, method, req, opts)
+		}
+		return err
+	})
+}
+
+// retrier returns the retrier for a call, or nil when the call makes one attempt.
+func (s *Set) retrier(method string, opts []grpc.CallOption) *retry.Retrier {
+	r := s.def
+	if s.methods != nil {
+		if m, ok := s.methods[method]; ok {
+			r = m
+		} else if i := strings.LastIndexByte(method, '/'); i > 0 {
+			if m, ok := s.methods[method[:i+1]]; ok {
+				r = m
+			}
+		}
+	}
+	for _, o := range opts {
+		if co, ok := o.(*callOption); ok {
+			switch {
+			case co.noRetry:
+				return nil
+			case co.hasPolicy:
+				if pr := s.callRetrier(co.policy); pr != nil {
+					r = pr
+				}
+			}
+		}
+	}
+	if r.Policy().MaxAttempts <= 1 {
+		return nil
+	}
+	return r
+}
+
+// callRetrier returns the retrier for a per-call policy, or nil if p is invalid.
+func (s *Set) callRetrier(p retry.Policy) *retry.Retrier {
+	s.mu.RLock()
+	r, ok := s.perCall[p]
+	s.mu.RUnlock()
+	if ok {
+		return r
+	}
+	r, err := s.def.WithPolicy(p)
+	if err != nil {
+		r = nil
+	}
+	s.mu.Lock()
+	if len(s.perCall) < maxPerCall {
+		if s.perCall == nil {
+			s.perCall = map[retry.Policy]*retry.Retrier{}
+		}
+		s.perCall[p] = r
+	}
+	s.mu.Unlock()
+	return r
+}
+
+// classify classifies err with what the call was about: the request's fields, overridden
+// by a WithCall option.
+func (s *Set) classify(err error, method string, req any, opts []grpc.CallOption) error {
+	call := classify.CallFromRequest(method, req)
+	for _, o := range opts {
+		if co, ok := o.(*callOption); ok && co.call != nil {
+			override(&call.SandboxID, co.call.SandboxID)
+			override(&call.FilePath, co.call.FilePath)
+			override(&call.SnapshotID, co.call.SnapshotID)
+			override(&call.RunnerID, co.call.RunnerID)
+		}
+	}
+	return s.classifier.Classify(err, call)
+}
+
+func override(dst *string, v string) {
+	if v != "" {
+		*dst = v
+	}
+}

@@ -1,0 +1,148 @@
+package interceptor
+
+import (
+	"strings"
+
+	"google.golang.org/grpc"
+
+	"github.com/faultline-go/faultline/classify"
+	"github.com/faultline-go/faultline/retry"
+)
+
+// An Option configures the interceptors built by [New], [Unary], [Stream] and
+// [DialOptions]. The last option for a setting wins; [WithMethodPolicy] adds entries.
+type Option interface {
+	apply(*config)
+}
+
+type config struct {
+	classifier  *classify.Classifier
+	policy      retry.Policy
+	methods     map[string]retry.Policy
+	budget      retry.Budget
+	budgetSet   bool
+	hooks       retry.Hooks
+	header      string
+	replayLimit int
+}
+
+// Defaults.
+const (
+	// DefaultAttemptHeader is the metadata key that carries the retry number on retries
+	// (the key go-grpc-middleware uses).
+	DefaultAttemptHeader = "x-retry-attempt"
+	// DefaultReplayLimit is the most bytes of sent messages a stream keeps for replay
+	// before it commits.
+	DefaultReplayLimit = 256 << 10
+	// StreamExec is the method that is never retried: it runs a command.
+	StreamExec = "/coreweave.sandbox.v1.SandboxService/StreamExec"
+)
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// WithClassifier sets the classifier. Default: classify.New() (trusting cwsandbox.com).
+func WithClassifier(c *classify.Classifier) Option {
+	return optionFunc(func(cfg *config) { cfg.classifier = c })
+}
+
+// WithPolicy sets the retry policy for methods without a policy of their own. Default:
+// retry.DefaultPolicy(). New reports an invalid policy.
+func WithPolicy(p retry.Policy) Option {
+	return optionFunc(func(cfg *config) { cfg.policy = p })
+}
+
+// WithMethodPolicy sets the policy of one method ("/pkg.Service/Method") or of every method
+// of a service ("/pkg.Service/"). A method's own policy beats its service's, which beats the
+// default. New reports an invalid policy or name.
+func WithMethodPolicy(name string, p retry.Policy) Option {
+	return optionFunc(func(cfg *config) {
+		if cfg.methods == nil {
+			cfg.methods = map[string]retry.Policy{}
+		}
+		cfg.methods[name] = p
+	})
+}
+
+// WithBudget sets the retry budget shared by every call through the interceptors; nil turns
+// budgeting off. Default: a new retry.DefaultBudget() (20% of calls in 10 s plus 10 retries
+// per second) for each [New].
+func WithBudget(b retry.Budget) Option {
+	return optionFunc(func(cfg *config) { cfg.budget, cfg.budgetSet = b, true })
+}
+
+// WithHooks sets the hooks the retry loop calls. Default: none.
+func WithHooks(h retry.Hooks) Option {
+	return optionFunc(func(cfg *config) { cfg.hooks = h })
+}
+
+// WithAttemptHeader sets the outgoing metadata key that carries N on the N-th retry (the
+// first attempt carries none); "" turns it off. Default: [DefaultAttemptHeader]. New
+// rejects keys that are not valid lower-case metadata keys or that start with "grpc-".
+func WithAttemptHeader(key string) Option {
+	return optionFunc(func(cfg *config) { cfg.header = key })
+}
+
+// WithReplayLimit sets the most bytes of sent messages a stream keeps to replay on a retry;
+// a stream that sends more commits (is no longer retried). Default: [DefaultReplayLimit].
+func WithReplayLimit(bytes int) Option {
+	return optionFunc(func(cfg *config) { cfg.replayLimit = bytes })
+}
+
+func validHeader(key string) bool {
+	if key == "" {
+		return true
+	}
+	if strings.HasPrefix(key, "grpc-") || strings.HasSuffix(key, "-bin") {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func validMethodName(name string) bool {
+	if !strings.HasPrefix(name, "/") || len(name) < 3 {
+		return false
+	}
+	i := strings.IndexByte(name[1:], '/')
+	return i > 0 // "/svc/" or "/svc/Method"
+}
+
+// callOption is a grpc.CallOption read only by these interceptors; grpc-go ignores it. It
+// is used by pointer, so passing it costs no allocation beyond its creation.
+type callOption struct {
+	grpc.EmptyCallOption
+	policy    retry.Policy // another policy for this call, when hasPolicy
+	hasPolicy bool
+	noRetry   bool
+	call      *classify.Call
+}
+
+// WithCallPolicy makes one call use p instead of its method's policy, sharing the
+// interceptors' budget and hooks. An invalid p is not used: the call keeps its method's
+// policy (check p with retry.Policy.Validate beforehand). Creating the option costs one
+// allocation; using it, none once the interceptors have seen the policy. Without the
+// interceptors installed it does nothing.
+func WithCallPolicy(p retry.Policy) grpc.CallOption {
+	return &callOption{policy: p, hasPolicy: true}
+}
+
+// WithoutRetry makes one call a single attempt; its error is still classified. It costs no
+// allocation. Without the interceptors installed it does nothing.
+func WithoutRetry() grpc.CallOption { return noRetryOption }
+
+var noRetryOption grpc.CallOption = &callOption{noRetry: true}
+
+// WithCall sets what the call is about for classification: its non-empty fields override
+// what is read from the request message (sandbox_id, path, file_system_snapshot_id,
+// runner_id). Method is ignored. It costs one allocation. Without the interceptors installed
+// it does nothing.
+func WithCall(c classify.Call) grpc.CallOption {
+	return &callOption{call: &c}
+}

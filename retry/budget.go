@@ -1,0 +1,190 @@
+package retry
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Outcome is how one attempt ended, as a [Budget] is told.
+type Outcome uint8
+
+const (
+	// Succeeded: the attempt succeeded.
+	Succeeded Outcome = iota
+	// FailedRetryable: the attempt failed in a way the policy retries.
+	FailedRetryable
+	// FailedFinal: the attempt failed in a way the policy does not retry.
+	FailedFinal
+)
+
+// A Budget limits retries across calls, so that a failing server is not hit by every
+// caller's every retry. One budget is shared by all calls through a [Retrier] (and through
+// one interceptor). Implementations must be safe for concurrent use, and Record must be
+// cheap and allocation-free: it runs on every call, including successful ones.
+type Budget interface {
+	// Record reports how an attempt ended; first is true for a call's first attempt.
+	Record(first bool, o Outcome)
+	// Allow asks to spend budget on one retry; false means the retry is not made.
+	Allow() bool
+}
+
+// RatioBudget lets retries add at most a fraction of recent traffic, plus a floor, in the
+// style of Finagle's and Linkerd's retry budgets: over a sliding window, retries may not
+// exceed Ratio x calls + MinPerSecond x window length. Calls deposit, retries withdraw;
+// failures that are not retried spend nothing.
+//
+// A call's deposit is one atomic add. The window is brought up to date when a retry asks
+// (under a mutex, on the error path only): the calls counted since the previous update are
+// spread evenly over the time since then, and the share that falls outside the window is
+// dropped, so a long healthy period does not turn into a burst of retries when an outage
+// starts.
+type RatioBudget struct {
+	ratio   float64
+	reserve float64 // MinPerSecond x window
+	width   time.Duration
+
+	pending atomic.Int64 // calls not yet credited to the window
+
+	mu          sync.Mutex
+	start       time.Time
+	last        int64 // index of the newest bucket
+	deposits    [budgetBuckets]float64
+	withdrawals [budgetBuckets]float64
+}
+
+const budgetBuckets = 10
+
+// NewRatioBudget returns a budget that lets retries be at most ratio of the calls made in
+// the last window, plus minPerSecond retries per second of window. Errors: ratio outside
+// [0, 1000] or NaN, minPerSecond negative, NaN or above 1e6, window below 10ms or above 1h.
+func NewRatioBudget(ratio, minPerSecond float64, window time.Duration) (*RatioBudget, error) {
+	switch {
+	case !(ratio >= 0 && ratio <= 1000):
+		return nil, fmt.Errorf("retry: budget ratio is %v, want in [0, 1000]", ratio)
+	case !(minPerSecond >= 0 && minPerSecond <= 1e6):
+		return nil, fmt.Errorf("retry: budget floor is %v retries per second, want in [0, 1e6]", minPerSecond)
+	case window < 10*time.Millisecond || window > time.Hour:
+		return nil, fmt.Errorf("retry: budget window is %v, want in [10ms, 1h]", window)
+	}
+	return &RatioBudget{
+		ratio:   ratio,
+		reserve: minPerSecond * window.Seconds(),
+		width:   window / budgetBuckets,
+		start:   time.Now(),
+	}, nil
+}
+
+// DefaultBudget returns a new [RatioBudget] of 20% of the calls in a 10 s window plus 10
+// retries per second.
+func DefaultBudget() *RatioBudget {
+	b, err := NewRatioBudget(0.2, 10, 10*time.Second)
+	if err != nil {
+		panic(err) // constants
+	}
+	return b
+}
+
+// Record counts a call's first attempt as a deposit.
+func (b *RatioBudget) Record(first bool, _ Outcome) {
+	if first {
+		b.pending.Add(1)
+	}
+}
+
+// Allow withdraws one retry if the window has room for it.
+func (b *RatioBudget) Allow() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := int64(time.Since(b.start) / b.width)
+	b.advance(now)
+	var dep, wd float64
+	for i := range budgetBuckets {
+		dep += b.deposits[i]
+		wd += b.withdrawals[i]
+	}
+	if dep*b.ratio+b.reserve-wd < 1 {
+		return false
+	}
+	b.withdrawals[now%budgetBuckets]++
+	return true
+}
+
+// advance moves the window to bucket now and credits the pending calls.
+func (b *RatioBudget) advance(now int64) {
+	if now < b.last { // the monotonic clock does not go back; be safe anyway
+		now = b.last
+	}
+	gap := now - b.last
+	for i := int64(1); i <= min(gap, budgetBuckets); i++ {
+		j := (b.last + i) % budgetBuckets
+		b.deposits[j], b.withdrawals[j] = 0, 0
+	}
+	// The pending calls happened in buckets last..now; spread them evenly and keep the
+	// share that is still inside the window.
+	p := float64(b.pending.Swap(0))
+	span := gap + 1
+	share := p / float64(span)
+	for i := max(b.last, now-budgetBuckets+1); i <= now; i++ {
+		b.deposits[i%budgetBuckets] += share
+	}
+	b.last = now
+}
+
+// TokenBucket is gRPC's retry throttling (gRFC A6): a bucket of MaxTokens tokens; each
+// retryable failure takes one, each success gives back Ratio; retries are allowed while more
+// than half the tokens remain.
+type TokenBucket struct {
+	max   int64 // in thousandths of a token
+	ratio int64
+	milli atomic.Int64
+}
+
+// NewTokenBucket returns a full bucket. Errors: maxTokens outside (0, 1000] or ratio outside
+// (0, 1] (the ranges gRFC A6 allows), or NaN.
+func NewTokenBucket(maxTokens, ratio float64) (*TokenBucket, error) {
+	switch {
+	case !(maxTokens > 0 && maxTokens <= 1000):
+		return nil, fmt.Errorf("retry: token bucket size is %v, want in (0, 1000]", maxTokens)
+	case !(ratio > 0 && ratio <= 1):
+		return nil, fmt.Errorf("retry: token ratio is %v, want in (0, 1]", ratio)
+	}
+	t := &TokenBucket{max: int64(math.Round(maxTokens * 1000)), ratio: int64(math.Round(ratio * 1000))}
+	t.milli.Store(t.max)
+	return t, nil
+}
+
+// Record takes a token for a retryable failure and gives back a fraction for a success.
+func (t *TokenBucket) Record(_ bool, o Outcome) {
+	switch o {
+	case Succeeded:
+		for {
+			cur := t.milli.Load()
+			if cur >= t.max {
+				return
+			}
+			if t.milli.CompareAndSwap(cur, min(t.max, cur+t.ratio)) {
+				return
+			}
+		}
+	case FailedRetryable:
+		for {
+			cur := t.milli.Load()
+			if cur <= 0 {
+				return
+			}
+			if t.milli.CompareAndSwap(cur, max(0, cur-1000)) {
+				return
+			}
+		}
+	}
+}
+
+// Allow reports whether more than half the tokens remain. It takes nothing: in gRFC A6 the
+// failures pay, not the retries.
+func (t *TokenBucket) Allow() bool { return t.milli.Load()*2 > t.max }
+
+// Tokens returns the tokens in the bucket.
+func (t *TokenBucket) Tokens() float64 { return float64(t.milli.Load()) / 1000 }

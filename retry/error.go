@@ -1,0 +1,178 @@
+package retry
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"google.golang.org/grpc/status"
+)
+
+// StopCause says why retrying stopped.
+type StopCause uint8
+
+const (
+	// StopNotRetryable: the failure's kind is not retried by the policy.
+	StopNotRetryable StopCause = iota + 1
+	// StopExhausted: MaxAttempts attempts were made.
+	StopExhausted
+	// StopHintTooLong: the server's RetryInfo asked for a wait above MaxRetryDelay.
+	StopHintTooLong
+	// StopDeadline: the next wait would have ended at or after the caller's deadline, or the
+	// deadline passed.
+	StopDeadline
+	// StopMaxElapsed: the next wait would have ended past the policy's MaxElapsed.
+	StopMaxElapsed
+	// StopBudget: the retry budget had no room for another retry.
+	StopBudget
+	// StopCancelled: the caller's context was cancelled.
+	StopCancelled
+)
+
+var causeNames = [...]string{
+	StopNotRetryable: "not retryable",
+	StopExhausted:    "attempts exhausted",
+	StopHintTooLong:  "server retry delay above the limit",
+	StopDeadline:     "deadline",
+	StopMaxElapsed:   "max elapsed time",
+	StopBudget:       "retry budget exhausted",
+	StopCancelled:    "cancelled",
+}
+
+// String returns a short lower-case phrase ("attempts exhausted").
+func (c StopCause) String() string {
+	if int(c) < len(causeNames) && causeNames[c] != "" {
+		return causeNames[c]
+	}
+	return "StopCause(" + strconv.Itoa(int(c)) + ")"
+}
+
+// Error is what [Retrier.Do] returns when it gives up: the last attempt's error, plus how
+// many attempts were made, how long was spent waiting, and why retrying stopped.
+//
+// It answers everything the last attempt's error answers: errors.Is and errors.As reach it
+// (so errors.Is(err, errs.ErrSandboxUnavailable) holds), and GRPCStatus returns its status
+// unmodified, so status.Code and status.FromError see the last RPC's status. The one
+// exception: when the caller's context ended during a wait between attempts, GRPCStatus
+// reports codes.Canceled or codes.DeadlineExceeded, and errors.Is(err, context.Canceled)
+// (or DeadlineExceeded) holds, with the last RPC error still reachable. Whenever the
+// context ended the retrying, its error is reachable with errors.Is.
+type Error struct {
+	err      error // the last attempt's error
+	ctxErr   error // the caller's context error, when it ended the retrying
+	st       *status.Status
+	attempts int
+	wait     time.Duration
+	cause    StopCause
+}
+
+func newError(last error, attempts int, wait time.Duration, cause StopCause, ctxErr error, inWait bool) *Error {
+	e := &Error{err: last, ctxErr: ctxErr, attempts: attempts, wait: wait, cause: cause}
+	if inWait {
+		e.st = status.FromContextError(ctxErr)
+	} else if st, ok := status.FromError(last); ok {
+		e.st = st
+	}
+	return e
+}
+
+// Error returns the last attempt's error text followed by the attempts and the stop cause,
+// e.g. "GetSandbox: unavailable: backend restarting (sandbox sb-1) [5 attempts, attempts
+// exhausted]". A call that failed once and was not retryable reads as its error alone.
+func (e *Error) Error() string {
+	msg := e.err.Error()
+	if e.attempts == 1 && e.cause == StopNotRetryable {
+		return msg
+	}
+	if len(msg) > 1024 {
+		msg = msg[:1024] + "..."
+	}
+	suffix := " [" + strconv.Itoa(e.attempts) + " attempt"
+	if e.attempts != 1 {
+		suffix += "s"
+	}
+	suffix += ", " + e.cause.String()
+	if e.ctxErr != nil {
+		suffix += ": " + e.ctxErr.Error()
+	}
+	return msg + suffix + "]"
+}
+
+// Unwrap returns the last attempt's error and, when the caller's context ended the
+// retrying, the context's error.
+func (e *Error) Unwrap() []error {
+	if e.ctxErr != nil {
+		return []error{e.err, e.ctxErr}
+	}
+	return []error{e.err}
+}
+
+// GRPCStatus returns the last attempt's status, unmodified; or, when the caller's context
+// ended during a wait, a Canceled or DeadlineExceeded status. It returns nil when the last
+// error has no gRPC status (then status.Code reports Unknown, as for the error itself).
+func (e *Error) GRPCStatus() *status.Status { return e.st }
+
+// Last returns the last attempt's error.
+func (e *Error) Last() error { return e.err }
+
+// Attempts returns the number of attempts made, including the first.
+func (e *Error) Attempts() int { return e.attempts }
+
+// TotalWait returns the time spent waiting between attempts.
+func (e *Error) TotalWait() time.Duration { return e.wait }
+
+// Cause returns why retrying stopped.
+func (e *Error) Cause() StopCause { return e.cause }
+
+// Hooks are called by the retry loop. They run on the caller's goroutine, so they must be
+// quick; a nil hook is skipped. The library never logs: hooks are how to observe it.
+type Hooks struct {
+	// OnRetry is called when an attempt failed and a retry is scheduled, before the wait.
+	OnRetry func(ctx context.Context, ev RetryEvent)
+	// OnStop is called when retrying stops with an error (not on success).
+	OnStop func(ctx context.Context, ev StopEvent)
+}
+
+// RetryEvent reports a scheduled retry.
+type RetryEvent struct {
+	Attempt  int           // the attempt that failed, 1 for the first
+	Err      error         // its error
+	Delay    time.Duration // the wait before the next attempt
+	FromHint bool          // whether Delay came from the server's RetryInfo (else backoff)
+}
+
+// String describes the event in one line, without error details beyond Err's own text.
+func (ev RetryEvent) String() string {
+	src := "backoff"
+	if ev.FromHint {
+		src = "server hint"
+	}
+	return "attempt " + strconv.Itoa(ev.Attempt) + " failed: " + errText(ev.Err) +
+		"; retrying in " + ev.Delay.String() + " (" + src + ")"
+}
+
+// StopEvent reports that retrying stopped with an error.
+type StopEvent struct {
+	Attempts  int           // attempts made, including the first
+	Err       error         // the last attempt's error
+	Cause     StopCause     // why retrying stopped
+	TotalWait time.Duration // time spent waiting between attempts
+}
+
+// String describes the event in one line.
+func (ev StopEvent) String() string {
+	return "stopped after " + strconv.Itoa(ev.Attempts) + " attempt(s), " + ev.Cause.String() +
+		", waited " + ev.TotalWait.String() + ": " + errText(ev.Err)
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	s := err.Error()
+	if len(s) > 1024 {
+		s = s[:1024] + "..."
+	}
+	return s
+}
+

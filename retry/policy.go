@@ -1,0 +1,181 @@
+package retry
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+	"time"
+
+	"github.com/faultline-go/faultline/errs"
+)
+
+// Policy says when and how long to retry. It is a plain comparable value, modelled on
+// gRPC's service-config retryPolicy (gRFC A6). Start from [DefaultPolicy] and change
+// fields; the zero Policy is not valid.
+type Policy struct {
+	// MaxAttempts is the number of attempts, including the first: 1 means no retry.
+	// Default 5.
+	MaxAttempts int
+
+	// The backoff before retry n (n >= 1) is min(InitialBackoff*Multiplier^(n-1),
+	// MaxBackoff), multiplied by a random factor in [1-Jitter, 1+Jitter]. Defaults 200ms,
+	// 5s, 2, 0.2. It is used when the failure carries no positive server hint.
+	InitialBackoff time.Duration
+	MaxBackoff     time.Duration
+	Multiplier     float64
+	Jitter         float64
+
+	// HintJitter is the positive jitter added to a server hint (RetryInfo): the wait is
+	// hint*(1+U(0, HintJitter)), never shorter than the hint. Default 0.1.
+	HintJitter float64
+
+	// MaxRetryDelay is the longest server hint honoured automatically. A failure whose hint
+	// is longer is not retried: it is returned at once, with its retry delay, for the caller
+	// to decide. Default 30s.
+	MaxRetryDelay time.Duration
+
+	// RetryOn is the set of kinds that are retried, matched with errors.Is, so children
+	// count. Default: ErrSandboxUnavailable and ErrSandboxResourceExhausted.
+	RetryOn KindSet
+
+	// PerAttemptTimeout, when positive, bounds each attempt of a unary call. An attempt that
+	// ran out of this time while the caller's context is alive is retried, whatever its kind.
+	// Default 0: none.
+	PerAttemptTimeout time.Duration
+
+	// MaxElapsed, when positive, caps the time spent retrying, counted from the first
+	// failure: a wait that would end past it is not started. Default 0: none.
+	MaxElapsed time.Duration
+}
+
+// DefaultPolicy returns the default policy: 5 attempts, backoff 200ms doubling to 5s with
+// 20% jitter, server hints honoured up to 30s with up to +10% jitter, retrying
+// SandboxUnavailableError and SandboxResourceExhaustedError.
+func DefaultPolicy() Policy {
+	return Policy{
+		MaxAttempts:    5,
+		InitialBackoff: 200 * time.Millisecond,
+		MaxBackoff:     5 * time.Second,
+		Multiplier:     2,
+		Jitter:         0.2,
+		HintJitter:     0.1,
+		MaxRetryDelay:  30 * time.Second,
+		RetryOn:        On(errs.ErrSandboxUnavailable, errs.ErrSandboxResourceExhausted),
+	}
+}
+
+// NoRetry returns a policy of one attempt.
+func NoRetry() Policy {
+	p := DefaultPolicy()
+	p.MaxAttempts = 1
+	return p
+}
+
+// ErrInvalidPolicy is matched (errors.Is) by every error Validate returns.
+var ErrInvalidPolicy = errors.New("retry: invalid policy")
+
+// maxWait bounds every duration a policy makes the loop sleep, so no arithmetic on it can
+// overflow.
+const maxWait = 24 * time.Hour
+
+// Validate reports the first problem of p, as an error matching [ErrInvalidPolicy]:
+// MaxAttempts < 1; InitialBackoff not in (0, 24h]; MaxBackoff below InitialBackoff or above
+// 24h; Multiplier below 1, NaN or infinite; Jitter or HintJitter outside [0, 1] or NaN;
+// MaxRetryDelay not in [0, 24h]; PerAttemptTimeout or MaxElapsed negative; RetryOn naming
+// an invalid kind.
+func (p Policy) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidPolicy}, args...)...)
+	}
+	switch {
+	case p.MaxAttempts < 1:
+		return bad("MaxAttempts is %d, want >= 1", p.MaxAttempts)
+	case p.InitialBackoff <= 0 || p.InitialBackoff > maxWait:
+		return bad("InitialBackoff is %v, want in (0, %v]", p.InitialBackoff, maxWait)
+	case p.MaxBackoff < p.InitialBackoff || p.MaxBackoff > maxWait:
+		return bad("MaxBackoff is %v, want in [InitialBackoff, %v]", p.MaxBackoff, maxWait)
+	case !(p.Multiplier >= 1) || math.IsInf(p.Multiplier, 0):
+		return bad("Multiplier is %v, want a finite number >= 1", p.Multiplier)
+	case !(p.Jitter >= 0 && p.Jitter <= 1):
+		return bad("Jitter is %v, want in [0, 1]", p.Jitter)
+	case !(p.HintJitter >= 0 && p.HintJitter <= 1):
+		return bad("HintJitter is %v, want in [0, 1]", p.HintJitter)
+	case p.MaxRetryDelay < 0 || p.MaxRetryDelay > maxWait:
+		return bad("MaxRetryDelay is %v, want in [0, %v]", p.MaxRetryDelay, maxWait)
+	case p.PerAttemptTimeout < 0:
+		return bad("PerAttemptTimeout is %v, want >= 0", p.PerAttemptTimeout)
+	case p.MaxElapsed < 0:
+		return bad("MaxElapsed is %v, want >= 0", p.MaxElapsed)
+	case p.RetryOn&1 != 0 || p.RetryOn != 0 && bits.Len64(uint64(p.RetryOn)) > len(errs.Kinds())+1:
+		return bad("RetryOn %v names an invalid kind", p.RetryOn)
+	}
+	return nil
+}
+
+// KindSet is a set of kinds, comparable so that a Policy stays comparable. Build it with
+// [On].
+type KindSet uint64
+
+// On returns the set of the given kinds. Invalid kinds are left out.
+func On(kinds ...errs.Kind) KindSet {
+	var s KindSet
+	for _, k := range kinds {
+		if k.Valid() && k < 64 {
+			s |= 1 << k
+		}
+	}
+	return s
+}
+
+// Has reports whether k is in s (exactly; see [KindSet.Match] for the tree).
+func (s KindSet) Has(k errs.Kind) bool { return k < 64 && s&(1<<k) != 0 }
+
+// Kinds returns the kinds in s, in taxonomy order.
+func (s KindSet) Kinds() []errs.Kind {
+	var out []errs.Kind
+	for _, k := range errs.Kinds() {
+		if s.Has(k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// Match reports whether err matches a kind of s with errors.Is: its kind is in s or has an
+// ancestor in s.
+func (s KindSet) Match(err error) bool {
+	if s == 0 || err == nil {
+		return false
+	}
+	if e, ok := err.(*errs.Error); ok { // the common case, without walking a chain
+		return s.matchKind(e.Kind())
+	}
+	for _, k := range s.Kinds() {
+		if errors.Is(err, k) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s KindSet) matchKind(k errs.Kind) bool {
+	for _, t := range s.Kinds() {
+		if k.IsA(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// String lists the kinds: "{SandboxUnavailableError, SandboxResourceExhaustedError}".
+func (s KindSet) String() string {
+	out := "{"
+	for i, k := range s.Kinds() {
+		if i > 0 {
+			out += ", "
+		}
+		out += k.String()
+	}
+	return out + "}"
+}

@@ -1,0 +1,318 @@
+package retry
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/faultline-go/faultline/errs"
+)
+
+// An Option configures a [Retrier]. The last option for a setting wins.
+type Option interface {
+	apply(*Retrier)
+}
+
+type optionFunc func(*Retrier)
+
+func (f optionFunc) apply(r *Retrier) { f(r) }
+
+// WithBudget sets the retry budget shared by every call through the Retrier; nil turns
+// budgeting off. Default: a new [DefaultBudget] per Retrier built by [New], none for [Do].
+func WithBudget(b Budget) Option { return optionFunc(func(r *Retrier) { r.budget = b }) }
+
+// WithHooks sets the hooks called when a retry is scheduled and when retrying stops.
+// Default: none.
+func WithHooks(h Hooks) Option { return optionFunc(func(r *Retrier) { r.hooks = h }) }
+
+// WithClassifier sets how the loop reads a failure's kind and server hint when the error is
+// not already an *errs.Error (for example classify.Classify, when op returns raw gRPC
+// errors). The error op returned is what the caller gets, unchanged. Default: none; the
+// error is matched as it is.
+func WithClassifier(f func(error) *errs.Error) Option {
+	return optionFunc(func(r *Retrier) { r.classify = f })
+}
+
+// Retrier runs operations under one policy, one budget and one set of hooks. It is
+// immutable and safe for concurrent use.
+type Retrier struct {
+	policy   Policy
+	budget   Budget
+	hooks    Hooks
+	classify func(error) *errs.Error
+}
+
+// New returns a Retrier for p, with a new [DefaultBudget] unless an option says otherwise.
+// It returns an error matching [ErrInvalidPolicy] when p is not valid.
+func New(p Policy, opts ...Option) (*Retrier, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	r := &Retrier{policy: p, budget: DefaultBudget()}
+	for _, o := range opts {
+		o.apply(r)
+	}
+	return r, nil
+}
+
+// WithPolicy returns a Retrier like r, sharing its budget and hooks, under policy p. It
+// returns an error matching [ErrInvalidPolicy] when p is not valid.
+func (r *Retrier) WithPolicy(p Policy) (*Retrier, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	c := *r
+	c.policy = p
+	return &c, nil
+}
+
+// Policy returns r's policy.
+func (r *Retrier) Policy() Policy { return r.policy }
+
+// Do runs op with a Retrier built from p and opts, without a budget unless WithBudget is
+// given. It returns an error matching [ErrInvalidPolicy], without calling op, when p is not
+// valid; otherwise what [Retrier.Do] returns.
+func Do(ctx context.Context, p Policy, op func(context.Context) error, opts ...Option) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	r := Retrier{policy: p}
+	for _, o := range opts {
+		o.apply(&r)
+	}
+	return r.Do(ctx, op)
+}
+
+// Do calls op until it succeeds or the policy says stop, and returns nil or an [*Error].
+//
+// A failure is retried when its kind is in the policy's RetryOn (or its attempt ran out of
+// PerAttemptTimeout while ctx is alive), attempts remain, its server hint is not above
+// MaxRetryDelay, the wait ends before ctx's deadline and within MaxElapsed, and the budget
+// allows it. The wait is the server hint when positive (plus up to HintJitter more),
+// otherwise the backoff. ctx ending during a wait returns at once. op gets ctx, or a child
+// of it bounded by PerAttemptTimeout.
+//
+// On success the first time, Do allocates nothing and reads no error details.
+func (r *Retrier) Do(ctx context.Context, op func(context.Context) error) error {
+	if r.policy.PerAttemptTimeout > 0 {
+		return r.run(ctx, op, nil)
+	}
+	err := op(ctx)
+	if err == nil {
+		if r.budget != nil {
+			r.budget.Record(true, Succeeded)
+		}
+		return nil
+	}
+	return r.run(ctx, op, err)
+}
+
+// run is the loop of Do after a first failure (err != nil), or from the start when
+// attempts need their own deadline.
+func (r *Retrier) run(ctx context.Context, op func(context.Context) error, err error) error {
+	own := false
+	if err == nil {
+		if err, own = r.attempt(ctx, op); err == nil {
+			r.record(true, Succeeded)
+			return nil
+		}
+	}
+	t := Tracker{r: r, attempt: 1}
+	for {
+		if stop := t.failed(ctx, err, own); stop != nil {
+			return stop
+		}
+		if err, own = r.attempt(ctx, op); err == nil {
+			t.Succeeded()
+			return nil
+		}
+	}
+}
+
+// Tracker is the retry state of one logical call, for code that makes the attempts itself
+// rather than handing [Retrier.Do] a function: a stream that retries from inside RecvMsg,
+// for example. It keeps the attempt count, the backoff and the time waited. A Tracker is
+// not safe for concurrent use.
+type Tracker struct {
+	r       *Retrier
+	attempt int
+	bo      *backoff.ExponentialBackOff
+	start   time.Time
+	waited  time.Duration
+}
+
+// Track returns a Tracker for a call whose first attempt is about to be made.
+func (r *Retrier) Track() *Tracker { return &Tracker{r: r, attempt: 1} }
+
+// Attempt returns the number of the current attempt, 1 for the first.
+func (t *Tracker) Attempt() int { return t.attempt }
+
+// Succeeded reports that the current attempt succeeded (to the budget).
+func (t *Tracker) Succeeded() { t.r.record(t.attempt == 1, Succeeded) }
+
+// Failed reports that the current attempt failed with err. It decides as [Retrier.Do]
+// does; when another attempt is to be made it waits (returning early if ctx ends) and
+// returns nil, and Attempt counts the new attempt. Otherwise it returns the final [*Error].
+func (t *Tracker) Failed(ctx context.Context, err error) *Error {
+	return t.failed(ctx, err, false)
+}
+
+// failed is Failed, told whether the attempt ran out of its own PerAttemptTimeout.
+func (t *Tracker) failed(ctx context.Context, err error, ownTimeout bool) *Error {
+	r, p := t.r, &t.r.policy
+	first := t.attempt == 1
+	stop := func(cause StopCause, ctxErr error, inWait bool) *Error {
+		return r.stop(ctx, newError(err, t.attempt, t.waited, cause, ctxErr, inWait))
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		r.record(first, FailedFinal)
+		return stop(stopCause(ctxErr), ctxErr, false)
+	}
+	e := r.facts(err)
+	if !ownTimeout && !retryable(p.RetryOn, err, e) {
+		r.record(first, FailedFinal)
+		return stop(StopNotRetryable, nil, false)
+	}
+	r.record(first, FailedRetryable)
+	if t.attempt >= p.MaxAttempts {
+		return stop(StopExhausted, nil, false)
+	}
+
+	now := time.Now()
+	if t.start.IsZero() {
+		t.start = now
+	}
+	if t.bo == nil {
+		t.bo = r.newBackoff()
+	}
+	wait, fromHint := t.bo.NextBackOff(), false
+	if e != nil {
+		if hint, ok := e.RetryDelay(); ok && hint > 0 {
+			if hint > p.MaxRetryDelay {
+				return stop(StopHintTooLong, nil, false)
+			}
+			wait, fromHint = jitterUp(hint, p.HintJitter), true
+		}
+	}
+	if deadline, ok := ctx.Deadline(); ok && !now.Add(wait).Before(deadline) {
+		return stop(StopDeadline, nil, false)
+	}
+	if p.MaxElapsed > 0 && now.Add(wait).Sub(t.start) > p.MaxElapsed {
+		return stop(StopMaxElapsed, nil, false)
+	}
+	if r.budget != nil && !r.budget.Allow() {
+		return stop(StopBudget, nil, false)
+	}
+	if r.hooks.OnRetry != nil {
+		r.hooks.OnRetry(ctx, RetryEvent{Attempt: t.attempt, Err: err, Delay: wait, FromHint: fromHint})
+	}
+	if ctxErr := sleep(ctx, wait); ctxErr != nil {
+		t.waited += time.Since(now)
+		return stop(stopCause(ctxErr), ctxErr, true)
+	}
+	t.waited += wait
+	t.attempt++
+	return nil
+}
+
+// attempt runs op once, under PerAttemptTimeout when set, and reports whether a failure
+// came from that timeout while ctx is alive.
+func (r *Retrier) attempt(ctx context.Context, op func(context.Context) error) (error, bool) {
+	if r.policy.PerAttemptTimeout <= 0 {
+		return op(ctx), false
+	}
+	actx, cancel := context.WithTimeout(ctx, r.policy.PerAttemptTimeout)
+	defer cancel()
+	err := op(actx)
+	own := err != nil && ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded)
+	return err, own
+}
+
+func (r *Retrier) record(first bool, o Outcome) {
+	if r.budget != nil {
+		r.budget.Record(first, o)
+	}
+}
+
+// facts returns the classified form of err, for its kind and hint.
+func (r *Retrier) facts(err error) *errs.Error {
+	if e, ok := err.(*errs.Error); ok {
+		return e
+	}
+	var e *errs.Error
+	if errors.As(err, &e) {
+		return e
+	}
+	if r.classify != nil {
+		return r.classify(err)
+	}
+	return nil
+}
+
+func (r *Retrier) stop(ctx context.Context, e *Error) *Error {
+	if r.hooks.OnStop != nil {
+		r.hooks.OnStop(ctx, StopEvent{Attempts: e.attempts, Err: e.err, Cause: e.cause, TotalWait: e.wait})
+	}
+	return e
+}
+
+func (r *Retrier) newBackoff() *backoff.ExponentialBackOff {
+	p := &r.policy
+	b := &backoff.ExponentialBackOff{
+		InitialInterval:     p.InitialBackoff,
+		RandomizationFactor: p.Jitter,
+		Multiplier:          p.Multiplier,
+		MaxInterval:         p.MaxBackoff,
+		MaxElapsedTime:      0, // the loop keeps its own time
+		Stop:                backoff.Stop,
+		Clock:               backoff.SystemClock,
+	}
+	b.Reset()
+	return b
+}
+
+// jitterUp returns hint*(1+U(0, j)), never less than hint and never overflowing.
+func jitterUp(hint time.Duration, j float64) time.Duration {
+	if j <= 0 {
+		return hint
+	}
+	extra := time.Duration(rand.Float64() * j * float64(hint))
+	if extra < 0 || hint+extra < hint {
+		return hint
+	}
+	return hint + extra
+}
+
+// sleep waits d or until ctx ends, and returns ctx's error in that case.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// retryable matches err against the set: by the kind of its classified form when there is
+// one, else with errors.Is on err itself.
+func retryable(s KindSet, err error, e *errs.Error) bool {
+	if e != nil {
+		return s.matchKind(e.Kind())
+	}
+	return s.Match(err)
+}
+
+func stopCause(ctxErr error) StopCause {
+	if errors.Is(ctxErr, context.DeadlineExceeded) {
+		return StopDeadline
+	}
+	return StopCancelled
+}
