@@ -1,0 +1,295 @@
+// Command demo shows faultline at work in a few seconds: it starts the embedded sandbox
+// server on 127.0.0.1, installs the interceptors on a client connection, runs a short
+// scripted session against it, and prints for each call what the server sent, the kind it
+// became, every retry with its delay and why, and the outcome.
+//
+//	go run ./examples/demo
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/interceptor"
+	"github.com/faultline-go/faultline/internal/sandboxpb"
+	"github.com/faultline-go/faultline/internal/sandboxtest"
+	"github.com/faultline-go/faultline/retry"
+)
+
+func main() {
+	if err := run(os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+// step is one call of the session: what to script on the server, and the call itself.
+type step struct {
+	name   string
+	script func(srv *sandboxtest.Server)
+	call   func(ctx context.Context, c sandboxpb.SandboxServiceClient) (string, error)
+}
+
+func run(out io.Writer) error {
+	srv := sandboxtest.New(sandboxtest.WithSandboxes("sb-demo"))
+	addr, stop, err := srv.StartTCP()
+	if err != nil {
+		return err
+	}
+	defer stop()
+
+	var log retryLog
+	conn, err := grpc.NewClient(addr, append(interceptor.DialOptions(
+		interceptor.WithHooks(retry.Hooks{OnRetry: log.onRetry, OnStop: log.onStop}),
+	), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	client := sandboxpb.NewSandboxServiceClient(conn)
+
+	unavailable := func(hint time.Duration) *status.Status {
+		return sandboxtest.Status(codes.Unavailable, "runner is restarting",
+			sandboxtest.ErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"runner": "r-7"}),
+			sandboxtest.RetryInfo(hint))
+	}
+	steps := []step{
+		{
+			name: "CreateSandbox",
+			call: func(ctx context.Context, c sandboxpb.SandboxServiceClient) (string, error) {
+				sb, err := c.CreateSandbox(ctx, &sandboxpb.CreateSandboxRequest{
+					Sandbox: &sandboxpb.Sandbox{SandboxId: "sb-new"}, RequestId: "req-1"})
+				return "created " + sb.GetSandboxId(), err
+			},
+		},
+		{
+			name: "GetSandbox (poll)",
+			script: func(srv *sandboxtest.Server) {
+				srv.FailNext(sandboxpb.SandboxService_GetSandbox_FullMethodName, 2, unavailable(300*time.Millisecond))
+			},
+			call: func(ctx context.Context, c sandboxpb.SandboxServiceClient) (string, error) {
+				sb, err := c.GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: "sb-new"})
+				return sb.GetStatus().GetState().String(), err
+			},
+		},
+		{
+			name: "WriteFile",
+			script: func(srv *sandboxtest.Server) {
+				srv.FailNext(sandboxpb.SandboxService_WriteFile_FullMethodName, 1,
+					sandboxtest.Status(codes.ResourceExhausted, "too many writes in flight"))
+			},
+			call: func(ctx context.Context, c sandboxpb.SandboxServiceClient) (string, error) {
+				_, err := c.WriteFile(ctx, &sandboxpb.WriteFileRequest{SandboxId: "sb-new", Path: "/work/in.txt", Content: []byte("hi")})
+				return "written", err
+			},
+		},
+		{
+			name: "GetSandbox (gone)",
+			call: func(ctx context.Context, c sandboxpb.SandboxServiceClient) (string, error) {
+				_, err := c.GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: "sb-gone"})
+				return "", err
+			},
+		},
+		{
+			name: "CreateSandbox (bad spec)",
+			script: func(srv *sandboxtest.Server) {
+				srv.FailNext(sandboxpb.SandboxService_CreateSandbox_FullMethodName, 1,
+					sandboxtest.Status(codes.InvalidArgument, "invalid sandbox spec",
+						sandboxtest.ErrorInfo("CWSANDBOX_INVALID_REQUEST", nil),
+						sandboxtest.BadRequest("spec.image", "must not be empty", "spec.tags[0]", "must be lower case")))
+			},
+			call: func(ctx context.Context, c sandboxpb.SandboxServiceClient) (string, error) {
+				_, err := c.CreateSandbox(ctx, &sandboxpb.CreateSandboxRequest{Sandbox: &sandboxpb.Sandbox{}, RequestId: "req-2"})
+				return "", err
+			},
+		},
+		{
+			name: "StreamLogs",
+			script: func(srv *sandboxtest.Server) {
+				srv.ScriptStreamLogs(
+					sandboxtest.StreamLogsScript{Err: sandboxtest.Status(codes.Unavailable, "log stream reset")},
+					sandboxtest.StreamLogsScript{Entries: 3})
+			},
+			call: func(ctx context.Context, c sandboxpb.SandboxServiceClient) (string, error) {
+				st, err := c.StreamLogs(ctx, &sandboxpb.StreamLogsRequest{SandboxId: "sb-demo"})
+				if err != nil {
+					return "", err
+				}
+				lines := 0
+				for {
+					if _, err := st.Recv(); err == io.EOF {
+						return fmt.Sprintf("%d log lines, each once", lines), nil
+					} else if err != nil {
+						return fmt.Sprintf("%d log lines", lines), err
+					}
+					lines++
+				}
+			},
+		},
+		{
+			name: "GetSandbox (long hint)",
+			script: func(srv *sandboxtest.Server) {
+				srv.FailNext(sandboxpb.SandboxService_GetSandbox_FullMethodName, 1, unavailable(2*time.Minute))
+			},
+			call: func(ctx context.Context, c sandboxpb.SandboxServiceClient) (string, error) {
+				_, err := c.GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: "sb-demo"})
+				return "", err
+			},
+		},
+	}
+
+	start := time.Now()
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "CALL\tSERVER SENT (LAST)\tKIND\tATTEMPTS\tOUTCOME")
+	var retries, errTexts []string
+	for _, s := range steps {
+		if s.script != nil {
+			s.script(srv)
+		}
+		log.reset()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		result, err := s.call(ctx, client)
+		cancel()
+		attempts := 1 + len(log.events())
+		var re *retry.Error
+		if errors.As(err, &re) {
+			attempts = re.Attempts()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", s.name, sent(err, log.events()), kind(err, log.events()), attempts, outcome(result, err, re))
+		if err != nil {
+			errTexts = append(errTexts, fmt.Sprintf("  %-24s %v", s.name, err))
+		}
+		for _, ev := range log.events() {
+			retries = append(retries, fmt.Sprintf("  %-24s %s", s.name, describe(ev)))
+		}
+	}
+	tw.Flush()
+	fmt.Fprintln(out, "\nErrors as the caller sees them (err.Error()):")
+	for _, e := range errTexts {
+		fmt.Fprintln(out, e)
+	}
+	fmt.Fprintln(out, "\nRetries (each wait and why):")
+	for _, r := range retries {
+		fmt.Fprintln(out, r)
+	}
+	fmt.Fprintf(out, "\nServer received %d GetSandbox, %d CreateSandbox (%d created), %d StreamLogs calls; session took %v.\n",
+		srv.Calls(sandboxpb.SandboxService_GetSandbox_FullMethodName),
+		srv.Calls(sandboxpb.SandboxService_CreateSandbox_FullMethodName), srv.Created(),
+		srv.Calls(sandboxpb.SandboxService_StreamLogs_FullMethodName), time.Since(start).Round(10*time.Millisecond))
+	return nil
+}
+
+// retryLog records the retry events of the call in progress.
+type retryLog struct {
+	mu    sync.Mutex
+	evs   []retry.RetryEvent
+	stops []retry.StopEvent
+}
+
+func (l *retryLog) onRetry(_ context.Context, ev retry.RetryEvent) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.evs = append(l.evs, ev)
+}
+
+func (l *retryLog) onStop(_ context.Context, ev retry.StopEvent) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stops = append(l.stops, ev)
+}
+
+func (l *retryLog) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.evs, l.stops = nil, nil
+}
+
+func (l *retryLog) events() []retry.RetryEvent {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]retry.RetryEvent(nil), l.evs...)
+}
+
+// sent describes the last failure the server sent: code, reason and hint.
+func sent(err error, evs []retry.RetryEvent) string {
+	if err == nil && len(evs) > 0 {
+		err = evs[len(evs)-1].Err
+	}
+	if err == nil {
+		return "OK"
+	}
+	return statusText(err)
+}
+
+func statusText(err error) string {
+	var e *errs.Error
+	if !errors.As(err, &e) {
+		return status.Code(err).String()
+	}
+	parts := []string{strings.ToUpper(codeName(e.Code()))}
+	if r := e.Reason(); r != "" {
+		parts = append(parts, r)
+	}
+	if d, ok := e.RetryDelay(); ok {
+		parts = append(parts, "RetryInfo "+d.String())
+	}
+	if v := e.FieldViolations(); len(v) > 0 {
+		parts = append(parts, fmt.Sprintf("BadRequest(%d)", len(v)))
+	}
+	return strings.Join(parts, " + ")
+}
+
+func codeName(c codes.Code) string {
+	var b strings.Builder
+	for i, r := range c.String() {
+		if i > 0 && r >= 'A' && r <= 'Z' {
+			b.WriteByte('_')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// kind names the kind of the call's error or, for a call that succeeded after retries, of
+// the failure that was retried.
+func kind(err error, evs []retry.RetryEvent) string {
+	if err == nil && len(evs) > 0 {
+		err = evs[len(evs)-1].Err
+	}
+	var e *errs.Error
+	if errors.As(err, &e) {
+		return e.Kind().String()
+	}
+	return "-"
+}
+
+func outcome(result string, err error, re *retry.Error) string {
+	switch {
+	case err == nil:
+		return "ok: " + result
+	case re != nil && re.Cause() != retry.StopNotRetryable:
+		return "error, not retried: " + re.Cause().String()
+	}
+	return "error, not retryable"
+}
+
+func describe(ev retry.RetryEvent) string {
+	why := "backoff"
+	if ev.FromHint {
+		why = "server RetryInfo"
+	}
+	return fmt.Sprintf("attempt %d got %s -> wait %v (%s)", ev.Attempt, statusText(ev.Err), ev.Delay.Round(time.Millisecond), why)
+}

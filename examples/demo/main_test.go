@@ -1,0 +1,40 @@
+package main
+
+import (
+	"bytes"
+	"regexp"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestDemo runs the whole session and checks each call's row: the kind, the attempts and
+// the outcome, which do not depend on timing.
+func TestDemo(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	var out bytes.Buffer
+	if err := run(&out); err != nil {
+		t.Fatalf("run() = %v, want nil", err)
+	}
+	rows := map[string]string{
+		"GetSandbox (poll)":        `SandboxUnavailableError\s+3\s+ok: STATE_RUNNING`,
+		"WriteFile":                `SandboxResourceExhaustedError\s+2\s+ok: written`,
+		"GetSandbox (gone)":        `SandboxNotFoundError\s+1\s+error, not retryable`,
+		"CreateSandbox (bad spec)": `SandboxValidationError\s+1\s+error, not retryable`,
+		"StreamLogs":               `SandboxUnavailableError\s+2\s+ok: 3 log lines, each once`,
+		"GetSandbox (long hint)":   `SandboxUnavailableError\s+1\s+error, not retried: server retry delay above the limit`,
+	}
+	for name, want := range rows {
+		re := regexp.MustCompile(regexp.QuoteMeta(name) + `\s{2,}.*` + want)
+		if !re.MatchString(out.String()) {
+			t.Errorf("row %q does not match %q in:\n%s", name, want, out.String())
+		}
+	}
+	if !strings.Contains(out.String(), "2 CreateSandbox (1 created)") {
+		t.Errorf("output lacks the server's counts:\n%s", out.String())
+	}
+	if strings.Contains(out.String(), "r-7") {
+		t.Errorf("output shows ErrorInfo metadata:\n%s", out.String())
+	}
+}

@@ -1,0 +1,200 @@
+// Command explain decodes a failed RPC's AIP-193 details and says what faultline makes of
+// them: the parsed ErrorInfo, RetryInfo and BadRequest, the kind, its ancestors, and
+// whether the default policy retries it.
+//
+// Give it the grpc-status-details-bin value (base64, as a log or a proxy shows it), as an
+// argument or on standard input:
+//
+//	go run ./examples/explain CAgSE3J1bm5lci...
+//
+// or a code and the details as grpcurl prints them (JSON objects with "@type"):
+//
+//	go run ./examples/explain -code Unavailable -message "runner is restarting" \
+//	    '{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"2s"}'
+//
+// -method names the RPC ("/coreweave.sandbox.v1.SandboxService/GetSandbox"), which decides
+// the family of kinds; -trusted sets the trusted ErrorInfo domains (comma-separated).
+package main
+
+import (
+	"bufio"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	_ "google.golang.org/genproto/googleapis/rpc/errdetails" // registers the detail types for -code input
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/faultline-go/faultline/classify"
+	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/retry"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "explain:", err)
+		os.Exit(2)
+	}
+}
+
+func run(args []string, stdin io.Reader, out io.Writer) error {
+	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
+	fs.SetOutput(out)
+	method := fs.String("method", "", "full RPC method name, e.g. /coreweave.sandbox.v1.SandboxService/GetSandbox")
+	trusted := fs.String("trusted", classify.DefaultDomain, "trusted ErrorInfo domains, comma-separated")
+	code := fs.String("code", "", "status code (name such as Unavailable, or number); the arguments are then JSON details")
+	message := fs.String("message", "", "status message, with -code")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	st, err := readStatus(fs.Args(), stdin, *code, *message)
+	if err != nil {
+		return err
+	}
+	c := classify.New(classify.WithTrustedDomains(strings.Split(*trusted, ",")...))
+	e := c.Classify(st.Err(), classify.Call{Method: *method})
+	explain(out, st, e, slices.Contains(strings.Split(*trusted, ","), e.Domain()))
+	return nil
+}
+
+// readStatus builds the status from a base64 grpc-status-details-bin value, or from a code
+// and JSON details.
+func readStatus(args []string, stdin io.Reader, code, message string) (*status.Status, error) {
+	if code != "" {
+		c, err := parseCode(code)
+		if err != nil {
+			return nil, err
+		}
+		p := &spb.Status{Code: int32(c), Message: message}
+		for _, js := range args {
+			a := &anypb.Any{}
+			if err := protojson.Unmarshal([]byte(js), a); err != nil {
+				return nil, fmt.Errorf("detail %q: %w", js, err)
+			}
+			p.Details = append(p.Details, a)
+		}
+		return status.FromProto(p), nil
+	}
+	var value string
+	switch len(args) {
+	case 0:
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		value = line
+	case 1:
+		value = args[0]
+	default:
+		return nil, errors.New("want one grpc-status-details-bin value")
+	}
+	value = strings.TrimSpace(value)
+	raw, err := base64.StdEncoding.DecodeString(value)
+	if err != nil {
+		if raw, err = base64.RawStdEncoding.DecodeString(value); err != nil {
+			return nil, fmt.Errorf("not base64: %w", err)
+		}
+	}
+	p := &spb.Status{}
+	if err := proto.Unmarshal(raw, p); err != nil {
+		return nil, fmt.Errorf("not a google.rpc.Status: %w", err)
+	}
+	return status.FromProto(p), nil
+}
+
+func parseCode(s string) (codes.Code, error) {
+	var c codes.Code
+	// codes.Code understands the JSON forms: "UNAVAILABLE" and 14.
+	if err := c.UnmarshalJSON([]byte(`"` + strings.ToUpper(snake(s)) + `"`)); err == nil {
+		return c, nil
+	}
+	if err := c.UnmarshalJSON([]byte(s)); err == nil {
+		return c, nil
+	}
+	return 0, fmt.Errorf("unknown code %q", s)
+}
+
+// snake turns "ResourceExhausted" into "Resource_Exhausted"; other spellings pass through.
+func snake(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && r >= 'A' && r <= 'Z' && s[i-1] >= 'a' && s[i-1] <= 'z' {
+			b.WriteByte('_')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func explain(out io.Writer, st *status.Status, e *errs.Error, trusted bool) {
+	line := func(label, value string) { fmt.Fprintf(out, "%-14s %s\n", label+":", value) }
+	line("code", st.Code().String())
+	line("message", st.Message())
+	if e.Reason() != "" {
+		line("reason", e.Reason())
+		trust := "not trusted: the reason does not choose the kind"
+		if trusted {
+			trust = "trusted"
+		}
+		line("domain", fmt.Sprintf("%s (%s)", e.Domain(), trust))
+		md := e.Metadata()
+		keys := make([]string, 0, len(md))
+		for k := range md {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			line("metadata", k+"="+md[k])
+		}
+	}
+	if d, ok := e.RetryDelay(); ok {
+		line("retry delay", d.String())
+	}
+	for _, v := range e.FieldViolations() {
+		line("violation", v.Field+": "+v.Description)
+	}
+	for _, d := range e.OtherDetails() {
+		line("other detail", string(d.ProtoReflect().Descriptor().FullName()))
+	}
+	line("kind", e.Kind().String()+lineage(e.Kind()))
+	line("retried", retried(e))
+	line("error", e.Error())
+}
+
+// lineage renders the ancestors of k: " < SandboxNotRunningError < SandboxError < ...".
+func lineage(k errs.Kind) string {
+	var b strings.Builder
+	for ps := k.Parents(); len(ps) > 0; ps = ps[0].Parents() {
+		names := make([]string, len(ps))
+		for i, p := range ps {
+			names[i] = p.String()
+		}
+		b.WriteString(" < " + strings.Join(names, " & "))
+	}
+	return b.String()
+}
+
+// retried says what the default policy does with e.
+func retried(e *errs.Error) string {
+	p := retry.DefaultPolicy()
+	if !p.RetryOn.Match(e) {
+		return "no: not a kind the default policy retries"
+	}
+	if d, ok := e.RetryDelay(); ok && d > p.MaxRetryDelay {
+		return fmt.Sprintf("no: the server asks to wait %v, above the default limit of %v", d, p.MaxRetryDelay)
+	}
+	if d, ok := e.RetryDelay(); ok && d > 0 {
+		return fmt.Sprintf("yes, after at least %v (the server's hint)", d)
+	}
+	return "yes, with exponential backoff"
+}

@@ -1,0 +1,94 @@
+// Command observability shows how to watch faultline: its retry hooks feed log/slog
+// (retry.SlogHooks), and it chains with go-grpc-middleware v2's logging interceptor. A
+// logging interceptor placed before ours logs one line per call; one placed after ours logs
+// every attempt.
+//
+//	go run ./examples/observability
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/faultline-go/faultline/interceptor"
+	"github.com/faultline-go/faultline/internal/sandboxpb"
+	"github.com/faultline-go/faultline/internal/sandboxtest"
+	"github.com/faultline-go/faultline/retry"
+)
+
+func main() {
+	if err := run(os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "observability:", err)
+		os.Exit(1)
+	}
+}
+
+func run(out io.Writer) error {
+	srv := sandboxtest.New(sandboxtest.WithSandboxes("sb-1"))
+	addr, stop, err := srv.StartTCP()
+	if err != nil {
+		return err
+	}
+	defer stop()
+
+	logger := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: dropTime}))
+
+	p := retry.DefaultPolicy()
+	p.InitialBackoff, p.Jitter, p.HintJitter = 50*time.Millisecond, 0, 0
+
+	var opts []grpc.DialOption
+	// Before ours: sees the call once, with its final outcome.
+	opts = append(opts, grpc.WithChainUnaryInterceptor(
+		logging.UnaryClientInterceptor(slogAdapter(logger.With("layer", "call")), logging.WithLogOnEvents(logging.FinishCall))))
+	// Ours, with the retry hooks feeding slog.
+	opts = append(opts, interceptor.DialOptions(
+		interceptor.WithPolicy(p),
+		interceptor.WithHooks(retry.SlogHooks(logger.With("layer", "faultline"))))...)
+	// After ours: sees every attempt.
+	opts = append(opts, grpc.WithChainUnaryInterceptor(
+		logging.UnaryClientInterceptor(slogAdapter(logger.With("layer", "attempt")), logging.WithLogOnEvents(logging.FinishCall))))
+	opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
+
+	conn, err := grpc.NewClient(addr, opts...)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	client := sandboxpb.NewSandboxServiceClient(conn)
+
+	srv.FailNext(sandboxpb.SandboxService_GetSandbox_FullMethodName, 2,
+		sandboxtest.Status(codes.Unavailable, "runner is restarting",
+			sandboxtest.ErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"token": "never-logged"}),
+			sandboxtest.RetryInfo(100*time.Millisecond)))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = client.GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"})
+	fmt.Fprintf(out, "GetSandbox returned %v after %d server calls\n", err,
+		srv.Calls(sandboxpb.SandboxService_GetSandbox_FullMethodName))
+	return nil
+}
+
+// slogAdapter makes a go-grpc-middleware logging.Logger of a *slog.Logger.
+func slogAdapter(l *slog.Logger) logging.Logger {
+	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		l.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+}
+
+// dropTime leaves out the timestamp (and durations the middleware adds), so runs compare.
+func dropTime(_ []string, a slog.Attr) slog.Attr {
+	switch a.Key {
+	case slog.TimeKey, "grpc.time_ms", "grpc.start_time", "grpc.request.deadline":
+		return slog.Attr{}
+	}
+	return a
+}

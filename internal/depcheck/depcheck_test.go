@@ -1,0 +1,81 @@
+package depcheck_test
+
+import (
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const mod = "github.com/faultline-go/faultline"
+
+// deps returns the packages pkg imports, directly or not, as `go list -deps` reports them.
+func deps(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", pkg).Output()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v", pkg, err)
+	}
+	return strings.Fields(string(out))
+}
+
+// ours returns the faultline packages among list, other than self.
+func ours(list []string, self string) []string {
+	var out []string
+	for _, p := range list {
+		if p != self && (p == mod || strings.HasPrefix(p, mod+"/")) {
+			out = append(out, strings.TrimPrefix(p, mod+"/"))
+		}
+	}
+	return out
+}
+
+func TestImportDirection(t *testing.T) {
+	tests := []struct {
+		pkg     string
+		allowed []string // faultline packages it may import
+		never   []string // other packages it must not import
+	}{
+		{pkg: "errs"},
+		{pkg: "classify", allowed: []string{"errs"}},
+		{pkg: "retry", allowed: []string{"errs"}, never: []string{"google.golang.org/grpc"}},
+		{pkg: "interceptor", allowed: []string{"errs", "classify", "retry"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.pkg, func(t *testing.T) {
+			list := deps(t, mod+"/"+tt.pkg)
+			for _, p := range ours(list, mod+"/"+tt.pkg) {
+				if !slices.Contains(tt.allowed, p) {
+					t.Errorf("%s imports %s; it may import only %v", tt.pkg, p, tt.allowed)
+				}
+			}
+			for _, p := range tt.never {
+				if slices.Contains(list, p) {
+					t.Errorf("%s imports %s", tt.pkg, p)
+				}
+			}
+		})
+	}
+}
+
+// TestNothingImportsTheTop checks that no package of the library module imports the
+// interceptor, the examples or the integration tests (only examples and tests may).
+func TestNothingImportsTheTop(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, mod+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || strings.HasPrefix(f[0], mod+"/examples") {
+			continue
+		}
+		for _, imp := range f[1:] {
+			for _, top := range []string{"/interceptor", "/examples", "/integration"} {
+				if imp == mod+top || strings.HasPrefix(imp, mod+top+"/") {
+					t.Errorf("%s imports %s", f[0], imp)
+				}
+			}
+		}
+	}
+}
