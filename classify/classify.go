@@ -172,6 +172,7 @@ func (c *Classifier) Family(method string) Family {
 // a trusted reason first, then the code by the call's family.
 func (c *Classifier) Kind(code codes.Code, info errs.Info, call Call) errs.Kind {
 	fam := c.Family(call.Method)
+	runnerMissing := false
 	if info.Reason != "" {
 		if k, ok := c.rules[ruleKey{info.Domain, info.Reason}]; ok {
 			return k
@@ -180,6 +181,7 @@ func (c *Classifier) Kind(code codes.Code, info errs.Info, call Call) errs.Kind 
 			if k := reasonKind(info.Reason, fam); k != 0 {
 				return k
 			}
+			runnerMissing = info.Reason == reasonRunnerNotFound
 		}
 	}
 	switch code {
@@ -196,6 +198,9 @@ func (c *Classifier) Kind(code codes.Code, info errs.Info, call Call) errs.Kind 
 	switch fam {
 	case FamilySandbox:
 		switch {
+		case code == codes.NotFound && runnerMissing:
+			// A missing runner is not a missing sandbox: deliberately not SandboxNotFoundError.
+			return errs.ErrSandbox
 		case code == codes.NotFound && call.SnapshotID != "":
 			return errs.ErrSnapshotNotFound
 		case code == codes.NotFound:
@@ -230,6 +235,8 @@ func baseKind(f Family) errs.Kind {
 	return errs.ErrCWSandbox
 }
 
+const reasonRunnerNotFound = "CWSANDBOX_RUNNER_NOT_FOUND"
+
 // reasonKinds are the trusted reasons that choose a kind in every family.
 var reasonKinds = map[string]errs.Kind{
 	"CWSANDBOX_FILE_NOT_FOUND":         errs.ErrSandboxFile,
@@ -263,12 +270,11 @@ var reasonKinds = map[string]errs.Kind{
 // reasonKind returns the kind a trusted reason chooses on a call of family f, or 0 to fall
 // through to the code.
 func reasonKind(reason string, f Family) errs.Kind {
-	if reason == "CWSANDBOX_RUNNER_NOT_FOUND" {
-		// Deliberately not a SandboxNotFoundError on sandbox calls.
+	if reason == reasonRunnerNotFound {
 		if f == FamilyDiscovery {
 			return errs.ErrRunnerNotFound
 		}
-		return 0
+		return 0 // and see Kind: not a SandboxNotFoundError either
 	}
 	return reasonKinds[reason]
 }

@@ -4,6 +4,8 @@ import (
 	"math"
 	"time"
 	"unicode/utf8"
+
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // A minimal reader of the protobuf wire format over a string, enough for google.rpc.Status,
@@ -22,7 +24,10 @@ const (
 	wireEnd    = 4
 	wireI32    = 5
 
-	maxGroupDepth = 64 // proto.Unmarshal's default recursion limit is 10000; groups this deep are hostile
+	// maxGroupDepth is how deeply unknown groups may nest: as deep as proto.Unmarshal allows
+	// (protowire.ConsumeFieldValue), so that bytes it accepts are not skipped here. The
+	// work stays linear in the input: every level costs at least one byte.
+	maxGroupDepth = protowire.DefaultRecursionLimit + 1
 )
 
 // reader walks one message. After an error ok is false and next reports false.

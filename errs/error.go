@@ -103,7 +103,7 @@ func FromStatus(kind Kind, st *status.Status, cause error, info Info, res Resour
 // commands, a missing terminal state, function errors, or anything an SDK detects itself.
 // message is the human text; options add attributes. Without [WithCode] the code is the
 // kind's natural one (Unavailable for ErrSandboxUnavailable, NotFound for the not-found
-// kinds, Unknown for most). GRPCStatus returns a status with that code and the error's
+// kinds, Unknown for most); codes.OK becomes Unknown. GRPCStatus returns a status with that code and the error's
 // message. An invalid kind is treated as ErrCWSandbox.
 func New(kind Kind, message string, opts ...Option) *Error {
 	if !kind.Valid() {
@@ -112,6 +112,9 @@ func New(kind Kind, message string, opts ...Option) *Error {
 	b := builder{code: table[kind].code}
 	for _, o := range opts {
 		o.apply(&b)
+	}
+	if b.code == codes.OK {
+		b.code = codes.Unknown // an error is never OK
 	}
 	e := &Error{
 		kind:       kind,

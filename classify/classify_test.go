@@ -1,0 +1,525 @@
+package classify_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/testing/protocmp"
+
+	"github.com/faultline-go/faultline/classify"
+	"github.com/faultline-go/faultline/errs"
+)
+
+var (
+	sandboxCall   = classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/GetSandbox", SandboxID: "sb-1"}
+	discoveryCall = classify.Call{Method: "/coreweave.sandbox.v1.DiscoveryService/GetRunner", RunnerID: "r-1"}
+	otherCall     = classify.Call{Method: "/acme.billing.v1.Billing/Charge"}
+	noMethodCall  = classify.Call{}
+)
+
+// reasonKinds is the reason table of classification.md, section 2, rule 1, copied by hand.
+var reasonKinds = []struct {
+	reason string
+	kind   errs.Kind
+}{
+	{"CWSANDBOX_FILE_NOT_FOUND", errs.ErrSandboxFile},
+	{"CWSANDBOX_FILE_IS_DIRECTORY", errs.ErrSandboxFile},
+	{"CWSANDBOX_FILE_IO_FAILED", errs.ErrSandboxFile},
+	{"CWSANDBOX_FILE_PERMISSION_DENIED", errs.ErrSandboxFile},
+	{"CWSANDBOX_FILE_TOO_LARGE", errs.ErrSandboxFile},
+	{"CWSANDBOX_FILE_TRUNCATED", errs.ErrSandboxFile},
+	{"CWSANDBOX_SANDBOX_NOT_FOUND", errs.ErrSandboxNotFound},
+	{"CWSANDBOX_COMMAND_TIMEOUT", errs.ErrSandboxCommandTimeout},
+	{"CWSANDBOX_RUNNER_UNAVAILABLE", errs.ErrSandboxUnavailable},
+	{"CWSANDBOX_BACKEND_UNAVAILABLE", errs.ErrSandboxUnavailable},
+	{"CWSANDBOX_FSS_NOT_FOUND", errs.ErrSnapshotNotFound},
+	{"CWSANDBOX_FSS_NOT_READY", errs.ErrSnapshotNotReady},
+	{"CWSANDBOX_FSS_NOT_SUPPORTED", errs.ErrSnapshotNotSupported},
+	{"CWSANDBOX_FSS_SIZE_EXCEEDED", errs.ErrSnapshotSizeExceeded},
+	{"CWSANDBOX_FSS_QUOTA_EXCEEDED", errs.ErrSnapshotQuotaExceeded},
+	{"CWSANDBOX_FSS_BUCKET_MISMATCH", errs.ErrSnapshotBucketMismatch},
+	{"CWSANDBOX_FSS_BUCKET_UNAVAILABLE", errs.ErrSandboxSnapshot},
+	{"CWSANDBOX_FSS_RESTORE_FAILED", errs.ErrSandboxSnapshot},
+	{"CWSANDBOX_FSS_CREATE_FAILED", errs.ErrSandboxSnapshot},
+	{"CWSANDBOX_FSS_CREATE_TIMED_OUT", errs.ErrSandboxSnapshot},
+	{"CWSANDBOX_FSS_AUTH_FAILED", errs.ErrSandboxSnapshot},
+	{"CWSANDBOX_FSS_TRANSPORT_FAILED", errs.ErrSandboxSnapshot},
+	{"CWSANDBOX_FSS_CANCELED", errs.ErrSandboxSnapshot},
+	{"CWSANDBOX_FSS_WAIT_TIMEOUT", errs.ErrSnapshotWaitTimeout},
+	{"CWSANDBOX_FSS_BACKEND_THROTTLED", errs.ErrSnapshotBackendThrottled},
+	{"CWSANDBOX_FSS_INFLIGHT_LIMIT", errs.ErrSnapshotBackendThrottled},
+}
+
+// statusErr returns the error of a status with code c, message msg and details.
+func statusErr(t *testing.T, c codes.Code, msg string, details ...protoadapt.MessageV1) error {
+	t.Helper()
+	return withDetails(t, c, msg, details...).Err()
+}
+
+func errorInfo(reason, domain string, md map[string]string) *errdetails.ErrorInfo {
+	return &errdetails.ErrorInfo{Reason: reason, Domain: domain, Metadata: md}
+}
+
+// TestClassifyReason checks every reason of the table under the trusted domain, and the same
+// reasons under untrusted and empty domains, where the code decides and the reason stays
+// attached.
+func TestClassifyReason(t *testing.T) {
+	c := classify.New()
+	for _, tc := range reasonKinds {
+		for _, fam := range []struct {
+			name string
+			call classify.Call
+			base errs.Kind
+		}{
+			{"sandbox", sandboxCall, errs.ErrSandbox},
+			{"discovery", discoveryCall, errs.ErrDiscovery},
+			{"no method", noMethodCall, errs.ErrSandbox},
+		} {
+			t.Run(tc.reason+"/"+fam.name, func(t *testing.T) {
+				for _, d := range []struct {
+					domain string
+					want   errs.Kind
+				}{
+					{classify.DefaultDomain, tc.kind},
+					{"evil.example.com", fam.base},
+					{"CWSANDBOX.COM", fam.base}, // matched case-sensitively
+					{"cwsandbox.com.evil", fam.base},
+					{"", fam.base},
+				} {
+					md := map[string]string{"k": "v"}
+					err := statusErr(t, codes.Internal, "server message", errorInfo(tc.reason, d.domain, md), retryInfo(2, 0))
+					e := c.Classify(err, fam.call)
+					if e.Kind() != d.want {
+						t.Errorf("Classify(Internal, %s@%q) on %s = %v, want %v", tc.reason, d.domain, fam.name, e.Kind(), d.want)
+					}
+					delay, ok := e.RetryDelay()
+					if e.Reason() != tc.reason || e.Domain() != d.domain || !cmp.Equal(e.Metadata(), md) || delay != 2*time.Second || !ok {
+						t.Errorf("Classify(%s@%q) attached %q, %q, %v, %v, %v, want %q, %q, %v, 2s, true",
+							tc.reason, d.domain, e.Reason(), e.Domain(), e.Metadata(), delay, ok, tc.reason, d.domain, md)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestClassifyReasonFallsThrough checks trusted reasons without a rule: the code decides.
+func TestClassifyReasonFallsThrough(t *testing.T) {
+	violation := badRequest(&errdetails.BadRequest_FieldViolation{Field: "f", Description: "d"})
+	tests := []struct {
+		name    string
+		call    classify.Call
+		code    codes.Code
+		reason  string
+		details []protoadapt.MessageV1
+		want    errs.Kind
+	}{
+		{"runner not found on a discovery call", discoveryCall, codes.Internal, "CWSANDBOX_RUNNER_NOT_FOUND", nil, errs.ErrRunnerNotFound},
+		{"runner not found on a discovery call, any code", discoveryCall, codes.FailedPrecondition, "CWSANDBOX_RUNNER_NOT_FOUND", nil, errs.ErrRunnerNotFound},
+		{"runner not found on a sandbox call is not a SandboxNotFoundError", sandboxCall, codes.Internal, "CWSANDBOX_RUNNER_NOT_FOUND", nil, errs.ErrSandbox},
+		{"runner not found on a sandbox call, unavailable", sandboxCall, codes.Unavailable, "CWSANDBOX_RUNNER_NOT_FOUND", nil, errs.ErrSandboxUnavailable},
+		{"runner not found on a sandbox call with NOT_FOUND is not a SandboxNotFoundError", sandboxCall, codes.NotFound, "CWSANDBOX_RUNNER_NOT_FOUND", nil, errs.ErrSandbox},
+		{"runner not found without a method", noMethodCall, codes.FailedPrecondition, "CWSANDBOX_RUNNER_NOT_FOUND", nil, errs.ErrSandbox},
+		{"runner not found on another service", otherCall, codes.Internal, "CWSANDBOX_RUNNER_NOT_FOUND", nil, errs.ErrCWSandbox},
+		{"invalid request with violations", sandboxCall, codes.InvalidArgument, "CWSANDBOX_INVALID_REQUEST", []protoadapt.MessageV1{violation}, errs.ErrSandboxValidation},
+		{"invalid request without violations", sandboxCall, codes.InvalidArgument, "CWSANDBOX_INVALID_REQUEST", nil, errs.ErrSandbox},
+		{"placement reason", sandboxCall, codes.ResourceExhausted, "CWSANDBOX_PLACEMENT_FAILED", nil, errs.ErrSandboxResourceExhausted},
+		{"serverless gate", sandboxCall, codes.FailedPrecondition, "CWSANDBOX_SERVERLESS_DISABLED", nil, errs.ErrSandbox},
+		{"unknown future reason", sandboxCall, codes.NotFound, "CWSANDBOX_SOMETHING_NEW", nil, errs.ErrSandboxNotFound},
+		{"reasons match case-sensitively", sandboxCall, codes.Internal, "cwsandbox_file_not_found", nil, errs.ErrSandbox},
+		{"file reason on a discovery call", discoveryCall, codes.Internal, "CWSANDBOX_FILE_NOT_FOUND", nil, errs.ErrSandboxFile},
+		{"snapshot reason on another service", otherCall, codes.Internal, "CWSANDBOX_FSS_NOT_READY", nil, errs.ErrSnapshotNotReady},
+	}
+	c := classify.New()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			details := append([]protoadapt.MessageV1{errorInfo(tc.reason, classify.DefaultDomain, nil)}, tc.details...)
+			e := c.Classify(statusErr(t, tc.code, "m", details...), tc.call)
+			if e.Kind() != tc.want || e.Reason() != tc.reason {
+				t.Errorf("Classify(%v, %s) on %q = %v, reason %q, want %v, reason %q", tc.code, tc.reason, tc.call.Method, e.Kind(), e.Reason(), tc.want, tc.reason)
+			}
+		})
+	}
+}
+
+// TestClassifyCode checks every code on every family, without details.
+func TestClassifyCode(t *testing.T) {
+	// want[code] = {sandbox, discovery, unknown service, no method}
+	want := map[codes.Code][4]errs.Kind{
+		codes.OK:                 {errs.ErrSandbox, errs.ErrDiscovery, errs.ErrCWSandbox, errs.ErrSandbox},
+		codes.Canceled:           {errs.ErrSandboxNotRunning, errs.ErrDiscovery, errs.ErrCWSandbox, errs.ErrSandboxNotRunning},
+		codes.Unknown:            {errs.ErrSandbox, errs.ErrDiscovery, errs.ErrCWSandbox, errs.ErrSandbox},
+		codes.InvalidArgument:    {errs.ErrSandbox, errs.ErrDiscovery, errs.ErrCWSandbox, errs.ErrSandbox},
+		codes.DeadlineExceeded:   {errs.ErrSandboxRequestTimeout, errs.ErrSandboxRequestTimeout, errs.ErrSandboxRequestTimeout, errs.ErrSandboxRequestTimeout},
+		codes.NotFound:           {errs.ErrSandboxNotFound, errs.ErrRunnerNotFound, errs.ErrCWSandbox, errs.ErrSandboxNotFound},
+		codes.AlreadyExists:      {errs.ErrSandbox, errs.ErrDiscovery, errs.ErrCWSandbox, errs.ErrSandbox},
+		codes.PermissionDenied:   {errs.ErrCWSandboxAuthentication, errs.ErrCWSandboxAuthentication, errs.ErrCWSandboxAuthentication, errs.ErrCWSandboxAuthentication},
+		codes.ResourceExhausted:  {errs.ErrSandboxResourceExhausted, errs.ErrSandboxResourceExhausted, errs.ErrSandboxResourceExhausted, errs.ErrSandboxResourceExhausted},
+		codes.FailedPrecondition: {errs.ErrSandbox, errs.ErrDiscovery, errs.ErrCWSandbox, errs.ErrSandbox},
+		codes.Aborted:            {errs.ErrSandbox, errs.ErrDiscovery, errs.ErrCWSandbox, errs.ErrSandbox},
+		codes.OutOfRange:         {errs.ErrSandbox, errs.ErrDiscovery, errs.ErrCWSandbox, errs.ErrSandbox},
+		codes.Unimplemented:      {errs.ErrSandbox, errs.ErrDiscovery, errs.ErrCWSandbox, errs.ErrSandbox},
+		codes.Internal:           {errs.ErrSandbox, errs.ErrDiscovery, errs.ErrCWSandbox, errs.ErrSandbox},
+		codes.Unavailable:        {errs.ErrSandboxUnavailable, errs.ErrSandboxUnavailable, errs.ErrSandboxUnavailable, errs.ErrSandboxUnavailable},
+		codes.DataLoss:           {errs.ErrSandbox, errs.ErrDiscovery, errs.ErrCWSandbox, errs.ErrSandbox},
+		codes.Unauthenticated:    {errs.ErrCWSandboxAuthentication, errs.ErrCWSandboxAuthentication, errs.ErrCWSandboxAuthentication, errs.ErrCWSandboxAuthentication},
+	}
+	if len(want) != 17 {
+		t.Fatalf("the table has %d codes, want 17", len(want))
+	}
+	calls := [4]struct {
+		name string
+		call classify.Call
+	}{{"sandbox", sandboxCall}, {"discovery", discoveryCall}, {"unknown service", otherCall}, {"no method", noMethodCall}}
+	c := classify.New()
+	for code, kinds := range want {
+		for i, call := range calls {
+			t.Run(code.String()+"/"+call.name, func(t *testing.T) {
+				if got := c.Kind(code, errs.Info{}, call.call); got != kinds[i] {
+					t.Errorf("Kind(%v, {}, %s) = %v, want %v", code, call.name, got, kinds[i])
+				}
+				if code == codes.OK {
+					return // an OK status has no error
+				}
+				st := status.New(code, "server message")
+				e := c.Classify(st.Err(), call.call)
+				if e.Kind() != kinds[i] {
+					t.Errorf("Classify(%v) on %s = %v, want %v", code, call.name, e.Kind(), kinds[i])
+				}
+				if e.Code() != code || status.Code(e) != code || e.GRPCStatus() != st {
+					t.Errorf("Classify(%v) on %s: code %v, status.Code %v, status %p, want %v, %v, %p",
+						code, call.name, e.Code(), status.Code(e), e.GRPCStatus(), code, code, st)
+				}
+				if !strings.Contains(e.Error(), "server message") {
+					t.Errorf("Classify(%v).Error() = %q, want the server's message in it", code, e.Error())
+				}
+			})
+		}
+	}
+}
+
+// TestClassifyValidation checks INVALID_ARGUMENT with and without violations in each family.
+func TestClassifyValidation(t *testing.T) {
+	violations := badRequest(
+		&errdetails.BadRequest_FieldViolation{Field: "spec.image", Description: "must not be empty"},
+		&errdetails.BadRequest_FieldViolation{Field: "tags[0]", LocalizedMessage: &errdetails.LocalizedMessage{Message: "Invalid tag"}})
+	tests := []struct {
+		name       string
+		call       classify.Call
+		violations bool
+		want       errs.Kind
+		wantError  string
+	}{
+		{"sandbox with violations", sandboxCall, true, errs.ErrSandboxValidation,
+			"GetSandbox: invalid argument: bad request (sandbox sb-1); field violations: spec.image: must not be empty; tags[0]: Invalid tag"},
+		{"sandbox without violations", sandboxCall, false, errs.ErrSandbox, "GetSandbox: invalid argument: bad request (sandbox sb-1)"},
+		{"discovery with violations", discoveryCall, true, errs.ErrDiscoveryValidation,
+			"GetRunner: invalid argument: bad request (runner r-1); field violations: spec.image: must not be empty; tags[0]: Invalid tag"},
+		{"discovery without violations", discoveryCall, false, errs.ErrDiscovery, "GetRunner: invalid argument: bad request (runner r-1)"},
+		{"unknown service with violations", otherCall, true, errs.ErrCWSandboxValidation,
+			"Charge: invalid argument: bad request; field violations: spec.image: must not be empty; tags[0]: Invalid tag"},
+		{"unknown service without violations", otherCall, false, errs.ErrCWSandbox, "Charge: invalid argument: bad request"},
+		{"no method with violations", noMethodCall, true, errs.ErrSandboxValidation,
+			"invalid argument: bad request; field violations: spec.image: must not be empty; tags[0]: Invalid tag"},
+	}
+	c := classify.New()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var details []protoadapt.MessageV1
+			if tc.violations {
+				details = append(details, violations)
+			}
+			e := c.Classify(statusErr(t, codes.InvalidArgument, "bad request", details...), tc.call)
+			if e.Kind() != tc.want || e.Error() != tc.wantError {
+				t.Errorf("Classify(InvalidArgument) on %q = %v, %q, want %v, %q", tc.call.Method, e.Kind(), e.Error(), tc.want, tc.wantError)
+			}
+			if tc.violations && !errors.Is(e, errs.ErrCWSandboxValidation) {
+				t.Errorf("errors.Is(Classify(InvalidArgument with violations), ErrCWSandboxValidation) = false, want true")
+			}
+		})
+	}
+}
+
+func TestClassifyOptions(t *testing.T) {
+	const partner = "partner.example.com"
+	tests := []struct {
+		name   string
+		opts   []classify.Option
+		call   classify.Call
+		code   codes.Code
+		reason string
+		domain string
+		want   errs.Kind
+	}{
+		{"default trusts cwsandbox.com", nil, sandboxCall, codes.Internal, "CWSANDBOX_FILE_NOT_FOUND", classify.DefaultDomain, errs.ErrSandboxFile},
+		{"WithTrustedDomains trusts the new domain", []classify.Option{classify.WithTrustedDomains(partner)},
+			sandboxCall, codes.Internal, "CWSANDBOX_FILE_NOT_FOUND", partner, errs.ErrSandboxFile},
+		{"WithTrustedDomains replaces the default", []classify.Option{classify.WithTrustedDomains(partner)},
+			sandboxCall, codes.Internal, "CWSANDBOX_FILE_NOT_FOUND", classify.DefaultDomain, errs.ErrSandbox},
+		{"WithTrustedDomains with several domains", []classify.Option{classify.WithTrustedDomains(partner, classify.DefaultDomain)},
+			sandboxCall, codes.Internal, "CWSANDBOX_COMMAND_TIMEOUT", classify.DefaultDomain, errs.ErrSandboxCommandTimeout},
+		{"WithTrustedDomains with none trusts nothing", []classify.Option{classify.WithTrustedDomains()},
+			sandboxCall, codes.Internal, "CWSANDBOX_FILE_NOT_FOUND", classify.DefaultDomain, errs.ErrSandbox},
+		{"last WithTrustedDomains wins", []classify.Option{classify.WithTrustedDomains(partner), classify.WithTrustedDomains(classify.DefaultDomain)},
+			sandboxCall, codes.Internal, "CWSANDBOX_FILE_NOT_FOUND", partner, errs.ErrSandbox},
+		{"WithRule maps an untrusted domain's reason", []classify.Option{classify.WithRule(partner, "PARTNER_BUSY", errs.ErrSandboxUnavailable)},
+			sandboxCall, codes.Internal, "PARTNER_BUSY", partner, errs.ErrSandboxUnavailable},
+		{"WithRule applies to its domain only", []classify.Option{classify.WithRule(partner, "PARTNER_BUSY", errs.ErrSandboxUnavailable)},
+			sandboxCall, codes.Internal, "PARTNER_BUSY", "other.example.com", errs.ErrSandbox},
+		{"WithRule overrides a built-in reason", []classify.Option{classify.WithRule(classify.DefaultDomain, "CWSANDBOX_FILE_NOT_FOUND", errs.ErrSandboxNotFound)},
+			sandboxCall, codes.Internal, "CWSANDBOX_FILE_NOT_FOUND", classify.DefaultDomain, errs.ErrSandboxNotFound},
+		{"WithRule on a sandbox call's runner reason", []classify.Option{classify.WithRule(classify.DefaultDomain, "CWSANDBOX_RUNNER_NOT_FOUND", errs.ErrSandboxFailed)},
+			sandboxCall, codes.NotFound, "CWSANDBOX_RUNNER_NOT_FOUND", classify.DefaultDomain, errs.ErrSandboxFailed},
+		{"WithRule with an invalid kind removes the rule", []classify.Option{
+			classify.WithRule(partner, "PARTNER_BUSY", errs.ErrSandboxUnavailable), classify.WithRule(partner, "PARTNER_BUSY", errs.Kind(0))},
+			sandboxCall, codes.Internal, "PARTNER_BUSY", partner, errs.ErrSandbox},
+		{"WithRule rules add up", []classify.Option{
+			classify.WithRule(partner, "A", errs.ErrSandboxFailed), classify.WithRule(partner, "B", errs.ErrSandboxTerminated)},
+			sandboxCall, codes.Internal, "A", partner, errs.ErrSandboxFailed},
+		{"WithService puts a service in the discovery family", []classify.Option{classify.WithService("acme.billing.v1.Billing", classify.FamilyDiscovery)},
+			otherCall, codes.NotFound, "", "", errs.ErrRunnerNotFound},
+		{"WithService puts a service in the sandbox family", []classify.Option{classify.WithService("acme.billing.v1.Billing", classify.FamilySandbox)},
+			otherCall, codes.Canceled, "", "", errs.ErrSandboxNotRunning},
+		{"WithService overrides a default service", []classify.Option{classify.WithService(classify.DiscoveryService, classify.FamilyGeneric)},
+			discoveryCall, codes.NotFound, "", "", errs.ErrCWSandbox},
+		{"WithService entries add up", []classify.Option{
+			classify.WithService("a.A", classify.FamilySandbox), classify.WithService("acme.billing.v1.Billing", classify.FamilyDiscovery)},
+			otherCall, codes.Internal, "", "", errs.ErrDiscovery},
+		{"WithService keeps the defaults", []classify.Option{classify.WithService("a.A", classify.FamilyGeneric)},
+			discoveryCall, codes.NotFound, "", "", errs.ErrRunnerNotFound},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var details []protoadapt.MessageV1
+			if tc.reason != "" {
+				details = append(details, errorInfo(tc.reason, tc.domain, nil))
+			}
+			e := classify.New(tc.opts...).Classify(statusErr(t, tc.code, "m", details...), tc.call)
+			if e.Kind() != tc.want {
+				t.Errorf("New(...).Classify(%v, %s@%q) on %q = %v, want %v", tc.code, tc.reason, tc.domain, tc.call.Method, e.Kind(), tc.want)
+			}
+		})
+	}
+	t.Run("options do not change other classifiers", func(t *testing.T) {
+		classify.New(classify.WithService(classify.DiscoveryService, classify.FamilyGeneric), classify.WithTrustedDomains())
+		if got := classify.New().Family(discoveryCall.Method); got != classify.FamilyDiscovery {
+			t.Errorf("New().Family(%q) = %v after another classifier's WithService, want FamilyDiscovery", discoveryCall.Method, got)
+		}
+		e := classify.Classify(statusErr(t, codes.Internal, "m", errorInfo("CWSANDBOX_FILE_NOT_FOUND", classify.DefaultDomain, nil)))
+		if e.Kind() != errs.ErrSandboxFile {
+			t.Errorf("Classify(FILE_NOT_FOUND) = %v after another classifier's options, want ErrSandboxFile", e.Kind())
+		}
+	})
+}
+
+func TestFamily(t *testing.T) {
+	c := classify.New(classify.WithService("acme.v1.Runners", classify.FamilyDiscovery))
+	tests := []struct {
+		method string
+		want   classify.Family
+	}{
+		{"", classify.FamilySandbox},
+		{"/coreweave.sandbox.v1.SandboxService/Exec", classify.FamilySandbox},
+		{"/coreweave.sandbox.v1.DiscoveryService/ListRunners", classify.FamilyDiscovery},
+		{"/acme.v1.Runners/Get", classify.FamilyDiscovery},
+		{"/coreweave.sandbox.v2.SandboxService/Exec", classify.FamilyGeneric},
+		{"/other.Service/Method", classify.FamilyGeneric},
+	}
+	for _, tc := range tests {
+		if got := c.Family(tc.method); got != tc.want {
+			t.Errorf("Family(%q) = %v, want %v", tc.method, got, tc.want)
+		}
+	}
+}
+
+// TestClassifyResource checks the call context: the file path from the call or from
+// metadata["filepath"] (the call wins), and the snapshot id on NOT_FOUND.
+func TestClassifyResource(t *testing.T) {
+	fileInfo := errorInfo("CWSANDBOX_FILE_NOT_FOUND", classify.DefaultDomain, map[string]string{"filepath": "/from/metadata"})
+	tests := []struct {
+		name      string
+		call      classify.Call
+		code      codes.Code
+		details   []protoadapt.MessageV1
+		wantKind  errs.Kind
+		wantPath  string
+		wantSnap  string
+		wantError string
+	}{
+		{"file path from the call wins",
+			classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/ReadFile", SandboxID: "sb-1", FilePath: "/from/call"},
+			codes.NotFound, []protoadapt.MessageV1{fileInfo}, errs.ErrSandboxFile, "/from/call", "",
+			"ReadFile: file not found: no such file (sandbox sb-1, file /from/call)"},
+		{"file path from metadata when the call has none",
+			classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/ReadFile", SandboxID: "sb-1"},
+			codes.NotFound, []protoadapt.MessageV1{fileInfo}, errs.ErrSandboxFile, "/from/metadata", "",
+			"ReadFile: file not found: no such file (sandbox sb-1, file /from/metadata)"},
+		{"no file path at all",
+			classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/ReadFile"},
+			codes.NotFound, []protoadapt.MessageV1{errorInfo("CWSANDBOX_FILE_TOO_LARGE", classify.DefaultDomain, nil)}, errs.ErrSandboxFile, "", "",
+			"ReadFile: file too large: no such file"},
+		{"metadata file path only for file errors",
+			classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/GetSandbox"},
+			codes.NotFound, []protoadapt.MessageV1{errorInfo("R", classify.DefaultDomain, map[string]string{"filepath": "/x"})}, errs.ErrSandboxNotFound, "", "",
+			"GetSandbox: sandbox not found: no such file"},
+		{"metadata file path ignored under an untrusted domain",
+			classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/ReadFile"},
+			codes.NotFound, []protoadapt.MessageV1{errorInfo("CWSANDBOX_FILE_NOT_FOUND", "evil.example.com", map[string]string{"filepath": "/x"})}, errs.ErrSandboxNotFound, "", "",
+			"ReadFile: sandbox not found: no such file"},
+		{"snapshot id: NOT_FOUND is a SnapshotNotFoundError",
+			classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/RestoreSnapshot", SnapshotID: "fss-9"},
+			codes.NotFound, nil, errs.ErrSnapshotNotFound, "", "fss-9",
+			"RestoreSnapshot: snapshot not found: no such file (snapshot fss-9)"},
+		{"snapshot id on a discovery call: runner not found",
+			classify.Call{Method: "/coreweave.sandbox.v1.DiscoveryService/GetRunner", SnapshotID: "fss-9", RunnerID: "r-2"},
+			codes.NotFound, nil, errs.ErrRunnerNotFound, "", "fss-9",
+			"GetRunner: runner not found: no such file (snapshot fss-9, runner r-2)"},
+		{"snapshot id without NOT_FOUND",
+			classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/RestoreSnapshot", SnapshotID: "fss-9"},
+			codes.Internal, nil, errs.ErrSandbox, "", "fss-9",
+			"RestoreSnapshot: internal error: no such file (snapshot fss-9)"},
+	}
+	c := classify.New()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := c.Classify(statusErr(t, tc.code, "no such file", tc.details...), tc.call)
+			if e.Kind() != tc.wantKind || e.FilePath() != tc.wantPath || e.SnapshotID() != tc.wantSnap || e.Error() != tc.wantError {
+				t.Errorf("Classify(%v) on %+v = %v, file %q, snapshot %q, %q, want %v, %q, %q, %q",
+					tc.code, tc.call, e.Kind(), e.FilePath(), e.SnapshotID(), e.Error(), tc.wantKind, tc.wantPath, tc.wantSnap, tc.wantError)
+			}
+			if e.Operation() == "" || e.SandboxID() != tc.call.SandboxID || e.RunnerID() != tc.call.RunnerID {
+				t.Errorf("Classify on %+v: operation %q, sandbox %q, runner %q, want the call's", tc.call, e.Operation(), e.SandboxID(), e.RunnerID())
+			}
+		})
+	}
+}
+
+// TestClassifyMessages checks the phrases users know, and that metadata is never printed.
+func TestClassifyMessages(t *testing.T) {
+	secret := map[string]string{"token": "SECRET"}
+	tests := []struct {
+		code codes.Code
+		call classify.Call
+		want string
+	}{
+		{codes.Unavailable, sandboxCall, "GetSandbox: unavailable: server message (sandbox sb-1)"},
+		{codes.DeadlineExceeded, sandboxCall, "GetSandbox: timed out: server message (sandbox sb-1)"},
+		{codes.ResourceExhausted, discoveryCall, "GetRunner: resource exhausted: server message (runner r-1)"},
+		{codes.NotFound, sandboxCall, "GetSandbox: sandbox not found: server message (sandbox sb-1)"},
+		{codes.NotFound, discoveryCall, "GetRunner: runner not found: server message (runner r-1)"},
+		{codes.NotFound, otherCall, "Charge: not found: server message"},
+		{codes.Canceled, sandboxCall, "GetSandbox: cancelled: server message (sandbox sb-1)"},
+		{codes.Unauthenticated, sandboxCall, "GetSandbox: authentication failed: server message (sandbox sb-1)"},
+		{codes.PermissionDenied, otherCall, "Charge: permission denied: server message"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.code.String()+tc.call.Method, func(t *testing.T) {
+			err := statusErr(t, tc.code, "server message", errorInfo("R", "other.example.com", secret), &errdetails.DebugInfo{Detail: "SECRET"})
+			if got := classify.New().Classify(err, tc.call).Error(); got != tc.want {
+				t.Errorf("Classify(%v).Error() = %q, want %q", tc.code, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestClassifyErrors checks the errors Classify is given that are not a bare status error.
+func TestClassifyErrors(t *testing.T) {
+	c := classify.New()
+	t.Run("nil", func(t *testing.T) {
+		if got := c.Classify(nil, sandboxCall); got != nil {
+			t.Errorf("Classify(nil) = %v, want nil", got)
+		}
+		if got := classify.Classify(nil); got != nil {
+			t.Errorf("classify.Classify(nil) = %v, want nil", got)
+		}
+	})
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"plain error", errors.New("connection reset")},
+		{"context error", context.Canceled},
+		{"wrapped plain error", fmt.Errorf("dial: %w", errors.New("connection reset"))},
+	} {
+		for _, fam := range []struct {
+			call classify.Call
+			want errs.Kind
+		}{
+			{sandboxCall, errs.ErrSandbox}, {discoveryCall, errs.ErrDiscovery}, {otherCall, errs.ErrCWSandbox}, {noMethodCall, errs.ErrSandbox},
+		} {
+			t.Run("non-status/"+tc.name+"/"+fam.call.Method, func(t *testing.T) {
+				e := c.Classify(tc.err, fam.call)
+				if e.Kind() != fam.want || e.Code() != codes.Unknown || status.Code(e) != codes.Unknown {
+					t.Errorf("Classify(%v) on %q = %v, %v, want %v, Unknown", tc.err, fam.call.Method, e.Kind(), e.Code(), fam.want)
+				}
+				if !errors.Is(e, tc.err) || e.Unwrap() != tc.err {
+					t.Errorf("Classify(%v).Unwrap() = %v, want the original", tc.err, e.Unwrap())
+				}
+				if !strings.Contains(e.Error(), tc.err.Error()) {
+					t.Errorf("Classify(%v).Error() = %q, want the original text in it", tc.err, e.Error())
+				}
+			})
+		}
+	}
+	t.Run("wrapped status error", func(t *testing.T) {
+		orig := statusErr(t, codes.Unavailable, "down", errorInfo("CWSANDBOX_FSS_INFLIGHT_LIMIT", classify.DefaultDomain, nil))
+		err := fmt.Errorf("create snapshot: %w", orig)
+		e := c.Classify(err, sandboxCall)
+		if e.Kind() != errs.ErrSnapshotBackendThrottled || status.Code(e) != codes.Unavailable {
+			t.Errorf("Classify(wrapped) = %v, %v, want ErrSnapshotBackendThrottled, Unavailable", e.Kind(), status.Code(e))
+		}
+		if !errors.Is(e, orig) || e.Unwrap() != err {
+			t.Errorf("Classify(wrapped).Unwrap() = %v, want the wrapped error", e.Unwrap())
+		}
+	})
+	done := c.Classify(statusErr(t, codes.Unavailable, "down"), sandboxCall)
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"already classified", done},
+		{"already classified, wrapped", fmt.Errorf("retry: %w", done)},
+		{"already classified, joined", errors.Join(errors.New("other"), done)},
+		{"client-made", errs.New(errs.ErrSandboxStreamTruncated, "cut")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var want *errs.Error
+			errors.As(tc.err, &want)
+			if got := c.Classify(tc.err, discoveryCall); got != want {
+				t.Errorf("Classify(%v) = %p, want the same *errs.Error %p", tc.err, got, want)
+			}
+		})
+	}
+}
+
+// TestClassifyKeepsStatus checks that the classified error keeps the original status and
+// error for status.FromError, status.Code and errors.Is.
+func TestClassifyKeepsStatus(t *testing.T) {
+	st := withDetails(t, codes.Unavailable, "backend is restarting",
+		errorInfo("CWSANDBOX_BACKEND_UNAVAILABLE", classify.DefaultDomain, map[string]string{"k": "v"}), retryInfo(2, 0))
+	before := st.Proto()
+	orig := st.Err()
+	e := classify.Classify(orig)
+	got, ok := status.FromError(e)
+	if !ok || got != st {
+		t.Fatalf("status.FromError(Classify(err)) = %p, %v, want %p, true", got, ok, st)
+	}
+	if !cmp.Equal(got.Proto(), before, protocmp.Transform()) {
+		t.Errorf("status.FromError(Classify(err)).Proto() = %v, want %v", got.Proto(), before)
+	}
+	if e.Unwrap() != orig || !errors.Is(e, orig) {
+		t.Errorf("Classify(err).Unwrap() = %v, want err", e.Unwrap())
+	}
+	if !errors.Is(e, errs.ErrSandboxNotRunning) || !errors.Is(e, errs.ErrSandbox) {
+		t.Errorf("errors.Is(Classify(unavailable), ancestors) = false, want true")
+	}
+}

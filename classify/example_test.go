@@ -1,0 +1,106 @@
+package classify_test
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/faultline-go/faultline/classify"
+	"github.com/faultline-go/faultline/errs"
+)
+
+// fileNotFound is an AIP-193 status as the sandbox service sends it.
+func fileNotFound() *status.Status {
+	st, err := status.New(codes.NotFound, "no such file or directory").WithDetails(
+		&errdetails.ErrorInfo{
+			Reason:   "CWSANDBOX_FILE_NOT_FOUND",
+			Domain:   "cwsandbox.com",
+			Metadata: map[string]string{"filepath": "/workspace/data.csv"},
+		},
+		&errdetails.RetryInfo{RetryDelay: durationpb.New(0)},
+	)
+	if err != nil {
+		panic(err)
+	}
+	return st
+}
+
+func ExampleClassify() {
+	err := classify.Classify(fileNotFound().Err())
+
+	fmt.Println(err)
+	fmt.Println(err.Kind(), errors.Is(err, errs.ErrSandbox), status.Code(err))
+	fmt.Println(err.Reason(), err.FilePath())
+	// Output:
+	// file not found: no such file or directory (file /workspace/data.csv)
+	// SandboxFileError true NotFound
+	// CWSANDBOX_FILE_NOT_FOUND /workspace/data.csv
+}
+
+func ExampleClassifier_Classify() {
+	st := status.New(codes.NotFound, "sandbox does not exist")
+	call := classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/GetSandbox", SandboxID: "sb-42"}
+
+	err := classify.New().Classify(st.Err(), call)
+	fmt.Println(err)
+	fmt.Println(err.Kind(), err.SandboxID())
+	// Output:
+	// GetSandbox: sandbox not found: sandbox does not exist (sandbox sb-42)
+	// SandboxNotFoundError sb-42
+}
+
+func ExampleParse() {
+	info := classify.Parse(fileNotFound())
+	delay, ok := info.RetryDelay, info.HasRetryDelay
+
+	fmt.Println(info.Reason, info.Domain, info.Metadata)
+	fmt.Println(delay, ok) // an explicit zero is present
+	// Output:
+	// CWSANDBOX_FILE_NOT_FOUND cwsandbox.com map[filepath:/workspace/data.csv]
+	// 0s true
+}
+
+func ExampleParseTrailer() {
+	raw, err := proto.Marshal(fileNotFound().Proto())
+	if err != nil {
+		panic(err)
+	}
+	md := metadata.MD{"grpc-status-details-bin": {"not a status", string(raw)}}
+
+	info := classify.ParseTrailer(md)
+	fmt.Println(info.Reason, classify.Usable(info))
+	// Output:
+	// CWSANDBOX_FILE_NOT_FOUND true
+}
+
+func ExampleNew() {
+	c := classify.New(
+		// Reasons from this domain may choose the kind too.
+		classify.WithTrustedDomains(classify.DefaultDomain, "gateway.example.com"),
+		// The gateway's own reason for a busy backend is a transient unavailability.
+		classify.WithRule("gateway.example.com", "BACKEND_BUSY", errs.ErrSandboxUnavailable),
+		// Errors of this service are discovery errors.
+		classify.WithService("example.runners.v1.Runners", classify.FamilyDiscovery),
+	)
+
+	busy, _ := status.New(codes.Internal, "backend busy").WithDetails(
+		&errdetails.ErrorInfo{Reason: "BACKEND_BUSY", Domain: "gateway.example.com"},
+		&errdetails.RetryInfo{RetryDelay: durationpb.New(2 * time.Second)})
+	err := c.Classify(busy.Err(), classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/Exec"})
+	delay, _ := err.RetryDelay()
+	fmt.Println(err.Kind(), delay)
+
+	gone := status.New(codes.NotFound, "no such runner")
+	err = c.Classify(gone.Err(), classify.Call{Method: "/example.runners.v1.Runners/Get", RunnerID: "r-7"})
+	fmt.Println(err.Kind(), err.RunnerID())
+	// Output:
+	// SandboxUnavailableError 2s
+	// RunnerNotFoundError r-7
+}

@@ -1,0 +1,254 @@
+package classify_test
+
+import (
+	"encoding/base64"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/faultline-go/faultline/classify"
+	"github.com/faultline-go/faultline/errs"
+)
+
+// seedDetails are detail messages the fuzz targets start from: every field of the three
+// parsed types, empty and edge values, and their neighbours.
+func seedDetails() []proto.Message {
+	return []proto.Message{
+		&errdetails.ErrorInfo{},
+		&errdetails.ErrorInfo{Domain: "x"},
+		&errdetails.ErrorInfo{Reason: "CWSANDBOX_FILE_NOT_FOUND", Domain: "cwsandbox.com",
+			Metadata: map[string]string{"filepath": "/etc/hosts", "region": "us-east-04"}},
+		&errdetails.ErrorInfo{Reason: "CWSANDBOX_BACKEND_UNAVAILABLE", Domain: "cwsandbox.com", Metadata: map[string]string{
+			"a": "1", "b": "2", "c": "3", "d": "4", "e": "5", "f": "6", "g": "7", "h": "8", "i": "9", "": ""}},
+		&errdetails.RetryInfo{},
+		&errdetails.RetryInfo{RetryDelay: &durationpb.Duration{}},
+		&errdetails.RetryInfo{RetryDelay: durationpb.New(7 * time.Second)},
+		&errdetails.RetryInfo{RetryDelay: &durationpb.Duration{Seconds: -5}},
+		&errdetails.RetryInfo{RetryDelay: &durationpb.Duration{Seconds: 1e18}},
+		&errdetails.RetryInfo{RetryDelay: &durationpb.Duration{Seconds: 9223372036, Nanos: 854775807}},
+		&errdetails.RetryInfo{RetryDelay: &durationpb.Duration{Seconds: 9223372036, Nanos: 854775808}},
+		&errdetails.RetryInfo{RetryDelay: &durationpb.Duration{Seconds: -9223372036, Nanos: -854775808}},
+		&errdetails.RetryInfo{RetryDelay: &durationpb.Duration{Seconds: 1, Nanos: -1}},
+		&errdetails.RetryInfo{RetryDelay: &durationpb.Duration{Nanos: 1e9}},
+		&errdetails.BadRequest{},
+		&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
+			{Field: "tags[0]", LocalizedMessage: &errdetails.LocalizedMessage{Locale: "en-US", Message: "Invalid tag"}, Reason: "TAG_INVALID"},
+			{Field: "spec.image", Description: "must not be empty"},
+			{Reason: "ONLY_REASON"},
+			{},
+		}},
+		&errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{Subject: "s", Description: "d"}}},
+		&errdetails.DebugInfo{Detail: "secret stack"},
+	}
+}
+
+// seedStatuses are real encoded statuses.
+func seedStatuses(tb testing.TB) [][]byte {
+	var out [][]byte
+	ds := seedDetails()
+	for i, d := range ds {
+		out = append(out, marshal(tb, &spb.Status{Code: int32(i % 17), Message: "m", Details: []*anypb.Any{anyOf(tb, d)}}))
+	}
+	all := &spb.Status{Code: int32(codes.Unavailable), Message: "backend is restarting"}
+	for _, d := range ds {
+		all.Details = append(all.Details, anyOf(tb, d))
+	}
+	out = append(out, marshal(tb, all), marshal(tb, benchStatus(tb).Proto()), nil)
+	return out
+}
+
+// deepGroups is an unknown field 15 holding n nested groups: valid for proto.Unmarshal up to
+// n = 10001.
+func deepGroups(n int) []byte {
+	return []byte(strings.Repeat("\x7b", n) + strings.Repeat("\x7c", n))
+}
+
+var detailURLs = [...]string{errorInfoURL, retryInfoURL, badRequestURL}
+
+// FuzzParseDetails is a differential test of the wire reader: two fuzzed Any values under
+// the ErrorInfo, RetryInfo and BadRequest type URLs must parse as proto.Unmarshal and the
+// rules of the reference implementation say.
+func FuzzParseDetails(f *testing.F) {
+	var values [][]byte
+	for _, d := range seedDetails() {
+		values = append(values, marshal(f, d))
+	}
+	// Merged occurrences of a message field, unknown fields, groups, wrong wire types.
+	values = append(values,
+		append(marshal(f, &errdetails.RetryInfo{RetryDelay: &durationpb.Duration{Seconds: 1}}),
+			marshal(f, &errdetails.RetryInfo{RetryDelay: &durationpb.Duration{Nanos: 5}})...),
+		append(marshal(f, &errdetails.ErrorInfo{Reason: "R"}), deepGroups(70)...), // deeper: TestParseGroupDepth
+		[]byte("\x08\x01"),         // reason as a varint: an unknown field
+		[]byte("\x0a\x01\xff"),     // invalid UTF-8
+		[]byte("\x0a\x00\x0c"),     // a lone end group
+		[]byte("\x0e"),             // wire type 6
+		[]byte("\x0a\x05\x08\x01"), // truncated
+	)
+	for i, a := range values {
+		for url := range 3 { // every value as a under every URL, then b under another
+			f.Add(uint8(url+3*(i%3)), a, values[(i+1)%len(values)])
+		}
+	}
+	f.Fuzz(func(t *testing.T, sel uint8, a, b []byte) {
+		details := []*anypb.Any{
+			{TypeUrl: detailURLs[int(sel)%3], Value: a},
+			{TypeUrl: detailURLs[int(sel)/3%3], Value: b},
+		}
+		got := classify.Parse(rawStatus(codes.Internal, "", details...))
+		if d := diffInfo(got, refParse(details)); d != "" {
+			t.Errorf("Parse(%q: %x, %q: %x) differs from proto.Unmarshal (-want +got):\n%s",
+				details[0].TypeUrl, a, details[1].TypeUrl, b, d)
+		}
+		checkInfo(t, got)
+	})
+}
+
+// FuzzParse parses fuzzed google.rpc.Status messages and compares with the reference.
+func FuzzParse(f *testing.F) {
+	for _, s := range seedStatuses(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var sp spb.Status
+		if proto.Unmarshal(data, &sp) != nil {
+			return
+		}
+		got := classify.Parse(status.FromProto(&sp))
+		if d := diffInfo(got, refParse(sp.GetDetails())); d != "" {
+			t.Errorf("Parse(%x) differs from the reference (-want +got):\n%s", data, d)
+		}
+		checkInfo(t, got)
+	})
+}
+
+// FuzzParseTrailer holds ParseTrailer to the reference over two fuzzed trailer values, under
+// differently cased keys.
+func FuzzParseTrailer(f *testing.F) {
+	ss := seedStatuses(f)
+	for i, s := range ss {
+		f.Add(uint8(i), string(s), base64.StdEncoding.EncodeToString(ss[(i+1)%len(ss)]))
+		f.Add(uint8(i), base64.RawURLEncoding.EncodeToString(s), "garbage")
+	}
+	keys := [...]string{classify.StatusDetailsKey, "Grpc-Status-Details-Bin", "GRPC-STATUS-DETAILS-BIN", "grpc-status-details"}
+	f.Fuzz(func(t *testing.T, sel uint8, a, b string) {
+		md := metadata.MD{}
+		if sel&0x80 != 0 { // two keys
+			md[keys[int(sel)%4]] = []string{a}
+			md[keys[int(sel>>2)%4]] = append(md[keys[int(sel>>2)%4]], b)
+		} else {
+			md[keys[int(sel)%4]] = []string{a, b}
+		}
+		got := classify.ParseTrailer(md)
+		if d := diffInfo(got, refTrailer(md)); d != "" {
+			t.Errorf("ParseTrailer(%q) differs from the reference (-want +got):\n%s", md, d)
+		}
+		checkInfo(t, got)
+	})
+}
+
+// FuzzClassify classifies fuzzed statuses on calls of every family and checks what must hold
+// for any input.
+func FuzzClassify(f *testing.F) {
+	for i, s := range seedStatuses(f) {
+		f.Add(uint8(i), s)
+	}
+	methods := [...]string{
+		"/" + classify.SandboxService + "/GetSandbox",
+		"/" + classify.DiscoveryService + "/GetRunner",
+		"/other.v1.Service/Do",
+		"",
+	}
+	c := classify.New()
+	f.Fuzz(func(t *testing.T, sel uint8, data []byte) {
+		var sp spb.Status
+		if proto.Unmarshal(data, &sp) != nil || sp.GetCode() == 0 {
+			return
+		}
+		st := status.FromProto(&sp)
+		orig := st.Err()
+		call := classify.Call{Method: methods[int(sel)%len(methods)]}
+		if sel&4 != 0 {
+			call.SnapshotID = "fss-1"
+		}
+		if sel&8 != 0 {
+			call.FilePath = "/call/path"
+		}
+		e := c.Classify(orig, call)
+		if e == nil {
+			t.Fatalf("Classify(%x) = nil, want an error", data)
+		}
+		checkLine(t, e.Error())
+		if e.GRPCStatus() != st {
+			t.Errorf("Classify(%x).GRPCStatus() = %p, want the original status %p", data, e.GRPCStatus(), st)
+		}
+		if got := status.Code(e); got != st.Code() {
+			t.Errorf("status.Code(Classify(%x)) = %v, want %v", data, got, st.Code())
+		}
+		if !errors.Is(e, orig) {
+			t.Errorf("errors.Is(Classify(%x), original) = false, want true", data)
+		}
+		if !errors.Is(e, e.Kind()) || !errors.Is(e, errs.ErrCWSandbox) {
+			t.Errorf("Classify(%x) does not match its own kind %v and the base", data, e.Kind())
+		}
+		info := classify.Parse(st)
+		if want := c.Kind(st.Code(), info, call); e.Kind() != want {
+			t.Errorf("Classify(%x).Kind() = %v, want %v", data, e.Kind(), want)
+		}
+		if info.Domain != classify.DefaultDomain {
+			// The domain gate: an untrusted reason never chooses the kind.
+			if want := c.Kind(st.Code(), errs.Info{FieldViolations: info.FieldViolations}, call); e.Kind() != want {
+				t.Errorf("Classify(%x) with untrusted domain %q: kind %v, want %v (the code's)", data, info.Domain, e.Kind(), want)
+			}
+		}
+		if e.Reason() != info.Reason || e.Domain() != info.Domain {
+			t.Errorf("Classify(%x) reason, domain = %q, %q, want %q, %q", data, e.Reason(), e.Domain(), info.Reason, info.Domain)
+		}
+		if e.Kind() == errs.ErrSandboxFile && call.FilePath != "" && e.FilePath() != call.FilePath {
+			t.Errorf("Classify(%x).FilePath() = %q, want the call's %q", data, e.FilePath(), call.FilePath)
+		}
+	})
+}
+
+// checkInfo checks what every parsed Info must satisfy.
+func checkInfo(t *testing.T, info errs.Info) {
+	t.Helper()
+	if (info.Reason != "") != (info.Metadata != nil) {
+		t.Errorf("Info reason %q with metadata %v: metadata must be non-nil exactly when a reason was found", info.Reason, info.Metadata)
+	}
+	if info.Reason == "" && info.Domain != "" {
+		t.Errorf("Info domain %q without a reason", info.Domain)
+	}
+	if !info.HasRetryDelay && info.RetryDelay != 0 {
+		t.Errorf("Info retry delay %v with HasRetryDelay false", info.RetryDelay)
+	}
+	for _, v := range info.FieldViolations {
+		if v.Field == "" && v.Description == "" {
+			t.Errorf("Info kept an empty violation: %+v", info.FieldViolations)
+		}
+	}
+}
+
+// checkLine checks that an error text is one valid UTF-8 line of at most 1 KiB.
+func checkLine(t *testing.T, s string) {
+	t.Helper()
+	if len(s) > 1024 {
+		t.Errorf("Error() is %d bytes, want <= 1024", len(s))
+	}
+	if strings.ContainsAny(s, "\n\r\u2028\u2029") {
+		t.Errorf("Error() = %q, want one line", s)
+	}
+	if !utf8.ValidString(s) {
+		t.Errorf("Error() = %q, want valid UTF-8", s)
+	}
+}

@@ -1,0 +1,366 @@
+package classify_test
+
+import (
+	"encoding/base64"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/faultline-go/faultline/classify"
+	"github.com/faultline-go/faultline/errs"
+)
+
+func retryInfo(seconds int64, nanos int32) *errdetails.RetryInfo {
+	return &errdetails.RetryInfo{RetryDelay: &durationpb.Duration{Seconds: seconds, Nanos: nanos}}
+}
+
+func badRequest(vs ...*errdetails.BadRequest_FieldViolation) *errdetails.BadRequest {
+	return &errdetails.BadRequest{FieldViolations: vs}
+}
+
+func fv(field, description string) errs.FieldViolation {
+	return errs.FieldViolation{Field: field, Description: description}
+}
+
+func garbage(url string) *anypb.Any {
+	// A length-delimited field 1 that claims more bytes than there are.
+	return &anypb.Any{TypeUrl: url, Value: []byte("\x0a\x10abc")}
+}
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name    string
+		details []proto.Message // *anypb.Any is used as is
+		want    errs.Info
+	}{
+		// ErrorInfo.
+		{
+			name: "example: ErrorInfo with an empty reason is skipped",
+			details: []proto.Message{
+				&errdetails.ErrorInfo{Domain: "x"},
+				&errdetails.ErrorInfo{Reason: "CWSANDBOX_FILE_NOT_FOUND", Domain: "cwsandbox.com"},
+			},
+			want: errs.Info{Reason: "CWSANDBOX_FILE_NOT_FOUND", Domain: "cwsandbox.com", Metadata: map[string]string{}},
+		},
+		{
+			name: "first ErrorInfo with a reason wins as a unit",
+			details: []proto.Message{
+				&errdetails.ErrorInfo{Reason: "A", Domain: "d1", Metadata: map[string]string{"k": "1"}},
+				&errdetails.ErrorInfo{Reason: "B", Domain: "d2", Metadata: map[string]string{"k": "2", "other": "x"}},
+			},
+			want: errs.Info{Reason: "A", Domain: "d1", Metadata: map[string]string{"k": "1"}},
+		},
+		{
+			name: "ErrorInfo with many metadata entries",
+			details: []proto.Message{&errdetails.ErrorInfo{Reason: "R", Metadata: map[string]string{
+				"a": "1", "b": "2", "c": "3", "d": "4", "e": "5", "f": "6", "g": "7", "h": "8", "i": "9", "j": "10"}}},
+			want: errs.Info{Reason: "R", Metadata: map[string]string{
+				"a": "1", "b": "2", "c": "3", "d": "4", "e": "5", "f": "6", "g": "7", "h": "8", "i": "9", "j": "10"}},
+		},
+		{
+			name:    "ErrorInfos without a reason say nothing",
+			details: []proto.Message{&errdetails.ErrorInfo{Domain: "d", Metadata: map[string]string{"k": "v"}}, &errdetails.ErrorInfo{}},
+			want:    errs.Info{},
+		},
+		{
+			name: "ErrorInfo that does not decode is skipped",
+			details: []proto.Message{
+				garbage(errorInfoURL),
+				&anypb.Any{TypeUrl: errorInfoURL, Value: []byte("\x0a\x02\xff\xfe")}, // reason not UTF-8
+				&errdetails.ErrorInfo{Reason: "LATER", Domain: "d"},
+			},
+			want: errs.Info{Reason: "LATER", Domain: "d", Metadata: map[string]string{}},
+		},
+		// RetryInfo.
+		{
+			name:    "example: RetryInfo without the field is skipped, a later one wins",
+			details: []proto.Message{&errdetails.RetryInfo{}, retryInfo(7, 0)},
+			want:    errs.Info{RetryDelay: 7 * time.Second, HasRetryDelay: true},
+		},
+		{
+			name:    "example: present zero",
+			details: []proto.Message{retryInfo(0, 0), retryInfo(7, 0)},
+			want:    errs.Info{HasRetryDelay: true},
+		},
+		{
+			name:    "first present RetryInfo wins",
+			details: []proto.Message{retryInfo(3, 0), retryInfo(7, 0)},
+			want:    errs.Info{RetryDelay: 3 * time.Second, HasRetryDelay: true},
+		},
+		{
+			name:    "negative delay kept as given",
+			details: []proto.Message{retryInfo(-5, 0)},
+			want:    errs.Info{RetryDelay: -5 * time.Second, HasRetryDelay: true},
+		},
+		{
+			name:    "fractional delay",
+			details: []proto.Message{retryInfo(1, 500_000_000)},
+			want:    errs.Info{RetryDelay: 1500 * time.Millisecond, HasRetryDelay: true},
+		},
+		{
+			name:    "example: 10^18 s is absent",
+			details: []proto.Message{retryInfo(1e18, 0)},
+			want:    errs.Info{},
+		},
+		{
+			name:    "an invalid delay is absent and a later one wins",
+			details: []proto.Message{retryInfo(1e18, 0), retryInfo(2, 0)},
+			want:    errs.Info{RetryDelay: 2 * time.Second, HasRetryDelay: true},
+		},
+		{
+			name:    "nanos out of range is absent",
+			details: []proto.Message{retryInfo(0, 1e9), retryInfo(0, -1e9)},
+			want:    errs.Info{},
+		},
+		{
+			name:    "sign mismatch is absent",
+			details: []proto.Message{retryInfo(1, -1), retryInfo(-1, 1)},
+			want:    errs.Info{},
+		},
+		{
+			name:    "valid for durationpb but too long for time.Duration is absent",
+			details: []proto.Message{retryInfo(9223372036, 854775808), retryInfo(-9223372036, -854775809), retryInfo(315576000000, 0)},
+			want:    errs.Info{},
+		},
+		{
+			name:    "the longest time.Duration",
+			details: []proto.Message{retryInfo(9223372036, 854775807)},
+			want:    errs.Info{RetryDelay: math.MaxInt64, HasRetryDelay: true},
+		},
+		{
+			name:    "the most negative time.Duration",
+			details: []proto.Message{retryInfo(-9223372036, -854775808)},
+			want:    errs.Info{RetryDelay: math.MinInt64, HasRetryDelay: true},
+		},
+		{
+			name: "repeated retry_delay fields merge, as proto does",
+			details: []proto.Message{&anypb.Any{TypeUrl: retryInfoURL, Value: append(
+				marshal(t, retryInfo(1, 0)), marshal(t, retryInfo(0, 5))...)}},
+			want: errs.Info{RetryDelay: time.Second + 5, HasRetryDelay: true},
+		},
+		{
+			name:    "RetryInfo that does not decode is skipped",
+			details: []proto.Message{garbage(retryInfoURL), retryInfo(4, 0)},
+			want:    errs.Info{RetryDelay: 4 * time.Second, HasRetryDelay: true},
+		},
+		// BadRequest.
+		{
+			name: "example: description falls back to the localized message",
+			details: []proto.Message{badRequest(&errdetails.BadRequest_FieldViolation{
+				Field: "tags[0]", LocalizedMessage: &errdetails.LocalizedMessage{Locale: "en-US", Message: "Invalid tag"}, Reason: "TAG_INVALID"})},
+			want: errs.Info{FieldViolations: []errs.FieldViolation{fv("tags[0]", "Invalid tag")}},
+		},
+		{
+			name:    "description falls back to the reason",
+			details: []proto.Message{badRequest(&errdetails.BadRequest_FieldViolation{Field: "f", Reason: "F_BAD", LocalizedMessage: &errdetails.LocalizedMessage{Locale: "en"}})},
+			want:    errs.Info{FieldViolations: []errs.FieldViolation{fv("f", "F_BAD")}},
+		},
+		{
+			name: "description wins over the fallbacks",
+			details: []proto.Message{badRequest(&errdetails.BadRequest_FieldViolation{
+				Field: "f", Description: "D", LocalizedMessage: &errdetails.LocalizedMessage{Message: "L"}, Reason: "R"})},
+			want: errs.Info{FieldViolations: []errs.FieldViolation{fv("f", "D")}},
+		},
+		{
+			name: "a violation with neither field nor description is dropped",
+			details: []proto.Message{badRequest(
+				&errdetails.BadRequest_FieldViolation{},
+				&errdetails.BadRequest_FieldViolation{LocalizedMessage: &errdetails.LocalizedMessage{Locale: "en"}},
+				&errdetails.BadRequest_FieldViolation{Description: "only a description"},
+				&errdetails.BadRequest_FieldViolation{Reason: "ONLY_REASON"},
+				&errdetails.BadRequest_FieldViolation{Field: "only.field"},
+			)},
+			want: errs.Info{FieldViolations: []errs.FieldViolation{fv("", "only a description"), fv("", "ONLY_REASON"), fv("only.field", "")}},
+		},
+		{
+			name: "violations of every BadRequest in order",
+			details: []proto.Message{
+				badRequest(&errdetails.BadRequest_FieldViolation{Field: "a", Description: "1"}, &errdetails.BadRequest_FieldViolation{Field: "b", Description: "2"}),
+				&errdetails.ErrorInfo{Reason: "R"},
+				badRequest(&errdetails.BadRequest_FieldViolation{Field: "c", Description: "3"}),
+			},
+			want: errs.Info{Reason: "R", Metadata: map[string]string{}, FieldViolations: []errs.FieldViolation{fv("a", "1"), fv("b", "2"), fv("c", "3")}},
+		},
+		{
+			name: "BadRequest that does not decode contributes nothing",
+			details: []proto.Message{
+				badRequest(&errdetails.BadRequest_FieldViolation{Field: "a", Description: "1"}),
+				&anypb.Any{TypeUrl: badRequestURL, Value: append(marshal(t, badRequest(&errdetails.BadRequest_FieldViolation{Field: "half"})), 0x0a, 0x05)},
+				badRequest(&errdetails.BadRequest_FieldViolation{Field: "c", Description: "3"}),
+			},
+			want: errs.Info{FieldViolations: []errs.FieldViolation{fv("a", "1"), fv("c", "3")}},
+		},
+		// Type URLs and other details.
+		{
+			name: "garbage under every known type URL is skipped, the others count",
+			details: []proto.Message{
+				garbage(errorInfoURL), garbage(retryInfoURL), garbage(badRequestURL),
+				&errdetails.ErrorInfo{Reason: "R", Domain: "d"}, retryInfo(1, 0),
+				badRequest(&errdetails.BadRequest_FieldViolation{Field: "f", Description: "d"}),
+				garbage(errorInfoURL), garbage(retryInfoURL), garbage(badRequestURL),
+			},
+			want: errs.Info{Reason: "R", Domain: "d", Metadata: map[string]string{}, RetryDelay: time.Second, HasRetryDelay: true,
+				FieldViolations: []errs.FieldViolation{fv("f", "d")}},
+		},
+		{
+			name: "unknown type URLs are ignored",
+			details: []proto.Message{
+				&anypb.Any{TypeUrl: "type.googleapis.com/google.rpc.ErrorInfoV2", Value: marshal(t, &errdetails.ErrorInfo{Reason: "X"})},
+				&anypb.Any{TypeUrl: "type.googleapis.com/evil.google.rpc.ErrorInfo", Value: marshal(t, &errdetails.ErrorInfo{Reason: "X"})},
+				&anypb.Any{TypeUrl: "google.rpc.RetryInfoX", Value: marshal(t, retryInfo(1, 0))},
+				&anypb.Any{TypeUrl: "", Value: marshal(t, badRequest(&errdetails.BadRequest_FieldViolation{Field: "f"}))},
+				&anypb.Any{TypeUrl: "type.googleapis.com/example.Unknown", Value: []byte("\xff\xff")},
+			},
+			want: errs.Info{},
+		},
+		{
+			name: "type URLs match by full name after the last slash",
+			details: []proto.Message{
+				&anypb.Any{TypeUrl: "google.rpc.ErrorInfo", Value: marshal(t, &errdetails.ErrorInfo{Reason: "BARE"})},
+				&anypb.Any{TypeUrl: "example.com/x/google.rpc.RetryInfo", Value: marshal(t, retryInfo(2, 0))},
+			},
+			want: errs.Info{Reason: "BARE", Metadata: map[string]string{}, RetryDelay: 2 * time.Second, HasRetryDelay: true},
+		},
+		{
+			name: "other detail types say nothing",
+			details: []proto.Message{
+				&errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{Subject: "s"}}},
+				&errdetails.PreconditionFailure{}, &errdetails.ResourceInfo{ResourceName: "r"}, &errdetails.RequestInfo{RequestId: "id"},
+				&errdetails.DebugInfo{Detail: "d"}, &errdetails.Help{}, &errdetails.LocalizedMessage{Message: "m"},
+			},
+			want: errs.Info{},
+		},
+		{
+			name:    "a nil detail",
+			details: []proto.Message{(*anypb.Any)(nil), retryInfo(1, 0)},
+			want:    errs.Info{RetryDelay: time.Second, HasRetryDelay: true},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var details []*anypb.Any
+			for _, d := range tc.details {
+				a, ok := d.(*anypb.Any)
+				if !ok {
+					a = anyOf(t, d)
+				}
+				details = append(details, a)
+			}
+			st := rawStatus(codes.Internal, "m", details...)
+			before := st.Proto()
+			got := classify.Parse(st)
+			if d := diffInfo(got, tc.want); d != "" {
+				t.Errorf("Parse(%v) differs (-want +got):\n%s", details, d)
+			}
+			if d := diffInfo(got, refParse(details)); d != "" {
+				t.Errorf("Parse(%v) differs from the reference (-want +got):\n%s", details, d)
+			}
+			if got, want := classify.Usable(got), refUsable(tc.want); got != want {
+				t.Errorf("Usable(Parse(%v)) = %v, want %v", details, got, want)
+			}
+			if !proto.Equal(st.Proto(), before) {
+				t.Errorf("Parse(st) modified st: %v, want %v", st.Proto(), before)
+			}
+		})
+	}
+}
+
+func TestParseNoDetails(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		st   *status.Status
+	}{
+		{"nil", nil},
+		{"OK", status.New(codes.OK, "")},
+		{"no details", status.New(codes.Unavailable, "down")},
+		{"empty proto", status.FromProto(&spb.Status{})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := classify.Parse(tc.st); !cmp.Equal(got, errs.Info{}) {
+				t.Errorf("Parse(%v) = %+v, want the zero Info", tc.st, got)
+			}
+		})
+	}
+}
+
+// TestParseGroupDepth checks that unknown groups nested as deeply as proto.Unmarshal allows
+// do not make a detail undecodable, and deeper ones do.
+func TestParseGroupDepth(t *testing.T) {
+	for _, depth := range []int{1, 64, 65, 1000, 10001, 10002, 20000} {
+		value := append(marshal(t, &errdetails.ErrorInfo{Reason: "R"}), deepGroups(depth)...)
+		details := []*anypb.Any{{TypeUrl: errorInfoURL, Value: value}}
+		got := classify.Parse(rawStatus(codes.Internal, "", details...))
+		want := refParse(details)
+		if d := diffInfo(got, want); d != "" {
+			t.Errorf("Parse(ErrorInfo with %d nested groups) differs from proto.Unmarshal (-want +got):\n%s", depth, d)
+		}
+		if wantOK := depth <= 10001; (got.Reason != "") != wantOK {
+			t.Errorf("Parse(ErrorInfo with %d nested groups).Reason = %q, want found %v", depth, got.Reason, wantOK)
+		}
+	}
+}
+
+func TestParseTrailer(t *testing.T) {
+	encode := func(details ...proto.Message) string {
+		sp := &spb.Status{Code: int32(codes.Unavailable), Message: "m"}
+		for _, d := range details {
+			a, ok := d.(*anypb.Any)
+			if !ok {
+				a = anyOf(t, d)
+			}
+			sp.Details = append(sp.Details, a)
+		}
+		return string(marshal(t, sp))
+	}
+	reason := encode(&errdetails.ErrorInfo{Reason: "R", Domain: "d"})
+	retry := encode(retryInfo(3, 0))
+	unusable := encode(&errdetails.DebugInfo{Detail: "x"}, &errdetails.ErrorInfo{Domain: "only"})
+	badAny := string(append(marshal(t, &spb.Status{Code: 14, Details: []*anypb.Any{anyOf(t, &errdetails.ErrorInfo{Reason: "R"})}}),
+		0x1a, 0x03, 0x0a, 0x01, 0xff)) // a second Any whose type URL is not UTF-8
+	wantReason := errs.Info{Reason: "R", Domain: "d", Metadata: map[string]string{}}
+	wantRetry := errs.Info{RetryDelay: 3 * time.Second, HasRetryDelay: true}
+	tests := []struct {
+		name string
+		md   metadata.MD
+		want errs.Info
+	}{
+		{"binary value", metadata.MD{"grpc-status-details-bin": {reason}}, wantReason},
+		{"key matched case-insensitively", metadata.MD{"Grpc-Status-Details-Bin": {reason}}, wantReason},
+		{"key in upper case", metadata.MD{"GRPC-STATUS-DETAILS-BIN": {retry}}, wantRetry},
+		{"first usable value wins", metadata.MD{"grpc-status-details-bin": {unusable, retry, reason}}, wantRetry},
+		{"no merging across values", metadata.MD{"grpc-status-details-bin": {reason, retry}}, wantReason},
+		{"malformed value skipped", metadata.MD{"grpc-status-details-bin": {"\xff\xff\xff", "\x1a\x10short", retry}}, wantRetry},
+		{"value with an undecodable Any skipped", metadata.MD{"grpc-status-details-bin": {badAny, retry}}, wantRetry},
+		{"base64 text", metadata.MD{"grpc-status-details-bin": {base64.StdEncoding.EncodeToString([]byte(reason))}}, wantReason},
+		{"unpadded base64 text", metadata.MD{"grpc-status-details-bin": {base64.RawStdEncoding.EncodeToString([]byte(retry))}}, wantRetry},
+		{"URL base64 text with spaces", metadata.MD{"grpc-status-details-bin": {" " + base64.URLEncoding.EncodeToString([]byte(reason)) + "\n"}}, wantReason},
+		{"base64 of garbage skipped", metadata.MD{"grpc-status-details-bin": {base64.StdEncoding.EncodeToString([]byte("\xff\xff")), reason}}, wantReason},
+		{"canonical key first", metadata.MD{"Grpc-Status-Details-Bin": {retry}, "grpc-status-details-bin": {reason}}, wantReason},
+		{"other spelling when the canonical one is unusable", metadata.MD{"Grpc-Status-Details-Bin": {retry}, "grpc-status-details-bin": {unusable}}, wantRetry},
+		{"other keys ignored", metadata.MD{"grpc-status-details": {reason}, "x-grpc-status-details-bin": {retry}}, errs.Info{}},
+		{"no usable value", metadata.MD{"grpc-status-details-bin": {unusable, "", "garbage"}}, errs.Info{}},
+		{"empty", metadata.MD{}, errs.Info{}},
+		{"nil", nil, errs.Info{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := classify.ParseTrailer(tc.md)
+			if d := diffInfo(got, tc.want); d != "" {
+				t.Errorf("ParseTrailer(%q) differs (-want +got):\n%s", tc.md, d)
+			}
+			if d := diffInfo(got, refTrailer(tc.md)); d != "" {
+				t.Errorf("ParseTrailer(%q) differs from the reference (-want +got):\n%s", tc.md, d)
+			}
+		})
+	}
+}
