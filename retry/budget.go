@@ -142,7 +142,8 @@ type TokenBucket struct {
 	milli atomic.Int64
 }
 
-// NewTokenBucket returns a full bucket. Errors: maxTokens outside (0, 1000] or ratio outside
+// NewTokenBucket returns a full bucket. Both numbers are kept to three decimal places, as
+// gRFC A6 says, and at least 0.001. Errors: maxTokens outside (0, 1000] or ratio outside
 // (0, 1] (the ranges gRFC A6 allows), or NaN.
 func NewTokenBucket(maxTokens, ratio float64) (*TokenBucket, error) {
 	switch {
@@ -151,7 +152,8 @@ func NewTokenBucket(maxTokens, ratio float64) (*TokenBucket, error) {
 	case !(ratio > 0 && ratio <= 1):
 		return nil, fmt.Errorf("retry: token ratio is %v, want in (0, 1]", ratio)
 	}
-	t := &TokenBucket{max: int64(math.Round(maxTokens * 1000)), ratio: int64(math.Round(ratio * 1000))}
+	// Rounding must not make a tiny size or ratio zero: a zero ratio would never refill.
+	t := &TokenBucket{max: max(1, int64(math.Round(maxTokens*1000))), ratio: max(1, int64(math.Round(ratio*1000)))}
 	t.milli.Store(t.max)
 	return t, nil
 }

@@ -15,7 +15,7 @@
 //			return err
 //		}
 //		if sb.GetStatus().GetState() != sandboxpb.SandboxStatus_STATE_RUNNING {
-//			return errs.New(errs.ErrSandboxNotRunning, "still starting", errs.WithCode(codes.Unavailable))
+//			return errs.New(errs.ErrSandboxUnavailable, "still starting") // retried
 //		}
 //		return nil
 //	})
@@ -30,7 +30,7 @@
 // RetryOn (and the attempt did not run out of its own PerAttemptTimeout) -> stop; MaxAttempts
 // reached -> stop; a positive hint above MaxRetryDelay -> stop at once, the hint still
 // readable on the error; the wait (hint, else backoff) would end at or after the deadline,
-// or past MaxElapsed -> stop at once instead of sleeping into a certain DEADLINE_EXCEEDED;
+// or at or past MaxElapsed -> stop at once instead of sleeping into a certain DEADLINE_EXCEEDED;
 // the budget says no -> stop. Otherwise the OnRetry hook runs and the loop waits. "Attempts"
 // always include the first.
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc/status"
 )
@@ -80,13 +81,10 @@ func newError(last error, attempts int, wait time.Duration, cause StopCause, ctx
 // e.g. "GetSandbox: unavailable: backend restarting (sandbox sb-1) [5 attempts, attempts
 // exhausted]". A call that failed once and was not retryable reads as its error alone.
 func (e *Error) Error() string {
-	msg := e.err.Error()
 	if e.attempts == 1 && e.cause == StopNotRetryable {
-		return msg
+		return e.err.Error()
 	}
-	if len(msg) > 1024 {
-		msg = msg[:1024] + "..."
-	}
+	msg := errText(e.err)
 	suffix := " [" + strconv.Itoa(e.attempts) + " attempt"
 	if e.attempts != 1 {
 		suffix += "s"
@@ -169,10 +167,17 @@ func errText(err error) string {
 	if err == nil {
 		return "<nil>"
 	}
-	s := err.Error()
-	if len(s) > 1024 {
-		s = s[:1024] + "..."
-	}
-	return s
+	return truncate(err.Error(), 1024)
 }
 
+// truncate cuts s to at most n bytes plus "...", at a rune boundary so that the result
+// stays valid UTF-8.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
+}

@@ -45,7 +45,7 @@ type Policy struct {
 	PerAttemptTimeout time.Duration
 
 	// MaxElapsed, when positive, caps the time spent retrying, counted from the first
-	// failure: a wait that would end past it is not started. Default 0: none.
+	// failure: a wait that would end at or past it is not started. Default 0: none.
 	MaxElapsed time.Duration
 }
 

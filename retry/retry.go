@@ -3,6 +3,7 @@ package retry
 import (
 	"context"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -13,28 +14,36 @@ import (
 
 // An Option configures a [Retrier]. The last option for a setting wins.
 type Option interface {
-	apply(*Retrier)
+	// apply returns r with the option set. It takes and returns a value, not a pointer, so
+	// that [Do] can build its Retrier on the stack.
+	apply(r Retrier) Retrier
 }
 
-type optionFunc func(*Retrier)
+type budgetOption struct{ b Budget }
 
-func (f optionFunc) apply(r *Retrier) { f(r) }
+func (o budgetOption) apply(r Retrier) Retrier { r.budget = o.b; return r }
+
+type hooksOption struct{ h Hooks }
+
+func (o hooksOption) apply(r Retrier) Retrier { r.hooks = o.h; return r }
+
+type classifierOption struct{ f func(error) *errs.Error }
+
+func (o classifierOption) apply(r Retrier) Retrier { r.classify = o.f; return r }
 
 // WithBudget sets the retry budget shared by every call through the Retrier; nil turns
 // budgeting off. Default: a new [DefaultBudget] per Retrier built by [New], none for [Do].
-func WithBudget(b Budget) Option { return optionFunc(func(r *Retrier) { r.budget = b }) }
+func WithBudget(b Budget) Option { return budgetOption{b} }
 
 // WithHooks sets the hooks called when a retry is scheduled and when retrying stops.
 // Default: none.
-func WithHooks(h Hooks) Option { return optionFunc(func(r *Retrier) { r.hooks = h }) }
+func WithHooks(h Hooks) Option { return hooksOption{h} }
 
 // WithClassifier sets how the loop reads a failure's kind and server hint when the error is
 // not already an *errs.Error (for example classify.Classify, when op returns raw gRPC
 // errors). The error op returned is what the caller gets, unchanged. Default: none; the
 // error is matched as it is.
-func WithClassifier(f func(error) *errs.Error) Option {
-	return optionFunc(func(r *Retrier) { r.classify = f })
-}
+func WithClassifier(f func(error) *errs.Error) Option { return classifierOption{f} }
 
 // Retrier runs operations under one policy, one budget and one set of hooks. It is
 // immutable and safe for concurrent use.
@@ -51,11 +60,11 @@ func New(p Policy, opts ...Option) (*Retrier, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Retrier{policy: p, budget: DefaultBudget()}
+	r := Retrier{policy: p, budget: DefaultBudget()}
 	for _, o := range opts {
-		o.apply(r)
+		r = o.apply(r)
 	}
-	return r, nil
+	return &r, nil
 }
 
 // WithPolicy returns a Retrier like r, sharing its budget and hooks, under policy p. It
@@ -74,14 +83,15 @@ func (r *Retrier) Policy() Policy { return r.policy }
 
 // Do runs op with a Retrier built from p and opts, without a budget unless WithBudget is
 // given. It returns an error matching [ErrInvalidPolicy], without calling op, when p is not
-// valid; otherwise what [Retrier.Do] returns.
+// valid; otherwise what [Retrier.Do] returns. Like [Retrier.Do], it allocates nothing
+// when op succeeds the first time.
 func Do(ctx context.Context, p Policy, op func(context.Context) error, opts ...Option) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
 	r := Retrier{policy: p}
 	for _, o := range opts {
-		o.apply(&r)
+		r = o.apply(r)
 	}
 	return r.Do(ctx, op)
 }
@@ -188,7 +198,7 @@ func (t *Tracker) failed(ctx context.Context, err error, ownTimeout bool) *Error
 	if t.bo == nil {
 		t.bo = r.newBackoff()
 	}
-	wait, fromHint := t.bo.NextBackOff(), false
+	wait, fromHint := jitter(t.bo.NextBackOff(), p.Jitter), false
 	if e != nil {
 		if hint, ok := e.RetryDelay(); ok && hint > 0 {
 			if hint > p.MaxRetryDelay {
@@ -200,7 +210,7 @@ func (t *Tracker) failed(ctx context.Context, err error, ownTimeout bool) *Error
 	if deadline, ok := ctx.Deadline(); ok && !now.Add(wait).Before(deadline) {
 		return stop(StopDeadline, nil, false)
 	}
-	if p.MaxElapsed > 0 && now.Add(wait).Sub(t.start) > p.MaxElapsed {
+	if p.MaxElapsed > 0 && now.Add(wait).Sub(t.start) >= p.MaxElapsed {
 		return stop(StopMaxElapsed, nil, false)
 	}
 	if r.budget != nil && !r.budget.Allow() {
@@ -259,11 +269,13 @@ func (r *Retrier) stop(ctx context.Context, e *Error) *Error {
 	return e
 }
 
+// newBackoff returns the nominal backoff sequence, min(Initial*Multiplier^(n-1), Max),
+// without jitter: [jitter] applies it, within exact bounds.
 func (r *Retrier) newBackoff() *backoff.ExponentialBackOff {
 	p := &r.policy
 	b := &backoff.ExponentialBackOff{
 		InitialInterval:     p.InitialBackoff,
-		RandomizationFactor: p.Jitter,
+		RandomizationFactor: 0, // see jitter: backoff's own can exceed d*(1+j) by 1ns
 		Multiplier:          p.Multiplier,
 		MaxInterval:         p.MaxBackoff,
 		MaxElapsedTime:      0, // the loop keeps its own time
@@ -272,6 +284,24 @@ func (r *Retrier) newBackoff() *backoff.ExponentialBackOff {
 	}
 	b.Reset()
 	return b
+}
+
+// jitter returns d*U(1-j, 1+j), rounded to a whole nanosecond within [d*(1-j), d*(1+j)]
+// (that range always holds d itself), so it is positive when j < 1 and never above
+// d*(1+j). With d <= 24h and j <= 1 nothing overflows.
+func jitter(d time.Duration, j float64) time.Duration {
+	if j <= 0 || d <= 0 {
+		return d
+	}
+	lo, hi := float64(d)*(1-j), float64(d)*(1+j)
+	w := time.Duration(math.Round(lo + (hi-lo)*rand.Float64()))
+	switch {
+	case float64(w) > hi:
+		w = time.Duration(math.Floor(hi))
+	case float64(w) < lo:
+		w = time.Duration(math.Ceil(lo))
+	}
+	return w
 }
 
 // jitterUp returns hint*(1+U(0, j)), never less than hint and never overflowing.

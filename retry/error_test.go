@@ -1,0 +1,297 @@
+package retry_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+	"unicode/utf8"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/faultline-go/faultline/classify"
+	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/internal/sandboxtest"
+	"github.com/faultline-go/faultline/retry"
+)
+
+const canary = "s3cr3t-canary"
+
+// TestFinalError checks decision 6: the final error answers what the last attempt's error
+// answered, and adds attempts, wait and cause.
+func TestFinalError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := sandboxtest.Status(codes.Unavailable, "runner unavailable",
+			sandboxtest.ErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"token": canary}))
+		first := rpcUnavailable(0)
+		last := classify.Classify(st.Err())
+		op := newScript(first, first, last)
+		err := retry.Do(t.Context(), fixed(3), op.op)
+
+		got, ok := status.FromError(err)
+		if !ok || got != st {
+			t.Errorf("status.FromError(err) = %p, %v; want the last attempt's status %p, true", got, ok, st)
+		}
+		if !proto.Equal(got.Proto(), st.Proto()) {
+			t.Errorf("status.FromError(err).Proto() = %v, want %v", got.Proto(), st.Proto())
+		}
+		if status.Code(err) != codes.Unavailable {
+			t.Errorf("status.Code(err) = %v, want %v", status.Code(err), codes.Unavailable)
+		}
+		for _, k := range []errs.Kind{errs.ErrSandboxUnavailable, errs.ErrSandboxNotRunning, errs.ErrSandbox, errs.ErrCWSandbox} {
+			if !errors.Is(err, k) {
+				t.Errorf("errors.Is(err, %v) = false, want true", k)
+			}
+		}
+		for _, k := range []errs.Kind{errs.ErrSandboxNotFound, errs.ErrSnapshotBackendThrottled, errs.ErrSandboxResourceExhausted} {
+			if errors.Is(err, k) {
+				t.Errorf("errors.Is(err, %v) = true, want false", k)
+			}
+		}
+		var e *errs.Error
+		if !errors.As(err, &e) || e != last {
+			t.Errorf("errors.As(err, *errs.Error) = %p, want the last attempt's error %p", e, last)
+		} else if e.Reason() != "CWSANDBOX_RUNNER_UNAVAILABLE" || e.Metadata()["token"] != canary {
+			t.Errorf("the last error's details: reason %q, metadata %v; want them intact", e.Reason(), e.Metadata())
+		}
+		re := asRetryError(t, err)
+		if re.Attempts() != 3 || re.Cause() != retry.StopExhausted || re.TotalWait() != 600*time.Millisecond {
+			t.Errorf("Attempts, Cause, TotalWait = %d, %v, %v; want 3, %v, 600ms", re.Attempts(), re.Cause(), re.TotalWait(), retry.StopExhausted)
+		}
+		if re.Last() != last {
+			t.Errorf("Last() = %v, want the last attempt's error", re.Last())
+		}
+		if u := re.Unwrap(); len(u) != 1 || u[0] != last {
+			t.Errorf("Unwrap() = %v, want [last]", u)
+		}
+		if got, want := err.Error(), last.Error()+" [3 attempts, attempts exhausted]"; got != want {
+			t.Errorf("Error() = %q, want %q", got, want)
+		}
+		if strings.Contains(err.Error(), canary) {
+			t.Errorf("Error() = %q contains ErrorInfo metadata", err.Error())
+		}
+	})
+}
+
+func TestFinalErrorLastAttemptWins(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		op := newScript(errs.New(errs.ErrSandboxResourceExhausted, "quota"), rpcUnavailable(0), notFound())
+		err := retry.Do(t.Context(), fixed(5), op.op)
+		if status.Code(err) != codes.NotFound {
+			t.Errorf("status.Code(err) = %v, want %v (the last attempt's)", status.Code(err), codes.NotFound)
+		}
+		if errors.Is(err, errs.ErrSandboxUnavailable) || errors.Is(err, errs.ErrSandboxResourceExhausted) {
+			t.Errorf("err %v matches an earlier attempt's kind, want only the last one's", err)
+		}
+		re := asRetryError(t, err)
+		if re.Attempts() != 3 || re.Cause() != retry.StopNotRetryable {
+			t.Errorf("Attempts, Cause = %d, %v; want 3, %v", re.Attempts(), re.Cause(), retry.StopNotRetryable)
+		}
+		if !strings.HasSuffix(err.Error(), " [3 attempts, not retryable]") {
+			t.Errorf("Error() = %q, want it to end with the attempts and the cause", err.Error())
+		}
+	})
+}
+
+// TestFinalErrorStatusLikeInner checks that status.Code and status.FromError of the final
+// error agree with those of the last attempt's error, whatever that error is.
+func TestFinalErrorStatusLikeInner(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		opts []retry.Option
+	}{
+		{"client-made", unavailable(), nil},
+		{"classified status", rpcUnavailable(0), nil},
+		{"wrapped status", fmt.Errorf("poll: %w", status.Error(codes.Unavailable, "down")), []retry.Option{retry.WithClassifier(classify.Classify)}},
+		{"bare status", status.Error(codes.Unavailable, "down"), []retry.Option{retry.WithClassifier(classify.Classify)}},
+		{"no status", fmt.Errorf("poll: %w", errs.ErrSandboxUnavailable), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				err := retry.Do(t.Context(), fixed(2), failThen(5, tt.err).op, tt.opts...)
+				asRetryError(t, err)
+				wantSt, wantOK := status.FromError(tt.err)
+				gotSt, gotOK := status.FromError(err)
+				if gotOK != wantOK || gotSt.Code() != wantSt.Code() {
+					t.Errorf("status.FromError(err) = %v, %v; want %v, %v", gotSt.Code(), gotOK, wantSt.Code(), wantOK)
+				}
+				if wantOK && !proto.Equal(gotSt.Proto(), wantSt.Proto()) {
+					t.Errorf("status.FromError(err) = %v, want %v", gotSt.Proto(), wantSt.Proto())
+				}
+				if status.Code(err) != status.Code(tt.err) {
+					t.Errorf("status.Code(err) = %v, want %v", status.Code(err), status.Code(tt.err))
+				}
+			})
+		})
+	}
+}
+
+// TestErrorBounded checks that Error() stays short (and valid UTF-8) whatever the inner
+// error's length, and names the attempts and the cause.
+func TestErrorBounded(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		text string
+	}{
+		{"ascii", strings.Repeat("x", 10000)},
+		{"two-byte runes", "x" + strings.Repeat("é", 5000)},
+		{"three-byte runes", "xx" + strings.Repeat("世", 4000)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				inner := fmt.Errorf("%s: %w", tt.text, errs.ErrSandboxUnavailable)
+				err := retry.Do(t.Context(), fixed(2), failThen(5, inner).op)
+				msg := err.Error()
+				if len(msg) > 1100 {
+					t.Errorf("len(Error()) = %d, want <= 1100", len(msg))
+				}
+				if !utf8.ValidString(msg) {
+					t.Errorf("Error() = %q is not valid UTF-8", msg[1000:])
+				}
+				if !strings.HasSuffix(msg, "[2 attempts, attempts exhausted]") {
+					t.Errorf("Error() ends %q, want the attempts and the cause", msg[len(msg)-40:])
+				}
+			})
+		})
+	}
+}
+
+func TestStopCauseString(t *testing.T) {
+	tests := []struct {
+		c    retry.StopCause
+		want string
+	}{
+		{retry.StopNotRetryable, "not retryable"},
+		{retry.StopExhausted, "attempts exhausted"},
+		{retry.StopHintTooLong, "server retry delay above the limit"},
+		{retry.StopDeadline, "deadline"},
+		{retry.StopMaxElapsed, "max elapsed time"},
+		{retry.StopBudget, "retry budget exhausted"},
+		{retry.StopCancelled, "cancelled"},
+		{0, "StopCause(0)"},
+		{200, "StopCause(200)"},
+	}
+	for _, tt := range tests {
+		if got := tt.c.String(); got != tt.want {
+			t.Errorf("StopCause(%d).String() = %q, want %q", uint8(tt.c), got, tt.want)
+		}
+	}
+}
+
+// TestHooks checks decision 11: OnRetry once per scheduled retry, with the failed
+// attempt's number, error, delay and source; OnStop once with the cause; never OnStop on
+// success. Their String forms carry no ErrorInfo metadata.
+func TestHooks(t *testing.T) {
+	type key struct{}
+	secret := errs.WithErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", "cwsandbox.com", map[string]string{"token": canary})
+	rpcSecret := classify.Classify(sandboxtest.Status(codes.Unavailable, "runner unavailable",
+		sandboxtest.ErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"token": canary}),
+		sandboxtest.RetryInfo(2*time.Second)).Err())
+	e1 := errs.New(errs.ErrSandboxUnavailable, "backend restarting", secret, errs.WithRetryDelay(time.Second))
+	e2 := errs.New(errs.ErrSandboxResourceExhausted, "quota", secret)
+	e3 := rpcSecret
+
+	t.Run("gives up", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			ctx := context.WithValue(t.Context(), key{}, "caller")
+			var retries []retry.RetryEvent
+			var stops []retry.StopEvent
+			h := retry.Hooks{
+				OnRetry: func(ctx context.Context, ev retry.RetryEvent) {
+					if ctx.Value(key{}) != "caller" {
+						t.Errorf("OnRetry got another context than the caller's")
+					}
+					retries = append(retries, ev)
+				},
+				OnStop: func(ctx context.Context, ev retry.StopEvent) {
+					if ctx.Value(key{}) != "caller" {
+						t.Errorf("OnStop got another context than the caller's")
+					}
+					stops = append(stops, ev)
+				},
+			}
+			op := newScript(e1, e2, e3, e2)
+			err := retry.Do(ctx, fixed(4), op.op, retry.WithHooks(h))
+			want := []retry.RetryEvent{
+				{Attempt: 1, Err: e1, Delay: time.Second, FromHint: true},
+				{Attempt: 2, Err: e2, Delay: 400 * time.Millisecond, FromHint: false},
+				{Attempt: 3, Err: e3, Delay: 2 * time.Second, FromHint: true},
+			}
+			if len(retries) != len(want) {
+				t.Fatalf("OnRetry called %d times, want %d", len(retries), len(want))
+			}
+			for i := range want {
+				if retries[i] != want[i] {
+					t.Errorf("RetryEvent[%d] = %+v, want %+v", i, retries[i], want[i])
+				}
+			}
+			wantStop := retry.StopEvent{Attempts: 4, Err: e2, Cause: retry.StopExhausted, TotalWait: 3400 * time.Millisecond}
+			if len(stops) != 1 || stops[0] != wantStop {
+				t.Fatalf("OnStop events = %+v, want [%+v]", stops, wantStop)
+			}
+			if got, want := retries[0].String(), "attempt 1 failed: "+e1.Error()+"; retrying in 1s (server hint)"; got != want {
+				t.Errorf("RetryEvent.String() = %q, want %q", got, want)
+			}
+			if got := retries[1].String(); !strings.HasSuffix(got, "retrying in 400ms (backoff)") {
+				t.Errorf("RetryEvent.String() = %q, want it to end with the backoff delay", got)
+			}
+			if got, want := stops[0].String(), "stopped after 4 attempt(s), attempts exhausted, waited 3.4s: "+e2.Error(); got != want {
+				t.Errorf("StopEvent.String() = %q, want %q", got, want)
+			}
+			texts := []string{err.Error(), stops[0].String()}
+			for _, ev := range retries {
+				texts = append(texts, ev.String())
+			}
+			for _, s := range texts {
+				if strings.Contains(s, canary) {
+					t.Errorf("%q contains ErrorInfo metadata", s)
+				}
+			}
+		})
+	})
+	t.Run("succeeds after retries", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			var ev events
+			op := failThen(2, e2)
+			if err := retry.Do(t.Context(), fixed(4), op.op, retry.WithHooks(ev.hooks())); err != nil {
+				t.Fatalf("Do() = %v, want nil", err)
+			}
+			if len(ev.retries) != 2 || len(ev.stops) != 0 {
+				t.Errorf("%d OnRetry, %d OnStop calls; want 2, 0", len(ev.retries), len(ev.stops))
+			}
+		})
+	})
+	t.Run("not retryable", func(t *testing.T) {
+		var ev events
+		err := retry.Do(context.Background(), fixed(4), failThen(2, notFound()).op, retry.WithHooks(ev.hooks()))
+		if len(ev.retries) != 0 || len(ev.stops) != 1 || ev.stops[0].Cause != retry.StopNotRetryable || ev.stops[0].Attempts != 1 {
+			t.Errorf("OnRetry %v, OnStop %v; want none, one (1 attempt, not retryable)", ev.retries, ev.stops)
+		}
+		if ev.stops[0].Err != asRetryError(t, err).Last() {
+			t.Errorf("StopEvent.Err = %v, want the last error", ev.stops[0].Err)
+		}
+	})
+	t.Run("nil hooks", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			if err := retry.Do(t.Context(), fixed(3), failThen(2, e2).op, retry.WithHooks(retry.Hooks{})); err != nil {
+				t.Errorf("Do() = %v, want nil", err)
+			}
+		})
+	})
+	t.Run("String of nil and long errors", func(t *testing.T) {
+		if got := (retry.RetryEvent{Attempt: 1}).String(); got != "attempt 1 failed: <nil>; retrying in 0s (backoff)" {
+			t.Errorf("RetryEvent{}.String() = %q", got)
+		}
+		long := retry.StopEvent{Attempts: 2, Cause: retry.StopBudget, Err: errors.New("x" + strings.Repeat("é", 3000))}
+		if s := long.String(); len(s) > 1200 || !utf8.ValidString(s) {
+			t.Errorf("StopEvent.String() of a 6000-byte error: %d bytes, valid UTF-8 %v; want <= 1200, true", len(s), utf8.ValidString(s))
+		}
+	})
+}

@@ -1,0 +1,245 @@
+package retry_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/retry"
+)
+
+// kindOf returns the kind of err's *errs.Error, for printing.
+func kindOf(err error) errs.Kind {
+	var e *errs.Error
+	if errors.As(err, &e) {
+		return e.Kind()
+	}
+	return 0
+}
+
+// quick returns a deterministic policy with millisecond waits, for examples.
+func quick() retry.Policy {
+	p := retry.DefaultPolicy()
+	p.InitialBackoff, p.MaxBackoff = time.Millisecond, 5*time.Millisecond
+	p.Jitter, p.HintJitter = 0, 0
+	return p
+}
+
+// Poll a sandbox until it is RUNNING: a sandbox still starting is reported as
+// SandboxUnavailableError, which the default policy retries.
+func ExampleDo() {
+	states := []string{"PENDING", "CREATING", "RUNNING"}
+	polls := 0
+	getState := func(context.Context) (string, error) {
+		s := states[min(polls, len(states)-1)]
+		polls++
+		return s, nil
+	}
+
+	hooks := retry.Hooks{OnRetry: func(_ context.Context, ev retry.RetryEvent) {
+		fmt.Printf("attempt %d: %v, retrying\n", ev.Attempt, kindOf(ev.Err))
+	}}
+	err := retry.Do(context.Background(), quick(), func(ctx context.Context) error {
+		state, err := getState(ctx)
+		if err != nil {
+			return err
+		}
+		if state != "RUNNING" {
+			return errs.New(errs.ErrSandboxUnavailable, "sandbox is "+state, errs.WithSandboxID("sb-1"))
+		}
+		return nil
+	}, retry.WithHooks(hooks))
+	fmt.Println("polls:", polls, "err:", err)
+	// Output:
+	// attempt 1: SandboxUnavailableError, retrying
+	// attempt 2: SandboxUnavailableError, retrying
+	// polls: 3 err: <nil>
+}
+
+// When retrying stops, the error says why, after how many attempts, and still matches the
+// last attempt's kind.
+func ExampleDo_giveUp() {
+	p := quick()
+	p.MaxAttempts = 3
+	err := retry.Do(context.Background(), p, func(context.Context) error {
+		return errs.New(errs.ErrSandboxUnavailable, "backend restarting")
+	})
+	var re *retry.Error
+	if errors.As(err, &re) {
+		fmt.Println("attempts:", re.Attempts())
+		fmt.Println("cause:", re.Cause())
+	}
+	fmt.Println("unavailable:", errors.Is(err, errs.ErrSandboxUnavailable))
+
+	// A kind the policy does not retry stops at once.
+	err = retry.Do(context.Background(), p, func(context.Context) error {
+		return errs.New(errs.ErrSandboxNotFound, "no such sandbox")
+	})
+	if errors.As(err, &re) {
+		fmt.Println("attempts:", re.Attempts(), "cause:", re.Cause())
+	}
+	// Output:
+	// attempts: 3
+	// cause: attempts exhausted
+	// unavailable: true
+	// attempts: 1 cause: not retryable
+}
+
+// A server hint above MaxRetryDelay is not waited for: the error comes back at once,
+// carrying the delay for the caller to decide.
+func ExampleDo_hintTooLong() {
+	err := retry.Do(context.Background(), quick(), func(context.Context) error {
+		return errs.New(errs.ErrSandboxResourceExhausted, "quota", errs.WithRetryDelay(time.Hour))
+	})
+	var re *retry.Error
+	var e *errs.Error
+	if errors.As(err, &re) && errors.As(err, &e) {
+		d, _ := e.RetryDelay()
+		fmt.Println(re.Attempts(), re.Cause(), d)
+	}
+	// Output:
+	// 1 server retry delay above the limit 1h0m0s
+}
+
+// A Retrier shares one policy, budget and hooks across calls.
+func ExampleNew() {
+	r, err := retry.New(quick(), retry.WithBudget(retry.DefaultBudget()))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	attempts := 0
+	err = r.Do(context.Background(), func(context.Context) error {
+		attempts++
+		if attempts < 2 {
+			return errs.New(errs.ErrSnapshotBackendThrottled, "slow down") // a SandboxUnavailableError
+		}
+		return nil
+	})
+	fmt.Println("attempts:", attempts, "err:", err)
+	// Output:
+	// attempts: 2 err: <nil>
+}
+
+// Track is for code that makes the attempts itself, such as a stream retried from inside
+// RecvMsg.
+func ExampleRetrier_Track() {
+	r, err := retry.New(quick(), retry.WithBudget(nil))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx := context.Background()
+	results := []error{
+		errs.New(errs.ErrSandboxUnavailable, "connection reset"),
+		errs.New(errs.ErrSandboxResourceExhausted, "too many streams"),
+		nil,
+	}
+	t := r.Track()
+	for {
+		err := results[t.Attempt()-1]
+		if err == nil {
+			t.Succeeded()
+			fmt.Println("attempt", t.Attempt(), "succeeded")
+			return
+		}
+		fmt.Println("attempt", t.Attempt(), "failed:", kindOf(err))
+		if final := t.Failed(ctx, err); final != nil {
+			fmt.Println("gave up:", final.Cause())
+			return
+		}
+	}
+	// Output:
+	// attempt 1 failed: SandboxUnavailableError
+	// attempt 2 failed: SandboxResourceExhaustedError
+	// attempt 3 succeeded
+}
+
+// The gRFC A6 token bucket: each retryable failure takes a token, each success gives back
+// the ratio, and retries are allowed while more than half the tokens remain.
+func ExampleNewTokenBucket() {
+	b, err := retry.NewTokenBucket(10, 0.5)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	p := quick()
+	p.MaxAttempts = 100
+	r, err := retry.New(p, retry.WithBudget(b))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	failing := func(context.Context) error { return errs.New(errs.ErrSandboxUnavailable, "down") }
+	var re *retry.Error
+	err = r.Do(context.Background(), failing)
+	if errors.As(err, &re) {
+		fmt.Println("attempts:", re.Attempts(), "cause:", re.Cause(), "tokens:", b.Tokens())
+	}
+	for range 4 {
+		_ = r.Do(context.Background(), func(context.Context) error { return nil })
+	}
+	fmt.Println("after 4 successes, tokens:", b.Tokens(), "allow:", b.Allow())
+	err = r.Do(context.Background(), failing)
+	if errors.As(err, &re) {
+		fmt.Println("attempts:", re.Attempts(), "cause:", re.Cause(), "tokens:", b.Tokens())
+	}
+	// Output:
+	// attempts: 5 cause: retry budget exhausted tokens: 5
+	// after 4 successes, tokens: 7 allow: true
+	// attempts: 2 cause: retry budget exhausted tokens: 5
+}
+
+// A ratio budget lets retries add at most a fraction of the calls of the last window,
+// plus a floor.
+func ExampleNewRatioBudget() {
+	b, err := retry.NewRatioBudget(0.25, 0, 10*time.Second)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for range 20 {
+		b.Record(true, retry.Succeeded) // 20 calls
+	}
+	allowed := 0
+	for b.Allow() {
+		allowed++
+	}
+	fmt.Println("retries allowed:", allowed)
+
+	_, err = retry.NewRatioBudget(0.2, -1, 10*time.Second)
+	fmt.Println(err)
+	// Output:
+	// retries allowed: 5
+	// retry: budget floor is -1 retries per second, want in [0, 1e6]
+}
+
+func ExamplePolicy_Validate() {
+	p := retry.DefaultPolicy()
+	p.Multiplier = 0.5
+	err := p.Validate()
+	fmt.Println(err)
+	fmt.Println(errors.Is(err, retry.ErrInvalidPolicy))
+
+	_, err = retry.New(p)
+	fmt.Println(errors.Is(err, retry.ErrInvalidPolicy))
+	// Output:
+	// retry: invalid policy: Multiplier is 0.5, want a finite number >= 1
+	// true
+	// true
+}
+
+// RetryOn takes kinds; their children are retried too.
+func ExampleOn() {
+	p := retry.DefaultPolicy()
+	p.RetryOn = retry.On(errs.ErrSandboxUnavailable)
+	fmt.Println(p.RetryOn)
+	fmt.Println(p.RetryOn.Match(errs.New(errs.ErrSnapshotBackendThrottled, "slow down")))
+	fmt.Println(p.RetryOn.Match(errs.New(errs.ErrSandboxResourceExhausted, "quota")))
+	// Output:
+	// {SandboxUnavailableError}
+	// true
+	// false
+}
