@@ -16,17 +16,17 @@ import (
 )
 
 // Set is one configured pair of interceptors: classification and retries sharing one
-// classifier, one retry budget and one set of hooks. Build it with [New]. It is immutable
-// and safe for concurrent use.
+// classifier, one retry budget and one set of hooks. Build it with [New]. Its configuration
+// never changes after New, and it is safe for concurrent use.
 type Set struct {
 	classifier  *classify.Classifier
-	def         *retry.Retrier
-	methods     map[string]*retry.Retrier // exact methods and "/svc/" prefixes
+	def         *route
+	methods     map[string]*route // exact methods and "/svc/" prefixes
 	header      string
 	replayLimit int
 
 	mu      sync.RWMutex
-	perCall map[retry.Policy]*retry.Retrier // retriers for WithCallPolicy, by policy
+	perCall map[retry.Policy]*route // routes for WithCallPolicy, by policy
 }
 
 // maxPerCall bounds the cache of per-call policies; past it a new policy costs an
@@ -54,26 +54,26 @@ func New(opts ...Option) (*Set, error) {
 		return nil, fmt.Errorf("interceptor: replay limit is %d bytes, want >= 0", cfg.replayLimit)
 	}
 	s := &Set{classifier: cfg.classifier, header: cfg.header, replayLimit: cfg.replayLimit}
-	var err error
 	// The loop's own reading of raw errors, for the retry-only halves.
 	classifyErr := func(err error) *errs.Error { return s.classifier.Classify(err, classify.Call{}) }
-	s.def, err = retry.New(cfg.policy, retry.WithBudget(cfg.budget), retry.WithHooks(cfg.hooks),
+	def, err := retry.New(cfg.policy, retry.WithBudget(cfg.budget), retry.WithHooks(cfg.hooks),
 		retry.WithClassifier(classifyErr))
 	if err != nil {
 		return nil, fmt.Errorf("interceptor: default policy: %w", err)
 	}
+	s.def = newRoute(def)
 	for name, p := range cfg.methods {
 		if !validMethodName(name) {
 			return nil, fmt.Errorf("interceptor: method policy name %q: want \"/pkg.Service/\" or \"/pkg.Service/Method\"", name)
 		}
-		r, err := s.def.WithPolicy(p)
+		r, err := def.WithPolicy(p)
 		if err != nil {
 			return nil, fmt.Errorf("interceptor: policy for %s: %w", name, err)
 		}
 		if s.methods == nil {
-			s.methods = map[string]*retry.Retrier{}
+			s.methods = map[string]*route{}
 		}
-		s.methods[name] = r
+		s.methods[name] = newRoute(r)
 	}
 	return s, nil
 }
@@ -146,17 +146,46 @@ func (s *Set) UnaryRetry() grpc.UnaryClientInterceptor {
 
 func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
 	invoker grpc.UnaryInvoker, opts []grpc.CallOption, classifyOut, retrying bool) error {
-	var r *retry.Retrier
+	var rt *route
 	if retrying {
-		r = s.retrier(method, opts)
+		rt = s.route(method, opts)
 	}
-	if r == nil {
+	if rt == nil {
 		err := invoker(ctx, method, req, reply, cc, opts...)
 		if err == nil || !classifyOut {
 			return err
 		}
 		return s.classify(err, method, req, opts)
 	}
+	if rt.timeout {
+		return s.unaryDo(ctx, rt.r, method, req, reply, cc, invoker, opts, classifyOut)
+	}
+	// The attempts are made here, step by step, rather than in a closure handed to
+	// Retrier.Do: the success path then costs the budget's deposit and little else.
+	t := rt.r.Track()
+	actx := ctx
+	for {
+		err := invoker(actx, method, req, reply, cc, opts...)
+		if err == nil {
+			t.Succeeded()
+			return nil
+		}
+		if classifyOut {
+			err = s.classify(err, method, req, opts)
+		}
+		if stop := t.Failed(ctx, err); stop != nil {
+			return stop
+		}
+		if s.header != "" {
+			actx = metadata.AppendToOutgoingContext(ctx, s.header, strconv.Itoa(t.Attempt()-1))
+		}
+	}
+}
+
+// unaryDo makes the attempts of a call whose policy has a PerAttemptTimeout, which
+// Retrier.Do applies.
+func (s *Set) unaryDo(ctx context.Context, r *retry.Retrier, method string, req, reply any, cc *grpc.ClientConn,
+	invoker grpc.UnaryInvoker, opts []grpc.CallOption, classifyOut bool) error {
 	attempt := 0
 	return r.Do(ctx, func(ctx context.Context) error {
 		attempt++
@@ -171,15 +200,30 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 	})
 }
 
-// retrier returns the retrier for a call, or nil when the call makes one attempt.
-func (s *Set) retrier(method string, opts []grpc.CallOption) *retry.Retrier {
-	r := s.def
+// route is how the calls of a method, or of a per-call policy, are retried.
+type route struct {
+	r       *retry.Retrier // nil for an invalid per-call policy
+	retries bool           // the policy makes more than one attempt
+	timeout bool           // the policy has a PerAttemptTimeout
+}
+
+func newRoute(r *retry.Retrier) *route {
+	if r == nil {
+		return &route{}
+	}
+	p := r.Policy()
+	return &route{r: r, retries: p.MaxAttempts > 1, timeout: p.PerAttemptTimeout > 0}
+}
+
+// route returns the route of a call, or nil when the call makes one attempt.
+func (s *Set) route(method string, opts []grpc.CallOption) *route {
+	rt := s.def
 	if s.methods != nil {
 		if m, ok := s.methods[method]; ok {
-			r = m
+			rt = m
 		} else if i := strings.LastIndexByte(method, '/'); i > 0 {
 			if m, ok := s.methods[method[:i+1]]; ok {
-				r = m
+				rt = m
 			}
 		}
 	}
@@ -189,39 +233,40 @@ func (s *Set) retrier(method string, opts []grpc.CallOption) *retry.Retrier {
 			case co.noRetry:
 				return nil
 			case co.hasPolicy:
-				if pr := s.callRetrier(co.policy); pr != nil {
-					r = pr
+				if pr := s.callRoute(&co.policy); pr.r != nil {
+					rt = pr
 				}
 			}
 		}
 	}
-	if r.Policy().MaxAttempts <= 1 {
+	if !rt.retries {
 		return nil
 	}
-	return r
+	return rt
 }
 
-// callRetrier returns the retrier for a per-call policy, or nil if p is invalid.
-func (s *Set) callRetrier(p retry.Policy) *retry.Retrier {
+// callRoute returns the route of a per-call policy; its retrier is nil if p is invalid.
+func (s *Set) callRoute(p *retry.Policy) *route {
 	s.mu.RLock()
-	r, ok := s.perCall[p]
+	rt, ok := s.perCall[*p]
 	s.mu.RUnlock()
 	if ok {
-		return r
+		return rt
 	}
-	r, err := s.def.WithPolicy(p)
+	r, err := s.def.r.WithPolicy(*p)
 	if err != nil {
 		r = nil
 	}
+	rt = newRoute(r)
 	s.mu.Lock()
 	if len(s.perCall) < maxPerCall {
 		if s.perCall == nil {
-			s.perCall = map[retry.Policy]*retry.Retrier{}
+			s.perCall = map[retry.Policy]*route{}
 		}
-		s.perCall[p] = r
+		s.perCall[*p] = rt
 	}
 	s.mu.Unlock()
-	return r
+	return rt
 }
 
 // classify classifies err with what the call was about: the request's fields, overridden

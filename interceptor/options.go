@@ -110,8 +110,10 @@ func validMethodName(name string) bool {
 	if !strings.HasPrefix(name, "/") || len(name) < 3 {
 		return false
 	}
-	i := strings.IndexByte(name[1:], '/')
-	return i > 0 // "/svc/" or "/svc/Method"
+	rest := name[1:]
+	i := strings.IndexByte(rest, '/')
+	// "/svc/" or "/svc/Method": a non-empty service, and no further slash.
+	return i > 0 && strings.IndexByte(rest[i+1:], '/') < 0
 }
 
 // callOption is a grpc.CallOption read only by these interceptors; grpc-go ignores it. It

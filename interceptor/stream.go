@@ -55,11 +55,11 @@ func (s *Set) StreamRetry() grpc.StreamClientInterceptor {
 
 func (s *Set) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string,
 	streamer grpc.Streamer, opts []grpc.CallOption, classifyOut, retrying bool) (grpc.ClientStream, error) {
-	var r *retry.Retrier
+	var rt *route
 	if retrying && method != StreamExec {
-		r = s.retrier(method, opts)
+		rt = s.route(method, opts)
 	}
-	if r == nil {
+	if rt == nil {
 		cs, err := streamer(ctx, desc, cc, method, opts...)
 		if !classifyOut {
 			return cs, err
@@ -71,7 +71,7 @@ func (s *Set) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.Client
 	}
 	rs := &retryStream{
 		set: s, ctx: ctx, desc: desc, cc: cc, method: method, streamer: streamer, opts: opts,
-		classifyOut: classifyOut, tracker: r.Track(),
+		classifyOut: classifyOut, tracker: rt.r.Track(),
 	}
 	if err := rs.start(); err != nil {
 		return nil, err
@@ -134,9 +134,9 @@ type retryStream struct {
 	mu        sync.Mutex
 	cur       grpc.ClientStream
 	cancel    context.CancelFunc // of cur's context
-	committed bool // no more retries
-	settled   bool // the budget was told the stream succeeded
-	sent      []proto.Message // clones of the messages sent, until commit
+	committed bool               // no more retries
+	settled   bool               // the budget was told the stream succeeded
+	sent      []proto.Message    // clones of the messages sent, until commit
 	sentBytes int
 	closeSent bool
 	first     proto.Message // the first message sent, for the call context
@@ -144,16 +144,15 @@ type retryStream struct {
 
 // start opens the first attempt, retrying establishment failures.
 func (rs *retryStream) start() error {
-	for {
-		err := rs.open()
-		if err == nil {
-			return nil
-		}
-		if err = rs.failed(err); err != nil {
-			return err
-		}
+	if err := rs.open(); err != nil {
+		return rs.failed(err) // nil once an attempt is open
 	}
+	return nil
 }
+
+// errCommitted is open's report that the stream committed while a retry waited, so the
+// messages the new attempt would replay are gone.
+var errCommitted = errors.New("interceptor: stream committed before the retry")
 
 // open opens a stream for the tracker's current attempt and replays what was sent.
 func (rs *retryStream) open() error {
@@ -168,6 +167,12 @@ func (rs *retryStream) open() error {
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	if rs.committed {
+		// A SendMsg committed the stream (past the replay limit) while this retry waited:
+		// the messages to replay were dropped, so the new attempt cannot be used.
+		cancel()
+		return errCommitted
+	}
 	for _, m := range rs.sent {
 		if err := cs.SendMsg(m); err != nil {
 			break // the attempt ended; RecvMsg reports how
@@ -188,12 +193,22 @@ func (rs *retryStream) open() error {
 func (rs *retryStream) failed(err error) error {
 	for {
 		err = rs.out(err)
+		if _, committed := rs.current(); committed {
+			rs.end() // committed by a SendMsg while the attempt was failing
+			return err
+		}
 		if stop := rs.tracker.Failed(rs.ctx, err); stop != nil {
 			rs.end()
 			return stop
 		}
-		if err = rs.open(); err == nil {
+		switch oerr := rs.open(); oerr {
+		case nil:
 			return nil
+		case errCommitted:
+			rs.end()
+			return err
+		default:
+			err = oerr
 		}
 	}
 }
@@ -242,7 +257,9 @@ func (rs *retryStream) RecvMsg(m any) error {
 			if err == nil || err == io.EOF {
 				rs.commit()
 			}
-			if err != nil {
+			if err != nil || !rs.desc.ServerStreams {
+				// The stream is over (a stream without server streaming ends with its one
+				// response): release its context.
 				rs.end()
 			}
 			return rs.out(err)
@@ -287,22 +304,29 @@ func (rs *retryStream) SendMsg(m any) error {
 }
 
 // keep stores a copy of m for replay, or commits when it cannot (over the limit, or not a
-// proto message). Called with mu held.
+// proto message). The first message's copy also serves as the call context. Called with mu
+// held.
 func (rs *retryStream) keep(m any) {
 	pm, ok := m.(proto.Message)
-	if ok && rs.first == nil {
-		rs.first = proto.Clone(pm)
-	}
 	if !ok {
 		rs.commitLocked()
 		return
 	}
 	size := proto.Size(pm)
-	if rs.sentBytes+size > rs.set.replayLimit {
+	over := rs.sentBytes+size > rs.set.replayLimit
+	if over && rs.first != nil {
 		rs.commitLocked()
 		return
 	}
-	rs.sent = append(rs.sent, proto.Clone(pm))
+	c := proto.Clone(pm) // read only from here on: replayed, and read for the call context
+	if rs.first == nil {
+		rs.first = c
+	}
+	if over {
+		rs.commitLocked()
+		return
+	}
+	rs.sent = append(rs.sent, c)
 	rs.sentBytes += size
 }
 

@@ -1,0 +1,109 @@
+package interceptor_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"google.golang.org/grpc"
+
+	"github.com/faultline-go/faultline/classify"
+	"github.com/faultline-go/faultline/interceptor"
+	"github.com/faultline-go/faultline/internal/sandboxpb"
+	"github.com/faultline-go/faultline/retry"
+)
+
+// okInvoker is a unary invoker whose call always succeeds.
+func okInvoker(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error {
+	return nil
+}
+
+// TestSuccessAllocs: a call that succeeds the first time costs no allocation in the
+// interceptor, whatever its options (per-call ones made once, beforehand).
+func TestSuccessAllocs(t *testing.T) {
+	callPolicy := interceptor.WithCallPolicy(attempts(secondsPolicy(), 3))
+	withCall := interceptor.WithCall(classify.Call{SandboxID: "sb-2"})
+	set, err := interceptor.New(interceptor.WithMethodPolicy(sandboxSvc, secondsPolicy()),
+		interceptor.WithMethodPolicy(getSandbox, attempts(secondsPolicy(), 3)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		u      grpc.UnaryClientInterceptor
+		method string
+		opts   []grpc.CallOption
+	}{
+		{name: "Unary()", u: interceptor.Unary(), method: getSandbox},
+		{name: "WithoutRetry", u: interceptor.Unary(), method: getSandbox, opts: []grpc.CallOption{interceptor.WithoutRetry()}},
+		{name: "WithCallPolicy", u: interceptor.Unary(), method: getSandbox, opts: []grpc.CallOption{callPolicy}},
+		{name: "WithCall", u: interceptor.Unary(), method: getSandbox, opts: []grpc.CallOption{withCall}},
+		{name: "budget off", u: interceptor.Unary(interceptor.WithBudget(nil)), method: getSandbox},
+		{name: "exact method policy", u: set.Unary(), method: getSandbox},
+		{name: "service policy", u: set.Unary(), method: readFile},
+		{name: "default policy beside method policies", u: set.Unary(), method: getRunner},
+		{name: "UnaryClassify", u: set.UnaryClassify(), method: getSandbox},
+		{name: "UnaryRetry", u: set.UnaryRetry(), method: getSandbox},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			req, reply := &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"}, &sandboxpb.Sandbox{}
+			_ = tc.u(ctx, tc.method, req, reply, nil, okInvoker, tc.opts...) // warm-up: caches per-call policies
+			if n := testing.AllocsPerRun(1000, func() {
+				if err := tc.u(ctx, tc.method, req, reply, nil, okInvoker, tc.opts...); err != nil {
+					t.Fatal(err)
+				}
+			}); n != 0 {
+				t.Errorf("allocations per successful call = %v, want 0", n)
+			}
+		})
+	}
+}
+
+// recordingBudget records what the retry loop tells and asks a budget.
+type recordingBudget struct {
+	mu      sync.Mutex
+	records []retry.Outcome
+	firsts  int
+	allows  int
+}
+
+func (b *recordingBudget) Record(first bool, o retry.Outcome) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.records = append(b.records, o)
+	if first {
+		b.firsts++
+	}
+}
+
+func (b *recordingBudget) Allow() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.allows++
+	return true
+}
+
+// TestSuccessPath: a call that succeeds the first time makes one attempt, reports one
+// first-attempt success to the budget, asks it for nothing and calls no hook.
+func TestSuccessPath(t *testing.T) {
+	b := &recordingBudget{}
+	hooked := false
+	hooks := retry.Hooks{
+		OnRetry: func(context.Context, retry.RetryEvent) { hooked = true },
+		OnStop:  func(context.Context, retry.StopEvent) { hooked = true },
+	}
+	u := interceptor.Unary(interceptor.WithBudget(b), interceptor.WithHooks(hooks))
+	n := 0
+	invoker := func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error {
+		n++
+		return nil
+	}
+	if err := u(context.Background(), getSandbox, &sandboxpb.GetSandboxRequest{}, &sandboxpb.Sandbox{}, nil, invoker); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || len(b.records) != 1 || b.records[0] != retry.Succeeded || b.firsts != 1 || b.allows != 0 || hooked {
+		t.Errorf("attempts %d, budget records %v (%d first), allows %d, hooks called %v; want 1, [Succeeded] (1 first), 0, false",
+			n, b.records, b.firsts, b.allows, hooked)
+	}
+}

@@ -1,0 +1,633 @@
+package interceptor_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/testing/testpb"
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/interceptor"
+	"github.com/faultline-go/faultline/internal/sandboxpb"
+	"github.com/faultline-go/faultline/internal/sandboxtest"
+	"github.com/faultline-go/faultline/retry"
+)
+
+// TestStreamRetriedBeforeCommit: a server stream that fails before its first message is
+// retried, and the caller sees each message once, as if nothing had happened.
+func TestStreamRetriedBeforeCommit(t *testing.T) {
+	all := []string{"line 0\n", "line 1\n", "line 2\n"}
+	for _, tc := range []struct {
+		name        string
+		script      func(*sandboxtest.Server)
+		callHeader  bool // call Header() first: a trailers-only failure must not commit
+		wantCalls   int
+		wantWait    time.Duration
+		wantHeaders []string
+	}{
+		{
+			name: "handler fails before the first entry",
+			script: func(s *sandboxtest.Server) {
+				s.ScriptStreamLogs(sandboxtest.StreamLogsScript{Err: unavailable()}, sandboxtest.StreamLogsScript{Entries: 3})
+			},
+			wantCalls: 2, wantWait: time.Second, wantHeaders: []string{"", "1"},
+		},
+		{
+			name: "Header() before Recv",
+			script: func(s *sandboxtest.Server) {
+				s.ScriptStreamLogs(sandboxtest.StreamLogsScript{Err: unavailable()}, sandboxtest.StreamLogsScript{Entries: 3})
+			},
+			callHeader: true, wantCalls: 2, wantWait: time.Second, wantHeaders: []string{"", "1"},
+		},
+		{
+			name:      "stream refused twice at admission",
+			script:    func(s *sandboxtest.Server) { s.FailNext(streamLogs, 2, unavailable()) },
+			wantCalls: 3, wantWait: 3 * time.Second, wantHeaders: []string{"", "1", "2"},
+		},
+		{
+			name: "server hint honoured",
+			script: func(s *sandboxtest.Server) {
+				s.ScriptStreamLogs(sandboxtest.StreamLogsScript{Err: withHint(10 * time.Second)}, sandboxtest.StreamLogsScript{Entries: 3})
+			},
+			wantCalls: 2, wantWait: 10 * time.Second, wantHeaders: []string{"", "1"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())))
+				tc.script(e.srv)
+				start := time.Now()
+				st, err := e.sb.StreamLogs(context.Background(), &sandboxpb.StreamLogsRequest{SandboxId: "sb-1"})
+				if err != nil {
+					t.Fatalf("StreamLogs = %v", err)
+				}
+				if tc.callHeader {
+					if md, err := st.Header(); err != nil {
+						t.Fatalf("Header() = %v, %v", md, err)
+					}
+				}
+				got, err := recvLogs(st)
+				if err != nil || fmt.Sprint(got) != fmt.Sprint(all) {
+					t.Errorf("received %q, %v; want %q, nil", got, err, all)
+				}
+				if elapsed := time.Since(start); elapsed != tc.wantWait {
+					t.Errorf("elapsed = %v, want %v", elapsed, tc.wantWait)
+				}
+				if n := e.srv.Calls(streamLogs); n != tc.wantCalls {
+					t.Errorf("server calls = %d, want %d", n, tc.wantCalls)
+				}
+				if h := headerValues(t, e.srv.Metadata(streamLogs), attemptHeader); fmt.Sprint(h) != fmt.Sprint(tc.wantHeaders) {
+					t.Errorf("%s per attempt = %q, want %q", attemptHeader, h, tc.wantHeaders)
+				}
+			})
+		})
+	}
+}
+
+// TestStreamGivesUp: a stream that never commits gives up like a unary call, with a
+// *retry.Error from Recv.
+func TestStreamGivesUp(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		st        *status.Status
+		wantCalls int
+		wantCause retry.StopCause
+		wantKind  errs.Kind
+	}{
+		{name: "exhausted", st: unavailable(), wantCalls: 5, wantCause: retry.StopExhausted, wantKind: errs.ErrSandboxUnavailable},
+		{name: "not retryable", st: sandboxtest.Status(codes.PermissionDenied, "no"), wantCalls: 1,
+			wantCause: retry.StopNotRetryable, wantKind: errs.ErrCWSandboxAuthentication},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())))
+				e.srv.FailAlways(streamLogs, tc.st)
+				st, err := e.sb.StreamLogs(context.Background(), &sandboxpb.StreamLogsRequest{SandboxId: "sb-1"})
+				if err != nil {
+					t.Fatalf("StreamLogs = %v", err)
+				}
+				got, err := recvLogs(st)
+				var re *retry.Error
+				if len(got) != 0 || !errors.As(err, &re) || re.Attempts() != tc.wantCalls || re.Cause() != tc.wantCause {
+					t.Fatalf("received %q, %v; want nothing and a *retry.Error of %d attempts, %v", got, err, tc.wantCalls, tc.wantCause)
+				}
+				var ee *errs.Error
+				if !errors.As(err, &ee) || ee.Kind() != tc.wantKind || ee.SandboxID() != "sb-1" || ee.Operation() != "StreamLogs" {
+					t.Errorf("classified = %v, want %v about StreamLogs of sb-1", ee, tc.wantKind)
+				}
+				if s, _ := status.FromError(err); s.Code() != tc.st.Code() || s.Message() != tc.st.Message() {
+					t.Errorf("status = %v, want the server's %v", s, tc.st)
+				}
+				if n := e.srv.Calls(streamLogs); n != tc.wantCalls {
+					t.Errorf("server calls = %d, want %d", n, tc.wantCalls)
+				}
+			})
+		})
+	}
+}
+
+// TestStreamNotRetriedAfterMessages: once a message reached the caller the stream is
+// committed: a failure after two entries is returned, classified, and the stream is not
+// replayed (the caller sees line 0, line 1, then the error; never line 0 again).
+func TestStreamNotRetriedAfterMessages(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())))
+		e.srv.ScriptStreamLogs(sandboxtest.StreamLogsScript{Entries: 2, Err: unavailable()}, sandboxtest.StreamLogsScript{Entries: 3})
+		st, err := e.sb.StreamLogs(context.Background(), &sandboxpb.StreamLogsRequest{SandboxId: "sb-1"})
+		if err != nil {
+			t.Fatalf("StreamLogs = %v", err)
+		}
+		got, err := recvLogs(st)
+		if want := []string{"line 0\n", "line 1\n"}; fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("received %q, want %q", got, want)
+		}
+		if !errors.Is(err, errs.ErrSandboxUnavailable) || status.Code(err) != codes.Unavailable {
+			t.Fatalf("Recv error = %v, want SandboxUnavailableError", err)
+		}
+		ee, ok := err.(*errs.Error)
+		if !ok {
+			t.Fatalf("Recv error is %T, want *errs.Error (committed streams are not retried)", err)
+		}
+		if ee.SandboxID() != "sb-1" || ee.Operation() != "StreamLogs" {
+			t.Errorf("call context = %q, %q; want StreamLogs, sb-1", ee.Operation(), ee.SandboxID())
+		}
+		if n := e.srv.Calls(streamLogs); n != 1 {
+			t.Errorf("server calls = %d, want 1", n)
+		}
+	})
+}
+
+// TestStreamHeaderCommits: a response header that reaches the caller through Header()
+// commits the stream; one the caller never asked for does not.
+func TestStreamHeaderCommits(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		header    bool
+		wantCalls int
+	}{
+		{name: "Header() read: committed", header: true, wantCalls: 1},
+		{name: "Header() not read: retried", header: false, wantCalls: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := &pingServer{failFirst: 1}
+				c := newPing(t, p, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()))...)
+				st, err := c.PingList(context.Background(), &testpb.PingListRequest{Value: "v"})
+				if err != nil {
+					t.Fatalf("PingList = %v", err)
+				}
+				if tc.header {
+					md, err := st.Header()
+					if err != nil || len(md.Get("served-by")) != 1 {
+						t.Fatalf("Header() = %v, %v; want the failing attempt's header", md, err)
+					}
+				}
+				n := 0
+				for {
+					_, err = st.Recv()
+					if err != nil {
+						break
+					}
+					n++
+				}
+				if tc.header {
+					if _, ok := err.(*errs.Error); !ok || status.Code(err) != codes.Unavailable || n != 0 {
+						t.Errorf("after %d messages Recv = %v (%T), want an *errs.Error UNAVAILABLE", n, err, err)
+					}
+				} else if err != io.EOF || n != 3 {
+					t.Errorf("after %d messages Recv = %v, want 3 messages then io.EOF", n, err)
+				}
+				if _, hs := p.Received(); len(hs) != tc.wantCalls {
+					t.Errorf("server attempts = %d, want %d", len(hs), tc.wantCalls)
+				}
+			})
+		})
+	}
+}
+
+// TestStreamReplay: messages the caller sent before a retry are sent again, in order, on
+// the new attempt, and CloseSend too; past the replay limit the stream commits.
+func TestStreamReplay(t *testing.T) {
+	t.Run("client streaming", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			p := &pingServer{failFirst: 2}
+			c := newPing(t, p, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()))...)
+			st, err := c.PingClientStream(context.Background())
+			if err != nil {
+				t.Fatalf("PingClientStream = %v", err)
+			}
+			for _, v := range []string{"a", "b", "c"} {
+				if err := st.Send(&testpb.PingClientStreamRequest{Value: v}); err != nil {
+					t.Fatalf("Send(%s) = %v", v, err)
+				}
+			}
+			res, err := st.CloseAndRecv()
+			if err != nil || res.GetCounter() != 3 {
+				t.Fatalf("CloseAndRecv = %v, %v; want counter 3", res, err)
+			}
+			got, hs := p.Received()
+			if want := "[[a b c] [a b c] [a b c]]"; fmt.Sprint(got) != want {
+				t.Errorf("server received %v, want %v", got, want)
+			}
+			if want := `["" "1" "2"]`; fmt.Sprintf("%q", hs) != want {
+				t.Errorf("%s per attempt = %q, want %s", attemptHeader, hs, want)
+			}
+		})
+	})
+	t.Run("bidi", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			p := &pingServer{failFirst: 1, failAfter: 2}
+			c := newPing(t, p, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()))...)
+			st, err := c.PingStream(context.Background())
+			if err != nil {
+				t.Fatalf("PingStream = %v", err)
+			}
+			send := func(v string) {
+				t.Helper()
+				if err := st.Send(&testpb.PingStreamRequest{Value: v}); err != nil {
+					t.Fatalf("Send(%s) = %v", v, err)
+				}
+			}
+			var echoed []string
+			recv := func() {
+				t.Helper()
+				m, err := st.Recv()
+				if err != nil {
+					t.Fatalf("Recv after %q = %v", echoed, err)
+				}
+				echoed = append(echoed, m.GetValue())
+			}
+			send("a")
+			send("b")
+			recv() // the first attempt fails here; the retry replays a, b
+			recv()
+			send("c")
+			recv()
+			if err := st.CloseSend(); err != nil {
+				t.Fatalf("CloseSend = %v", err)
+			}
+			if _, err := st.Recv(); err != io.EOF {
+				t.Fatalf("last Recv = %v, want io.EOF", err)
+			}
+			if want := "[a b c]"; fmt.Sprint(echoed) != want {
+				t.Errorf("echoed %v, want %v", echoed, want)
+			}
+			got, hs := p.Received()
+			if want := "[[a b] [a b c]]"; fmt.Sprint(got) != want {
+				t.Errorf("server received %v, want %v", got, want)
+			}
+			if want := `["" "1"]`; fmt.Sprintf("%q", hs) != want {
+				t.Errorf("%s per attempt = %q, want %s", attemptHeader, hs, want)
+			}
+		})
+	})
+	t.Run("past the replay limit", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			p := &pingServer{failFirst: 1, failAfter: 2}
+			// A PingStreamRequest of a 4-byte value is 6 bytes: the first fits in 10, the second does not.
+			c := newPing(t, p, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()),
+				interceptor.WithReplayLimit(10))...)
+			st, err := c.PingStream(context.Background())
+			if err != nil {
+				t.Fatalf("PingStream = %v", err)
+			}
+			for _, v := range []string{"aaaa", "bbbb"} {
+				if err := st.Send(&testpb.PingStreamRequest{Value: v}); err != nil {
+					t.Fatalf("Send(%s) = %v", v, err)
+				}
+			}
+			_, err = st.Recv()
+			if _, ok := err.(*errs.Error); !ok || !errors.Is(err, errs.ErrSandboxUnavailable) {
+				t.Fatalf("Recv = %v (%T), want the attempt's *errs.Error, not retried", err, err)
+			}
+			if got, _ := p.Received(); fmt.Sprint(got) != "[[aaaa bbbb]]" {
+				t.Errorf("server received %v, want one attempt of [aaaa bbbb]", got)
+			}
+		})
+	})
+}
+
+// TestStreamCommitDuringWait: a stream that commits (here: its sent messages pass the
+// replay limit) while a retry waits must not be retried: the new attempt would have lost
+// the messages it should replay.
+func TestStreamCommitDuringWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := &pingServer{failFirst: 1, failAfter: 0}
+		c := newPing(t, p, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()),
+			interceptor.WithReplayLimit(10))...)
+		st, err := c.PingStream(context.Background())
+		if err != nil {
+			t.Fatalf("PingStream = %v", err)
+		}
+		errc := make(chan error, 1)
+		go func() {
+			_, err := st.Recv()
+			errc <- err
+		}()
+		synctest.Wait() // the first attempt failed; Recv waits 1s to retry
+		for _, v := range []string{"aaaa", "bbbb"} {
+			_ = st.Send(&testpb.PingStreamRequest{Value: v}) // the second one commits
+		}
+		_ = st.CloseSend()
+		err = <-errc
+		if _, ok := err.(*errs.Error); !ok || !errors.Is(err, errs.ErrSandboxUnavailable) {
+			t.Errorf("Recv = %v (%T), want the first attempt's *errs.Error", err, err)
+		}
+		if got, _ := p.Received(); len(got) != 1 {
+			t.Errorf("server attempts = %v, want 1", got)
+		}
+	})
+}
+
+// TestStreamExecNeverRetried: StreamExec runs a command, so it is never retried, whatever
+// the policy says, but its errors are classified.
+func TestStreamExecNeverRetried(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		opts     []interceptor.Option
+		callOpts []grpc.CallOption
+	}{
+		{name: "default"},
+		{name: "method policy", opts: []interceptor.Option{interceptor.WithMethodPolicy(streamExec, secondsPolicy())}},
+		{name: "call policy", callOpts: []grpc.CallOption{interceptor.WithCallPolicy(secondsPolicy())}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				opts := append([]interceptor.Option{interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())}, tc.opts...)
+				e := newEnv(t, interceptor.DialOptions(opts...))
+				e.srv.Script(streamExec, sandboxtest.Fail(unavailable()))
+				st, err := e.sb.StreamExec(context.Background(), tc.callOpts...)
+				if err != nil {
+					t.Fatalf("StreamExec = %v", err)
+				}
+				_ = st.Send(&sandboxpb.ExecStreamRequest{Request: &sandboxpb.ExecStreamRequest_Init{
+					Init: &sandboxpb.ExecStreamInit{SandboxId: "sb-1", Command: []string{"true"}}}})
+				_, err = st.Recv()
+				ee, ok := err.(*errs.Error)
+				if !ok || ee.Kind() != errs.ErrSandboxUnavailable || ee.SandboxID() != "sb-1" || ee.Operation() != "StreamExec" {
+					t.Errorf("Recv = %v (%T), want an *errs.Error SandboxUnavailableError about StreamExec of sb-1", err, err)
+				}
+				if n := e.srv.Calls(streamExec); n != 1 {
+					t.Errorf("server calls = %d, want 1", n)
+				}
+			})
+		})
+	}
+	t.Run("works", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())))
+			st, err := e.sb.StreamExec(context.Background())
+			if err != nil {
+				t.Fatalf("StreamExec = %v", err)
+			}
+			for _, req := range []*sandboxpb.ExecStreamRequest{
+				{Request: &sandboxpb.ExecStreamRequest_Init{Init: &sandboxpb.ExecStreamInit{SandboxId: "sb-1", Command: []string{"cat"}}}},
+				{Request: &sandboxpb.ExecStreamRequest_Stdin{Stdin: []byte("hi")}},
+				{Request: &sandboxpb.ExecStreamRequest_Close{Close: &sandboxpb.ExecStreamClose{}}},
+			} {
+				if err := st.Send(req); err != nil {
+					t.Fatalf("Send = %v", err)
+				}
+			}
+			var out []string
+			for {
+				m, err := st.Recv()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("Recv = %v", err)
+				}
+				switch r := m.GetResponse().(type) {
+				case *sandboxpb.ExecStreamResponse_Ready:
+					out = append(out, "ready")
+				case *sandboxpb.ExecStreamResponse_Output:
+					out = append(out, string(r.Output.GetData()))
+				case *sandboxpb.ExecStreamResponse_Exit:
+					out = append(out, fmt.Sprint("exit ", r.Exit.GetExitCode()))
+				}
+			}
+			if want := "[ready hi exit 0]"; fmt.Sprint(out) != want {
+				t.Errorf("StreamExec responses = %v, want %v", out, want)
+			}
+		})
+	})
+}
+
+// TestStreamEstablishmentRetried: a failure to open the stream (from the chain after the
+// interceptor, as grpc-go reports a connection that is not ready) is retried, each retry
+// opening exactly one new stream.
+func TestStreamEstablishmentRetried(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		failures     int32
+		wantOpens    int32
+		wantCalls    int
+		wantAttempts int // of the *retry.Error from the stream's creation; 0: no error
+	}{
+		{name: "fails twice", failures: 2, wantOpens: 3, wantCalls: 1},
+		{name: "fails always", failures: 99, wantOpens: 5, wantCalls: 0, wantAttempts: 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var opens atomic.Int32
+				refuse := func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string,
+					streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+					if opens.Add(1) <= tc.failures {
+						return nil, status.Error(codes.Unavailable, "connection not ready")
+					}
+					return streamer(ctx, desc, cc, method, opts...)
+				}
+				s, err := interceptor.New(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				e := newEnv(t, []grpc.DialOption{grpc.WithChainStreamInterceptor(s.Stream(), refuse)})
+				st, err := e.sb.StreamLogs(context.Background(), &sandboxpb.StreamLogsRequest{SandboxId: "sb-1"})
+				if tc.wantAttempts > 0 {
+					var re *retry.Error
+					if !errors.As(err, &re) || re.Attempts() != tc.wantAttempts || !errors.Is(err, errs.ErrSandboxUnavailable) {
+						t.Fatalf("StreamLogs = %v, want a *retry.Error of %d attempts", err, tc.wantAttempts)
+					}
+				} else {
+					if err != nil {
+						t.Fatalf("StreamLogs = %v", err)
+					}
+					if got, err := recvLogs(st); err != nil || len(got) != 3 {
+						t.Errorf("received %q, %v; want 3 entries", got, err)
+					}
+					if h := headerValues(t, e.srv.Metadata(streamLogs), attemptHeader); fmt.Sprint(h) != "[2]" {
+						t.Errorf("%s of the call that reached the server = %q, want [2]", attemptHeader, h)
+					}
+				}
+				if n := opens.Load(); n != tc.wantOpens {
+					t.Errorf("streams opened = %d, want %d", n, tc.wantOpens)
+				}
+				if n := e.srv.Calls(streamLogs); n != tc.wantCalls {
+					t.Errorf("server calls = %d, want %d", n, tc.wantCalls)
+				}
+			})
+		})
+	}
+}
+
+// TestStreamNoLeak: streams that were retried, gave up, were abandoned by a cancelled
+// caller, or ended normally leave no goroutine behind while the connection stays open.
+func TestStreamNoLeak(t *testing.T) {
+	e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(fastPolicy())))
+	p := &pingServer{failFirst: 2, failAfter: 1}
+	ping := newPing(t, p, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(fastPolicy()))...)
+	ctx := context.Background()
+	// Warm up both connections, so that their own goroutines exist before the snapshot.
+	if _, err := e.sb.GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ping.PingEmpty(ctx, &testpb.PingEmptyRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	before := goleak.IgnoreCurrent()
+
+	// Retried, then read to the end.
+	e.srv.ScriptStreamLogs(sandboxtest.StreamLogsScript{Err: unavailable()}, sandboxtest.StreamLogsScript{Err: unavailable()})
+	st, err := e.sb.StreamLogs(ctx, &sandboxpb.StreamLogsRequest{SandboxId: "sb-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := recvLogs(st); err != nil || len(got) != 3 {
+		t.Fatalf("received %q, %v", got, err)
+	}
+	// Gave up.
+	e.srv.FailAlways(streamLogs, unavailable())
+	st, err = e.sb.StreamLogs(ctx, &sandboxpb.StreamLogsRequest{SandboxId: "sb-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := recvLogs(st); status.Code(err) != codes.Unavailable {
+		t.Fatalf("Recv = %v, want UNAVAILABLE", err)
+	}
+	e.srv.FailAlways(streamLogs, nil)
+	// Retried twice, committed, then abandoned by the caller's cancel.
+	cctx, cancel := context.WithCancel(ctx)
+	bidi, err := ping.PingStream(cctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bidi.Send(&testpb.PingStreamRequest{Value: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := bidi.Recv(); err != nil || m.GetValue() != "a" {
+		t.Fatalf("Recv = %v, %v", m, err)
+	}
+	cancel()
+	if _, err := bidi.Recv(); status.Code(err) != codes.Canceled {
+		t.Fatalf("Recv after cancel = %v, want CANCELED", err)
+	}
+	// Client streaming, retried once (p's budget of failures is spent: failFirst 2 was
+	// used by the bidi stream), closed by CloseAndRecv.
+	cs, err := ping.PingClientStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.Send(&testpb.PingClientStreamRequest{Value: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := cs.CloseAndRecv(); err != nil || res.GetCounter() != 1 {
+		t.Fatalf("CloseAndRecv = %v, %v", res, err)
+	}
+	goleak.VerifyNone(t, before)
+}
+
+// TestStreamReleasesAttempts: once a stream is over, the context of every attempt it made
+// is released (cancelled), whether it ended with io.EOF, with its one response (client
+// streaming), or with an error; the caller's context is not.
+func TestStreamReleasesAttempts(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		run  func(t *testing.T, ping testpb.TestServiceClient, ctx context.Context)
+	}{
+		{name: "client streaming, CloseAndRecv", run: func(t *testing.T, ping testpb.TestServiceClient, ctx context.Context) {
+			st, err := ping.PingClientStream(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Send(&testpb.PingClientStreamRequest{Value: "a"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.CloseAndRecv(); err != nil {
+				t.Fatalf("CloseAndRecv = %v", err)
+			}
+		}},
+		{name: "server streaming, read to io.EOF", run: func(t *testing.T, ping testpb.TestServiceClient, ctx context.Context) {
+			st, err := ping.PingList(ctx, &testpb.PingListRequest{Value: "a"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for {
+				if _, err := st.Recv(); err == io.EOF {
+					break
+				} else if err != nil {
+					t.Fatalf("Recv = %v", err)
+				}
+			}
+		}},
+		{name: "bidi, committed then failed", run: func(t *testing.T, ping testpb.TestServiceClient, ctx context.Context) {
+			st, err := ping.PingStream(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Send(&testpb.PingStreamRequest{Value: "a"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.Recv(); err != nil {
+				t.Fatalf("Recv = %v", err)
+			}
+			if err := st.Send(&testpb.PingStreamRequest{Value: "fail"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.Recv(); status.Code(err) != codes.Aborted {
+				t.Fatalf("Recv = %v, want ABORTED", err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var ctxs []context.Context
+				capture := func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string,
+					streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+					ctxs = append(ctxs, ctx)
+					return streamer(ctx, desc, cc, method, opts...)
+				}
+				s, err := interceptor.New(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				p := &pingServer{failFirst: 1, failAfter: 1, abortOn: "fail"}
+				ping := newPing(t, p, grpc.WithChainStreamInterceptor(s.Stream(), capture))
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				tc.run(t, ping, ctx)
+				if len(ctxs) != 2 {
+					t.Fatalf("attempts = %d, want 2", len(ctxs))
+				}
+				for i, c := range ctxs {
+					if c.Err() == nil {
+						t.Errorf("attempt %d: context not released after the stream ended", i+1)
+					}
+				}
+				if ctx.Err() != nil {
+					t.Errorf("caller's context ended: %v", ctx.Err())
+				}
+			})
+		})
+	}
+}
