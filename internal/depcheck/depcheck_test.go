@@ -58,8 +58,9 @@ func TestImportDirection(t *testing.T) {
 	}
 }
 
-// TestNothingImportsTheTop checks that no package of the library module imports the
-// interceptor, the examples or the integration tests (only examples and tests may).
+// TestNothingImportsTheTop checks that no package of the library imports the interceptor,
+// the examples or the integration tests: only the examples and the integration and bench
+// modules, which show and measure the library, may.
 func TestNothingImportsTheTop(t *testing.T) {
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, mod+"/...").Output()
 	if err != nil {
@@ -67,7 +68,7 @@ func TestNothingImportsTheTop(t *testing.T) {
 	}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		f := strings.Fields(line)
-		if len(f) == 0 || strings.HasPrefix(f[0], mod+"/examples") {
+		if len(f) == 0 || user(f[0]) {
 			continue
 		}
 		for _, imp := range f[1:] {
@@ -78,4 +79,14 @@ func TestNothingImportsTheTop(t *testing.T) {
 			}
 		}
 	}
+}
+
+// user reports whether pkg is one of the places that use the library rather than part of it.
+func user(pkg string) bool {
+	for _, dir := range []string{"/examples", "/integration", "/bench"} {
+		if pkg == mod+dir || strings.HasPrefix(pkg, mod+dir+"/") {
+			return true
+		}
+	}
+	return false
 }
