@@ -3,6 +3,7 @@ package errs
 import (
 	"maps"
 	"slices"
+	"strconv"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -135,6 +136,12 @@ func New(kind Kind, message string, opts ...Option) *Error {
 // server's message, the resource and the field violations. It never contains ErrorInfo
 // metadata or other details, which may carry secrets.
 func (e *Error) Error() string { return e.msg }
+
+// GoString makes %#v print the kind, code and message only: like Error, it never shows
+// ErrorInfo metadata or other details.
+func (e *Error) GoString() string {
+	return "&errs.Error{Kind: " + e.kind.String() + ", Code: " + e.Code().String() + ", Message: " + strconv.Quote(e.msg) + "}"
+}
 
 // Message returns the same human text as Error.
 func (e *Error) Message() string { return e.msg }

@@ -2,6 +2,7 @@ package errs_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -499,5 +500,24 @@ func TestNewNeverOK(t *testing.T) {
 	e := errs.New(errs.ErrSandboxFailed, "boom", errs.WithCode(codes.OK))
 	if got := status.Code(e); got != codes.Unknown {
 		t.Errorf("status.Code(New(..., WithCode(OK))) = %v, want %v", got, codes.Unknown)
+	}
+}
+
+// grpc-go turns details that contradict grpc-status into an Internal status whose message
+// dumps the details, ErrorInfo metadata included; the error must not print that dump.
+func TestDetailsMismatchWithheld(t *testing.T) {
+	msg := `grpc-status-details-bin mismatch: grpc-status=Unavailable, grpc-message="", grpc-status-details-bin=code:5 details:{metadata:{key:"t" value:"s3cret"}}`
+	e := errs.FromStatus(errs.ErrSandbox, status.New(codes.Internal, msg), nil, errs.Info{}, errs.Resource{})
+	for _, s := range []string{e.Error(), fmt.Sprintf("%+v", e), fmt.Sprintf("%#v", e)} {
+		if strings.Contains(s, "s3cret") || !strings.Contains(s, "details withheld") {
+			t.Errorf("rendering = %q, want the details withheld", s)
+		}
+	}
+}
+
+func TestGoStringHidesMetadata(t *testing.T) {
+	e := errs.New(errs.ErrSandboxUnavailable, "down", errs.WithErrorInfo("R", "cwsandbox.com", map[string]string{"k": "s3cret"}))
+	if s := fmt.Sprintf("%#v", e); strings.Contains(s, "s3cret") || !strings.Contains(s, "SandboxUnavailableError") {
+		t.Errorf("%%#v = %q, want the kind and no metadata", s)
 	}
 }

@@ -28,7 +28,7 @@ func (e *Error) render(text string, code codes.Code) string {
 		w.raw(": ")
 	}
 	w.raw(phrase(e.kind, code, e.info.Reason))
-	if text != "" {
+	if text = withholdDetails(text); text != "" {
 		w.raw(": ")
 		w.clean(text, maxServerMessage)
 	}
@@ -96,6 +96,24 @@ func (w *lineWriter) resource(e *Error) {
 	if open {
 		w.raw(")")
 	}
+}
+
+// grpc-go gives a status whose grpc-status-details-bin disagrees with its grpc-status the
+// code Internal and this message, which ends in a dump of the details proto, ErrorInfo
+// metadata included (internal/status.NewWithProto).
+const (
+	detailsMismatch = "grpc-status-details-bin mismatch:"
+	detailsDump     = ", grpc-status-details-bin="
+)
+
+// withholdDetails cuts the details dump out of such a message: metadata may carry secrets.
+func withholdDetails(text string) string {
+	if strings.HasPrefix(text, detailsMismatch) {
+		if i := strings.Index(text, detailsDump); i >= 0 {
+			return text[:i] + " (details withheld)"
+		}
+	}
+	return text
 }
 
 // phrase says what happened, in the words the service's users know.

@@ -177,7 +177,7 @@ func (t *Tracker) failed(ctx context.Context, err error, ownTimeout bool) *Error
 	stop := func(cause StopCause, ctxErr error, inWait bool) *Error {
 		return r.stop(ctx, newError(err, t.attempt, t.waited, cause, ctxErr, inWait))
 	}
-	if ctxErr := ctx.Err(); ctxErr != nil {
+	if ctxErr := ended(ctx); ctxErr != nil {
 		r.record(first, FailedFinal)
 		return stop(stopCause(ctxErr), ctxErr, false)
 	}
@@ -237,8 +237,21 @@ func (r *Retrier) attempt(ctx context.Context, op func(context.Context) error) (
 	actx, cancel := context.WithTimeout(ctx, r.policy.PerAttemptTimeout)
 	defer cancel()
 	err := op(actx)
-	own := err != nil && ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded)
+	own := err != nil && ended(ctx) == nil && ended(actx) != nil
 	return err, own
+}
+
+// ended returns ctx's error, or context.DeadlineExceeded once its deadline has passed even
+// if its timer has not fired yet: a server that resets an expired stream can report the
+// deadline to the client a moment before the client's own timer does.
+func ended(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 func (r *Retrier) record(first bool, o Outcome) {

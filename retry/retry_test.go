@@ -307,3 +307,25 @@ func TestTracker(t *testing.T) {
 		}
 	})
 }
+
+// lateCtx has a deadline that has passed while its Err is still nil: what a caller sees in
+// the moment between a server's reset of an expired stream and the client's own timer.
+type lateCtx struct {
+	context.Context
+	deadline time.Time
+}
+
+func (c lateCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+
+func TestDeadlinePassedBeforeTimer(t *testing.T) {
+	ctx := lateCtx{Context: context.Background(), deadline: time.Now().Add(-time.Millisecond)}
+	calls := 0
+	err := retry.Do(ctx, retry.DefaultPolicy(), func(context.Context) error {
+		calls++
+		return classify.Classify(status.Error(codes.DeadlineExceeded, "stream reset by the server"))
+	})
+	var re *retry.Error
+	if !errors.As(err, &re) || re.Cause() != retry.StopDeadline || !errors.Is(err, context.DeadlineExceeded) || calls != 1 {
+		t.Errorf("Do(ctx past its deadline) = %v (calls %d), want StopDeadline matching context.DeadlineExceeded after 1 call", err, calls)
+	}
+}
