@@ -1,0 +1,255 @@
+package integration_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/interceptor"
+	"github.com/faultline-go/faultline/internal/sandboxpb"
+	"github.com/faultline-go/faultline/internal/sandboxtest"
+	"github.com/faultline-go/faultline/retry"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, toxiproxyLeaks...)
+}
+
+// Full method names.
+const (
+	mCreate   = sandboxpb.SandboxService_CreateSandbox_FullMethodName
+	mGet      = sandboxpb.SandboxService_GetSandbox_FullMethodName
+	mDelete   = sandboxpb.SandboxService_DeleteSandbox_FullMethodName
+	mReadFile = sandboxpb.SandboxService_ReadFile_FullMethodName
+	mWrite    = sandboxpb.SandboxService_WriteFile_FullMethodName
+	mSnapshot = sandboxpb.SandboxService_GetFileSystemSnapshot_FullMethodName
+	mLogs     = sandboxpb.SandboxService_StreamLogs_FullMethodName
+	mExec     = sandboxpb.SandboxService_StreamExec_FullMethodName
+	mRunner   = sandboxpb.DiscoveryService_GetAvailableRunner_FullMethodName
+)
+
+// clients are the generated clients of one connection.
+type clients struct {
+	conn *grpc.ClientConn
+	sb   sandboxpb.SandboxServiceClient
+	disc sandboxpb.DiscoveryServiceClient
+}
+
+// startServer serves a new sandboxtest.Server over TCP on 127.0.0.1 until the test ends.
+func startServer(t testing.TB, opts ...sandboxtest.Option) (*sandboxtest.Server, string) {
+	t.Helper()
+	srv := sandboxtest.New(opts...)
+	addr, stop, err := srv.StartTCP()
+	if err != nil {
+		t.Fatalf("StartTCP() error = %v", err)
+	}
+	t.Cleanup(stop)
+	return srv, addr
+}
+
+// fastConnect makes grpc-go reconnect quickly after a transport fault, so that the tests
+// measure the retry layer rather than grpc-go's default 1 s reconnect backoff.
+var fastConnect = grpc.WithConnectParams(grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: 10 * time.Millisecond, Multiplier: 1.6, Jitter: 0, MaxDelay: 50 * time.Millisecond},
+	MinConnectTimeout: 500 * time.Millisecond,
+})
+
+// dial connects to addr over TCP with both interceptors installed by
+// interceptor.DialOptions(iopts...), then extra.
+func dial(t testing.TB, addr string, iopts []interceptor.Option, extra ...grpc.DialOption) clients {
+	t.Helper()
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()), fastConnect}
+	opts = append(opts, interceptor.DialOptions(iopts...)...)
+	opts = append(opts, extra...)
+	conn, err := grpc.NewClient("passthrough:///"+addr, opts...)
+	if err != nil {
+		t.Fatalf("grpc.NewClient(%q) error = %v", addr, err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return clients{conn: conn, sb: sandboxpb.NewSandboxServiceClient(conn), disc: sandboxpb.NewDiscoveryServiceClient(conn)}
+}
+
+// fastPolicy is a policy of n attempts with short backoffs and no jitter: waits are
+// 2ms, 4ms, 8ms, ... up to 20ms, and server hints are honoured exactly.
+func fastPolicy(n int) retry.Policy {
+	p := retry.DefaultPolicy()
+	p.MaxAttempts = n
+	p.InitialBackoff, p.MaxBackoff, p.Multiplier = 2*time.Millisecond, 20*time.Millisecond, 2
+	p.Jitter, p.HintJitter = 0, 0
+	return p
+}
+
+// recorder keeps every hook event, and counts retries per call through a counter that the
+// call's context carries (see recorder.track).
+type recorder struct {
+	mu      sync.Mutex
+	retries []retry.RetryEvent
+	stops   []retry.StopEvent
+}
+
+type counterKey struct{}
+
+// callCounter counts the retries of one call.
+type callCounter struct {
+	mu      sync.Mutex
+	retries int
+}
+
+func (r *recorder) hooks() retry.Hooks {
+	return retry.Hooks{
+		OnRetry: func(ctx context.Context, ev retry.RetryEvent) {
+			if c, ok := ctx.Value(counterKey{}).(*callCounter); ok {
+				c.mu.Lock()
+				c.retries++
+				c.mu.Unlock()
+			}
+			r.mu.Lock()
+			r.retries = append(r.retries, ev)
+			r.mu.Unlock()
+		},
+		OnStop: func(_ context.Context, ev retry.StopEvent) {
+			r.mu.Lock()
+			r.stops = append(r.stops, ev)
+			r.mu.Unlock()
+		},
+	}
+}
+
+// track returns a context whose call's attempts the recorder counts, and a function
+// returning them (attempts include the first).
+func track(ctx context.Context) (context.Context, func() int) {
+	c := &callCounter{}
+	return context.WithValue(ctx, counterKey{}, c), func() int {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.retries + 1
+	}
+}
+
+func (r *recorder) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.retries, r.stops = nil, nil
+}
+
+func (r *recorder) events() ([]retry.RetryEvent, []retry.StopEvent) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.retries), slices.Clone(r.stops)
+}
+
+// attemptsOf returns the attempts err reports: those of a *retry.Error, 1 for any other
+// error, 0 for nil.
+func attemptsOf(err error) int {
+	var re *retry.Error
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &re):
+		return re.Attempts()
+	default:
+		return 1
+	}
+}
+
+// asErrs returns the *errs.Error in err, failing the test if there is none.
+func asErrs(t testing.TB, err error) *errs.Error {
+	t.Helper()
+	var e *errs.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("errors.As(%v (%T), *errs.Error) = false, want true", err, err)
+	}
+	return e
+}
+
+// stats summarises the calls of one scenario.
+type stats struct {
+	name      string
+	calls     int
+	successes int
+	attempts  []int         // per call, including the first
+	overshoot time.Duration // the longest return time past a call's deadline
+	maxWall   time.Duration
+
+	afterHeal, failedAfterHeal int // calls started after a fault healed, and how many failed
+}
+
+func (s *stats) add(attempts int, ok bool, wall time.Duration, overshoot time.Duration) {
+	s.calls++
+	if ok {
+		s.successes++
+	}
+	s.attempts = append(s.attempts, attempts)
+	s.maxWall = max(s.maxWall, wall)
+	s.overshoot = max(s.overshoot, overshoot)
+}
+
+func (s *stats) rate() float64 {
+	if s.calls == 0 {
+		return 0
+	}
+	return float64(s.successes) / float64(s.calls)
+}
+
+// quantile returns the q-quantile (nearest rank) of the attempts.
+func (s *stats) quantile(q float64) int {
+	if len(s.attempts) == 0 {
+		return 0
+	}
+	a := slices.Sorted(slices.Values(s.attempts))
+	i := int(q*float64(len(a))+0.999999) - 1
+	return a[min(max(i, 0), len(a)-1)]
+}
+
+// histogram renders the attempts as "1:n 2:n ...".
+func (s *stats) histogram() string {
+	counts := map[int]int{}
+	for _, a := range s.attempts {
+		counts[a]++
+	}
+	keys := slices.Sorted(func(yield func(int) bool) {
+		for k := range counts {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%d:%d", k, counts[k])
+	}
+	return b.String()
+}
+
+// table renders stats as a fixed-width table.
+func table(rows []*stats) string {
+	w := len("fault")
+	for _, s := range rows {
+		w = max(w, len(s.name))
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n%-*s %5s %8s %4s %4s %4s %10s %9s  %s\n", w, "fault", "calls", "success", "p50", "p99", "max", "overshoot", "max wall", "attempts:calls")
+	for _, s := range rows {
+		over := "-" // returned before the deadline
+		if s.overshoot > 0 {
+			over = s.overshoot.Round(100 * time.Microsecond).String()
+		}
+		fmt.Fprintf(&b, "%-*s %5d %7.1f%% %4d %4d %4d %10s %9s  %s\n", w, s.name, s.calls, 100*s.rate(),
+			s.quantile(0.5), s.quantile(0.99), s.quantile(1), over, s.maxWall.Round(time.Millisecond), s.histogram())
+	}
+	return b.String()
+}
