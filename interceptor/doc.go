@@ -37,7 +37,10 @@
 //
 // A unary call that succeeds the first time allocates nothing here and parses no details:
 // the interceptor calls the invoker and returns. Per-call options cost at most one
-// allocation, when created.
+// allocation, when created. A retried stream needs a wrapper and a cancellable context per
+// attempt: a stream that succeeds the first time costs 6 allocations more than without the
+// interceptor (about 200 for a short server stream over bufconn); sent messages are kept for
+// replay by reference, as grpc-go's rule that a sent message is not modified allows.
 //
 // # Concurrency
 //

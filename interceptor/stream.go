@@ -71,8 +71,9 @@ func (s *Set) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.Client
 	}
 	rs := &retryStream{
 		set: s, ctx: ctx, desc: desc, cc: cc, method: method, streamer: streamer, opts: opts,
-		classifyOut: classifyOut, tracker: rt.r.Track(),
+		classifyOut: classifyOut, tracker: *rt.r.Track(),
 	}
+	rs.sent = rs.inline[:0]
 	if err := rs.start(); err != nil {
 		return nil, err
 	}
@@ -87,15 +88,13 @@ type classifiedStream struct {
 	opts   []grpc.CallOption
 
 	mu    sync.Mutex
-	first proto.Message // the first message sent, for the call context
+	first any // the first message sent, for the call context (callers may not modify it)
 }
 
 func (c *classifiedStream) SendMsg(m any) error {
 	c.mu.Lock()
 	if c.first == nil {
-		if pm, ok := m.(proto.Message); ok {
-			c.first = proto.Clone(pm)
-		}
+		c.first = m
 	}
 	c.mu.Unlock()
 	return c.err(c.ClientStream.SendMsg(m))
@@ -129,17 +128,18 @@ type retryStream struct {
 	streamer    grpc.Streamer
 	opts        []grpc.CallOption
 	classifyOut bool
-	tracker     *retry.Tracker // used only by the receiving side (start, RecvMsg, Header)
+	tracker     retry.Tracker // used only by the receiving side (start, RecvMsg, Header)
 
 	mu        sync.Mutex
 	cur       grpc.ClientStream
 	cancel    context.CancelFunc // of cur's context
 	committed bool               // no more retries
 	settled   bool               // the budget was told the stream succeeded
-	sent      []proto.Message    // clones of the messages sent, until commit
+	sent      []any              // the messages sent, until commit
+	inline    [1]any             // sent's storage for the usual single request
 	sentBytes int
 	closeSent bool
-	first     proto.Message // the first message sent, for the call context
+	first     any // the first message sent, for the call context
 }
 
 // start opens the first attempt, retrying establishment failures.
@@ -154,7 +154,9 @@ func (rs *retryStream) start() error {
 // messages the new attempt would replay are gone.
 var errCommitted = errors.New("interceptor: stream committed before the retry")
 
-// open opens a stream for the tracker's current attempt and replays what was sent.
+// open opens a stream for the tracker's current attempt, under a context of its own that
+// is cancelled when the attempt is abandoned or the stream is over, and replays what was
+// sent.
 func (rs *retryStream) open() error {
 	ctx, cancel := context.WithCancel(rs.ctx)
 	if n := rs.tracker.Attempt(); n > 1 && rs.set.header != "" {
@@ -303,30 +305,25 @@ func (rs *retryStream) SendMsg(m any) error {
 	return rs.out(err)
 }
 
-// keep stores a copy of m for replay, or commits when it cannot (over the limit, or not a
-// proto message). The first message's copy also serves as the call context. Called with mu
-// held.
+// keep keeps m for replay, or commits when it cannot (over the limit, or not a proto
+// message, whose size is unknown). grpc-go's contract makes it safe to keep m itself: the
+// caller may not modify a message after SendMsg. The first message also serves as the call
+// context. Called with mu held.
 func (rs *retryStream) keep(m any) {
+	if rs.first == nil {
+		rs.first = m
+	}
 	pm, ok := m.(proto.Message)
 	if !ok {
 		rs.commitLocked()
 		return
 	}
 	size := proto.Size(pm)
-	over := rs.sentBytes+size > rs.set.replayLimit
-	if over && rs.first != nil {
+	if rs.sentBytes+size > rs.set.replayLimit {
 		rs.commitLocked()
 		return
 	}
-	c := proto.Clone(pm) // read only from here on: replayed, and read for the call context
-	if rs.first == nil {
-		rs.first = c
-	}
-	if over {
-		rs.commitLocked()
-		return
-	}
-	rs.sent = append(rs.sent, c)
+	rs.sent = append(rs.sent, m)
 	rs.sentBytes += size
 }
 
