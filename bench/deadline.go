@@ -26,19 +26,11 @@ func deadline(ctx context.Context, e *env) error {
 	)
 	peers := peersWhere(func(p Peer) bool { return p.Role == RolePlain || p.Role == RoleOurs || p.Role == RolePeer })
 	calls := size(e, 2, 10)
-	srv, err := startServer(overBufconn)
+	srv, cs, done, err := setUp(ctx, peers)
 	if err != nil {
 		return err
 	}
-	defer srv.stop()
-	cs, err := srv.connect(peers)
-	if err != nil {
-		return err
-	}
-	defer closeAll(cs)
-	if err := warm(ctx, cs); err != nil {
-		return err
-	}
+	defer done()
 	srv.sb.FailAlways(getSandbox, sandboxtest.Status(codes.Unavailable, "backend is restarting",
 		sandboxtest.ErrorInfo("CWSANDBOX_BACKEND_UNAVAILABLE", nil), sandboxtest.RetryInfo(hint)))
 	req := &sandboxpb.GetSandboxRequest{SandboxId: sandboxID}

@@ -88,16 +88,11 @@ func decode(ctx context.Context, e *env) error {
 // failedCall returns the error of a GetSandbox call that the server fails with the
 // decode scenario's status.
 func failedCall(ctx context.Context) (error, error) {
-	srv, err := startServer(overBufconn)
+	srv, cs, done, err := setUp(ctx, peersWhere(func(p Peer) bool { return p.Role == RolePlain }))
 	if err != nil {
 		return nil, err
 	}
-	defer srv.stop()
-	cs, err := srv.connect(peersWhere(func(p Peer) bool { return p.Role == RolePlain }))
-	if err != nil {
-		return nil, err
-	}
-	defer closeAll(cs)
+	defer done()
 	srv.sb.FailNext(getSandbox, 1, sandboxtest.Status(codes.Unavailable, "backend is restarting",
 		sandboxtest.ErrorInfo("CWSANDBOX_BACKEND_UNAVAILABLE", map[string]string{"region": "us-east-04", "runner": "r-17"}),
 		sandboxtest.RetryInfo(2*time.Second),

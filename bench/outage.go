@@ -79,19 +79,11 @@ func outage(ctx context.Context, e *env) error {
 // outageRun runs one peer's callers against a fresh server that is down for cfg.outage.
 func outageRun(ctx context.Context, p Peer, cfg outageConfig) (outageResult, error) {
 	var res outageResult
-	srv, err := startServer(overBufconn)
+	srv, cs, done, err := setUp(ctx, []Peer{p})
 	if err != nil {
 		return res, err
 	}
-	defer srv.stop()
-	cs, err := srv.connect([]Peer{p})
-	if err != nil {
-		return res, err
-	}
-	defer closeAll(cs)
-	if err := warm(ctx, cs); err != nil {
-		return res, err
-	}
+	defer done()
 	down := sandboxtest.Status(codes.Unavailable, "backend is restarting")
 	start := time.Now()
 	up := start.Add(cfg.outage)

@@ -129,19 +129,11 @@ func burst(capacity float64) float64 { return max(1, capacity/20) }
 // overloadRun runs one peer against a fresh rate-limited server.
 func overloadRun(ctx context.Context, p Peer, cfg overloadConfig) (overloadResult, error) {
 	var res overloadResult
-	srv, err := startServer(overBufconn)
+	srv, cs, done, err := setUp(ctx, []Peer{p})
 	if err != nil {
 		return res, err
 	}
-	defer srv.stop()
-	cs, err := srv.connect([]Peer{p})
-	if err != nil {
-		return res, err
-	}
-	defer closeAll(cs)
-	if err := warm(ctx, cs); err != nil {
-		return res, err
-	}
+	defer done()
 	reject := rejection(cfg.hint)
 	tb := &tokenBucket{rate: cfg.capacity, burst: burst(cfg.capacity), tokens: burst(cfg.capacity), last: time.Now()}
 	srv.setGate(func(now time.Time) *status.Status {

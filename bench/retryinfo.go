@@ -56,19 +56,11 @@ func retryInfo(ctx context.Context, e *env) error {
 // UNAVAILABLE + RetryInfo(hint), and returns per peer the gaps between the first two
 // attempts and how many calls were retried and succeeded.
 func measureGaps(ctx context.Context, peers []Peer, calls int, hint time.Duration) ([]samples, []int, error) {
-	srv, err := startServer(overBufconn)
+	srv, cs, done, err := setUp(ctx, peers)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer srv.stop()
-	cs, err := srv.connect(peers)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer closeAll(cs)
-	if err := warm(ctx, cs); err != nil {
-		return nil, nil, err
-	}
+	defer done()
 	st := sandboxtest.Status(codes.Unavailable, "backend is restarting",
 		sandboxtest.ErrorInfo("CWSANDBOX_BACKEND_UNAVAILABLE", nil), sandboxtest.RetryInfo(hint))
 	req := &sandboxpb.GetSandboxRequest{SandboxId: sandboxID}

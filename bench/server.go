@@ -161,3 +161,26 @@ func warm(ctx context.Context, cs []client) error {
 	}
 	return errors.Join(errs...)
 }
+
+// setUp starts a fresh server on bufconn and connects every peer to it, warmed up. done
+// closes the connections and stops the server.
+func setUp(ctx context.Context, peers []Peer) (srv *server, cs []client, done func(), err error) {
+	srv, err = startServer(overBufconn)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cs, err = srv.connect(peers)
+	if err != nil {
+		srv.stop()
+		return nil, nil, nil, err
+	}
+	done = func() {
+		closeAll(cs)
+		srv.stop()
+	}
+	if err := warm(ctx, cs); err != nil {
+		done()
+		return nil, nil, nil, err
+	}
+	return srv, cs, done, nil
+}
