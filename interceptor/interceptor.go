@@ -157,14 +157,14 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 		}
 		return s.classify(err, method, req, opts)
 	}
-	if rt.timeout {
-		return s.unaryDo(ctx, rt.r, method, req, reply, cc, invoker, opts, classifyOut)
-	}
 	// The attempts are made here, step by step, rather than in a closure handed to
 	// Retrier.Do: the success path then costs the budget's deposit and little else.
 	t := rt.r.Track()
-	actx := ctx
 	for {
+		actx := t.AttemptContext(ctx)
+		if n := t.Attempt(); n > 1 && s.header != "" {
+			actx = metadata.AppendToOutgoingContext(actx, s.header, strconv.Itoa(n-1))
+		}
 		err := invoker(actx, method, req, reply, cc, opts...)
 		if err == nil {
 			t.Succeeded()
@@ -176,35 +176,13 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 		if stop := t.Failed(ctx, err); stop != nil {
 			return stop
 		}
-		if s.header != "" {
-			actx = metadata.AppendToOutgoingContext(ctx, s.header, strconv.Itoa(t.Attempt()-1))
-		}
 	}
-}
-
-// unaryDo makes the attempts of a call whose policy has a PerAttemptTimeout, which
-// Retrier.Do applies.
-func (s *Set) unaryDo(ctx context.Context, r *retry.Retrier, method string, req, reply any, cc *grpc.ClientConn,
-	invoker grpc.UnaryInvoker, opts []grpc.CallOption, classifyOut bool) error {
-	attempt := 0
-	return r.Do(ctx, func(ctx context.Context) error {
-		attempt++
-		if attempt > 1 && s.header != "" {
-			ctx = metadata.AppendToOutgoingContext(ctx, s.header, strconv.Itoa(attempt-1))
-		}
-		err := invoker(ctx, method, req, reply, cc, opts...)
-		if err != nil && classifyOut {
-			return s.classify(err, method, req, opts)
-		}
-		return err
-	})
 }
 
 // route is how the calls of a method, or of a per-call policy, are retried.
 type route struct {
 	r       *retry.Retrier // nil for an invalid per-call policy
 	retries bool           // the policy makes more than one attempt
-	timeout bool           // the policy has a PerAttemptTimeout
 }
 
 func newRoute(r *retry.Retrier) *route {
@@ -212,7 +190,7 @@ func newRoute(r *retry.Retrier) *route {
 		return &route{}
 	}
 	p := r.Policy()
-	return &route{r: r, retries: p.MaxAttempts > 1, timeout: p.PerAttemptTimeout > 0}
+	return &route{r: r, retries: p.MaxAttempts > 1}
 }
 
 // route returns the route of a call, or nil when the call makes one attempt.

@@ -107,51 +107,30 @@ func Do(ctx context.Context, p Policy, op func(context.Context) error, opts ...O
 //
 // On success the first time, Do allocates nothing and reads no error details.
 func (r *Retrier) Do(ctx context.Context, op func(context.Context) error) error {
-	if r.policy.PerAttemptTimeout > 0 {
-		return r.run(ctx, op, nil)
-	}
-	err := op(ctx)
-	if err == nil {
-		if r.budget != nil {
-			r.budget.Record(true, Succeeded)
-		}
-		return nil
-	}
-	return r.run(ctx, op, err)
-}
-
-// run is the loop of Do after a first failure (err != nil), or from the start when
-// attempts need their own deadline.
-func (r *Retrier) run(ctx context.Context, op func(context.Context) error, err error) error {
-	own := false
-	if err == nil {
-		if err, own = r.attempt(ctx, op); err == nil {
-			r.record(true, Succeeded)
-			return nil
-		}
-	}
 	t := Tracker{r: r, attempt: 1}
 	for {
-		if stop := t.failed(ctx, err, own); stop != nil {
-			return stop
-		}
-		if err, own = r.attempt(ctx, op); err == nil {
+		if err := op(t.AttemptContext(ctx)); err == nil {
 			t.Succeeded()
 			return nil
+		} else if stop := t.Failed(ctx, err); stop != nil {
+			return stop
 		}
 	}
 }
 
 // Tracker is the retry state of one logical call, for code that makes the attempts itself
 // rather than handing [Retrier.Do] a function: a stream that retries from inside RecvMsg,
-// for example. It keeps the attempt count, the backoff and the time waited. A Tracker is
-// not safe for concurrent use.
+// for example. It keeps the attempt count, the backoff, the time waited and the current
+// attempt's deadline. A Tracker is not safe for concurrent use.
 type Tracker struct {
 	r       *Retrier
 	attempt int
 	bo      *backoff.ExponentialBackOff
 	start   time.Time
 	waited  time.Duration
+
+	due    time.Time          // the current attempt's own deadline, under PerAttemptTimeout
+	cancel context.CancelFunc // releases the current attempt's own context
 }
 
 // Track returns a Tracker for a call whose first attempt is about to be made.
@@ -160,14 +139,48 @@ func (r *Retrier) Track() *Tracker { return &Tracker{r: r, attempt: 1} }
 // Attempt returns the number of the current attempt, 1 for the first.
 func (t *Tracker) Attempt() int { return t.attempt }
 
+// AttemptContext returns the context to make the current attempt under: ctx itself, or,
+// when the policy has a PerAttemptTimeout, a child of ctx bounded by it, which the next
+// Failed or Succeeded releases. An attempt that fails because that timeout ran out while
+// ctx is alive is retried, whatever its kind.
+func (t *Tracker) AttemptContext(ctx context.Context) context.Context {
+	if t.r.policy.PerAttemptTimeout <= 0 {
+		return ctx // kept small enough to inline: this is every call's path
+	}
+	return t.bounded(ctx)
+}
+
+func (t *Tracker) bounded(ctx context.Context) context.Context {
+	t.release()
+	actx, cancel := context.WithTimeout(ctx, t.r.policy.PerAttemptTimeout)
+	t.due, _ = actx.Deadline()
+	t.cancel = cancel
+	return actx
+}
+
+// release cancels the current attempt's own context, if it has one.
+func (t *Tracker) release() {
+	if t.cancel != nil {
+		t.cancel()
+		t.due, t.cancel = time.Time{}, nil
+	}
+}
+
 // Succeeded reports that the current attempt succeeded (to the budget).
-func (t *Tracker) Succeeded() { t.r.record(t.attempt == 1, Succeeded) }
+func (t *Tracker) Succeeded() {
+	t.release()
+	t.r.record(t.attempt == 1, Succeeded)
+}
 
 // Failed reports that the current attempt failed with err. It decides as [Retrier.Do]
 // does; when another attempt is to be made it waits (returning early if ctx ends) and
 // returns nil, and Attempt counts the new attempt. Otherwise it returns the final [*Error].
 func (t *Tracker) Failed(ctx context.Context, err error) *Error {
-	return t.failed(ctx, err, false)
+	// The attempt's own deadline is read off the clock, not off its context, for the reason
+	// given at ended.
+	own := !t.due.IsZero() && !time.Now().Before(t.due) && ended(ctx) == nil
+	t.release()
+	return t.failed(ctx, err, own)
 }
 
 // failed is Failed, told whether the attempt ran out of its own PerAttemptTimeout.
@@ -226,19 +239,6 @@ func (t *Tracker) failed(ctx context.Context, err error, ownTimeout bool) *Error
 	t.waited += wait
 	t.attempt++
 	return nil
-}
-
-// attempt runs op once, under PerAttemptTimeout when set, and reports whether a failure
-// came from that timeout while ctx is alive.
-func (r *Retrier) attempt(ctx context.Context, op func(context.Context) error) (error, bool) {
-	if r.policy.PerAttemptTimeout <= 0 {
-		return op(ctx), false
-	}
-	actx, cancel := context.WithTimeout(ctx, r.policy.PerAttemptTimeout)
-	defer cancel()
-	err := op(actx)
-	own := err != nil && ended(ctx) == nil && ended(actx) != nil
-	return err, own
 }
 
 // ended returns ctx's error, or context.DeadlineExceeded once its deadline has passed even
