@@ -107,8 +107,11 @@ func (p Policy) Validate() error {
 		return bad("PerAttemptTimeout is %v, want >= 0", p.PerAttemptTimeout)
 	case p.MaxElapsed < 0:
 		return bad("MaxElapsed is %v, want >= 0", p.MaxElapsed)
-	case p.RetryOn&1 != 0 || p.RetryOn != 0 && bits.Len64(uint64(p.RetryOn)) > len(errs.Kinds())+1:
-		return bad("RetryOn %v names an invalid kind", p.RetryOn)
+	}
+	for k := range p.RetryOn.each {
+		if !k.Valid() {
+			return bad("RetryOn names an invalid kind, %v", k)
+		}
 	}
 	return nil
 }
@@ -134,34 +137,28 @@ func (s KindSet) Has(k errs.Kind) bool { return k < 64 && s&(1<<k) != 0 }
 // Kinds returns the kinds in s, in taxonomy order.
 func (s KindSet) Kinds() []errs.Kind {
 	var out []errs.Kind
-	for _, k := range errs.Kinds() {
-		if s.Has(k) {
+	for k := range s.each {
+		if k.Valid() {
 			out = append(out, k)
 		}
 	}
 	return out
 }
 
+// each yields the kinds whose bits are set in s, in order, without allocating.
+func (s KindSet) each(yield func(errs.Kind) bool) {
+	for b := uint64(s); b != 0; b &= b - 1 {
+		if !yield(errs.Kind(bits.TrailingZeros64(b))) {
+			return
+		}
+	}
+}
+
 // Match reports whether err matches a kind of s with errors.Is: its kind is in s or has an
 // ancestor in s.
 func (s KindSet) Match(err error) bool {
-	if s == 0 || err == nil {
-		return false
-	}
-	if e, ok := err.(*errs.Error); ok { // the common case, without walking a chain
-		return s.matchKind(e.Kind())
-	}
-	for _, k := range s.Kinds() {
+	for k := range s.each {
 		if errors.Is(err, k) {
-			return true
-		}
-	}
-	return false
-}
-
-func (s KindSet) matchKind(k errs.Kind) bool {
-	for _, t := range s.Kinds() {
-		if k.IsA(t) {
 			return true
 		}
 	}

@@ -262,9 +262,6 @@ func (r *Retrier) record(first bool, o Outcome) {
 
 // facts returns the classified form of err, for its kind and hint.
 func (r *Retrier) facts(err error) *errs.Error {
-	if e, ok := err.(*errs.Error); ok {
-		return e
-	}
 	var e *errs.Error
 	if errors.As(err, &e) {
 		return e
@@ -299,14 +296,25 @@ func (r *Retrier) newBackoff() *backoff.ExponentialBackOff {
 	return b
 }
 
-// jitter returns d*U(1-j, 1+j), rounded to a whole nanosecond within [d*(1-j), d*(1+j)]
-// (that range always holds d itself), so it is positive when j < 1 and never above
-// d*(1+j). With d <= 24h and j <= 1 nothing overflows.
+// jitter returns d*U(1-j, 1+j): positive when j < 1 and never above d*(1+j).
 func jitter(d time.Duration, j float64) time.Duration {
 	if j <= 0 || d <= 0 {
 		return d
 	}
-	lo, hi := float64(d)*(1-j), float64(d)*(1+j)
+	return between(float64(d)*(1-j), float64(d)*(1+j))
+}
+
+// jitterUp returns hint*U(1, 1+j): never less than the hint.
+func jitterUp(hint time.Duration, j float64) time.Duration {
+	if j <= 0 {
+		return hint
+	}
+	return between(float64(hint), float64(hint)*(1+j))
+}
+
+// between returns a whole number of nanoseconds drawn uniformly from [lo, hi], rounded but
+// never outside the range (lo <= hi, both at most 48h, so nothing overflows).
+func between(lo, hi float64) time.Duration {
 	w := time.Duration(math.Round(lo + (hi-lo)*rand.Float64()))
 	switch {
 	case float64(w) > hi:
@@ -315,18 +323,6 @@ func jitter(d time.Duration, j float64) time.Duration {
 		w = time.Duration(math.Ceil(lo))
 	}
 	return w
-}
-
-// jitterUp returns hint*(1+U(0, j)), never less than hint and never overflowing.
-func jitterUp(hint time.Duration, j float64) time.Duration {
-	if j <= 0 {
-		return hint
-	}
-	extra := time.Duration(rand.Float64() * j * float64(hint))
-	if extra < 0 || hint+extra < hint {
-		return hint
-	}
-	return hint + extra
 }
 
 // sleep waits d or until ctx ends, and returns ctx's error in that case.
@@ -344,13 +340,10 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// retryable matches err against the set: by the kind of its classified form when there is
-// one, else with errors.Is on err itself.
+// retryable matches err, or the classified form the loop's classifier made of it, against
+// the set.
 func retryable(s KindSet, err error, e *errs.Error) bool {
-	if e != nil {
-		return s.matchKind(e.Kind())
-	}
-	return s.Match(err)
+	return s.Match(err) || e != nil && s.Match(e)
 }
 
 func stopCause(ctxErr error) StopCause {
