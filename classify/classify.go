@@ -2,6 +2,7 @@ package classify
 
 import (
 	"errors"
+	"maps"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -86,8 +87,8 @@ func WithRule(domain, reason string, kind errs.Kind) Option {
 // service in FamilyGeneric.
 func WithService(service string, f Family) Option {
 	return optionFunc(func(c *Classifier) {
-		if c.services == nil || !c.ownServices {
-			c.services, c.ownServices = cloneMap(c.services), true
+		if !c.ownServices { // the default table is shared by every classifier
+			c.services, c.ownServices = maps.Clone(c.services), true
 		}
 		c.services[service] = f
 	})
@@ -309,12 +310,4 @@ func operation(method string) string {
 		return method[i+1:]
 	}
 	return method
-}
-
-func cloneMap[K comparable, V any](m map[K]V) map[K]V {
-	out := make(map[K]V, len(m)+1)
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }

@@ -62,6 +62,10 @@ func (e *Error) render(text string, code codes.Code) string {
 }
 
 func (w *lineWriter) resource(e *Error) {
+	exitCode := ""
+	if e.exec != nil {
+		exitCode = strconv.Itoa(e.exec.ExitCode)
+	}
 	parts := [...]struct{ label, value string }{
 		{"sandbox ", e.res.SandboxID},
 		{"file ", e.res.FilePath},
@@ -69,31 +73,18 @@ func (w *lineWriter) resource(e *Error) {
 		{"runner ", e.res.RunnerID},
 		{"profile ", e.res.ProfileName},
 		{"stream code ", e.streamCode},
+		{"exit code ", exitCode},
 	}
-	open := false
+	sep := " ("
 	for _, p := range parts {
 		if p.value == "" {
 			continue
 		}
-		if open {
-			w.raw(", ")
-		} else {
-			w.raw(" (")
-			open = true
-		}
-		w.raw(p.label)
+		w.raw(sep + p.label)
 		w.clean(p.value, maxID)
+		sep = ", "
 	}
-	if e.exec != nil {
-		if open {
-			w.raw(", ")
-		} else {
-			w.raw(" (")
-			open = true
-		}
-		w.raw("exit code " + strconv.Itoa(e.exec.ExitCode))
-	}
-	if open {
+	if sep != " (" {
 		w.raw(")")
 	}
 }
