@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/internal/seam"
 )
 
 // DefaultDomain is the ErrorInfo domain trusted by default.
@@ -20,14 +21,22 @@ const (
 	DiscoveryService = "coreweave.sandbox.v1.DiscoveryService"
 )
 
-// Call is what a failed call was about: its full method name ("/pkg.Service/Method") and
-// the resources it named. Empty fields are unknown.
+// Call is what a failed call was about: its full method name ("/pkg.Service/Method"), the
+// resources it named, and how the caller's context stood when the failure came back. Empty
+// fields are unknown.
 type Call struct {
 	Method     string
 	SandboxID  string
 	FilePath   string
 	SnapshotID string
 	RunnerID   string
+
+	// ContextErr is the caller's context error (context.Canceled or
+	// context.DeadlineExceeded) when the call's context had already ended as the failure
+	// came back, nil while it was alive. It makes the failure the caller's doing: a CANCELLED
+	// is then the family's base kind rather than SandboxNotRunningError, and errors.Is(err,
+	// ContextErr) holds on the classified error.
+	ContextErr error
 }
 
 // Family is the branch of the taxonomy a service's errors fall in.
@@ -133,6 +142,8 @@ func Classify(err error) *errs.Error { return defaultClassifier.Classify(err, Ca
 //   - for an error with a gRPC status (status.FromError), an error of the kind the rules
 //     choose, carrying the parsed details and the unmodified status, and unwrapping to err;
 //   - for any other error, the family's base kind with code Unknown, unwrapping to err.
+//
+// When call.ContextErr is set, errors.Is(result, call.ContextErr) holds.
 func (c *Classifier) Classify(err error, call Call) *errs.Error {
 	if err == nil {
 		return nil
@@ -148,16 +159,23 @@ func (c *Classifier) Classify(err error, call Call) *errs.Error {
 		SnapshotID: call.SnapshotID,
 		RunnerID:   call.RunnerID,
 	}
+	facts := seam.Facts{ContextErr: call.ContextErr}
 	st, ok := status.FromError(err)
 	if !ok {
-		return errs.FromStatus(baseKind(fam), st, err, errs.Info{}, res)
+		return newError(baseKind(fam), st, err, errs.Info{}, res, facts)
 	}
 	info := Parse(st)
 	kind := c.Kind(st.Code(), info, call)
 	if kind.IsA(errs.ErrSandboxFile) && res.FilePath == "" {
 		res.FilePath = info.Metadata["filepath"]
 	}
-	return errs.FromStatus(kind, st, err, info, res)
+	facts.Transient = c.trustedReason(info) && transientReasons[info.Reason]
+	return newError(kind, st, err, info, res, facts)
+}
+
+// newError builds the classified error through the seam errs keeps for its siblings.
+func newError(kind errs.Kind, st *status.Status, cause error, info errs.Info, res errs.Resource, facts seam.Facts) *errs.Error {
+	return seam.NewError.(func(errs.Kind, *status.Status, error, errs.Info, errs.Resource, seam.Facts) *errs.Error)(kind, st, cause, info, res, facts)
 }
 
 // Family returns the family of a full method name's service. A call without a method is
@@ -169,11 +187,24 @@ func (c *Classifier) Family(method string) Family {
 	return c.services[service(method)]
 }
 
+// trustedReason reports whether info's reason may speak for the platform: its domain is
+// trusted, or a [WithRule] names its (domain, reason).
+func (c *Classifier) trustedReason(info errs.Info) bool {
+	if info.Reason == "" {
+		return false
+	}
+	if c.trusted[info.Domain] {
+		return true
+	}
+	_, ok := c.rules[ruleKey{info.Domain, info.Reason}]
+	return ok
+}
+
 // Kind chooses the kind for a failure with the given code and details on the given call:
-// a trusted reason first, then the code by the call's family.
+// a [WithRule] rule, then a trusted reason, then the code by the call's family (see the
+// package documentation for the tables).
 func (c *Classifier) Kind(code codes.Code, info errs.Info, call Call) errs.Kind {
 	fam := c.Family(call.Method)
-	runnerMissing := false
 	if info.Reason != "" {
 		if k, ok := c.rules[ruleKey{info.Domain, info.Reason}]; ok {
 			return k
@@ -182,48 +213,49 @@ func (c *Classifier) Kind(code codes.Code, info errs.Info, call Call) errs.Kind 
 			if k := reasonKind(info.Reason, fam); k != 0 {
 				return k
 			}
-			runnerMissing = info.Reason == reasonRunnerNotFound
 		}
 	}
+	callerEnded := call.ContextErr != nil
 	switch code {
-	case codes.Unavailable:
-		return errs.ErrSandboxUnavailable
-	case codes.ResourceExhausted:
-		return errs.ErrSandboxResourceExhausted
-	case codes.DeadlineExceeded:
-		return errs.ErrSandboxRequestTimeout
 	case codes.Unauthenticated, codes.PermissionDenied:
 		return errs.ErrCWSandboxAuthentication
+	case codes.InvalidArgument:
+		if len(info.FieldViolations) > 0 {
+			return validationKinds[fam]
+		}
 	}
-	validation := code == codes.InvalidArgument && len(info.FieldViolations) > 0
 	switch fam {
 	case FamilySandbox:
-		switch {
-		case code == codes.NotFound && runnerMissing:
-			// A missing runner is not a missing sandbox: deliberately not SandboxNotFoundError.
-			return errs.ErrSandbox
-		case code == codes.NotFound && call.SnapshotID != "":
-			return errs.ErrSnapshotNotFound
-		case code == codes.NotFound:
+		switch code {
+		case codes.NotFound:
+			if call.SnapshotID != "" {
+				return errs.ErrSnapshotNotFound
+			}
 			return errs.ErrSandboxNotFound
-		case code == codes.Canceled:
-			return errs.ErrSandboxNotRunning
-		case validation:
-			return errs.ErrSandboxValidation
+		case codes.Canceled:
+			if !callerEnded { // the server cancelled: the sandbox stopped serving the call
+				return errs.ErrSandboxNotRunning
+			}
+		case codes.DeadlineExceeded:
+			return errs.ErrSandboxRequestTimeout
+		case codes.Unavailable:
+			return errs.ErrSandboxUnavailable
+		case codes.ResourceExhausted:
+			return errs.ErrSandboxResourceExhausted
 		}
 	case FamilyDiscovery:
-		switch {
-		case code == codes.NotFound:
+		if code == codes.NotFound {
 			return errs.ErrRunnerNotFound
-		case validation:
-			return errs.ErrDiscoveryValidation
-		}
-	default:
-		if validation {
-			return errs.ErrCWSandboxValidation
 		}
 	}
 	return baseKind(fam)
+}
+
+// validationKinds is the kind of an INVALID_ARGUMENT with field violations, by family.
+var validationKinds = [...]errs.Kind{
+	FamilyGeneric:   errs.ErrCWSandboxValidation,
+	FamilySandbox:   errs.ErrSandboxValidation,
+	FamilyDiscovery: errs.ErrDiscoveryValidation,
 }
 
 func baseKind(f Family) errs.Kind {
@@ -238,46 +270,62 @@ func baseKind(f Family) errs.Kind {
 
 const reasonRunnerNotFound = "CWSANDBOX_RUNNER_NOT_FOUND"
 
-// reasonKinds are the trusted reasons that choose a kind in every family.
-var reasonKinds = map[string]errs.Kind{
-	"CWSANDBOX_FILE_NOT_FOUND":         errs.ErrSandboxFile,
-	"CWSANDBOX_FILE_IS_DIRECTORY":      errs.ErrSandboxFile,
-	"CWSANDBOX_FILE_IO_FAILED":         errs.ErrSandboxFile,
-	"CWSANDBOX_FILE_PERMISSION_DENIED": errs.ErrSandboxFile,
-	"CWSANDBOX_FILE_TOO_LARGE":         errs.ErrSandboxFile,
-	"CWSANDBOX_FILE_TRUNCATED":         errs.ErrSandboxFile,
-	"CWSANDBOX_SANDBOX_NOT_FOUND":      errs.ErrSandboxNotFound,
-	"CWSANDBOX_COMMAND_TIMEOUT":        errs.ErrSandboxCommandTimeout,
-	"CWSANDBOX_RUNNER_UNAVAILABLE":     errs.ErrSandboxUnavailable,
-	"CWSANDBOX_BACKEND_UNAVAILABLE":    errs.ErrSandboxUnavailable,
-	"CWSANDBOX_FSS_NOT_FOUND":          errs.ErrSnapshotNotFound,
-	"CWSANDBOX_FSS_NOT_READY":          errs.ErrSnapshotNotReady,
-	"CWSANDBOX_FSS_NOT_SUPPORTED":      errs.ErrSnapshotNotSupported,
-	"CWSANDBOX_FSS_SIZE_EXCEEDED":      errs.ErrSnapshotSizeExceeded,
-	"CWSANDBOX_FSS_QUOTA_EXCEEDED":     errs.ErrSnapshotQuotaExceeded,
-	"CWSANDBOX_FSS_BUCKET_MISMATCH":    errs.ErrSnapshotBucketMismatch,
-	"CWSANDBOX_FSS_BUCKET_UNAVAILABLE": errs.ErrSandboxSnapshot,
-	"CWSANDBOX_FSS_RESTORE_FAILED":     errs.ErrSandboxSnapshot,
-	"CWSANDBOX_FSS_CREATE_FAILED":      errs.ErrSandboxSnapshot,
-	"CWSANDBOX_FSS_CREATE_TIMED_OUT":   errs.ErrSandboxSnapshot,
-	"CWSANDBOX_FSS_AUTH_FAILED":        errs.ErrSandboxSnapshot,
-	"CWSANDBOX_FSS_TRANSPORT_FAILED":   errs.ErrSandboxSnapshot,
-	"CWSANDBOX_FSS_CANCELED":           errs.ErrSandboxSnapshot,
-	"CWSANDBOX_FSS_WAIT_TIMEOUT":       errs.ErrSnapshotWaitTimeout,
-	"CWSANDBOX_FSS_BACKEND_THROTTLED":  errs.ErrSnapshotBackendThrottled,
-	"CWSANDBOX_FSS_INFLIGHT_LIMIT":     errs.ErrSnapshotBackendThrottled,
+// sandboxReasons are the trusted reasons that choose a kind on every call but a discovery
+// call: they are the sandbox platform's own statements.
+var sandboxReasons = map[string]errs.Kind{
+	"CWSANDBOX_FILE_NOT_FOUND":          errs.ErrSandboxFile,
+	"CWSANDBOX_FILE_IS_DIRECTORY":       errs.ErrSandboxFile,
+	"CWSANDBOX_FILE_IO_FAILED":          errs.ErrSandboxFile,
+	"CWSANDBOX_FILE_PERMISSION_DENIED":  errs.ErrSandboxFile,
+	"CWSANDBOX_FILE_TOO_LARGE":          errs.ErrSandboxFile,
+	"CWSANDBOX_FILE_TRUNCATED":          errs.ErrSandboxFile,
+	"CWSANDBOX_SANDBOX_NOT_FOUND":       errs.ErrSandboxNotFound,
+	"CWSANDBOX_SANDBOX_NOT_RUNNING":     errs.ErrSandboxNotRunning,
+	"CWSANDBOX_COMMAND_TIMEOUT":         errs.ErrSandboxCommandTimeout,
+	"CWSANDBOX_RUNNER_UNAVAILABLE":      errs.ErrSandboxUnavailable,
+	"CWSANDBOX_BACKEND_UNAVAILABLE":     errs.ErrSandboxUnavailable,
+	"CWSANDBOX_FSS_BUCKET_PROVISIONING": errs.ErrSandboxUnavailable,
+	"CWSANDBOX_FSS_NOT_FOUND":           errs.ErrSnapshotNotFound,
+	"CWSANDBOX_FSS_NOT_READY":           errs.ErrSnapshotNotReady,
+	"CWSANDBOX_FSS_NOT_SUPPORTED":       errs.ErrSnapshotNotSupported,
+	"CWSANDBOX_FSS_SIZE_EXCEEDED":       errs.ErrSnapshotSizeExceeded,
+	"CWSANDBOX_FSS_QUOTA_EXCEEDED":      errs.ErrSnapshotQuotaExceeded,
+	"CWSANDBOX_FSS_BUCKET_MISMATCH":     errs.ErrSnapshotBucketMismatch,
+	"CWSANDBOX_FSS_BUCKET_UNAVAILABLE":  errs.ErrSandboxSnapshot,
+	"CWSANDBOX_FSS_RESTORE_FAILED":      errs.ErrSandboxSnapshot,
+	"CWSANDBOX_FSS_CREATE_FAILED":       errs.ErrSandboxSnapshot,
+	"CWSANDBOX_FSS_CREATE_TIMED_OUT":    errs.ErrSandboxSnapshot,
+	"CWSANDBOX_FSS_AUTH_FAILED":         errs.ErrSandboxSnapshot,
+	"CWSANDBOX_FSS_TRANSPORT_FAILED":    errs.ErrSandboxSnapshot,
+	"CWSANDBOX_FSS_CANCELED":            errs.ErrSandboxSnapshot,
+	"CWSANDBOX_FSS_WAIT_TIMEOUT":        errs.ErrSnapshotWaitTimeout,
+	"CWSANDBOX_FSS_BACKEND_THROTTLED":   errs.ErrSnapshotBackendThrottled,
+	"CWSANDBOX_FSS_INFLIGHT_LIMIT":      errs.ErrSnapshotBackendThrottled,
+}
+
+// transientReasons are the trusted reasons by which the server declines work that may be
+// retried (safety.md section 1), on any code and any family.
+var transientReasons = map[string]bool{
+	"CWSANDBOX_RUNNER_UNAVAILABLE":      true,
+	"CWSANDBOX_BACKEND_UNAVAILABLE":     true,
+	"CWSANDBOX_FSS_BACKEND_THROTTLED":   true,
+	"CWSANDBOX_FSS_INFLIGHT_LIMIT":      true,
+	"CWSANDBOX_FSS_BUCKET_PROVISIONING": true,
 }
 
 // reasonKind returns the kind a trusted reason chooses on a call of family f, or 0 to fall
-// through to the code.
+// through to the code. On a discovery call only CWSANDBOX_RUNNER_NOT_FOUND chooses; on any
+// other call that reason gives the family base: a missing runner is not a missing sandbox.
 func reasonKind(reason string, f Family) errs.Kind {
-	if reason == reasonRunnerNotFound {
-		if f == FamilyDiscovery {
-			return errs.ErrRunnerNotFound
-		}
-		return 0 // and see Kind: not a SandboxNotFoundError either
+	switch {
+	case reason == reasonRunnerNotFound && f == FamilyDiscovery:
+		return errs.ErrRunnerNotFound
+	case reason == reasonRunnerNotFound:
+		return baseKind(f)
+	case f == FamilyDiscovery:
+		return 0
 	}
-	return reasonKinds[reason]
+	return sandboxReasons[reason]
 }
 
 // classified returns the *errs.Error err holds, or nil. A bare status error, the common

@@ -11,6 +11,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/faultline-go/faultline/internal/seam"
 )
 
 // Error is a classified failure: one kind of the taxonomy plus the facts the server and the
@@ -36,6 +38,8 @@ type Error struct {
 	exec       *ExecResult
 	excType    string
 	excMsg     string
+
+	facts seam.Facts // what the classifier learned beyond the status
 }
 
 // Info is what an AIP-193 status says beyond its code and message: the first usable
@@ -75,13 +79,13 @@ type ExecResult struct {
 	Stderr   string
 }
 
-// FromStatus builds the *Error for a failed RPC whose status is st, already classified as
+// fromStatus builds the *Error for a failed RPC whose status is st, already classified as
 // kind. cause is the error the RPC returned (Unwrap returns it); when nil, st.Err() is used.
 // The error keeps info's map and slice: the caller must not modify them afterwards.
 //
 // A nil st is treated as status Unknown with cause's text; an invalid kind as ErrCWSandbox.
-// FromStatus is for classifiers; client code builds errors with [New].
-func FromStatus(kind Kind, st *status.Status, cause error, info Info, res Resource) *Error {
+// Classifiers reach it through internal/seam; client code builds errors with [New].
+func fromStatus(kind Kind, st *status.Status, cause error, info Info, res Resource, facts seam.Facts) *Error {
 	if !kind.Valid() {
 		kind = ErrCWSandbox
 	}
@@ -95,7 +99,7 @@ func FromStatus(kind Kind, st *status.Status, cause error, info Info, res Resour
 	if cause == nil {
 		cause = st.Err()
 	}
-	e := &Error{kind: kind, st: st, cause: cause, info: info, res: res}
+	e := &Error{kind: kind, st: st, cause: cause, info: info, res: res, facts: facts}
 	e.msg = e.render(st.Message(), st.Code())
 	return e
 }
@@ -159,10 +163,15 @@ func (e *Error) GRPCStatus() *status.Status { return e.st }
 // Unwrap returns the error the RPC returned, or the client-side cause (nil if none).
 func (e *Error) Unwrap() error { return e.cause }
 
-// Is reports whether target is a Kind that e's kind is, directly or through an ancestor.
+// Is reports whether target is a Kind that e's kind is, directly or through an ancestor, or
+// the caller's context error (context.Canceled or context.DeadlineExceeded) when the call's
+// context had ended as the failure came back: errors.Is(err, context.Canceled) holds for a
+// call the caller cancelled, whatever its kind.
 func (e *Error) Is(target error) bool {
-	k, ok := target.(Kind)
-	return ok && e.kind.IsA(k)
+	if k, ok := target.(Kind); ok {
+		return e.kind.IsA(k)
+	}
+	return e.facts.ContextErr != nil && target == e.facts.ContextErr
 }
 
 // Reason returns the ErrorInfo reason, or "". It is attached even when the domain was not

@@ -2,13 +2,16 @@ package interceptor
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"strconv"
+	"maps"
 	"strings"
 	"sync"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
@@ -24,6 +27,11 @@ type Set struct {
 	methods     map[string]*route // exact methods and "/svc/" prefixes
 	header      string
 	replayLimit int
+
+	levels       map[string]retry.Idempotency // configured levels, by method or service
+	defaultLevel retry.Idempotency
+	keys         map[string]keySpec // idempotency keys, by method
+	keysOff      bool
 
 	mu      sync.RWMutex
 	perCall map[retry.Policy]*route // routes for WithCallPolicy, by policy
@@ -53,11 +61,28 @@ func New(opts ...Option) (*Set, error) {
 	if cfg.replayLimit < 0 {
 		return nil, fmt.Errorf("interceptor: replay limit is %d bytes, want >= 0", cfg.replayLimit)
 	}
-	s := &Set{classifier: cfg.classifier, header: cfg.header, replayLimit: cfg.replayLimit}
-	// The loop's own reading of raw errors, for the retry-only halves.
-	classifyErr := func(err error) *errs.Error { return s.classifier.Classify(err, classify.Call{}) }
-	def, err := retry.New(cfg.policy, retry.WithBudget(cfg.budget), retry.WithHooks(cfg.hooks),
-		retry.WithClassifier(classifyErr))
+	s := &Set{classifier: cfg.classifier, header: cfg.header, replayLimit: cfg.replayLimit,
+		levels: cfg.levels, defaultLevel: cfg.defaultLevel, keysOff: cfg.keysOff}
+	for name := range cfg.levels {
+		if !validMethodName(name) {
+			return nil, fmt.Errorf("interceptor: idempotency entry %q: want \"/pkg.Service/\" or \"/pkg.Service/Method\"", name)
+		}
+	}
+	s.keys = maps.Clone(builtinKeys)
+	for method, field := range cfg.keys {
+		if !validMethodName(method) || strings.HasSuffix(method, "/") {
+			return nil, fmt.Errorf("interceptor: idempotency key method %q: want \"/pkg.Service/Method\"", method)
+		}
+		if field == "" {
+			delete(s.keys, method)
+			continue
+		}
+		if !protoreflect.Name(field).IsValid() {
+			return nil, fmt.Errorf("interceptor: idempotency key field %q of %s is not a field name", field, method)
+		}
+		s.keys[method] = keySpec{field: protoreflect.Name(field)}
+	}
+	def, err := retry.New(cfg.policy, retry.WithBudget(cfg.budget), retry.WithHooks(cfg.hooks))
 	if err != nil {
 		return nil, fmt.Errorf("interceptor: default policy: %w", err)
 	}
@@ -148,35 +173,56 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 	invoker grpc.UnaryInvoker, opts []grpc.CallOption, classifyOut, retrying bool) error {
 	var rt *route
 	if retrying {
-		rt = s.route(method, opts)
+		var err error
+		if rt, err = s.route(method, opts); err != nil {
+			return err
+		}
 	}
 	if rt == nil {
 		err := invoker(ctx, method, req, reply, cc, opts...)
 		if err == nil || !classifyOut {
 			return err
 		}
-		return s.classify(err, method, req, opts)
+		return s.classify(ctx, err, method, req, opts)
 	}
 	// The attempts are made here, step by step, rather than in a closure handed to
 	// Retrier.Do: the success path then costs the budget's deposit and little else.
+	req, key := s.withKey(method, req)
+	opts, finishers := onFinish(opts)
 	t := rt.r.Track()
 	for {
 		actx := t.AttemptContext(ctx)
 		if n := t.Attempt(); n > 1 && s.header != "" {
-			actx = metadata.AppendToOutgoingContext(actx, s.header, strconv.Itoa(n-1))
+			actx = withAttempt(actx, s.header, n-1)
 		}
 		err := invoker(actx, method, req, reply, cc, opts...)
 		if err == nil {
 			t.Succeeded()
+			finish(finishers, nil)
 			return nil
 		}
-		if classifyOut {
-			err = s.classify(err, method, req, opts)
+		f := retry.Failure{Idempotency: s.idempotency(method, key), Interrupt: closeWatch(cc)}
+		if localFailure(err) {
+			f.Origin = retry.OriginLocal
 		}
-		if stop := t.Failed(ctx, err); stop != nil {
+		if !nested(err) {
+			f.Classified = s.classify(ctx, err, method, req, opts)
+			if classifyOut {
+				err = f.Classified
+			}
+		}
+		if stop := t.Failed(ctx, err, f); stop != nil {
+			finish(finishers, stop)
 			return stop
 		}
 	}
+}
+
+// nested reports whether err is already the final error of a faultline retry loop further
+// down the chain: it is returned as it is, never classified or retried again.
+func nested(err error) bool {
+	var re *retry.Error
+	return errors.As(err, &re)
 }
 
 // route is how the calls of a method, or of a per-call policy, are retried.
@@ -193,47 +239,46 @@ func newRoute(r *retry.Retrier) *route {
 	return &route{r: r, retries: p.MaxAttempts > 1}
 }
 
-// route returns the route of a call, or nil when the call makes one attempt.
-func (s *Set) route(method string, opts []grpc.CallOption) *route {
+// route returns the route of a call, or nil when the call makes one attempt. An invalid
+// per-call policy is an error of the call: INVALID_ARGUMENT, matching retry.ErrInvalidPolicy.
+func (s *Set) route(method string, opts []grpc.CallOption) (*route, error) {
 	rt := s.def
 	if s.methods != nil {
-		if m, ok := s.methods[method]; ok {
+		if m, ok := lookup(s.methods, method); ok {
 			rt = m
-		} else if i := strings.LastIndexByte(method, '/'); i > 0 {
-			if m, ok := s.methods[method[:i+1]]; ok {
-				rt = m
-			}
 		}
 	}
 	for _, o := range opts {
 		if co, ok := o.(*callOption); ok {
 			switch {
 			case co.noRetry:
-				return nil
+				return nil, nil
 			case co.hasPolicy:
-				if pr := s.callRoute(&co.policy); pr.r != nil {
-					rt = pr
+				pr, err := s.callRoute(&co.policy)
+				if err != nil {
+					return nil, err
 				}
+				rt = pr
 			}
 		}
 	}
 	if !rt.retries {
-		return nil
+		return nil, nil
 	}
-	return rt
+	return rt, nil
 }
 
-// callRoute returns the route of a per-call policy; its retrier is nil if p is invalid.
-func (s *Set) callRoute(p *retry.Policy) *route {
+// callRoute returns the route of a per-call policy, or the error that makes it invalid.
+func (s *Set) callRoute(p *retry.Policy) (*route, error) {
 	s.mu.RLock()
 	rt, ok := s.perCall[*p]
 	s.mu.RUnlock()
 	if ok {
-		return rt
+		return rt, nil
 	}
 	r, err := s.def.r.WithPolicy(*p)
 	if err != nil {
-		r = nil
+		return nil, &invalidPolicyError{err}
 	}
 	rt = newRoute(r)
 	s.mu.Lock()
@@ -244,13 +289,24 @@ func (s *Set) callRoute(p *retry.Policy) *route {
 		s.perCall[*p] = rt
 	}
 	s.mu.Unlock()
-	return rt
+	return rt, nil
+}
+
+// invalidPolicyError is the error of a call given an invalid WithCallPolicy: its status is
+// INVALID_ARGUMENT and it matches retry.ErrInvalidPolicy.
+type invalidPolicyError struct{ err error }
+
+func (e *invalidPolicyError) Error() string { return "interceptor: WithCallPolicy: " + e.err.Error() }
+func (e *invalidPolicyError) Unwrap() error { return e.err }
+func (e *invalidPolicyError) GRPCStatus() *status.Status {
+	return status.New(codes.InvalidArgument, e.Error())
 }
 
 // classify classifies err with what the call was about: the request's fields, overridden
-// by a WithCall option.
-func (s *Set) classify(err error, method string, req any, opts []grpc.CallOption) error {
+// by a WithCall option, and whether the caller's context had ended.
+func (s *Set) classify(ctx context.Context, err error, method string, req any, opts []grpc.CallOption) *errs.Error {
 	call := classify.CallFromRequest(method, req)
+	call.ContextErr = callerEnded(ctx)
 	for _, o := range opts {
 		if co, ok := o.(*callOption); ok && co.call != nil {
 			override(&call.SandboxID, co.call.SandboxID)

@@ -24,6 +24,11 @@ type config struct {
 	hooks       retry.Hooks
 	header      string
 	replayLimit int
+
+	levels       map[string]retry.Idempotency
+	defaultLevel retry.Idempotency
+	keys         map[string]string // method -> key field; "" removes a built-in key
+	keysOff      bool
 }
 
 // Defaults.
@@ -34,8 +39,6 @@ const (
 	// DefaultReplayLimit is the most bytes of sent messages a stream keeps for replay
 	// before it commits.
 	DefaultReplayLimit = 256 << 10
-	// StreamExec is the method that is never retried: it runs a command.
-	StreamExec = "/coreweave.sandbox.v1.SandboxService/StreamExec"
 )
 
 type optionFunc func(*config)
@@ -147,4 +150,53 @@ var noRetryOption grpc.CallOption = &callOption{noRetry: true}
 // it does nothing.
 func WithCall(c classify.Call) grpc.CallOption {
 	return &callOption{call: &c}
+}
+
+// WithIdempotency says what repeating the calls of one method ("/pkg.Service/Method") or of
+// every method of a service ("/pkg.Service/") does; it beats every other source (safety.md
+// section 2). A method's own entry beats its service's. Without it, a call's level is, first
+// match wins: [retry.Idempotent] when its request carries an idempotency key (see
+// [WithIdempotencyKey]); the idempotency_level of the method's descriptor registered in
+// protoregistry.GlobalFiles by generated code; the built-in table of the sandbox API (reads
+// NoSideEffects; Create* not idempotent without a request id; Exec and StreamExec
+// NeverRetry; ...); else [WithDefaultIdempotency]. New reports a malformed name.
+func WithIdempotency(name string, l retry.Idempotency) Option {
+	return optionFunc(func(cfg *config) {
+		if cfg.levels == nil {
+			cfg.levels = map[string]retry.Idempotency{}
+		}
+		cfg.levels[name] = l
+	})
+}
+
+// WithDefaultIdempotency sets the level of the methods nothing else describes. Default:
+// retry.IdempotencyUnknown, which retries a failure that may have reached the server, as
+// gRPC's service-config retries do; retry.NotIdempotent retries such methods only when the
+// server declined the work (RetryInfo or a trusted transient reason).
+func WithDefaultIdempotency(l retry.Idempotency) Option {
+	return optionFunc(func(cfg *config) { cfg.defaultLevel = l })
+}
+
+// WithIdempotencyKey names the string field of a unary method's request that carries an
+// idempotency key (AIP-155): when a call of method ("/pkg.Service/Method") would be retried
+// and the field is empty, the interceptor sends a copy of the request with a fresh UUIDv4 in
+// it, the same copy on every attempt, and the call counts as idempotent; the caller's
+// message is never modified and a key the caller set is never changed. field "" removes the
+// method's key, built-in ones included. Built in: request_id of the sandbox API's
+// CreateSandbox, CreateSandboxFromTemplate, CreateFileSystemSnapshot, and of DeleteSandbox
+// when snapshot_volumes is set. A request without such a field is sent as it is. The copy
+// costs one proto.Clone per call of those methods.
+func WithIdempotencyKey(method, field string) Option {
+	return optionFunc(func(cfg *config) {
+		if cfg.keys == nil {
+			cfg.keys = map[string]string{}
+		}
+		cfg.keys[method] = field
+	})
+}
+
+// WithoutIdempotencyKeys turns off setting idempotency keys: requests are sent as the caller
+// made them, and a method that needs a key and has none is not idempotent. Default: on.
+func WithoutIdempotencyKeys() Option {
+	return optionFunc(func(cfg *config) { cfg.keysOff = true })
 }

@@ -4,13 +4,15 @@ import (
 	"context"
 	"errors"
 	"io"
-	"strconv"
 	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/faultline-go/faultline/errs"
 	"github.com/faultline-go/faultline/retry"
 )
 
@@ -18,19 +20,24 @@ import (
 // Header and CloseSend are classified into *errs.Error (io.EOF stays io.EOF), and a stream
 // is retried by its method's policy until it commits.
 //
-// A stream commits when the first response message or header reaches the caller, or when
-// the messages it sent exceed the replay limit. Before that, a failure is retried: a new
-// stream is opened, the messages sent so far are replayed in order (and CloseSend, if the
-// caller had called it), and RecvMsg carries on as if nothing happened. After it, errors are
-// classified and returned, never retried, so no response is ever delivered twice.
-// [StreamExec] is never retried. The policy's PerAttemptTimeout does not apply to streams,
-// which may live long. A stream that gives up before committing returns a *retry.Error from
-// RecvMsg (or from the stream's creation); after committing, an *errs.Error.
+// A stream commits when the first response message or header reaches the caller (or the
+// server's headers arrive while the caller is sending), or when the messages it sent exceed
+// the replay limit. Before that, a failure is retried by the rules of package retry and
+// safety.md: a new stream is opened, the messages sent so far are replayed in order (and
+// CloseSend, if the caller had called it), and RecvMsg carries on as if nothing happened.
+// After it, errors are classified and returned, never retried, so no response is ever
+// delivered twice. Methods that are never retried (StreamExec) are only classified. The
+// policy's PerAttemptTimeout does not apply to streams, which may live long. A stream that
+// gives up before committing returns a *retry.Error from RecvMsg (or from the stream's
+// creation); after committing, an *errs.Error.
 //
-// Before commit, a SendMsg that finds the attempt ended returns nil: the message is kept
-// and replayed if the stream is retried, and RecvMsg reports the outcome either way (what
-// grpc-go does for streams that do not send many messages). Header returns nil metadata
-// when the attempt ended before sending headers; RecvMsg then retries or reports.
+// The retried stream behaves as one stream: Context returns one context for the whole
+// stream; Header waits for the outcome of an attempt that ends without headers and returns
+// the headers of the attempt that delivers them, (nil, nil) only when the stream ended
+// without any; once a failure will not be retried, SendMsg returns io.EOF and RecvMsg the
+// error, as a plain grpc-go stream does; grpc.OnFinish runs once, with the final outcome.
+// Header, RecvMsg, SendMsg and Context may be called from different goroutines as grpc-go
+// allows.
 func (s *Set) Stream() grpc.StreamClientInterceptor {
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 		return s.stream(ctx, desc, cc, method, streamer, opts, true, true)
@@ -56,8 +63,11 @@ func (s *Set) StreamRetry() grpc.StreamClientInterceptor {
 func (s *Set) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string,
 	streamer grpc.Streamer, opts []grpc.CallOption, classifyOut, retrying bool) (grpc.ClientStream, error) {
 	var rt *route
-	if retrying && method != StreamExec {
-		rt = s.route(method, opts)
+	if retrying && !s.neverRetried(method) {
+		var err error
+		if rt, err = s.route(method, opts); err != nil {
+			return nil, err
+		}
 	}
 	if rt == nil {
 		cs, err := streamer(ctx, desc, cc, method, opts...)
@@ -65,25 +75,47 @@ func (s *Set) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.Client
 			return cs, err
 		}
 		if err != nil {
-			return nil, s.classify(err, method, nil, opts)
+			return nil, s.classify(ctx, err, method, nil, opts)
 		}
-		return &classifiedStream{ClientStream: cs, set: s, method: method, opts: opts}, nil
+		return &classifiedStream{ClientStream: cs, set: s, ctx: ctx, method: method, opts: opts}, nil
 	}
 	rs := &retryStream{
-		set: s, ctx: ctx, desc: desc, cc: cc, method: method, streamer: streamer, opts: opts,
+		set: s, ctx: ctx, desc: desc, cc: cc, method: method, streamer: streamer,
 		classifyOut: classifyOut, tracker: *rt.r.Track(),
 	}
+	rs.opts, rs.finishers = onFinish(opts)
 	rs.sent = rs.inline[:0]
-	if err := rs.start(); err != nil {
+	rs.cond.L = &rs.mu
+	// The first attempt runs under the caller's context itself: a failed attempt is finished
+	// by grpc-go, so only later attempts need a context of their own to be abandoned.
+	cs, err := streamer(ctx, desc, cc, method, rs.opts...)
+	if err == nil {
+		rs.cur = cs
+		rs.watchFinish()
+		return rs, nil
+	}
+	if _, err := rs.recover(nil, err); err != nil {
 		return nil, err
 	}
+	rs.watchFinish()
 	return rs, nil
+}
+
+// neverRetried reports whether the method's configured or built-in level is NeverRetry: its
+// streams are only classified.
+func (s *Set) neverRetried(method string) bool {
+	if l, ok := lookup(s.levels, method); ok {
+		return l == retry.NeverRetry
+	}
+	l, _ := lookup(builtinIdempotency, method)
+	return l == retry.NeverRetry
 }
 
 // classifiedStream classifies the errors of a stream that is not retried.
 type classifiedStream struct {
 	grpc.ClientStream
 	set    *Set
+	ctx    context.Context
 	method string
 	opts   []grpc.CallOption
 
@@ -115,166 +147,324 @@ func (c *classifiedStream) err(err error) error {
 	c.mu.Lock()
 	first := c.first
 	c.mu.Unlock()
-	return c.set.classify(err, c.method, first, c.opts)
+	return c.set.classify(c.ctx, err, c.method, first, c.opts)
 }
 
 // retryStream is a stream retried until it commits.
+//
+// Two locks: retryMu is held by the one goroutine that decides about a failed attempt and
+// opens the next (the tracker is used only under it; another goroutine that finds the same
+// attempt failed waits for that outcome); mu guards the state below it, and is held only
+// briefly (and while a new attempt replays the sent messages). cond, on mu, reports changes
+// of the current attempt and of who receives on it.
 type retryStream struct {
 	set         *Set
-	ctx         context.Context
+	ctx         context.Context // the caller's
 	desc        *grpc.StreamDesc
 	cc          *grpc.ClientConn
 	method      string
 	streamer    grpc.Streamer
-	opts        []grpc.CallOption
+	opts        []grpc.CallOption // without grpc.OnFinish
+	finishers   []func(error)     // grpc.OnFinish callbacks, run once by end
 	classifyOut bool
-	tracker     retry.Tracker // used only by the receiving side (start, RecvMsg, Header)
 
-	mu        sync.Mutex
-	cur       grpc.ClientStream
-	cancel    context.CancelFunc // of cur's context
-	committed bool               // no more retries
-	settled   bool               // the budget was told the stream succeeded
-	sent      []any              // the messages sent, until commit
-	inline    [1]any             // sent's storage for the usual single request
-	sentBytes int
-	closeSent bool
-	first     any // the first message sent, for the call context
+	retryMu sync.Mutex
+	tracker retry.Tracker
+
+	mu          sync.Mutex
+	cond        sync.Cond
+	cur         grpc.ClientStream
+	attemptSent bool // a SendMsg on cur reached its transport
+	receiving   bool // a goroutine is in cur.RecvMsg
+	committed   bool // no more retries
+	settled     bool // the budget was told the stream succeeded
+	final       error
+	ended       bool // final is set: io.EOF for a clean end, else the error RecvMsg returns
+	sent        []any
+	inline      [1]any // sent's storage for the usual single request
+	sentBytes   int
+	closeSent   bool
+	first       any                  // the first message sent, for the call context
+	lctx        context.Context      // the stream's context, made when asked for before commit
+	cancels     []context.CancelFunc // of lctx and of the attempts after the first
+	stopWatch   func() bool          // stops watchFinish's context.AfterFunc
 }
 
-// start opens the first attempt, retrying establishment failures.
-func (rs *retryStream) start() error {
-	if err := rs.open(); err != nil {
-		return rs.failed(err) // nil once an attempt is open
+// watchFinish runs the OnFinish callbacks, if any, when the caller's context ends before the
+// stream does, as grpc-go would for a stream abandoned by its caller.
+func (rs *retryStream) watchFinish() {
+	if len(rs.finishers) == 0 {
+		return
 	}
-	return nil
+	stop := context.AfterFunc(rs.ctx, func() {
+		rs.end(status.FromContextError(rs.ctx.Err()).Err())
+	})
+	rs.mu.Lock()
+	rs.stopWatch = stop
+	rs.mu.Unlock()
+}
+
+// out is the error as the caller sees it: classified, or as the chain returned it.
+func (rs *retryStream) out(err error) error {
+	if !rs.classifyOut || err == nil || err == io.EOF || nested(err) {
+		return err
+	}
+	return rs.classified(err)
+}
+
+func (rs *retryStream) classified(err error) *errs.Error {
+	rs.mu.Lock()
+	first := rs.first
+	rs.mu.Unlock()
+	return rs.set.classify(rs.ctx, err, rs.method, first, rs.opts)
+}
+
+// recover handles the failure err of attempt cs (nil: the stream could not be opened)
+// before commit: it returns the attempt to carry on with, or the stream's final error.
+func (rs *retryStream) recover(cs grpc.ClientStream, err error) (grpc.ClientStream, error) {
+	rs.retryMu.Lock()
+	defer rs.retryMu.Unlock()
+	rs.mu.Lock()
+	switch {
+	case rs.ended:
+		final := rs.final
+		rs.mu.Unlock()
+		return nil, final
+	case rs.cur != cs: // another goroutine already dealt with this attempt
+		next := rs.cur
+		rs.mu.Unlock()
+		return next, nil
+	}
+	committed, notSent := rs.committed, !rs.attemptSent
+	rs.mu.Unlock()
+	if committed { // by a SendMsg past the replay limit, while the attempt was failing
+		return nil, rs.end(rs.out(err))
+	}
+	for {
+		f := retry.Failure{Idempotency: rs.set.idempotency(rs.method, keyNone), Interrupt: closeWatch(rs.cc)}
+		switch {
+		case localFailure(err):
+			f.Origin = retry.OriginLocal
+		case notSent:
+			f.Origin = retry.OriginNotSent
+		}
+		out := err
+		if !nested(err) {
+			f.Classified = rs.classified(err)
+			if rs.classifyOut {
+				out = f.Classified
+			}
+		}
+		if stop := rs.tracker.Failed(rs.ctx, out, f); stop != nil {
+			return nil, rs.end(stop)
+		}
+		next, oerr := rs.open()
+		switch {
+		case oerr == nil:
+			return next, nil
+		case errors.Is(oerr, errCommitted):
+			return nil, rs.end(out)
+		}
+		err, notSent = oerr, true
+	}
 }
 
 // errCommitted is open's report that the stream committed while a retry waited, so the
 // messages the new attempt would replay are gone.
 var errCommitted = errors.New("interceptor: stream committed before the retry")
 
-// open opens a stream for the tracker's current attempt, under a context of its own that
-// is cancelled when the attempt is abandoned or the stream is over, and replays what was
-// sent.
-func (rs *retryStream) open() error {
+// open opens a stream for the tracker's next attempt, under a context of its own (released
+// when the stream ends), with the attempt header, and replays what was sent. Called with
+// retryMu held.
+func (rs *retryStream) open() (grpc.ClientStream, error) {
 	ctx, cancel := context.WithCancel(rs.ctx)
-	if n := rs.tracker.Attempt(); n > 1 && rs.set.header != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, rs.set.header, strconv.Itoa(n-1))
+	if rs.set.header != "" {
+		ctx = withAttempt(ctx, rs.set.header, rs.tracker.Attempt()-1)
 	}
 	cs, err := rs.streamer(ctx, rs.desc, rs.cc, rs.method, rs.opts...)
 	if err != nil {
 		cancel()
-		return err
+		return nil, err
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	if rs.committed {
-		// A SendMsg committed the stream (past the replay limit) while this retry waited:
-		// the messages to replay were dropped, so the new attempt cannot be used.
+	if rs.committed || rs.ended {
 		cancel()
-		return errCommitted
+		return nil, errCommitted
 	}
+	sent := false
 	for _, m := range rs.sent {
-		if err := cs.SendMsg(m); err != nil {
-			break // the attempt ended; RecvMsg reports how
+		if cs.SendMsg(m) != nil {
+			break // the attempt ended; the next receive or send learns how
 		}
+		sent = true
 	}
 	if rs.closeSent {
 		_ = cs.CloseSend() // as above
 	}
-	if rs.cancel != nil {
-		rs.cancel() // the abandoned attempt
-	}
-	rs.cur, rs.cancel = cs, cancel
-	return nil
+	rs.cancels = append(rs.cancels, cancel)
+	rs.cur, rs.attemptSent = cs, sent
+	rs.cond.Broadcast()
+	return cs, nil
 }
 
-// failed handles a failure before commit: nil when a new attempt is open, else the final
-// error.
-func (rs *retryStream) failed(err error) error {
-	for {
-		err = rs.out(err)
-		if _, committed := rs.current(); committed {
-			rs.end() // committed by a SendMsg while the attempt was failing
-			return err
-		}
-		if stop := rs.tracker.Failed(rs.ctx, err); stop != nil {
-			rs.end()
-			return stop
-		}
-		switch oerr := rs.open(); oerr {
-		case nil:
-			return nil
-		case errCommitted:
-			rs.end()
-			return err
-		default:
-			err = oerr
-		}
-	}
-}
-
-// out is the error as the caller sees it: classified, or as the chain returned it.
-func (rs *retryStream) out(err error) error {
-	if !rs.classifyOut || err == nil || err == io.EOF {
-		return err
+// end finishes the stream with err (io.EOF or nil for a clean end) once: later receives
+// return it, sends return io.EOF, the OnFinish callbacks run, and the contexts the stream
+// made are released. It returns the final error (the first one, if the stream had already
+// ended).
+func (rs *retryStream) end(err error) error {
+	if err == nil {
+		err = io.EOF
 	}
 	rs.mu.Lock()
-	first := rs.first
+	if rs.ended {
+		final := rs.final
+		rs.mu.Unlock()
+		return final
+	}
+	rs.ended, rs.final = true, err
+	rs.sent, rs.sentBytes = nil, 0
+	cancels, stop := rs.cancels, rs.stopWatch
+	rs.cancels = nil
+	rs.cond.Broadcast()
 	rs.mu.Unlock()
-	return rs.set.classify(err, rs.method, first, rs.opts)
+	if stop != nil {
+		stop()
+	}
+	for _, c := range cancels {
+		c()
+	}
+	outcome := err
+	if outcome == io.EOF {
+		outcome = nil
+	}
+	finish(rs.finishers, outcome)
+	return err
 }
 
-func (rs *retryStream) current() (grpc.ClientStream, bool) {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	return rs.cur, rs.committed
-}
-
+// commit marks the stream committed: the caller has seen a response, so it is never retried
+// again and the sent messages are dropped.
 func (rs *retryStream) commit() {
 	rs.mu.Lock()
-	defer rs.mu.Unlock()
+	if rs.committed {
+		rs.mu.Unlock()
+		return
+	}
 	rs.commitLocked()
-	if !rs.settled {
-		rs.settled = true
+	rs.mu.Unlock()
+	// Tell the budget, unless a goroutine is deciding about a failed attempt right now: that
+	// retry is then abandoned (open finds the stream committed) and the stream ends failed.
+	if rs.retryMu.TryLock() {
+		rs.settle()
+		rs.retryMu.Unlock()
+	}
+}
+
+// settle tells the budget the stream succeeded, once. Called with retryMu held.
+func (rs *retryStream) settle() {
+	rs.mu.Lock()
+	done := rs.settled || rs.ended
+	rs.settled = true
+	rs.mu.Unlock()
+	if !done {
 		rs.tracker.Succeeded()
 	}
 }
 
-// end releases the current attempt once the stream is over.
-func (rs *retryStream) end() {
+func (rs *retryStream) commitLocked() {
+	rs.committed = true
+	rs.sent, rs.sentBytes = nil, 0
+	rs.cond.Broadcast()
+}
+
+// receive calls cs.RecvMsg(m) as the one goroutine receiving on the stream: a RecvMsg and a
+// Header that probes an ended attempt never receive on it at once.
+func (rs *retryStream) receive(cs grpc.ClientStream, m any) error {
+	err := cs.RecvMsg(m)
 	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	if rs.cancel != nil {
-		rs.cancel()
-	}
+	rs.receiving = false
+	rs.cond.Broadcast()
+	rs.mu.Unlock()
+	return err
 }
 
 func (rs *retryStream) RecvMsg(m any) error {
 	for {
-		cs, committed := rs.current()
-		err := cs.RecvMsg(m)
-		if committed || err == nil || err == io.EOF {
-			if err == nil || err == io.EOF {
-				rs.commit()
-			}
-			if err != nil || !rs.desc.ServerStreams {
-				// The stream is over (a stream without server streaming ends with its one
-				// response): release its context.
-				rs.end()
-			}
-			return rs.out(err)
+		rs.mu.Lock()
+		for rs.receiving && !rs.ended {
+			rs.cond.Wait() // a Header probing an ended attempt: brief
 		}
-		if err := rs.failed(err); err != nil {
+		if rs.ended {
+			final := rs.final
+			rs.mu.Unlock()
+			return final
+		}
+		cs, committed := rs.cur, rs.committed
+		rs.receiving = true
+		rs.mu.Unlock()
+
+		err := rs.receive(cs, m)
+		switch {
+		case err == nil:
+			rs.commit()
+			if !rs.desc.ServerStreams {
+				rs.end(nil) // its one response: the stream is over
+			}
+			return nil
+		case err == io.EOF:
+			rs.commit()
+			return rs.end(nil)
+		case committed:
+			return rs.end(rs.out(err))
+		}
+		if _, err := rs.recover(cs, err); err != nil {
 			return err
 		}
 	}
 }
 
+// settleEnded learns how attempt cs, which ended without headers before commit, ended, and
+// retries it or ends the stream: it returns the attempt to carry on with, or the final error
+// (io.EOF for a clean end). An attempt without headers holds no message, so receiving on it
+// takes nothing from the caller.
+func (rs *retryStream) settleEnded(cs grpc.ClientStream) (grpc.ClientStream, error) {
+	rs.mu.Lock()
+	for rs.receiving && rs.cur == cs && !rs.ended {
+		rs.cond.Wait() // a RecvMsg on the ended attempt returns at once and deals with it
+	}
+	switch {
+	case rs.ended:
+		final := rs.final
+		rs.mu.Unlock()
+		return nil, final
+	case rs.cur != cs:
+		next := rs.cur
+		rs.mu.Unlock()
+		return next, nil
+	}
+	rs.receiving = true
+	rs.mu.Unlock()
+	err := rs.receive(cs, new(emptypb.Empty))
+	if err == nil || err == io.EOF {
+		// A message without headers cannot arrive; an ended attempt with a clean status and
+		// no headers is the end of the stream.
+		rs.commit()
+		return nil, rs.end(nil)
+	}
+	return rs.recover(cs, err)
+}
+
 func (rs *retryStream) Header() (metadata.MD, error) {
 	for {
-		cs, committed := rs.current()
+		rs.mu.Lock()
+		cs, committed, ended, final := rs.cur, rs.committed, rs.ended, rs.final
+		rs.mu.Unlock()
+		if ended && !committed {
+			if final == io.EOF {
+				return nil, nil
+			}
+			return nil, final
+		}
 		md, err := cs.Header()
 		switch {
 		case committed:
@@ -282,10 +472,17 @@ func (rs *retryStream) Header() (metadata.MD, error) {
 		case err == nil && md != nil:
 			rs.commit()
 			return md, nil
-		case err == nil:
-			return nil, nil // the attempt ended without headers; RecvMsg retries or reports
+		case err != nil:
+			if _, err := rs.recover(cs, err); err != nil {
+				return nil, err
+			}
+			continue
 		}
-		if err := rs.failed(err); err != nil {
+		// The attempt ended without headers: wait for its outcome.
+		if _, err := rs.settleEnded(cs); err != nil {
+			if err == io.EOF {
+				return nil, nil
+			}
 			return nil, err
 		}
 	}
@@ -293,22 +490,50 @@ func (rs *retryStream) Header() (metadata.MD, error) {
 
 func (rs *retryStream) SendMsg(m any) error {
 	rs.mu.Lock()
+	if rs.ended {
+		rs.mu.Unlock()
+		return io.EOF
+	}
 	if !rs.committed {
 		rs.keep(m)
 	}
 	cs, committed := rs.cur, rs.committed
 	rs.mu.Unlock()
 	err := cs.SendMsg(m)
-	if errors.Is(err, io.EOF) && !committed {
-		return nil // kept for replay; RecvMsg reports the outcome
+	switch {
+	case err == nil:
+		rs.mu.Lock()
+		if rs.cur == cs {
+			rs.attemptSent = true
+		}
+		rs.mu.Unlock()
+		return nil
+	case committed:
+		return rs.out(err)
+	case err != io.EOF:
+		// grpc-go finishes a stream on an error of the send itself (a message over the
+		// send limit, a codec error): the client made it and would make it again.
+		return rs.end(rs.out(err))
 	}
-	return rs.out(err)
+	// The attempt ended. m is kept: a retry replays it. Learn how the attempt ended.
+	if md, _ := cs.Header(); md != nil { // returns at once: the attempt is over
+		// The server answered before failing: what it sent is the caller's to receive, so
+		// the stream commits and RecvMsg reports the outcome, as grpc-go's would.
+		rs.commit()
+		return io.EOF
+	}
+	if _, err := rs.settleEnded(cs); err != nil {
+		return io.EOF // not retried: RecvMsg returns the error
+	}
+	// Retried: every attempt opened after m was kept replays it.
+	return nil
 }
 
-// keep keeps m for replay, or commits when it cannot (over the limit, or not a proto
-// message, whose size is unknown). grpc-go's contract makes it safe to keep m itself: the
-// caller may not modify a message after SendMsg. The first message also serves as the call
-// context. Called with mu held.
+// keep keeps m for replay, or commits when it cannot: over the replay limit, counted as
+// grpc-go counts a message on the wire (its encoded size plus the 5-byte message header), or
+// not a proto message, whose size is unknown. grpc-go's contract makes it safe to keep m
+// itself: the caller may not modify a message after SendMsg. The first message also serves
+// as the call context. Called with mu held.
 func (rs *retryStream) keep(m any) {
 	if rs.first == nil {
 		rs.first = m
@@ -318,7 +543,7 @@ func (rs *retryStream) keep(m any) {
 		rs.commitLocked()
 		return
 	}
-	size := proto.Size(pm)
+	size := proto.Size(pm) + messageHeaderLen
 	if rs.sentBytes+size > rs.set.replayLimit {
 		rs.commitLocked()
 		return
@@ -327,25 +552,47 @@ func (rs *retryStream) keep(m any) {
 	rs.sentBytes += size
 }
 
-func (rs *retryStream) commitLocked() {
-	rs.committed = true
-	rs.sent, rs.sentBytes = nil, 0
-}
+// messageHeaderLen is the gRPC message header on the wire: a compression flag and a 4-byte
+// length.
+const messageHeaderLen = 5
 
 func (rs *retryStream) CloseSend() error {
 	rs.mu.Lock()
+	if rs.ended {
+		rs.mu.Unlock()
+		return nil
+	}
 	rs.closeSent = true
 	cs := rs.cur
 	rs.mu.Unlock()
 	return rs.out(cs.CloseSend())
 }
 
+// Context returns the stream's context. Asked for before the stream commits, it is a context
+// of the logical stream (a child of the caller's, done when the stream ends), so a retry does
+// not cancel it; after commit, grpc-go's context of the attempt that committed.
 func (rs *retryStream) Context() context.Context {
-	cs, _ := rs.current()
-	return cs.Context()
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.lctx != nil {
+		return rs.lctx
+	}
+	if rs.committed {
+		return rs.cur.Context()
+	}
+	ctx, cancel := context.WithCancel(rs.ctx)
+	if rs.ended {
+		cancel()
+	} else {
+		rs.cancels = append(rs.cancels, cancel)
+	}
+	rs.lctx = ctx
+	return ctx
 }
 
 func (rs *retryStream) Trailer() metadata.MD {
-	cs, _ := rs.current()
+	rs.mu.Lock()
+	cs := rs.cur
+	rs.mu.Unlock()
 	return cs.Trailer()
 }

@@ -26,18 +26,33 @@ const (
 	StopMaxElapsed
 	// StopBudget: the retry budget had no room for another retry.
 	StopBudget
-	// StopCancelled: the caller's context was cancelled.
+	// StopCancelled: the caller's context was cancelled, or the wait was interrupted (the
+	// connection was closed).
 	StopCancelled
+	// StopNoServerSignal: a RESOURCE_EXHAUSTED without RetryInfo or a trusted transient
+	// reason: a quota or a local limit, which retrying only spends (AIP-194, safety.md
+	// section 3).
+	StopNoServerSignal
+	// StopUnsafe: repeating the call could do its work twice: the method is not idempotent
+	// and the failure may have reached the server, or the method is never repeated
+	// (safety.md section 2).
+	StopUnsafe
+	// StopLocalFailure: the client produced the failure and would produce it again (a
+	// message over the client's size limits, a codec error; safety.md section 1).
+	StopLocalFailure
 )
 
 var causeNames = [...]string{
-	StopNotRetryable: "not retryable",
-	StopExhausted:    "attempts exhausted",
-	StopHintTooLong:  "server retry delay above the limit",
-	StopDeadline:     "deadline",
-	StopMaxElapsed:   "max elapsed time",
-	StopBudget:       "retry budget exhausted",
-	StopCancelled:    "cancelled",
+	StopNotRetryable:   "not retryable",
+	StopExhausted:      "attempts exhausted",
+	StopHintTooLong:    "server retry delay above the limit",
+	StopDeadline:       "deadline",
+	StopMaxElapsed:     "max elapsed time",
+	StopBudget:         "retry budget exhausted",
+	StopCancelled:      "cancelled",
+	StopNoServerSignal: "no server signal",
+	StopUnsafe:         "not safe to repeat",
+	StopLocalFailure:   "local failure",
 }
 
 // String returns a short lower-case phrase ("attempts exhausted").

@@ -134,7 +134,7 @@ func ExampleRetrier_Track() {
 	ctx := context.Background()
 	results := []error{
 		errs.New(errs.ErrSandboxUnavailable, "connection reset"),
-		errs.New(errs.ErrSandboxResourceExhausted, "too many streams"),
+		errs.New(errs.ErrSandboxResourceExhausted, "too many streams", errs.WithRetryDelay(time.Millisecond)),
 		nil,
 	}
 	t := r.Track()
@@ -146,7 +146,7 @@ func ExampleRetrier_Track() {
 			return
 		}
 		fmt.Println("attempt", t.Attempt(), "failed:", kindOf(err))
-		if final := t.Failed(ctx, err); final != nil {
+		if final := t.Failed(ctx, err, retry.Failure{}); final != nil {
 			fmt.Println("gave up:", final.Cause())
 			return
 		}

@@ -7,6 +7,8 @@ import (
 	"math/bits"
 	"time"
 
+	"google.golang.org/grpc/codes"
+
 	"github.com/faultline-go/faultline/errs"
 )
 
@@ -36,8 +38,17 @@ type Policy struct {
 	MaxRetryDelay time.Duration
 
 	// RetryOn is the set of kinds that are retried, matched with errors.Is, so children
-	// count. Default: ErrSandboxUnavailable and ErrSandboxResourceExhausted.
+	// count. Default: ErrSandboxUnavailable and ErrSandboxResourceExhausted. Validate rejects
+	// an empty set when MaxAttempts > 1 (a policy that retries nothing is a mistake).
 	RetryOn KindSet
+
+	// TransientCodes are the codes retried when the classifier could name only a family's
+	// base kind (CWSandboxError, SandboxError, DiscoveryError): the transient failures of
+	// discovery calls and of services it does not know (classification.md rule 5). A failure
+	// of such a kind is also retried when a trusted ErrorInfo reason declares it transient.
+	// A specific kind outside RetryOn is never retried by its code. Default: UNAVAILABLE and
+	// RESOURCE_EXHAUSTED; the zero set retries no base kind by its code.
+	TransientCodes CodeSet
 
 	// PerAttemptTimeout, when positive, bounds each attempt of a unary call. An attempt that
 	// ran out of this time while the caller's context is alive is retried, whatever its kind.
@@ -51,7 +62,8 @@ type Policy struct {
 
 // DefaultPolicy returns the default policy: 5 attempts, backoff 200ms doubling to 5s with
 // 20% jitter, server hints honoured up to 30s with up to +10% jitter, retrying
-// SandboxUnavailableError and SandboxResourceExhaustedError.
+// SandboxUnavailableError and SandboxResourceExhaustedError, and the family base kinds on
+// UNAVAILABLE and RESOURCE_EXHAUSTED.
 func DefaultPolicy() Policy {
 	return Policy{
 		MaxAttempts:    5,
@@ -62,6 +74,7 @@ func DefaultPolicy() Policy {
 		HintJitter:     0.1,
 		MaxRetryDelay:  30 * time.Second,
 		RetryOn:        On(errs.ErrSandboxUnavailable, errs.ErrSandboxResourceExhausted),
+		TransientCodes: Codes(codes.Unavailable, codes.ResourceExhausted),
 	}
 }
 
@@ -79,11 +92,16 @@ var ErrInvalidPolicy = errors.New("retry: invalid policy")
 // overflow.
 const maxWait = 24 * time.Hour
 
-// Validate reports the first problem of p, as an error matching [ErrInvalidPolicy]:
-// MaxAttempts < 1; InitialBackoff not in (0, 24h]; MaxBackoff below InitialBackoff or above
-// 24h; Multiplier below 1, NaN or infinite; Jitter or HintJitter outside [0, 1] or NaN;
-// MaxRetryDelay not in [0, 24h]; PerAttemptTimeout or MaxElapsed negative; RetryOn naming
-// an invalid kind.
+// Validate reports the first problem of p, as an error matching [ErrInvalidPolicy] that
+// names the field: MaxAttempts < 1; InitialBackoff not in (0, 24h]; MaxBackoff below
+// InitialBackoff or above 24h; Multiplier below 1, NaN or infinite; Jitter or HintJitter
+// outside [0, 1] or NaN; MaxRetryDelay not in (0, 24h] (zero would refuse every hinted
+// retry); PerAttemptTimeout or MaxElapsed negative; RetryOn empty while MaxAttempts > 1, or
+// naming an invalid kind; TransientCodes naming a code above 16.
+//
+// Every other field's zero value means "off" or "none": Jitter and HintJitter 0 add no
+// jitter, PerAttemptTimeout and MaxElapsed 0 set no limit, TransientCodes empty retries no
+// base kind by its code.
 func (p Policy) Validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidPolicy}, args...)...)
@@ -101,12 +119,16 @@ func (p Policy) Validate() error {
 		return bad("Jitter is %v, want in [0, 1]", p.Jitter)
 	case !(p.HintJitter >= 0 && p.HintJitter <= 1):
 		return bad("HintJitter is %v, want in [0, 1]", p.HintJitter)
-	case p.MaxRetryDelay < 0 || p.MaxRetryDelay > maxWait:
-		return bad("MaxRetryDelay is %v, want in [0, %v]", p.MaxRetryDelay, maxWait)
+	case p.MaxRetryDelay <= 0 || p.MaxRetryDelay > maxWait:
+		return bad("MaxRetryDelay is %v, want in (0, %v]", p.MaxRetryDelay, maxWait)
 	case p.PerAttemptTimeout < 0:
 		return bad("PerAttemptTimeout is %v, want >= 0", p.PerAttemptTimeout)
 	case p.MaxElapsed < 0:
 		return bad("MaxElapsed is %v, want >= 0", p.MaxElapsed)
+	case p.RetryOn == 0 && p.MaxAttempts > 1:
+		return bad("RetryOn is empty while MaxAttempts is %d: nothing would be retried", p.MaxAttempts)
+	case p.TransientCodes>>(codes.Unauthenticated+1) != 0:
+		return bad("TransientCodes is %#x, names a code above %d", uint32(p.TransientCodes), codes.Unauthenticated)
 	}
 	for k := range p.RetryOn.each {
 		if !k.Valid() {
@@ -173,6 +195,38 @@ func (s KindSet) String() string {
 			out += ", "
 		}
 		out += k.String()
+	}
+	return out + "}"
+}
+
+// CodeSet is a set of gRPC codes (0 to 16), comparable so that a Policy stays comparable.
+// Build it with [Codes].
+type CodeSet uint32
+
+// Codes returns the set of the given codes. Codes above 16 are left out.
+func Codes(cs ...codes.Code) CodeSet {
+	var s CodeSet
+	for _, c := range cs {
+		if c <= codes.Unauthenticated {
+			s |= 1 << c
+		}
+	}
+	return s
+}
+
+// Has reports whether c is in s.
+func (s CodeSet) Has(c codes.Code) bool { return c <= codes.Unauthenticated && s&(1<<c) != 0 }
+
+// String lists the codes in numeric order: "{ResourceExhausted, Unavailable}".
+func (s CodeSet) String() string {
+	out := "{"
+	for c := codes.OK; c <= codes.Unauthenticated; c++ {
+		if s.Has(c) {
+			if len(out) > 1 {
+				out += ", "
+			}
+			out += c.String()
+		}
 	}
 	return out + "}"
 }

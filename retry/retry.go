@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"google.golang.org/grpc/codes"
 
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/internal/seam"
 )
 
 // An Option configures a [Retrier]. The last option for a setting wins.
@@ -30,6 +32,16 @@ func (o hooksOption) apply(r Retrier) Retrier { r.hooks = o.h; return r }
 type classifierOption struct{ f func(error) *errs.Error }
 
 func (o classifierOption) apply(r Retrier) Retrier { r.classify = o.f; return r }
+
+type idempotencyOption struct{ l Idempotency }
+
+func (o idempotencyOption) apply(r Retrier) Retrier { r.level = o.l; return r }
+
+// WithIdempotency says what running the operations of [Retrier.Do] and [Do] twice does: a
+// NotIdempotent operation is retried only when the server declined the work (RetryInfo or a
+// trusted transient reason); a NeverRetry one is never retried. Default: IdempotencyUnknown,
+// retried like an idempotent operation.
+func WithIdempotency(l Idempotency) Option { return idempotencyOption{l} }
 
 // WithBudget sets the retry budget shared by every call through the Retrier; nil turns
 // budgeting off. Default: a new [DefaultBudget] per Retrier built by [New], none for [Do].
@@ -52,6 +64,7 @@ type Retrier struct {
 	budget   Budget
 	hooks    Hooks
 	classify func(error) *errs.Error
+	level    Idempotency
 }
 
 // New returns a Retrier for p, with a new [DefaultBudget] unless an option says otherwise.
@@ -98,21 +111,25 @@ func Do(ctx context.Context, p Policy, op func(context.Context) error, opts ...O
 
 // Do calls op until it succeeds or the policy says stop, and returns nil or an [*Error].
 //
-// A failure is retried when its kind is in the policy's RetryOn (or its attempt ran out of
-// PerAttemptTimeout while ctx is alive), attempts remain, its server hint is not above
-// MaxRetryDelay, the wait ends before ctx's deadline and within MaxElapsed, and the budget
-// allows it. The wait is the server hint when positive (plus up to HintJitter more),
-// otherwise the backoff. ctx ending during a wait returns at once. op gets ctx, or a child
-// of it bounded by PerAttemptTimeout.
+// A failure is retried when the caller's context is alive, it is not already the final error
+// of another retry loop (an *Error: retries never nest), its kind is retried by the policy
+// (RetryOn, or a family base kind with a transient code or reason; or its attempt ran out of
+// PerAttemptTimeout), a RESOURCE_EXHAUSTED carries a server signal (RetryInfo or a trusted
+// transient reason), repeating it is safe at the operation's [Idempotency], attempts
+// remain, its server hint is not above MaxRetryDelay, the wait ends before ctx's deadline
+// and within MaxElapsed, and the budget allows it. The wait is the server hint when positive
+// (plus up to HintJitter more), otherwise the backoff. ctx ending during a wait returns at
+// once. op gets ctx, or a child of it bounded by PerAttemptTimeout.
 //
 // On success the first time, Do allocates nothing and reads no error details.
 func (r *Retrier) Do(ctx context.Context, op func(context.Context) error) error {
 	t := Tracker{r: r, attempt: 1}
+	f := Failure{Idempotency: r.level}
 	for {
 		if err := op(t.AttemptContext(ctx)); err == nil {
 			t.Succeeded()
 			return nil
-		} else if stop := t.Failed(ctx, err); stop != nil {
+		} else if stop := t.Failed(ctx, err, f); stop != nil {
 			return stop
 		}
 	}
@@ -172,32 +189,44 @@ func (t *Tracker) Succeeded() {
 	t.r.record(t.attempt == 1, Succeeded)
 }
 
-// Failed reports that the current attempt failed with err. It decides as [Retrier.Do]
-// does; when another attempt is to be made it waits (returning early if ctx ends) and
-// returns nil, and Attempt counts the new attempt. Otherwise it returns the final [*Error].
-func (t *Tracker) Failed(ctx context.Context, err error) *Error {
+// Failed reports that the current attempt failed with err, and what the caller knows of
+// the failure beyond it. It decides as [Retrier.Do] does; when another attempt is to be
+// made it waits (returning early if ctx ends or f.Interrupt fires) and returns nil, and
+// Attempt counts the new attempt. Otherwise it returns the final [*Error]; when err already
+// holds the final *Error of another retry loop, that error itself.
+func (t *Tracker) Failed(ctx context.Context, err error, f Failure) *Error {
 	// The attempt's own deadline is read off the clock, not off its context, for the reason
 	// given at ended.
 	own := !t.due.IsZero() && !time.Now().Before(t.due) && ended(ctx) == nil
 	t.release()
-	return t.failed(ctx, err, own)
+	return t.failed(ctx, err, f, own)
 }
 
 // failed is Failed, told whether the attempt ran out of its own PerAttemptTimeout.
-func (t *Tracker) failed(ctx context.Context, err error, ownTimeout bool) *Error {
+func (t *Tracker) failed(ctx context.Context, err error, f Failure, ownTimeout bool) *Error {
 	r, p := t.r, &t.r.policy
 	first := t.attempt == 1
 	stop := func(cause StopCause, ctxErr error, inWait bool) *Error {
 		return r.stop(ctx, newError(err, t.attempt, t.waited, cause, ctxErr, inWait))
 	}
+	var inner *Error
+	if errors.As(err, &inner) {
+		// Another faultline loop (a second installation, or an SDK retrying inside this
+		// call) already retried and gave up: attempts must not multiply.
+		r.record(first, FailedFinal)
+		return inner
+	}
 	if ctxErr := ended(ctx); ctxErr != nil {
 		r.record(first, FailedFinal)
 		return stop(stopCause(ctxErr), ctxErr, false)
 	}
-	e := r.facts(err)
-	if !ownTimeout && !retryable(p.RetryOn, err, e) {
+	e := f.Classified
+	if e == nil {
+		e = r.facts(err)
+	}
+	if cause := p.verdict(err, e, f, ownTimeout); cause != 0 {
 		r.record(first, FailedFinal)
-		return stop(StopNotRetryable, nil, false)
+		return stop(cause, nil, false)
 	}
 	r.record(first, FailedRetryable)
 	if t.attempt >= p.MaxAttempts {
@@ -232,13 +261,74 @@ func (t *Tracker) failed(ctx context.Context, err error, ownTimeout bool) *Error
 	if r.hooks.OnRetry != nil {
 		r.hooks.OnRetry(ctx, RetryEvent{Attempt: t.attempt, Err: err, Delay: wait, FromHint: fromHint})
 	}
-	if ctxErr := sleep(ctx, wait); ctxErr != nil {
+	var interrupt <-chan struct{}
+	if f.Interrupt != nil {
+		done, release := f.Interrupt()
+		defer release()
+		interrupt = done
+	}
+	switch werr := sleep(ctx, wait, interrupt); {
+	case werr == errInterrupted:
 		t.waited += time.Since(now)
-		return stop(stopCause(ctxErr), ctxErr, true)
+		return stop(StopCancelled, nil, false)
+	case werr != nil:
+		t.waited += time.Since(now)
+		return stop(stopCause(werr), werr, true)
 	}
 	t.waited += wait
 	t.attempt++
 	return nil
+}
+
+// verdict returns why the failure err (classified as e, if it could be) must not be
+// retried, or 0 when the policy may retry it (safety.md sections 1-3, classification.md
+// rule 5).
+func (p *Policy) verdict(err error, e *errs.Error, f Failure, ownTimeout bool) StopCause {
+	if f.Origin == OriginLocal {
+		return StopLocalFailure
+	}
+	var code codes.Code
+	var signal bool // the server declined the work: RetryInfo, or a trusted transient reason
+	if e != nil {
+		_, hint := e.RetryDelay()
+		code, signal = e.Code(), hint || transient(e)
+	}
+	if !ownTimeout && !p.retries(err, e, signal) {
+		return StopNotRetryable
+	}
+	if code == codes.ResourceExhausted && !signal {
+		return StopNoServerSignal
+	}
+	switch {
+	case f.Idempotency == NeverRetry:
+		return StopUnsafe
+	case f.Idempotency == NotIdempotent && !signal && f.Origin != OriginNotSent:
+		return StopUnsafe
+	}
+	return 0
+}
+
+// retries reports whether the policy retries err by its kind: a kind in RetryOn, or a
+// family base kind (the classifier could name nothing more specific) with a transient code
+// or a trusted transient reason.
+func (p *Policy) retries(err error, e *errs.Error, signal bool) bool {
+	if p.RetryOn.Match(err) || e != nil && p.RetryOn.Match(e) {
+		return true
+	}
+	if e == nil {
+		return false
+	}
+	switch e.Kind() {
+	case errs.ErrCWSandbox, errs.ErrSandbox, errs.ErrDiscovery:
+		return p.TransientCodes.Has(e.Code()) || transient(e)
+	}
+	return false
+}
+
+// transient reports whether a trusted ErrorInfo reason declared e transient, as its
+// classifier found.
+func transient(e *errs.Error) bool {
+	return seam.FactsOf.(func(*errs.Error) seam.Facts)(e).Transient
 }
 
 // ended returns ctx's error, or context.DeadlineExceeded once its deadline has passed even
@@ -325,8 +415,12 @@ func between(lo, hi float64) time.Duration {
 	return w
 }
 
-// sleep waits d or until ctx ends, and returns ctx's error in that case.
-func sleep(ctx context.Context, d time.Duration) error {
+// errInterrupted is sleep's report that its interrupt channel closed.
+var errInterrupted = errors.New("retry: wait interrupted")
+
+// sleep waits d, or until ctx ends (returning ctx's error) or interrupt closes (returning
+// errInterrupted). A nil interrupt never fires.
+func sleep(ctx context.Context, d time.Duration, interrupt <-chan struct{}) error {
 	if d <= 0 {
 		return ctx.Err()
 	}
@@ -335,15 +429,11 @@ func sleep(ctx context.Context, d time.Duration) error {
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-interrupt:
+		return errInterrupted
 	case <-t.C:
 		return nil
 	}
-}
-
-// retryable matches err, or the classified form the loop's classifier made of it, against
-// the set.
-func retryable(s KindSet, err error, e *errs.Error) bool {
-	return s.Match(err) || e != nil && s.Match(e)
 }
 
 func stopCause(ctxErr error) StopCause {

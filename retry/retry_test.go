@@ -279,7 +279,7 @@ func TestTracker(t *testing.T) {
 		var final *retry.Error
 		for {
 			attempts = append(attempts, tr.Attempt())
-			if final = tr.Failed(t.Context(), unavailable()); final != nil {
+			if final = tr.Failed(t.Context(), unavailable(), retry.Failure{}); final != nil {
 				break
 			}
 		}
@@ -294,7 +294,7 @@ func TestTracker(t *testing.T) {
 		}
 
 		tr = r.Track()
-		if f := tr.Failed(t.Context(), unavailable()); f != nil {
+		if f := tr.Failed(t.Context(), unavailable(), retry.Failure{}); f != nil {
 			t.Fatalf("Failed(unavailable) on attempt 1 = %v, want nil (retry)", f)
 		}
 		tr.Succeeded()
@@ -302,7 +302,7 @@ func TestTracker(t *testing.T) {
 			t.Errorf("Attempt() after one retry = %d, want 2", tr.Attempt())
 		}
 		tr = r.Track()
-		if f := tr.Failed(t.Context(), notFound()); f == nil || f.Cause() != retry.StopNotRetryable || f.Attempts() != 1 {
+		if f := tr.Failed(t.Context(), notFound(), retry.Failure{}); f == nil || f.Cause() != retry.StopNotRetryable || f.Attempts() != 1 {
 			t.Errorf("Failed(notFound) = %v, want a final error after 1 attempt, not retryable", f)
 		}
 	})

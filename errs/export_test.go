@@ -1,0 +1,12 @@
+package errs
+
+import (
+	"google.golang.org/grpc/status"
+
+	"github.com/faultline-go/faultline/internal/seam"
+)
+
+// FromStatus is fromStatus without classifier facts, for the tests of this package.
+func FromStatus(kind Kind, st *status.Status, cause error, info Info, res Resource) *Error {
+	return fromStatus(kind, st, cause, info, res, seam.Facts{})
+}

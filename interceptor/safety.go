@@ -1,0 +1,323 @@
+package interceptor
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
+
+	"github.com/faultline-go/faultline/retry"
+)
+
+// The sandbox API's services, as they appear in method names.
+const (
+	sandboxService  = "/coreweave.sandbox.v1.SandboxService/"
+	settingsService = "/coreweave.sandbox.v1.SettingsService/"
+)
+
+// builtinIdempotency is the retry class of every method of the sandbox API (service.md), by
+// full method name or by service ("/pkg.Service/"). CreateSandbox, CreateSandboxFromTemplate
+// and CreateFileSystemSnapshot are idempotent only with a request id (builtinKeys fills one);
+// DeleteSandbox with snapshot_volumes set only with one.
+var builtinIdempotency = map[string]retry.Idempotency{
+	sandboxService + "GetSandbox":                retry.NoSideEffects,
+	sandboxService + "ListSandboxes":             retry.NoSideEffects,
+	sandboxService + "GetFileSystemSnapshot":     retry.NoSideEffects,
+	sandboxService + "ListFileSystemSnapshots":   retry.NoSideEffects,
+	sandboxService + "ReadFile":                  retry.NoSideEffects,
+	sandboxService + "StreamLogs":                retry.NoSideEffects,
+	sandboxService + "CreateSandbox":             retry.NotIdempotent,
+	sandboxService + "CreateSandboxFromTemplate": retry.NotIdempotent,
+	sandboxService + "CreateFileSystemSnapshot":  retry.NotIdempotent,
+	sandboxService + "DeleteSandbox":             retry.Idempotent,
+	sandboxService + "DeleteFileSystemSnapshot":  retry.Idempotent,
+	sandboxService + "WriteFile":                 retry.Idempotent,
+	sandboxService + "PurgeSandboxes":            retry.NotIdempotent,
+	sandboxService + "Exec":                      retry.NeverRetry,
+	sandboxService + "StreamExec":                retry.NeverRetry,
+
+	"/coreweave.sandbox.v1.DiscoveryService/": retry.NoSideEffects,
+}
+
+// mutatingServices are the services of the sandbox API whose mutations have no idempotency
+// key: their methods are not idempotent unless their name says they read (Get, List) or, in
+// SettingsService, replace in full (Update).
+var mutatingServices = map[string]bool{
+	settingsService: true,
+	"/coreweave.sandbox.v1.SandboxTemplateService/": true,
+	"/coreweave.sandbox.v1.VolumeService/":          true,
+}
+
+// keySpec is where a method's request carries its idempotency key (AIP-155): the string
+// field, and, when set, the bool field that must be true for the key to be needed.
+type keySpec struct {
+	field protoreflect.Name
+	when  protoreflect.Name
+}
+
+// builtinKeys are the sandbox API's request ids (safety.md section 4).
+var builtinKeys = map[string]keySpec{
+	sandboxService + "CreateSandbox":             {field: "request_id"},
+	sandboxService + "CreateSandboxFromTemplate": {field: "request_id"},
+	sandboxService + "CreateFileSystemSnapshot":  {field: "request_id"},
+	sandboxService + "DeleteSandbox":             {field: "request_id", when: "snapshot_volumes"},
+}
+
+// keyState is what a request says about its idempotency key.
+type keyState uint8
+
+const (
+	keyNone    keyState = iota // the method has no key, or does not need one for this request
+	keyPresent                 // the request carries a key: the caller's or one set here
+	keyMissing                 // the request needs a key and has none
+)
+
+// withKey returns the request to send on every attempt of a call of method: req itself,
+// or, when the method takes an idempotency key that req leaves empty and keys are on, a copy
+// of req with a fresh UUIDv4 in it (the caller's message is never modified).
+func (s *Set) withKey(method string, req any) (any, keyState) {
+	spec, ok := s.keys[method]
+	if !ok {
+		return req, keyNone
+	}
+	pm, ok := req.(proto.Message)
+	if !ok || pm == nil {
+		return req, keyNone
+	}
+	m := pm.ProtoReflect()
+	fields := m.Descriptor().Fields()
+	fd := fields.ByName(spec.field)
+	if fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() {
+		return req, keyNone
+	}
+	if spec.when != "" {
+		cond := fields.ByName(spec.when)
+		if cond == nil || cond.Kind() != protoreflect.BoolKind || cond.IsList() || !m.Get(cond).Bool() {
+			return req, keyNone
+		}
+	}
+	if m.Get(fd).String() != "" {
+		return req, keyPresent
+	}
+	if s.keysOff {
+		return req, keyMissing
+	}
+	c := proto.Clone(pm)
+	c.ProtoReflect().Set(fd, protoreflect.ValueOfString(uuid.NewString()))
+	return c, keyPresent
+}
+
+// idempotency resolves what repeating a call of method does (safety.md section 2), first
+// match wins: the caller's configuration, an idempotency key in the request, the method's
+// registered descriptor, the built-in table, the configured default.
+func (s *Set) idempotency(method string, key keyState) retry.Idempotency {
+	if l, ok := lookup(s.levels, method); ok {
+		return l
+	}
+	switch key {
+	case keyPresent:
+		return retry.Idempotent
+	case keyMissing:
+		return retry.NotIdempotent
+	}
+	if l := knownIdempotency(method); l != retry.IdempotencyUnknown {
+		return l
+	}
+	return s.defaultLevel
+}
+
+// knownIdempotency is what the method's descriptor, then the built-in table, say.
+func knownIdempotency(method string) retry.Idempotency {
+	if l := descriptorIdempotency(method); l != retry.IdempotencyUnknown {
+		return l
+	}
+	if l, ok := lookup(builtinIdempotency, method); ok {
+		return l
+	}
+	if i := strings.LastIndexByte(method, '/'); i > 0 {
+		svc, name := method[:i+1], method[i+1:]
+		reads := strings.HasPrefix(name, "Get") || strings.HasPrefix(name, "List")
+		switch {
+		case svc == settingsService && strings.HasPrefix(name, "Get"):
+			return retry.NoSideEffects
+		case svc == settingsService && strings.HasPrefix(name, "Update"):
+			return retry.Idempotent // full replacement
+		case mutatingServices[svc] && !reads:
+			return retry.NotIdempotent
+		}
+	}
+	return retry.IdempotencyUnknown
+}
+
+// descriptorIdempotency reads the idempotency_level of the method's descriptor, as generated
+// code registers it in protoregistry.GlobalFiles.
+func descriptorIdempotency(method string) retry.Idempotency {
+	name := protoreflect.FullName(strings.ReplaceAll(strings.TrimPrefix(method, "/"), "/", "."))
+	if !name.IsValid() {
+		return retry.IdempotencyUnknown
+	}
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName(name)
+	if err != nil {
+		return retry.IdempotencyUnknown
+	}
+	md, ok := d.(protoreflect.MethodDescriptor)
+	if !ok {
+		return retry.IdempotencyUnknown
+	}
+	opts, ok := md.Options().(*descriptorpb.MethodOptions)
+	if !ok {
+		return retry.IdempotencyUnknown
+	}
+	switch opts.GetIdempotencyLevel() {
+	case descriptorpb.MethodOptions_NO_SIDE_EFFECTS:
+		return retry.NoSideEffects
+	case descriptorpb.MethodOptions_IDEMPOTENT:
+		return retry.Idempotent
+	}
+	return retry.IdempotencyUnknown
+}
+
+// lookup finds a method's entry, exact name first, then its service ("/pkg.Service/").
+func lookup[V any](m map[string]V, method string) (V, bool) {
+	if v, ok := m[method]; ok {
+		return v, true
+	}
+	if i := strings.LastIndexByte(method, '/'); i > 0 {
+		if v, ok := m[method[:i+1]]; ok {
+			return v, true
+		}
+	}
+	var zero V
+	return zero, false
+}
+
+// localPrefixes begin the messages of the failures grpc-go produces on the client and would
+// produce again for the same call (grpc-go rpc_util.go and stream.go): size limits, codec and
+// compression errors. Matched only on statuses without details, and only to keep a failure
+// from being retried, so a server that sends such a message loses nothing but a retry.
+var localPrefixes = [...]string{
+	"grpc: received message larger than max",
+	"grpc: message too large",
+	"trying to send message larger than max",
+	"grpc: message after decompression larger than max",
+	"grpc: received message after decompression larger than max",
+	"grpc: error while marshaling",
+	"grpc: error while compressing",
+	"grpc: failed to decompress",
+	"grpc: failed to read decompressed data",
+	"grpc: no decompressor available",
+	"grpc: failed to unmarshal the received message",
+	"grpc: Compressor is not installed",
+	"grpc: peer compressed the response with",
+	"no codec registered for content-subtype",
+	"SendMsg called after CloseSend",
+}
+
+// localFailure reports whether err is a deterministic local failure (safety.md section 1):
+// one grpc-go produced on the client, which the same call would produce again.
+func localFailure(err error) bool {
+	st, ok := status.FromError(err)
+	if !ok {
+		return false
+	}
+	switch st.Code() {
+	case codes.ResourceExhausted, codes.Internal:
+	default:
+		return false
+	}
+	msg := st.Message()
+	for _, p := range localPrefixes {
+		if strings.HasPrefix(msg, p) {
+			return len(st.Proto().GetDetails()) == 0
+		}
+	}
+	return false
+}
+
+// callerEnded returns the caller's context error when it has ended, counting a passed
+// deadline whose timer has not fired yet (the server can report it a moment before).
+func callerEnded(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !d.After(time.Now()) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// withAttempt returns ctx with the attempt header set to n, replacing any value of the key
+// already in the outgoing metadata (a proxy forwarding what it received), never appending.
+func withAttempt(ctx context.Context, key string, n int) context.Context {
+	md, _ := metadata.FromOutgoingContext(ctx) // a copy
+	if md == nil {
+		md = metadata.MD{}
+	}
+	md.Set(key, strconv.Itoa(n))
+	return metadata.NewOutgoingContext(ctx, md)
+}
+
+// onFinish takes grpc.OnFinish options out of opts: grpc-go would run them once per attempt,
+// but they mean "once per RPC". It returns opts unchanged, and no callbacks, when there are
+// none (no allocation).
+func onFinish(opts []grpc.CallOption) ([]grpc.CallOption, []func(error)) {
+	n := 0
+	for _, o := range opts {
+		if _, ok := o.(grpc.OnFinishCallOption); ok {
+			n++
+		}
+	}
+	if n == 0 {
+		return opts, nil
+	}
+	rest := make([]grpc.CallOption, 0, len(opts)-n)
+	fns := make([]func(error), 0, n)
+	for _, o := range opts {
+		if f, ok := o.(grpc.OnFinishCallOption); ok {
+			fns = append(fns, f.OnFinish)
+		} else {
+			rest = append(rest, o)
+		}
+	}
+	return rest, fns
+}
+
+// finish runs the OnFinish callbacks with the call's final error.
+func finish(fns []func(error), err error) {
+	for _, f := range fns {
+		f(err)
+	}
+}
+
+// closeWatch returns a retry.Failure.Interrupt that fires when cc is closed, so that no call
+// outlives ClientConn.Close by a backoff. It watches only during a wait, with one goroutine
+// that ends when the wait does. A nil cc (an interceptor called directly) is never closed.
+func closeWatch(cc *grpc.ClientConn) func() (<-chan struct{}, func()) {
+	if cc == nil {
+		return nil
+	}
+	return func() (<-chan struct{}, func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			for st := cc.GetState(); st != connectivity.Shutdown; st = cc.GetState() {
+				if !cc.WaitForStateChange(ctx, st) {
+					return
+				}
+			}
+			close(done)
+		}()
+		return done, cancel
+	}
+}

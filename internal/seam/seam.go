@@ -1,0 +1,24 @@
+// Package seam carries what package errs lets only its sibling packages do: build a classified
+// error with facts a user cannot set, and read those facts back. The functions are set by
+// errs in its init and typed there (the grpc-go internal pattern: errs may not be imported
+// here, or the import would cycle).
+package seam
+
+// Facts are what a classifier learned about a failure beyond the status: how the caller's
+// context stood and whether a trusted server reason declared the failure transient.
+type Facts struct {
+	// ContextErr is the caller's context error (context.Canceled or
+	// context.DeadlineExceeded) when the context had ended as the failure came back.
+	ContextErr error
+	// Transient is whether an ErrorInfo reason from a trusted domain is in the transient set
+	// (the server declined the work and says it may be retried).
+	Transient bool
+}
+
+var (
+	// NewError is func(errs.Kind, *status.Status, error, errs.Info, errs.Resource, Facts) *errs.Error:
+	// the classified error for a failed RPC's status (errs/seam.go).
+	NewError any
+	// FactsOf is func(*errs.Error) Facts.
+	FactsOf any
+)
