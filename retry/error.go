@@ -3,6 +3,7 @@ package retry
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -94,12 +95,12 @@ func newError(last error, attempts int, wait time.Duration, cause StopCause, ctx
 
 // Error returns the last attempt's error text followed by the attempts and the stop cause,
 // e.g. "GetSandbox: unavailable: backend restarting (sandbox sb-1) [5 attempts, attempts
-// exhausted]". A call that failed once and was not retryable reads as its error alone.
+// exhausted]": one line of at most 1 KiB, the error text cut to make room for the suffix. A
+// call that failed once and was not retryable reads as its error alone.
 func (e *Error) Error() string {
 	if e.attempts == 1 && e.cause == StopNotRetryable {
-		return e.err.Error()
+		return errText(e.err)
 	}
-	msg := errText(e.err)
 	suffix := " [" + strconv.Itoa(e.attempts) + " attempt"
 	if e.attempts != 1 {
 		suffix += "s"
@@ -108,8 +109,14 @@ func (e *Error) Error() string {
 	if e.ctxErr != nil {
 		suffix += ": " + e.ctxErr.Error()
 	}
-	return msg + suffix + "]"
+	suffix += "]"
+	return truncate(oneLine(errText(e.err)), maxText-len(suffix)-len(truncMark)) + suffix
 }
+
+// maxText bounds the text of an *Error, suffix included, like every classified error's.
+const maxText = 1024
+
+const truncMark = "..."
 
 // Unwrap returns the last attempt's error and, when the caller's context ended the
 // retrying, the context's error.
@@ -182,7 +189,21 @@ func errText(err error) string {
 	if err == nil {
 		return "<nil>"
 	}
-	return truncate(err.Error(), 1024)
+	return truncate(oneLine(err.Error()), maxText-len(truncMark))
+}
+
+// oneLine replaces line breaks with spaces: an error that is not an *errs.Error may span
+// lines.
+func oneLine(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 // truncate cuts s to at most n bytes plus "...", at a rune boundary so that the result
@@ -194,5 +215,5 @@ func truncate(s string, n int) string {
 	for n > 0 && !utf8.RuneStart(s[n]) {
 		n--
 	}
-	return s[:n] + "..."
+	return s[:n] + truncMark
 }
