@@ -253,9 +253,15 @@ func (p *pingServer) PingList(req *testpb.PingListRequest, stream testpb.TestSer
 // by t.Cleanup.
 func newPing(t testing.TB, p *pingServer, dialOpts ...grpc.DialOption) testpb.TestServiceClient {
 	t.Helper()
+	return newPingWith(t, p, dialOpts...)
+}
+
+// newPingWith is newPing for any implementation of the test service.
+func newPingWith(t testing.TB, impl testpb.TestServiceServer, dialOpts ...grpc.DialOption) testpb.TestServiceClient {
+	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	gs := grpc.NewServer(grpc.WaitForHandlers(true))
-	testpb.RegisterTestServiceServer(gs, p)
+	testpb.RegisterTestServiceServer(gs, impl)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -26,13 +26,19 @@
 //
 // # Decisions
 //
-// For each failure, in order: the caller's context ended -> stop; the kind is not in
-// RetryOn (and the attempt did not run out of its own PerAttemptTimeout) -> stop; MaxAttempts
-// reached -> stop; a positive hint above MaxRetryDelay -> stop at once, the hint still
-// readable on the error; the wait (hint, else backoff) would end at or after the deadline,
-// or at or past MaxElapsed -> stop at once instead of sleeping into a certain DEADLINE_EXCEEDED;
-// the budget says no -> stop. Otherwise the OnRetry hook runs and the loop waits. "Attempts"
-// always include the first.
+// For each failure, in order: it already holds the final [*Error] of another retry loop ->
+// returned as it is (retries never nest); the caller's context ended -> stop; the client
+// produced it and would again ([OriginLocal]) -> stop; its kind is not retried (in RetryOn,
+// or a family base kind with a code in TransientCodes or a trusted transient reason), and the
+// attempt did not run out of its own PerAttemptTimeout -> stop; a RESOURCE_EXHAUSTED without
+// RetryInfo or a trusted transient reason -> stop ("no server signal": a quota); repeating it
+// is not safe at the call's [Idempotency] (NeverRetry; NotIdempotent unless the server
+// declined the work or the request was never sent) -> stop; MaxAttempts reached -> stop; a
+// positive hint above MaxRetryDelay -> stop at once, the hint still readable on the error;
+// the wait (hint, else backoff) would end at or after the deadline, or at or past MaxElapsed
+// -> stop at once instead of sleeping into a certain DEADLINE_EXCEEDED; the budget says no
+// -> stop. Otherwise the OnRetry hook runs and the loop waits. "Attempts" always include the
+// first. The rules are those of the project's safety.md and retry.md.
 //
 // # Errors
 //
