@@ -189,7 +189,7 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 	// Retrier.Do: the success path then costs the budget's deposit and little else.
 	req, key := s.withKey(method, req)
 	opts, finishers := onFinish(opts)
-	t := rt.r.Track()
+	t := rt.r.Track(method)
 	for {
 		actx := t.AttemptContext(ctx)
 		if n := t.Attempt(); n > 1 && s.header != "" {
@@ -197,7 +197,7 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 		}
 		err := invoker(actx, method, req, reply, cc, opts...)
 		if err == nil {
-			t.Succeeded()
+			t.Succeeded(ctx)
 			finish(finishers, nil)
 			return nil
 		}

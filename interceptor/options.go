@@ -75,9 +75,11 @@ func WithBudget(b retry.Budget) Option {
 	return optionFunc(func(cfg *config) { cfg.budget, cfg.budgetSet = b, true })
 }
 
-// WithHooks sets the hooks the retry loop calls. Default: none.
+// WithHooks adds a set of hooks for the retry loop to call, with the full method name in
+// every event; several WithHooks combine, called in the order given (retry.JoinHooks).
+// Default: none.
 func WithHooks(h retry.Hooks) Option {
-	return optionFunc(func(cfg *config) { cfg.hooks = h })
+	return optionFunc(func(cfg *config) { cfg.hooks = retry.JoinHooks(cfg.hooks, h) })
 }
 
 // WithAttemptHeader sets the outgoing metadata key that carries N on the N-th retry (the

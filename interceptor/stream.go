@@ -81,7 +81,7 @@ func (s *Set) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.Client
 	}
 	rs := &retryStream{
 		set: s, ctx: ctx, desc: desc, cc: cc, method: method, streamer: streamer,
-		classifyOut: classifyOut, tracker: *rt.r.Track(),
+		classifyOut: classifyOut, tracker: *rt.r.Track(method),
 	}
 	rs.opts, rs.finishers = onFinish(opts)
 	rs.sent = rs.inline[:0]
@@ -367,7 +367,7 @@ func (rs *retryStream) settle() {
 	rs.settled = true
 	rs.mu.Unlock()
 	if !done {
-		rs.tracker.Succeeded()
+		rs.tracker.Succeeded(rs.ctx)
 	}
 }
 

@@ -1,7 +1,6 @@
 package retry
 
 import (
-	"context"
 	"strconv"
 	"strings"
 	"time"
@@ -143,47 +142,6 @@ func (e *Error) TotalWait() time.Duration { return e.wait }
 
 // Cause returns why retrying stopped.
 func (e *Error) Cause() StopCause { return e.cause }
-
-// Hooks are called by the retry loop. They run on the caller's goroutine, so they must be
-// quick; a nil hook is skipped. The library never logs: hooks are how to observe it.
-type Hooks struct {
-	// OnRetry is called when an attempt failed and a retry is scheduled, before the wait.
-	OnRetry func(ctx context.Context, ev RetryEvent)
-	// OnStop is called when retrying stops with an error (not on success).
-	OnStop func(ctx context.Context, ev StopEvent)
-}
-
-// RetryEvent reports a scheduled retry.
-type RetryEvent struct {
-	Attempt  int           // the attempt that failed, 1 for the first
-	Err      error         // its error
-	Delay    time.Duration // the wait before the next attempt
-	FromHint bool          // whether Delay came from the server's RetryInfo (else backoff)
-}
-
-// String describes the event in one line, without error details beyond Err's own text.
-func (ev RetryEvent) String() string {
-	src := "backoff"
-	if ev.FromHint {
-		src = "server hint"
-	}
-	return "attempt " + strconv.Itoa(ev.Attempt) + " failed: " + errText(ev.Err) +
-		"; retrying in " + ev.Delay.String() + " (" + src + ")"
-}
-
-// StopEvent reports that retrying stopped with an error.
-type StopEvent struct {
-	Attempts  int           // attempts made, including the first
-	Err       error         // the last attempt's error
-	Cause     StopCause     // why retrying stopped
-	TotalWait time.Duration // time spent waiting between attempts
-}
-
-// String describes the event in one line.
-func (ev StopEvent) String() string {
-	return "stopped after " + strconv.Itoa(ev.Attempts) + " attempt(s), " + ev.Cause.String() +
-		", waited " + ev.TotalWait.String() + ": " + errText(ev.Err)
-}
 
 func errText(err error) string {
 	if err == nil {

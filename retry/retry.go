@@ -127,7 +127,7 @@ func (r *Retrier) Do(ctx context.Context, op func(context.Context) error) error 
 	f := Failure{Idempotency: r.level}
 	for {
 		if err := op(t.AttemptContext(ctx)); err == nil {
-			t.Succeeded()
+			t.Succeeded(ctx)
 			return nil
 		} else if stop := t.Failed(ctx, err, f); stop != nil {
 			return stop
@@ -141,6 +141,7 @@ func (r *Retrier) Do(ctx context.Context, op func(context.Context) error) error 
 // attempt's deadline. A Tracker is not safe for concurrent use.
 type Tracker struct {
 	r       *Retrier
+	method  string
 	attempt int
 	bo      *backoff.ExponentialBackOff
 	start   time.Time
@@ -150,8 +151,9 @@ type Tracker struct {
 	cancel context.CancelFunc // releases the current attempt's own context
 }
 
-// Track returns a Tracker for a call whose first attempt is about to be made.
-func (r *Retrier) Track() *Tracker { return &Tracker{r: r, attempt: 1} }
+// Track returns a Tracker for a call whose first attempt is about to be made. method names
+// the call in the hooks' events (a full gRPC method name, or "").
+func (r *Retrier) Track(method string) *Tracker { return &Tracker{r: r, method: method, attempt: 1} }
 
 // Attempt returns the number of the current attempt, 1 for the first.
 func (t *Tracker) Attempt() int { return t.attempt }
@@ -183,10 +185,14 @@ func (t *Tracker) release() {
 	}
 }
 
-// Succeeded reports that the current attempt succeeded (to the budget).
-func (t *Tracker) Succeeded() {
+// Succeeded reports that the current attempt succeeded: to the budget, and, when the call
+// retried, to the OnDone hook with ctx (the caller's context).
+func (t *Tracker) Succeeded(ctx context.Context) {
 	t.release()
 	t.r.record(t.attempt == 1, Succeeded)
+	if t.attempt > 1 && t.r.hooks.OnDone != nil {
+		t.r.hooks.OnDone(ctx, DoneEvent{Method: t.method, Attempts: t.attempt, TotalWait: t.waited})
+	}
 }
 
 // Failed reports that the current attempt failed with err, and what the caller knows of
@@ -207,7 +213,7 @@ func (t *Tracker) failed(ctx context.Context, err error, f Failure, ownTimeout b
 	r, p := t.r, &t.r.policy
 	first := t.attempt == 1
 	stop := func(cause StopCause, ctxErr error, inWait bool) *Error {
-		return r.stop(ctx, newError(err, t.attempt, t.waited, cause, ctxErr, inWait))
+		return r.stop(ctx, t.method, newError(err, t.attempt, t.waited, cause, ctxErr, inWait))
 	}
 	var inner *Error
 	if errors.As(err, &inner) {
@@ -259,7 +265,7 @@ func (t *Tracker) failed(ctx context.Context, err error, f Failure, ownTimeout b
 		return stop(StopBudget, nil, false)
 	}
 	if r.hooks.OnRetry != nil {
-		r.hooks.OnRetry(ctx, RetryEvent{Attempt: t.attempt, Err: err, Delay: wait, FromHint: fromHint})
+		r.hooks.OnRetry(ctx, RetryEvent{Method: t.method, Attempt: t.attempt, Err: err, Delay: wait, FromHint: fromHint})
 	}
 	var interrupt <-chan struct{}
 	if f.Interrupt != nil {
@@ -362,9 +368,12 @@ func (r *Retrier) facts(err error) *errs.Error {
 	return nil
 }
 
-func (r *Retrier) stop(ctx context.Context, e *Error) *Error {
+func (r *Retrier) stop(ctx context.Context, method string, e *Error) *Error {
 	if r.hooks.OnStop != nil {
-		r.hooks.OnStop(ctx, StopEvent{Attempts: e.attempts, Err: e.err, Cause: e.cause, TotalWait: e.wait})
+		r.hooks.OnStop(ctx, StopEvent{Method: method, Attempts: e.attempts, Err: e.err, Cause: e.cause, TotalWait: e.wait})
+	}
+	if r.hooks.OnDone != nil {
+		r.hooks.OnDone(ctx, DoneEvent{Method: method, Attempts: e.attempts, TotalWait: e.wait, Cause: e.cause, Err: e})
 	}
 	return e
 }

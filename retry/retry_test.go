@@ -274,7 +274,7 @@ func TestTracker(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr := r.Track()
+		tr := r.Track("")
 		var attempts []int
 		var final *retry.Error
 		for {
@@ -293,15 +293,15 @@ func TestTracker(t *testing.T) {
 			t.Errorf("TotalWait() = %v, want %v", final.TotalWait(), want)
 		}
 
-		tr = r.Track()
+		tr = r.Track("")
 		if f := tr.Failed(t.Context(), unavailable(), retry.Failure{}); f != nil {
 			t.Fatalf("Failed(unavailable) on attempt 1 = %v, want nil (retry)", f)
 		}
-		tr.Succeeded()
+		tr.Succeeded(t.Context())
 		if tr.Attempt() != 2 {
 			t.Errorf("Attempt() after one retry = %d, want 2", tr.Attempt())
 		}
-		tr = r.Track()
+		tr = r.Track("")
 		if f := tr.Failed(t.Context(), notFound(), retry.Failure{}); f == nil || f.Cause() != retry.StopNotRetryable || f.Attempts() != 1 {
 			t.Errorf("Failed(notFound) = %v, want a final error after 1 attempt, not retryable", f)
 		}
