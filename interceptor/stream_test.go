@@ -307,8 +307,8 @@ func TestStreamReplay(t *testing.T) {
 				}
 			}
 			_, err = st.Recv()
-			if _, ok := err.(*errs.Error); !ok || !errors.Is(err, errs.ErrSandboxUnavailable) {
-				t.Fatalf("Recv = %v (%T), want the attempt's *errs.Error, not retried", err, err)
+			if _, ok := err.(*errs.Error); !ok || !errors.Is(err, errs.ErrCWSandbox) || status.Code(err) != codes.Unavailable {
+				t.Fatalf("Recv = %v (%T), want the attempt's UNAVAILABLE *errs.Error, not retried", err, err)
 			}
 			if got, _ := p.Received(); fmt.Sprint(got) != "[[aaaa bbbb]]" {
 				t.Errorf("server received %v, want one attempt of [aaaa bbbb]", got)
@@ -340,7 +340,7 @@ func TestStreamCommitDuringWait(t *testing.T) {
 		}
 		_ = st.CloseSend()
 		err = <-errc
-		if _, ok := err.(*errs.Error); !ok || !errors.Is(err, errs.ErrSandboxUnavailable) {
+		if _, ok := err.(*errs.Error); !ok || !errors.Is(err, errs.ErrCWSandbox) || status.Code(err) != codes.Unavailable {
 			t.Errorf("Recv = %v (%T), want the first attempt's *errs.Error", err, err)
 		}
 		if got, _ := p.Received(); len(got) != 1 {
@@ -601,11 +601,14 @@ func TestStreamReleasesAttempts(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				var ctxs []context.Context
+				var streams []grpc.ClientStream
 				capture := func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string,
 					streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-					ctxs = append(ctxs, ctx)
-					return streamer(ctx, desc, cc, method, opts...)
+					cs, err := streamer(ctx, desc, cc, method, opts...)
+					if err == nil {
+						streams = append(streams, cs)
+					}
+					return cs, err
 				}
 				s, err := interceptor.New(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()))
 				if err != nil {
@@ -616,12 +619,13 @@ func TestStreamReleasesAttempts(t *testing.T) {
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
 				tc.run(t, ping, ctx)
-				if len(ctxs) != 2 {
-					t.Fatalf("attempts = %d, want 2", len(ctxs))
+				synctest.Wait()
+				if len(streams) != 2 {
+					t.Fatalf("attempts = %d, want 2", len(streams))
 				}
-				for i, c := range ctxs {
-					if c.Err() == nil {
-						t.Errorf("attempt %d: context not released after the stream ended", i+1)
+				for i, cs := range streams {
+					if cs.Context().Err() == nil {
+						t.Errorf("attempt %d: stream not released after the stream ended", i+1)
 					}
 				}
 				if ctx.Err() != nil {

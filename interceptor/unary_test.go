@@ -104,7 +104,7 @@ func TestUnaryEveryCode(t *testing.T) {
 		{codes.NotFound, errs.ErrSandboxNotFound, 1},
 		{codes.AlreadyExists, errs.ErrSandbox, 1},
 		{codes.PermissionDenied, errs.ErrCWSandboxAuthentication, 1},
-		{codes.ResourceExhausted, errs.ErrSandboxResourceExhausted, maxAttempts},
+		{codes.ResourceExhausted, errs.ErrSandboxResourceExhausted, 1}, // bare: no server signal
 		{codes.FailedPrecondition, errs.ErrSandbox, 1},
 		{codes.Aborted, errs.ErrSandbox, 1},
 		{codes.OutOfRange, errs.ErrSandbox, 1},
@@ -136,8 +136,11 @@ func TestUnaryEveryCode(t *testing.T) {
 					t.Fatalf("GetSandbox error %T is not a *retry.Error", err)
 				}
 				wantCause := retry.StopNotRetryable
-				if tc.wantCalls > 1 {
+				switch {
+				case tc.wantCalls > 1:
 					wantCause = retry.StopExhausted
+				case tc.code == codes.ResourceExhausted:
+					wantCause = retry.StopNoServerSignal
 				}
 				if re.Attempts() != tc.wantCalls || re.Cause() != wantCause {
 					t.Errorf("retry.Error = %d attempts, %v; want %d, %v", re.Attempts(), re.Cause(), tc.wantCalls, wantCause)
@@ -171,9 +174,9 @@ func TestUnaryReasons(t *testing.T) {
 			wantCalls: 1, wantKind: errs.ErrSandboxCommandTimeout,
 		},
 		{
-			name:      "RESOURCE_EXHAUSTED without RetryInfo backs off",
+			name:      "RESOURCE_EXHAUSTED without a server signal is not retried",
 			st:        sandboxtest.Status(codes.ResourceExhausted, "quota"),
-			wantCalls: 3, wantWait: 3 * time.Second,
+			wantCalls: 1, wantKind: errs.ErrSandboxResourceExhausted,
 		},
 		{
 			name: "RESOURCE_EXHAUSTED with RetryInfo waits for the hint",
@@ -521,8 +524,8 @@ func TestMethodPolicies(t *testing.T) {
 			opts: []grpc.CallOption{interceptor.WithCallPolicy(attempts(secondsPolicy(), 1))}, wantCalls: 1},
 		{name: "WithCallPolicy beats default", method: getRunner, call: callGetRunner,
 			opts: []grpc.CallOption{interceptor.WithCallPolicy(attempts(secondsPolicy(), 5))}, wantCalls: 5},
-		{name: "invalid WithCallPolicy keeps method policy", method: getSandbox, call: callGetSandbox,
-			opts: []grpc.CallOption{interceptor.WithCallPolicy(invalid)}, wantCalls: 4},
+		{name: "invalid WithCallPolicy fails the call", method: getSandbox, call: callGetSandbox,
+			opts: []grpc.CallOption{interceptor.WithCallPolicy(invalid)}, wantCalls: 0},
 		{name: "WithoutRetry", method: getSandbox, call: callGetSandbox,
 			opts: []grpc.CallOption{interceptor.WithoutRetry()}, wantCalls: 1},
 		{name: "WithoutRetry beats WithCallPolicy", method: getSandbox, call: callGetSandbox,
@@ -538,7 +541,16 @@ func TestMethodPolicies(t *testing.T) {
 					interceptor.WithMethodPolicy(getSandbox, attempts(secondsPolicy(), 4))))
 				e.srv.FailAlways(tc.method, unavailable())
 				err := tc.call(e, tc.opts...)
-				if !errors.Is(err, errs.ErrSandboxUnavailable) {
+				switch {
+				case tc.wantCalls == 0:
+					if status.Code(err) != codes.InvalidArgument || !errors.Is(err, retry.ErrInvalidPolicy) {
+						t.Errorf("error = %v, want INVALID_ARGUMENT matching retry.ErrInvalidPolicy", err)
+					}
+				case tc.method == getRunner:
+					if !errors.Is(err, errs.ErrDiscovery) || status.Code(err) != codes.Unavailable {
+						t.Errorf("error = %v, want an UNAVAILABLE DiscoveryError", err)
+					}
+				case !errors.Is(err, errs.ErrSandboxUnavailable):
 					t.Errorf("error = %v, want SandboxUnavailableError", err)
 				}
 				if n := e.srv.Calls(tc.method); n != tc.wantCalls {
