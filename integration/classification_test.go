@@ -387,22 +387,22 @@ func TestClassificationEndToEnd(t *testing.T) {
 			want: want{kind: errs.ErrDiscovery, notKinds: []errs.Kind{errs.ErrSandbox}, code: codes.Internal, runnerID: "r-9"},
 		},
 		{
-			name: "discovery UNAVAILABLE is transient like everywhere",
+			name: "discovery UNAVAILABLE is a DiscoveryError",
 			rpc:  getRunner("r-9"),
 			st:   sandboxtest.Status(codes.Unavailable, "down"),
-			want: want{kind: errs.ErrSandboxUnavailable, code: codes.Unavailable, runnerID: "r-9"},
+			want: want{kind: errs.ErrDiscovery, notKinds: []errs.Kind{errs.ErrSandbox}, code: codes.Unavailable, runnerID: "r-9"},
 		},
 		{
-			name: "discovery RESOURCE_EXHAUSTED is transient like everywhere",
+			name: "discovery RESOURCE_EXHAUSTED is a DiscoveryError",
 			rpc:  getRunner("r-9"),
 			st:   sandboxtest.Status(codes.ResourceExhausted, "busy"),
-			want: want{kind: errs.ErrSandboxResourceExhausted, code: codes.ResourceExhausted, runnerID: "r-9"},
+			want: want{kind: errs.ErrDiscovery, notKinds: []errs.Kind{errs.ErrSandbox}, code: codes.ResourceExhausted, runnerID: "r-9"},
 		},
 		{
-			name: "discovery DEADLINE_EXCEEDED is a request timeout",
+			name: "discovery DEADLINE_EXCEEDED is a DiscoveryError",
 			rpc:  getRunner("r-9"),
 			st:   sandboxtest.Status(codes.DeadlineExceeded, "slow"),
-			want: want{kind: errs.ErrSandboxRequestTimeout, code: codes.DeadlineExceeded, runnerID: "r-9"},
+			want: want{kind: errs.ErrDiscovery, notKinds: []errs.Kind{errs.ErrSandbox}, code: codes.DeadlineExceeded, runnerID: "r-9"},
 		},
 		// Parsing rules.
 		{
@@ -569,8 +569,8 @@ func TestClassificationConfiguredFamily(t *testing.T) {
 		{"validation", sandboxtest.Status(codes.InvalidArgument, "x", sandboxtest.BadRequest("f", "d")),
 			want{kind: errs.ErrCWSandboxValidation, notKinds: []errs.Kind{errs.ErrDiscovery}, code: codes.InvalidArgument, runnerID: "r-1",
 				violations: []errs.FieldViolation{{Field: "f", Description: "d"}}}},
-		{"transient codes are the same in every family", sandboxtest.Status(codes.Unavailable, "x"),
-			want{kind: errs.ErrSandboxUnavailable, code: codes.Unavailable, runnerID: "r-1"}},
+		{"a transient code alone is the base kind", sandboxtest.Status(codes.Unavailable, "x"),
+			want{kind: errs.ErrCWSandbox, notKinds: []errs.Kind{errs.ErrSandbox, errs.ErrDiscovery}, code: codes.Unavailable, runnerID: "r-1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
