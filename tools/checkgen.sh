@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# checkgen.sh fails if the committed generated code in internal/sandboxpb is
-# not what tools/genproto.sh produces from sandbox.proto.
+# checkgen.sh fails if the committed generated code (internal/sandboxpb,
+# internal/testpb) is not what tools/genproto.sh produces from the .proto
+# files.
 #
 # It regenerates into a temporary directory (the work tree is left alone) and
-# compares the *.pb.go files there with the ones in internal/sandboxpb, so a
-# changed, missing or extra generated file fails the check.
+# compares every *.pb.go file there with every *.pb.go file committed under
+# internal/, path by path, so a changed, missing or extra generated file
+# fails the check.
 #
 # The generated headers record the protoc version (`// 	protoc        vX` and
 # `// - protoc             vX`). Neither plugin has an option to leave it
@@ -20,15 +22,23 @@ trap 'rm -rf "$tmp"' EXIT
 
 bash "$root/tools/genproto.sh" "$tmp/gen"
 
-mkdir -p "$tmp/want" "$tmp/got"
-cp "$root"/internal/sandboxpb/*.pb.go "$tmp/want"/ 2>/dev/null || true
-cp "$tmp"/gen/internal/sandboxpb/*.pb.go "$tmp/got"/
+# copy_pb SRC DST copies SRC/internal/**/*.pb.go to DST, keeping their paths.
+copy_pb() {
+	mkdir -p "$2"
+	(cd "$1" && find internal -name '*.pb.go' -print0) |
+		while IFS= read -r -d '' f; do
+			mkdir -p "$2/$(dirname "$f")"
+			cp "$1/$f" "$2/$f"
+		done
+}
+copy_pb "$root" "$tmp/want"
+copy_pb "$tmp/gen" "$tmp/got"
 
 if ! diff -r -u \
 	-I '^// 	protoc  *v' \
 	-I '^// - protoc  *v' \
 	"$tmp/want" "$tmp/got"; then
-	echo "checkgen: internal/sandboxpb is out of date; run: go generate ./internal/sandboxpb" >&2
+	echo "checkgen: generated code is out of date; run: go generate ./internal/sandboxpb" >&2
 	exit 1
 fi
-echo "checkgen: internal/sandboxpb is up to date"
+echo "checkgen: generated code is up to date:" $(cd "$tmp/got" && find internal -name '*.pb.go' | sort)

@@ -190,7 +190,7 @@ func (x ExecStreamOutput_Stream) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ExecStreamOutput_Stream.Descriptor instead.
 func (ExecStreamOutput_Stream) EnumDescriptor() ([]byte, []int) {
-	return file_internal_sandboxpb_sandbox_proto_rawDescGZIP(), []int{22, 0}
+	return file_internal_sandboxpb_sandbox_proto_rawDescGZIP(), []int{25, 0}
 }
 
 // SandboxSpec is a simplified sandbox specification.
@@ -1151,6 +1151,204 @@ func (x *LogStreamError) GetCode() string {
 	return ""
 }
 
+// ExecRequest's field numbers are this project's own: the real ones were not
+// published.
+type ExecRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	SandboxId      string                 `protobuf:"bytes,1,opt,name=sandbox_id,json=sandboxId,proto3" json:"sandbox_id,omitempty"`
+	Command        []string               `protobuf:"bytes,2,rep,name=command,proto3" json:"command,omitempty"`
+	Env            map[string]string      `protobuf:"bytes,3,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	MaxOutputBytes int64                  `protobuf:"varint,4,opt,name=max_output_bytes,json=maxOutputBytes,proto3" json:"max_output_bytes,omitempty"`
+	Container      string                 `protobuf:"bytes,5,opt,name=container,proto3" json:"container,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ExecRequest) Reset() {
+	*x = ExecRequest{}
+	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecRequest) ProtoMessage() {}
+
+func (x *ExecRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
+func (*ExecRequest) Descriptor() ([]byte, []int) {
+	return file_internal_sandboxpb_sandbox_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ExecRequest) GetSandboxId() string {
+	if x != nil {
+		return x.SandboxId
+	}
+	return ""
+}
+
+func (x *ExecRequest) GetCommand() []string {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *ExecRequest) GetEnv() map[string]string {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+func (x *ExecRequest) GetMaxOutputBytes() int64 {
+	if x != nil {
+		return x.MaxOutputBytes
+	}
+	return 0
+}
+
+func (x *ExecRequest) GetContainer() string {
+	if x != nil {
+		return x.Container
+	}
+	return ""
+}
+
+type ExecResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stdout        []byte                 `protobuf:"bytes,1,opt,name=stdout,proto3" json:"stdout,omitempty"`
+	Stderr        []byte                 `protobuf:"bytes,2,opt,name=stderr,proto3" json:"stderr,omitempty"`
+	ExitCode      int32                  `protobuf:"varint,3,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecResponse) Reset() {
+	*x = ExecResponse{}
+	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecResponse) ProtoMessage() {}
+
+func (x *ExecResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecResponse.ProtoReflect.Descriptor instead.
+func (*ExecResponse) Descriptor() ([]byte, []int) {
+	return file_internal_sandboxpb_sandbox_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ExecResponse) GetStdout() []byte {
+	if x != nil {
+		return x.Stdout
+	}
+	return nil
+}
+
+func (x *ExecResponse) GetStderr() []byte {
+	if x != nil {
+		return x.Stderr
+	}
+	return nil
+}
+
+func (x *ExecResponse) GetExitCode() int32 {
+	if x != nil {
+		return x.ExitCode
+	}
+	return 0
+}
+
+type CreateFileSystemSnapshotRequest struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	SandboxId         string                 `protobuf:"bytes,1,opt,name=sandbox_id,json=sandboxId,proto3" json:"sandbox_id,omitempty"`
+	RequestId         string                 `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	ScratchVolumeName string                 `protobuf:"bytes,3,opt,name=scratch_volume_name,json=scratchVolumeName,proto3" json:"scratch_volume_name,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *CreateFileSystemSnapshotRequest) Reset() {
+	*x = CreateFileSystemSnapshotRequest{}
+	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateFileSystemSnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateFileSystemSnapshotRequest) ProtoMessage() {}
+
+func (x *CreateFileSystemSnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateFileSystemSnapshotRequest.ProtoReflect.Descriptor instead.
+func (*CreateFileSystemSnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_internal_sandboxpb_sandbox_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *CreateFileSystemSnapshotRequest) GetSandboxId() string {
+	if x != nil {
+		return x.SandboxId
+	}
+	return ""
+}
+
+func (x *CreateFileSystemSnapshotRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *CreateFileSystemSnapshotRequest) GetScratchVolumeName() string {
+	if x != nil {
+		return x.ScratchVolumeName
+	}
+	return ""
+}
+
 type ExecStreamRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Request:
@@ -1166,7 +1364,7 @@ type ExecStreamRequest struct {
 
 func (x *ExecStreamRequest) Reset() {
 	*x = ExecStreamRequest{}
-	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[16]
+	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1178,7 +1376,7 @@ func (x *ExecStreamRequest) String() string {
 func (*ExecStreamRequest) ProtoMessage() {}
 
 func (x *ExecStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[16]
+	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1191,7 +1389,7 @@ func (x *ExecStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStreamRequest.ProtoReflect.Descriptor instead.
 func (*ExecStreamRequest) Descriptor() ([]byte, []int) {
-	return file_internal_sandboxpb_sandbox_proto_rawDescGZIP(), []int{16}
+	return file_internal_sandboxpb_sandbox_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ExecStreamRequest) GetRequest() isExecStreamRequest_Request {
@@ -1280,7 +1478,7 @@ type ExecStreamInit struct {
 
 func (x *ExecStreamInit) Reset() {
 	*x = ExecStreamInit{}
-	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[17]
+	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1292,7 +1490,7 @@ func (x *ExecStreamInit) String() string {
 func (*ExecStreamInit) ProtoMessage() {}
 
 func (x *ExecStreamInit) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[17]
+	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1305,7 +1503,7 @@ func (x *ExecStreamInit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStreamInit.ProtoReflect.Descriptor instead.
 func (*ExecStreamInit) Descriptor() ([]byte, []int) {
-	return file_internal_sandboxpb_sandbox_proto_rawDescGZIP(), []int{17}
+	return file_internal_sandboxpb_sandbox_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ExecStreamInit) GetSandboxId() string {
@@ -1367,7 +1565,7 @@ type ExecStreamResize struct {
 
 func (x *ExecStreamResize) Reset() {
 	*x = ExecStreamResize{}
-	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[18]
+	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1379,7 +1577,7 @@ func (x *ExecStreamResize) String() string {
 func (*ExecStreamResize) ProtoMessage() {}
 
 func (x *ExecStreamResize) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[18]
+	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1392,7 +1590,7 @@ func (x *ExecStreamResize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStreamResize.ProtoReflect.Descriptor instead.
 func (*ExecStreamResize) Descriptor() ([]byte, []int) {
-	return file_internal_sandboxpb_sandbox_proto_rawDescGZIP(), []int{18}
+	return file_internal_sandboxpb_sandbox_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ExecStreamResize) GetWidth() uint32 {
@@ -1418,7 +1616,7 @@ type ExecStreamClose struct {
 
 func (x *ExecStreamClose) Reset() {
 	*x = ExecStreamClose{}
-	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[19]
+	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1430,7 +1628,7 @@ func (x *ExecStreamClose) String() string {
 func (*ExecStreamClose) ProtoMessage() {}
 
 func (x *ExecStreamClose) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[19]
+	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1443,7 +1641,7 @@ func (x *ExecStreamClose) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStreamClose.ProtoReflect.Descriptor instead.
 func (*ExecStreamClose) Descriptor() ([]byte, []int) {
-	return file_internal_sandboxpb_sandbox_proto_rawDescGZIP(), []int{19}
+	return file_internal_sandboxpb_sandbox_proto_rawDescGZIP(), []int{22}
 }
 
 type ExecStreamResponse struct {
@@ -1461,7 +1659,7 @@ type ExecStreamResponse struct {
 
 func (x *ExecStreamResponse) Reset() {
 	*x = ExecStreamResponse{}
-	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[20]
+	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1473,7 +1671,7 @@ func (x *ExecStreamResponse) String() string {
 func (*ExecStreamResponse) ProtoMessage() {}
 
 func (x *ExecStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[20]
+	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1486,7 +1684,7 @@ func (x *ExecStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStreamResponse.ProtoReflect.Descriptor instead.
 func (*ExecStreamResponse) Descriptor() ([]byte, []int) {
-	return file_internal_sandboxpb_sandbox_proto_rawDescGZIP(), []int{20}
+	return file_internal_sandboxpb_sandbox_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ExecStreamResponse) GetResponse() isExecStreamResponse_Response {
@@ -1570,7 +1768,7 @@ type ExecStreamReady struct {
 
 func (x *ExecStreamReady) Reset() {
 	*x = ExecStreamReady{}
-	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[21]
+	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1582,7 +1780,7 @@ func (x *ExecStreamReady) String() string {
 func (*ExecStreamReady) ProtoMessage() {}
 
 func (x *ExecStreamReady) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[21]
+	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1595,7 +1793,7 @@ func (x *ExecStreamReady) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStreamReady.ProtoReflect.Descriptor instead.
 func (*ExecStreamReady) Descriptor() ([]byte, []int) {
-	return file_internal_sandboxpb_sandbox_proto_rawDescGZIP(), []int{21}
+	return file_internal_sandboxpb_sandbox_proto_rawDescGZIP(), []int{24}
 }
 
 type ExecStreamOutput struct {
@@ -1608,7 +1806,7 @@ type ExecStreamOutput struct {
 
 func (x *ExecStreamOutput) Reset() {
 	*x = ExecStreamOutput{}
-	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[22]
+	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1620,7 +1818,7 @@ func (x *ExecStreamOutput) String() string {
 func (*ExecStreamOutput) ProtoMessage() {}
 
 func (x *ExecStreamOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[22]
+	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1633,7 +1831,7 @@ func (x *ExecStreamOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStreamOutput.ProtoReflect.Descriptor instead.
 func (*ExecStreamOutput) Descriptor() ([]byte, []int) {
-	return file_internal_sandboxpb_sandbox_proto_rawDescGZIP(), []int{22}
+	return file_internal_sandboxpb_sandbox_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ExecStreamOutput) GetStream() ExecStreamOutput_Stream {
@@ -1659,7 +1857,7 @@ type ExecStreamExit struct {
 
 func (x *ExecStreamExit) Reset() {
 	*x = ExecStreamExit{}
-	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[23]
+	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1671,7 +1869,7 @@ func (x *ExecStreamExit) String() string {
 func (*ExecStreamExit) ProtoMessage() {}
 
 func (x *ExecStreamExit) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[23]
+	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1684,7 +1882,7 @@ func (x *ExecStreamExit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStreamExit.ProtoReflect.Descriptor instead.
 func (*ExecStreamExit) Descriptor() ([]byte, []int) {
-	return file_internal_sandboxpb_sandbox_proto_rawDescGZIP(), []int{23}
+	return file_internal_sandboxpb_sandbox_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ExecStreamExit) GetExitCode() int32 {
@@ -1706,7 +1904,7 @@ type ExecStreamError struct {
 
 func (x *ExecStreamError) Reset() {
 	*x = ExecStreamError{}
-	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[24]
+	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1718,7 +1916,7 @@ func (x *ExecStreamError) String() string {
 func (*ExecStreamError) ProtoMessage() {}
 
 func (x *ExecStreamError) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[24]
+	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1731,7 +1929,7 @@ func (x *ExecStreamError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStreamError.ProtoReflect.Descriptor instead.
 func (*ExecStreamError) Descriptor() ([]byte, []int) {
-	return file_internal_sandboxpb_sandbox_proto_rawDescGZIP(), []int{24}
+	return file_internal_sandboxpb_sandbox_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ExecStreamError) GetMessage() string {
@@ -1757,7 +1955,7 @@ type GetAvailableRunnerRequest struct {
 
 func (x *GetAvailableRunnerRequest) Reset() {
 	*x = GetAvailableRunnerRequest{}
-	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[25]
+	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1769,7 +1967,7 @@ func (x *GetAvailableRunnerRequest) String() string {
 func (*GetAvailableRunnerRequest) ProtoMessage() {}
 
 func (x *GetAvailableRunnerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[25]
+	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1782,7 +1980,7 @@ func (x *GetAvailableRunnerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAvailableRunnerRequest.ProtoReflect.Descriptor instead.
 func (*GetAvailableRunnerRequest) Descriptor() ([]byte, []int) {
-	return file_internal_sandboxpb_sandbox_proto_rawDescGZIP(), []int{25}
+	return file_internal_sandboxpb_sandbox_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetAvailableRunnerRequest) GetRunnerId() string {
@@ -1801,7 +1999,7 @@ type AvailableRunner struct {
 
 func (x *AvailableRunner) Reset() {
 	*x = AvailableRunner{}
-	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[26]
+	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1813,7 +2011,7 @@ func (x *AvailableRunner) String() string {
 func (*AvailableRunner) ProtoMessage() {}
 
 func (x *AvailableRunner) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[26]
+	mi := &file_internal_sandboxpb_sandbox_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1826,7 +2024,7 @@ func (x *AvailableRunner) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AvailableRunner.ProtoReflect.Descriptor instead.
 func (*AvailableRunner) Descriptor() ([]byte, []int) {
-	return file_internal_sandboxpb_sandbox_proto_rawDescGZIP(), []int{26}
+	return file_internal_sandboxpb_sandbox_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AvailableRunner) GetRunnerId() string {
@@ -1927,7 +2125,27 @@ const file_internal_sandboxpb_sandbox_proto_rawDesc = "" +
 	"\x05error\x18\x05 \x01(\v2$.coreweave.sandbox.v1.LogStreamErrorR\x05error\">\n" +
 	"\x0eLogStreamError\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x12\n" +
-	"\x04code\x18\x02 \x01(\tR\x04code\"\xf3\x01\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\"\x84\x02\n" +
+	"\vExecRequest\x12\x1d\n" +
+	"\n" +
+	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x12\x18\n" +
+	"\acommand\x18\x02 \x03(\tR\acommand\x12<\n" +
+	"\x03env\x18\x03 \x03(\v2*.coreweave.sandbox.v1.ExecRequest.EnvEntryR\x03env\x12(\n" +
+	"\x10max_output_bytes\x18\x04 \x01(\x03R\x0emaxOutputBytes\x12\x1c\n" +
+	"\tcontainer\x18\x05 \x01(\tR\tcontainer\x1a6\n" +
+	"\bEnvEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"[\n" +
+	"\fExecResponse\x12\x16\n" +
+	"\x06stdout\x18\x01 \x01(\fR\x06stdout\x12\x16\n" +
+	"\x06stderr\x18\x02 \x01(\fR\x06stderr\x12\x1b\n" +
+	"\texit_code\x18\x03 \x01(\x05R\bexitCode\"\x8f\x01\n" +
+	"\x1fCreateFileSystemSnapshotRequest\x12\x1d\n" +
+	"\n" +
+	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\x12.\n" +
+	"\x13scratch_volume_name\x18\x03 \x01(\tR\x11scratchVolumeName\"\xf3\x01\n" +
 	"\x11ExecStreamRequest\x12:\n" +
 	"\x04init\x18\x01 \x01(\v2$.coreweave.sandbox.v1.ExecStreamInitH\x00R\x04init\x12\x16\n" +
 	"\x05stdin\x18\x02 \x01(\fH\x00R\x05stdin\x12@\n" +
@@ -1980,7 +2198,7 @@ const file_internal_sandboxpb_sandbox_proto_rawDesc = "" +
 	"\x17SNAPSHOT_STATE_CREATING\x10\x01\x12\x18\n" +
 	"\x14SNAPSHOT_STATE_READY\x10\x02\x12\x19\n" +
 	"\x15SNAPSHOT_STATE_FAILED\x10\x03\x12\x1b\n" +
-	"\x17SNAPSHOT_STATE_DELETING\x10\x042\x9a\x06\n" +
+	"\x17SNAPSHOT_STATE_DELETING\x10\x042\xe6\a\n" +
 	"\x0eSandboxService\x12Z\n" +
 	"\rCreateSandbox\x12*.coreweave.sandbox.v1.CreateSandboxRequest\x1a\x1d.coreweave.sandbox.v1.Sandbox\x12T\n" +
 	"\n" +
@@ -1990,7 +2208,9 @@ const file_internal_sandboxpb_sandbox_proto_rawDesc = "" +
 	"\tWriteFile\x12&.coreweave.sandbox.v1.WriteFileRequest\x1a'.coreweave.sandbox.v1.WriteFileResponse\x12u\n" +
 	"\x15GetFileSystemSnapshot\x122.coreweave.sandbox.v1.GetFileSystemSnapshotRequest\x1a(.coreweave.sandbox.v1.FileSystemSnapshot\x12W\n" +
 	"\n" +
-	"StreamLogs\x12'.coreweave.sandbox.v1.StreamLogsRequest\x1a\x1e.coreweave.sandbox.v1.LogEntry0\x01\x12c\n" +
+	"StreamLogs\x12'.coreweave.sandbox.v1.StreamLogsRequest\x1a\x1e.coreweave.sandbox.v1.LogEntry0\x01\x12M\n" +
+	"\x04Exec\x12!.coreweave.sandbox.v1.ExecRequest\x1a\".coreweave.sandbox.v1.ExecResponse\x12{\n" +
+	"\x18CreateFileSystemSnapshot\x125.coreweave.sandbox.v1.CreateFileSystemSnapshotRequest\x1a(.coreweave.sandbox.v1.FileSystemSnapshot\x12c\n" +
 	"\n" +
 	"StreamExec\x12'.coreweave.sandbox.v1.ExecStreamRequest\x1a(.coreweave.sandbox.v1.ExecStreamResponse(\x010\x012\x80\x01\n" +
 	"\x10DiscoveryService\x12l\n" +
@@ -2009,40 +2229,44 @@ func file_internal_sandboxpb_sandbox_proto_rawDescGZIP() []byte {
 }
 
 var file_internal_sandboxpb_sandbox_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_internal_sandboxpb_sandbox_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_internal_sandboxpb_sandbox_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_internal_sandboxpb_sandbox_proto_goTypes = []any{
-	(SnapshotState)(0),                   // 0: coreweave.sandbox.v1.SnapshotState
-	(SandboxStatus_State)(0),             // 1: coreweave.sandbox.v1.SandboxStatus.State
-	(ExecStreamOutput_Stream)(0),         // 2: coreweave.sandbox.v1.ExecStreamOutput.Stream
-	(*SandboxSpec)(nil),                  // 3: coreweave.sandbox.v1.SandboxSpec
-	(*Sandbox)(nil),                      // 4: coreweave.sandbox.v1.Sandbox
-	(*SandboxStatus)(nil),                // 5: coreweave.sandbox.v1.SandboxStatus
-	(*FileSystemSnapshot)(nil),           // 6: coreweave.sandbox.v1.FileSystemSnapshot
-	(*CreateSandboxRequest)(nil),         // 7: coreweave.sandbox.v1.CreateSandboxRequest
-	(*GetSandboxRequest)(nil),            // 8: coreweave.sandbox.v1.GetSandboxRequest
-	(*DeleteSandboxRequest)(nil),         // 9: coreweave.sandbox.v1.DeleteSandboxRequest
-	(*DeleteSandboxResponse)(nil),        // 10: coreweave.sandbox.v1.DeleteSandboxResponse
-	(*ReadFileRequest)(nil),              // 11: coreweave.sandbox.v1.ReadFileRequest
-	(*ReadFileResponse)(nil),             // 12: coreweave.sandbox.v1.ReadFileResponse
-	(*WriteFileRequest)(nil),             // 13: coreweave.sandbox.v1.WriteFileRequest
-	(*WriteFileResponse)(nil),            // 14: coreweave.sandbox.v1.WriteFileResponse
-	(*GetFileSystemSnapshotRequest)(nil), // 15: coreweave.sandbox.v1.GetFileSystemSnapshotRequest
-	(*StreamLogsRequest)(nil),            // 16: coreweave.sandbox.v1.StreamLogsRequest
-	(*LogEntry)(nil),                     // 17: coreweave.sandbox.v1.LogEntry
-	(*LogStreamError)(nil),               // 18: coreweave.sandbox.v1.LogStreamError
-	(*ExecStreamRequest)(nil),            // 19: coreweave.sandbox.v1.ExecStreamRequest
-	(*ExecStreamInit)(nil),               // 20: coreweave.sandbox.v1.ExecStreamInit
-	(*ExecStreamResize)(nil),             // 21: coreweave.sandbox.v1.ExecStreamResize
-	(*ExecStreamClose)(nil),              // 22: coreweave.sandbox.v1.ExecStreamClose
-	(*ExecStreamResponse)(nil),           // 23: coreweave.sandbox.v1.ExecStreamResponse
-	(*ExecStreamReady)(nil),              // 24: coreweave.sandbox.v1.ExecStreamReady
-	(*ExecStreamOutput)(nil),             // 25: coreweave.sandbox.v1.ExecStreamOutput
-	(*ExecStreamExit)(nil),               // 26: coreweave.sandbox.v1.ExecStreamExit
-	(*ExecStreamError)(nil),              // 27: coreweave.sandbox.v1.ExecStreamError
-	(*GetAvailableRunnerRequest)(nil),    // 28: coreweave.sandbox.v1.GetAvailableRunnerRequest
-	(*AvailableRunner)(nil),              // 29: coreweave.sandbox.v1.AvailableRunner
-	nil,                                  // 30: coreweave.sandbox.v1.ExecStreamInit.EnvEntry
-	(*timestamppb.Timestamp)(nil),        // 31: google.protobuf.Timestamp
+	(SnapshotState)(0),                      // 0: coreweave.sandbox.v1.SnapshotState
+	(SandboxStatus_State)(0),                // 1: coreweave.sandbox.v1.SandboxStatus.State
+	(ExecStreamOutput_Stream)(0),            // 2: coreweave.sandbox.v1.ExecStreamOutput.Stream
+	(*SandboxSpec)(nil),                     // 3: coreweave.sandbox.v1.SandboxSpec
+	(*Sandbox)(nil),                         // 4: coreweave.sandbox.v1.Sandbox
+	(*SandboxStatus)(nil),                   // 5: coreweave.sandbox.v1.SandboxStatus
+	(*FileSystemSnapshot)(nil),              // 6: coreweave.sandbox.v1.FileSystemSnapshot
+	(*CreateSandboxRequest)(nil),            // 7: coreweave.sandbox.v1.CreateSandboxRequest
+	(*GetSandboxRequest)(nil),               // 8: coreweave.sandbox.v1.GetSandboxRequest
+	(*DeleteSandboxRequest)(nil),            // 9: coreweave.sandbox.v1.DeleteSandboxRequest
+	(*DeleteSandboxResponse)(nil),           // 10: coreweave.sandbox.v1.DeleteSandboxResponse
+	(*ReadFileRequest)(nil),                 // 11: coreweave.sandbox.v1.ReadFileRequest
+	(*ReadFileResponse)(nil),                // 12: coreweave.sandbox.v1.ReadFileResponse
+	(*WriteFileRequest)(nil),                // 13: coreweave.sandbox.v1.WriteFileRequest
+	(*WriteFileResponse)(nil),               // 14: coreweave.sandbox.v1.WriteFileResponse
+	(*GetFileSystemSnapshotRequest)(nil),    // 15: coreweave.sandbox.v1.GetFileSystemSnapshotRequest
+	(*StreamLogsRequest)(nil),               // 16: coreweave.sandbox.v1.StreamLogsRequest
+	(*LogEntry)(nil),                        // 17: coreweave.sandbox.v1.LogEntry
+	(*LogStreamError)(nil),                  // 18: coreweave.sandbox.v1.LogStreamError
+	(*ExecRequest)(nil),                     // 19: coreweave.sandbox.v1.ExecRequest
+	(*ExecResponse)(nil),                    // 20: coreweave.sandbox.v1.ExecResponse
+	(*CreateFileSystemSnapshotRequest)(nil), // 21: coreweave.sandbox.v1.CreateFileSystemSnapshotRequest
+	(*ExecStreamRequest)(nil),               // 22: coreweave.sandbox.v1.ExecStreamRequest
+	(*ExecStreamInit)(nil),                  // 23: coreweave.sandbox.v1.ExecStreamInit
+	(*ExecStreamResize)(nil),                // 24: coreweave.sandbox.v1.ExecStreamResize
+	(*ExecStreamClose)(nil),                 // 25: coreweave.sandbox.v1.ExecStreamClose
+	(*ExecStreamResponse)(nil),              // 26: coreweave.sandbox.v1.ExecStreamResponse
+	(*ExecStreamReady)(nil),                 // 27: coreweave.sandbox.v1.ExecStreamReady
+	(*ExecStreamOutput)(nil),                // 28: coreweave.sandbox.v1.ExecStreamOutput
+	(*ExecStreamExit)(nil),                  // 29: coreweave.sandbox.v1.ExecStreamExit
+	(*ExecStreamError)(nil),                 // 30: coreweave.sandbox.v1.ExecStreamError
+	(*GetAvailableRunnerRequest)(nil),       // 31: coreweave.sandbox.v1.GetAvailableRunnerRequest
+	(*AvailableRunner)(nil),                 // 32: coreweave.sandbox.v1.AvailableRunner
+	nil,                                     // 33: coreweave.sandbox.v1.ExecRequest.EnvEntry
+	nil,                                     // 34: coreweave.sandbox.v1.ExecStreamInit.EnvEntry
+	(*timestamppb.Timestamp)(nil),           // 35: google.protobuf.Timestamp
 }
 var file_internal_sandboxpb_sandbox_proto_depIdxs = []int32{
 	3,  // 0: coreweave.sandbox.v1.Sandbox.spec:type_name -> coreweave.sandbox.v1.SandboxSpec
@@ -2051,41 +2275,46 @@ var file_internal_sandboxpb_sandbox_proto_depIdxs = []int32{
 	0,  // 3: coreweave.sandbox.v1.FileSystemSnapshot.state:type_name -> coreweave.sandbox.v1.SnapshotState
 	4,  // 4: coreweave.sandbox.v1.CreateSandboxRequest.sandbox:type_name -> coreweave.sandbox.v1.Sandbox
 	4,  // 5: coreweave.sandbox.v1.DeleteSandboxResponse.sandbox:type_name -> coreweave.sandbox.v1.Sandbox
-	31, // 6: coreweave.sandbox.v1.StreamLogsRequest.since_time:type_name -> google.protobuf.Timestamp
-	31, // 7: coreweave.sandbox.v1.LogEntry.timestamp:type_name -> google.protobuf.Timestamp
+	35, // 6: coreweave.sandbox.v1.StreamLogsRequest.since_time:type_name -> google.protobuf.Timestamp
+	35, // 7: coreweave.sandbox.v1.LogEntry.timestamp:type_name -> google.protobuf.Timestamp
 	18, // 8: coreweave.sandbox.v1.LogEntry.error:type_name -> coreweave.sandbox.v1.LogStreamError
-	20, // 9: coreweave.sandbox.v1.ExecStreamRequest.init:type_name -> coreweave.sandbox.v1.ExecStreamInit
-	21, // 10: coreweave.sandbox.v1.ExecStreamRequest.resize:type_name -> coreweave.sandbox.v1.ExecStreamResize
-	22, // 11: coreweave.sandbox.v1.ExecStreamRequest.close:type_name -> coreweave.sandbox.v1.ExecStreamClose
-	30, // 12: coreweave.sandbox.v1.ExecStreamInit.env:type_name -> coreweave.sandbox.v1.ExecStreamInit.EnvEntry
-	24, // 13: coreweave.sandbox.v1.ExecStreamResponse.ready:type_name -> coreweave.sandbox.v1.ExecStreamReady
-	25, // 14: coreweave.sandbox.v1.ExecStreamResponse.output:type_name -> coreweave.sandbox.v1.ExecStreamOutput
-	26, // 15: coreweave.sandbox.v1.ExecStreamResponse.exit:type_name -> coreweave.sandbox.v1.ExecStreamExit
-	27, // 16: coreweave.sandbox.v1.ExecStreamResponse.error:type_name -> coreweave.sandbox.v1.ExecStreamError
-	2,  // 17: coreweave.sandbox.v1.ExecStreamOutput.stream:type_name -> coreweave.sandbox.v1.ExecStreamOutput.Stream
-	7,  // 18: coreweave.sandbox.v1.SandboxService.CreateSandbox:input_type -> coreweave.sandbox.v1.CreateSandboxRequest
-	8,  // 19: coreweave.sandbox.v1.SandboxService.GetSandbox:input_type -> coreweave.sandbox.v1.GetSandboxRequest
-	9,  // 20: coreweave.sandbox.v1.SandboxService.DeleteSandbox:input_type -> coreweave.sandbox.v1.DeleteSandboxRequest
-	11, // 21: coreweave.sandbox.v1.SandboxService.ReadFile:input_type -> coreweave.sandbox.v1.ReadFileRequest
-	13, // 22: coreweave.sandbox.v1.SandboxService.WriteFile:input_type -> coreweave.sandbox.v1.WriteFileRequest
-	15, // 23: coreweave.sandbox.v1.SandboxService.GetFileSystemSnapshot:input_type -> coreweave.sandbox.v1.GetFileSystemSnapshotRequest
-	16, // 24: coreweave.sandbox.v1.SandboxService.StreamLogs:input_type -> coreweave.sandbox.v1.StreamLogsRequest
-	19, // 25: coreweave.sandbox.v1.SandboxService.StreamExec:input_type -> coreweave.sandbox.v1.ExecStreamRequest
-	28, // 26: coreweave.sandbox.v1.DiscoveryService.GetAvailableRunner:input_type -> coreweave.sandbox.v1.GetAvailableRunnerRequest
-	4,  // 27: coreweave.sandbox.v1.SandboxService.CreateSandbox:output_type -> coreweave.sandbox.v1.Sandbox
-	4,  // 28: coreweave.sandbox.v1.SandboxService.GetSandbox:output_type -> coreweave.sandbox.v1.Sandbox
-	10, // 29: coreweave.sandbox.v1.SandboxService.DeleteSandbox:output_type -> coreweave.sandbox.v1.DeleteSandboxResponse
-	12, // 30: coreweave.sandbox.v1.SandboxService.ReadFile:output_type -> coreweave.sandbox.v1.ReadFileResponse
-	14, // 31: coreweave.sandbox.v1.SandboxService.WriteFile:output_type -> coreweave.sandbox.v1.WriteFileResponse
-	6,  // 32: coreweave.sandbox.v1.SandboxService.GetFileSystemSnapshot:output_type -> coreweave.sandbox.v1.FileSystemSnapshot
-	17, // 33: coreweave.sandbox.v1.SandboxService.StreamLogs:output_type -> coreweave.sandbox.v1.LogEntry
-	23, // 34: coreweave.sandbox.v1.SandboxService.StreamExec:output_type -> coreweave.sandbox.v1.ExecStreamResponse
-	29, // 35: coreweave.sandbox.v1.DiscoveryService.GetAvailableRunner:output_type -> coreweave.sandbox.v1.AvailableRunner
-	27, // [27:36] is the sub-list for method output_type
-	18, // [18:27] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	33, // 9: coreweave.sandbox.v1.ExecRequest.env:type_name -> coreweave.sandbox.v1.ExecRequest.EnvEntry
+	23, // 10: coreweave.sandbox.v1.ExecStreamRequest.init:type_name -> coreweave.sandbox.v1.ExecStreamInit
+	24, // 11: coreweave.sandbox.v1.ExecStreamRequest.resize:type_name -> coreweave.sandbox.v1.ExecStreamResize
+	25, // 12: coreweave.sandbox.v1.ExecStreamRequest.close:type_name -> coreweave.sandbox.v1.ExecStreamClose
+	34, // 13: coreweave.sandbox.v1.ExecStreamInit.env:type_name -> coreweave.sandbox.v1.ExecStreamInit.EnvEntry
+	27, // 14: coreweave.sandbox.v1.ExecStreamResponse.ready:type_name -> coreweave.sandbox.v1.ExecStreamReady
+	28, // 15: coreweave.sandbox.v1.ExecStreamResponse.output:type_name -> coreweave.sandbox.v1.ExecStreamOutput
+	29, // 16: coreweave.sandbox.v1.ExecStreamResponse.exit:type_name -> coreweave.sandbox.v1.ExecStreamExit
+	30, // 17: coreweave.sandbox.v1.ExecStreamResponse.error:type_name -> coreweave.sandbox.v1.ExecStreamError
+	2,  // 18: coreweave.sandbox.v1.ExecStreamOutput.stream:type_name -> coreweave.sandbox.v1.ExecStreamOutput.Stream
+	7,  // 19: coreweave.sandbox.v1.SandboxService.CreateSandbox:input_type -> coreweave.sandbox.v1.CreateSandboxRequest
+	8,  // 20: coreweave.sandbox.v1.SandboxService.GetSandbox:input_type -> coreweave.sandbox.v1.GetSandboxRequest
+	9,  // 21: coreweave.sandbox.v1.SandboxService.DeleteSandbox:input_type -> coreweave.sandbox.v1.DeleteSandboxRequest
+	11, // 22: coreweave.sandbox.v1.SandboxService.ReadFile:input_type -> coreweave.sandbox.v1.ReadFileRequest
+	13, // 23: coreweave.sandbox.v1.SandboxService.WriteFile:input_type -> coreweave.sandbox.v1.WriteFileRequest
+	15, // 24: coreweave.sandbox.v1.SandboxService.GetFileSystemSnapshot:input_type -> coreweave.sandbox.v1.GetFileSystemSnapshotRequest
+	16, // 25: coreweave.sandbox.v1.SandboxService.StreamLogs:input_type -> coreweave.sandbox.v1.StreamLogsRequest
+	19, // 26: coreweave.sandbox.v1.SandboxService.Exec:input_type -> coreweave.sandbox.v1.ExecRequest
+	21, // 27: coreweave.sandbox.v1.SandboxService.CreateFileSystemSnapshot:input_type -> coreweave.sandbox.v1.CreateFileSystemSnapshotRequest
+	22, // 28: coreweave.sandbox.v1.SandboxService.StreamExec:input_type -> coreweave.sandbox.v1.ExecStreamRequest
+	31, // 29: coreweave.sandbox.v1.DiscoveryService.GetAvailableRunner:input_type -> coreweave.sandbox.v1.GetAvailableRunnerRequest
+	4,  // 30: coreweave.sandbox.v1.SandboxService.CreateSandbox:output_type -> coreweave.sandbox.v1.Sandbox
+	4,  // 31: coreweave.sandbox.v1.SandboxService.GetSandbox:output_type -> coreweave.sandbox.v1.Sandbox
+	10, // 32: coreweave.sandbox.v1.SandboxService.DeleteSandbox:output_type -> coreweave.sandbox.v1.DeleteSandboxResponse
+	12, // 33: coreweave.sandbox.v1.SandboxService.ReadFile:output_type -> coreweave.sandbox.v1.ReadFileResponse
+	14, // 34: coreweave.sandbox.v1.SandboxService.WriteFile:output_type -> coreweave.sandbox.v1.WriteFileResponse
+	6,  // 35: coreweave.sandbox.v1.SandboxService.GetFileSystemSnapshot:output_type -> coreweave.sandbox.v1.FileSystemSnapshot
+	17, // 36: coreweave.sandbox.v1.SandboxService.StreamLogs:output_type -> coreweave.sandbox.v1.LogEntry
+	20, // 37: coreweave.sandbox.v1.SandboxService.Exec:output_type -> coreweave.sandbox.v1.ExecResponse
+	6,  // 38: coreweave.sandbox.v1.SandboxService.CreateFileSystemSnapshot:output_type -> coreweave.sandbox.v1.FileSystemSnapshot
+	26, // 39: coreweave.sandbox.v1.SandboxService.StreamExec:output_type -> coreweave.sandbox.v1.ExecStreamResponse
+	32, // 40: coreweave.sandbox.v1.DiscoveryService.GetAvailableRunner:output_type -> coreweave.sandbox.v1.AvailableRunner
+	30, // [30:41] is the sub-list for method output_type
+	19, // [19:30] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_internal_sandboxpb_sandbox_proto_init() }
@@ -2094,13 +2323,13 @@ func file_internal_sandboxpb_sandbox_proto_init() {
 		return
 	}
 	file_internal_sandboxpb_sandbox_proto_msgTypes[2].OneofWrappers = []any{}
-	file_internal_sandboxpb_sandbox_proto_msgTypes[16].OneofWrappers = []any{
+	file_internal_sandboxpb_sandbox_proto_msgTypes[19].OneofWrappers = []any{
 		(*ExecStreamRequest_Init)(nil),
 		(*ExecStreamRequest_Stdin)(nil),
 		(*ExecStreamRequest_Resize)(nil),
 		(*ExecStreamRequest_Close)(nil),
 	}
-	file_internal_sandboxpb_sandbox_proto_msgTypes[20].OneofWrappers = []any{
+	file_internal_sandboxpb_sandbox_proto_msgTypes[23].OneofWrappers = []any{
 		(*ExecStreamResponse_Ready)(nil),
 		(*ExecStreamResponse_Output)(nil),
 		(*ExecStreamResponse_Exit)(nil),
@@ -2112,7 +2341,7 @@ func file_internal_sandboxpb_sandbox_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_internal_sandboxpb_sandbox_proto_rawDesc), len(file_internal_sandboxpb_sandbox_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   28,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -19,14 +19,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SandboxService_CreateSandbox_FullMethodName         = "/coreweave.sandbox.v1.SandboxService/CreateSandbox"
-	SandboxService_GetSandbox_FullMethodName            = "/coreweave.sandbox.v1.SandboxService/GetSandbox"
-	SandboxService_DeleteSandbox_FullMethodName         = "/coreweave.sandbox.v1.SandboxService/DeleteSandbox"
-	SandboxService_ReadFile_FullMethodName              = "/coreweave.sandbox.v1.SandboxService/ReadFile"
-	SandboxService_WriteFile_FullMethodName             = "/coreweave.sandbox.v1.SandboxService/WriteFile"
-	SandboxService_GetFileSystemSnapshot_FullMethodName = "/coreweave.sandbox.v1.SandboxService/GetFileSystemSnapshot"
-	SandboxService_StreamLogs_FullMethodName            = "/coreweave.sandbox.v1.SandboxService/StreamLogs"
-	SandboxService_StreamExec_FullMethodName            = "/coreweave.sandbox.v1.SandboxService/StreamExec"
+	SandboxService_CreateSandbox_FullMethodName            = "/coreweave.sandbox.v1.SandboxService/CreateSandbox"
+	SandboxService_GetSandbox_FullMethodName               = "/coreweave.sandbox.v1.SandboxService/GetSandbox"
+	SandboxService_DeleteSandbox_FullMethodName            = "/coreweave.sandbox.v1.SandboxService/DeleteSandbox"
+	SandboxService_ReadFile_FullMethodName                 = "/coreweave.sandbox.v1.SandboxService/ReadFile"
+	SandboxService_WriteFile_FullMethodName                = "/coreweave.sandbox.v1.SandboxService/WriteFile"
+	SandboxService_GetFileSystemSnapshot_FullMethodName    = "/coreweave.sandbox.v1.SandboxService/GetFileSystemSnapshot"
+	SandboxService_StreamLogs_FullMethodName               = "/coreweave.sandbox.v1.SandboxService/StreamLogs"
+	SandboxService_Exec_FullMethodName                     = "/coreweave.sandbox.v1.SandboxService/Exec"
+	SandboxService_CreateFileSystemSnapshot_FullMethodName = "/coreweave.sandbox.v1.SandboxService/CreateFileSystemSnapshot"
+	SandboxService_StreamExec_FullMethodName               = "/coreweave.sandbox.v1.SandboxService/StreamExec"
 )
 
 // SandboxServiceClient is the client API for SandboxService service.
@@ -51,6 +53,12 @@ type SandboxServiceClient interface {
 	// StreamLogs streams a sandbox's logs. A LogEntry whose error is set is the
 	// last message of the stream.
 	StreamLogs(ctx context.Context, in *StreamLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LogEntry], error)
+	// Exec runs a command inside a sandbox and returns its output once it
+	// exited. Every call runs the command again.
+	Exec(ctx context.Context, in *ExecRequest, opts ...grpc.CallOption) (*ExecResponse, error)
+	// CreateFileSystemSnapshot snapshots a sandbox's file system. Calls with
+	// the same request_id are deduplicated: the first result is returned again.
+	CreateFileSystemSnapshot(ctx context.Context, in *CreateFileSystemSnapshotRequest, opts ...grpc.CallOption) (*FileSystemSnapshot, error)
 	// StreamExec runs a command inside a sandbox. The first request carries
 	// init; an ExecStreamResponse whose error is set is the last message of
 	// the stream.
@@ -144,6 +152,26 @@ func (c *sandboxServiceClient) StreamLogs(ctx context.Context, in *StreamLogsReq
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SandboxService_StreamLogsClient = grpc.ServerStreamingClient[LogEntry]
 
+func (c *sandboxServiceClient) Exec(ctx context.Context, in *ExecRequest, opts ...grpc.CallOption) (*ExecResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExecResponse)
+	err := c.cc.Invoke(ctx, SandboxService_Exec_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sandboxServiceClient) CreateFileSystemSnapshot(ctx context.Context, in *CreateFileSystemSnapshotRequest, opts ...grpc.CallOption) (*FileSystemSnapshot, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FileSystemSnapshot)
+	err := c.cc.Invoke(ctx, SandboxService_CreateFileSystemSnapshot_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *sandboxServiceClient) StreamExec(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExecStreamRequest, ExecStreamResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &SandboxService_ServiceDesc.Streams[1], SandboxService_StreamExec_FullMethodName, cOpts...)
@@ -179,6 +207,12 @@ type SandboxServiceServer interface {
 	// StreamLogs streams a sandbox's logs. A LogEntry whose error is set is the
 	// last message of the stream.
 	StreamLogs(*StreamLogsRequest, grpc.ServerStreamingServer[LogEntry]) error
+	// Exec runs a command inside a sandbox and returns its output once it
+	// exited. Every call runs the command again.
+	Exec(context.Context, *ExecRequest) (*ExecResponse, error)
+	// CreateFileSystemSnapshot snapshots a sandbox's file system. Calls with
+	// the same request_id are deduplicated: the first result is returned again.
+	CreateFileSystemSnapshot(context.Context, *CreateFileSystemSnapshotRequest) (*FileSystemSnapshot, error)
 	// StreamExec runs a command inside a sandbox. The first request carries
 	// init; an ExecStreamResponse whose error is set is the last message of
 	// the stream.
@@ -213,6 +247,12 @@ func (UnimplementedSandboxServiceServer) GetFileSystemSnapshot(context.Context, 
 }
 func (UnimplementedSandboxServiceServer) StreamLogs(*StreamLogsRequest, grpc.ServerStreamingServer[LogEntry]) error {
 	return status.Error(codes.Unimplemented, "method StreamLogs not implemented")
+}
+func (UnimplementedSandboxServiceServer) Exec(context.Context, *ExecRequest) (*ExecResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Exec not implemented")
+}
+func (UnimplementedSandboxServiceServer) CreateFileSystemSnapshot(context.Context, *CreateFileSystemSnapshotRequest) (*FileSystemSnapshot, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateFileSystemSnapshot not implemented")
 }
 func (UnimplementedSandboxServiceServer) StreamExec(grpc.BidiStreamingServer[ExecStreamRequest, ExecStreamResponse]) error {
 	return status.Error(codes.Unimplemented, "method StreamExec not implemented")
@@ -357,6 +397,42 @@ func _SandboxService_StreamLogs_Handler(srv interface{}, stream grpc.ServerStrea
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SandboxService_StreamLogsServer = grpc.ServerStreamingServer[LogEntry]
 
+func _SandboxService_Exec_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExecRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SandboxServiceServer).Exec(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SandboxService_Exec_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SandboxServiceServer).Exec(ctx, req.(*ExecRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SandboxService_CreateFileSystemSnapshot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateFileSystemSnapshotRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SandboxServiceServer).CreateFileSystemSnapshot(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SandboxService_CreateFileSystemSnapshot_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SandboxServiceServer).CreateFileSystemSnapshot(ctx, req.(*CreateFileSystemSnapshotRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _SandboxService_StreamExec_Handler(srv interface{}, stream grpc.ServerStream) error {
 	return srv.(SandboxServiceServer).StreamExec(&grpc.GenericServerStream[ExecStreamRequest, ExecStreamResponse]{ServerStream: stream})
 }
@@ -394,6 +470,14 @@ var SandboxService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetFileSystemSnapshot",
 			Handler:    _SandboxService_GetFileSystemSnapshot_Handler,
+		},
+		{
+			MethodName: "Exec",
+			Handler:    _SandboxService_Exec_Handler,
+		},
+		{
+			MethodName: "CreateFileSystemSnapshot",
+			Handler:    _SandboxService_CreateFileSystemSnapshot_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

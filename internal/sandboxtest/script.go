@@ -11,12 +11,14 @@ import (
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 )
 
-// A Step is what one call of a scripted method does before its handler
-// runs: fail with a status, stall, or succeed (go on to the handler). The
+// A Step is what one call of a scripted method does: fail with a status
+// before its handler runs ([Fail]), stall ([Stall]), succeed (go on to the
+// handler: [Succeed]), or run the handler and then fail ([FailAfter]). The
 // zero Step succeeds.
 type Step struct {
 	st    *status.Status
 	stall bool
+	after bool // st replaces the handler's result
 }
 
 // Fail returns a Step that fails the call with st (build it with [Status]).
@@ -26,6 +28,20 @@ func Fail(st *status.Status) Step {
 		panic("sandboxtest.Fail: status must be a non-OK status")
 	}
 	return Step{st: st}
+}
+
+// FailAfter returns a Step that lets the call through to its handler, so
+// that its side effect happens (a sandbox or snapshot is created, a command
+// runs, a file is written), then fails the call with st instead of
+// returning the handler's response or error: the client cannot tell that
+// the work was done. For a streaming method the handler runs to its end
+// (every message it sends is sent), then the stream ends with st.
+// FailAfter panics if st is nil or has code OK.
+func FailAfter(st *status.Status) Step {
+	if st == nil || st.Code() == codes.OK {
+		panic("sandboxtest.FailAfter: status must be a non-OK status")
+	}
+	return Step{st: st, after: true}
 }
 
 // Succeed returns a Step that lets the call through to its handler.
@@ -41,7 +57,13 @@ func Stall() Step { return Step{stall: true} }
 // passes auth takes the next queued step. Once the queue is empty, calls fail
 // with the status set by [Server.FailAlways], if any, or else succeed.
 // Calls to Script add to the queue. For streaming methods a step applies
-// when the stream starts, before any message is received or sent.
+// when the stream starts, before any message is received or sent (a
+// [FailAfter] step, when the handler returns).
+//
+// A step is taken only by a call that reaches the server: a call whose
+// deadline passes before it was sent leaves the step queued for the next
+// call. Tests that cancel a stalled call should wait for it with
+// [Server.WaitCalls] first.
 //
 // Script panics if method is not a method of SandboxService or
 // DiscoveryService.
@@ -56,6 +78,18 @@ func (s *Server) Script(method string, steps ...Step) {
 // after them succeed. It is Script(method, Fail(st), ... n times).
 func (s *Server) FailNext(method string, n int, st *status.Status) {
 	step := Fail(st)
+	steps := make([]Step, max(n, 0))
+	for i := range steps {
+		steps[i] = step
+	}
+	s.Script(method, steps...)
+}
+
+// FailAfterNext makes the next n calls of the full method run their handler
+// and then fail with st (see [FailAfter]); calls after them succeed. It is
+// Script(method, FailAfter(st), ... n times).
+func (s *Server) FailAfterNext(method string, n int, st *status.Status) {
+	step := FailAfter(st)
 	steps := make([]Step, max(n, 0))
 	for i := range steps {
 		steps[i] = step
@@ -79,9 +113,8 @@ func (s *Server) FailAlways(method string, st *status.Status) {
 	s.always[method] = st
 }
 
-func (s *Server) nextStep(method string) Step {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// nextStepLocked takes the method's next step; s.mu must be held.
+func (s *Server) nextStepLocked(method string) Step {
 	if q := s.steps[method]; len(q) > 0 {
 		s.steps[method] = q[1:]
 		return q[0]

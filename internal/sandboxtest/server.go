@@ -30,12 +30,19 @@ type Server struct {
 	logScripts []StreamLogsScript         // queued StreamLogs scripts
 	execScript []StreamExecScript         // queued StreamExec scripts
 	calls      map[string]int             // calls received per full method
+	handled    map[string]int             // calls that reached the handler per full method
+	arrived    chan struct{}              // closed and replaced when a call is counted
 	requests   map[string][]proto.Message // request messages received per full method
 	md         map[string][]metadata.MD   // incoming metadata per call per full method
-	created    int                        // distinct sandboxes created
+	created    int                        // sandboxes created (CreateSandbox runs that made one)
+	execRuns   int                        // commands run by Exec
+	snapsMade  int                        // snapshots created (CreateFileSystemSnapshot, DeleteSandbox)
 	nextID     int                        // last generated sandbox number
+	nextSnap   int                        // last generated snapshot number
 	sandboxes  map[string]*sandbox
-	byReqID    map[string]*sandboxpb.Sandbox // CreateSandbox result per request_id
+	byReqID    map[string]*sandboxpb.Sandbox               // CreateSandbox result per request_id
+	snapByReq  map[string]*sandboxpb.FileSystemSnapshot    // CreateFileSystemSnapshot result per request_id
+	delByReqID map[string]*sandboxpb.DeleteSandboxResponse // DeleteSandbox result per request_id
 	snapshots  map[string]bool
 	runners    map[string]bool
 }
@@ -96,15 +103,19 @@ func WithRunners(ids ...string) Option {
 // service would, until a script says otherwise.
 func New(opts ...Option) *Server {
 	s := &Server{
-		steps:     make(map[string][]Step),
-		always:    make(map[string]*status.Status),
-		calls:     make(map[string]int),
-		requests:  make(map[string][]proto.Message),
-		md:        make(map[string][]metadata.MD),
-		sandboxes: make(map[string]*sandbox),
-		byReqID:   make(map[string]*sandboxpb.Sandbox),
-		snapshots: make(map[string]bool),
-		runners:   make(map[string]bool),
+		steps:      make(map[string][]Step),
+		always:     make(map[string]*status.Status),
+		calls:      make(map[string]int),
+		handled:    make(map[string]int),
+		arrived:    make(chan struct{}),
+		requests:   make(map[string][]proto.Message),
+		md:         make(map[string][]metadata.MD),
+		sandboxes:  make(map[string]*sandbox),
+		byReqID:    make(map[string]*sandboxpb.Sandbox),
+		snapByReq:  make(map[string]*sandboxpb.FileSystemSnapshot),
+		delByReqID: make(map[string]*sandboxpb.DeleteSandboxResponse),
+		snapshots:  make(map[string]bool),
+		runners:    make(map[string]bool),
 	}
 	for _, o := range opts {
 		o.apply(s)
@@ -220,16 +231,80 @@ func (s *Server) Metadata(method string) []metadata.MD {
 	return out
 }
 
-// Created returns how many distinct sandboxes CreateSandbox created since
-// [New] or [Server.Reset]; a deduplicated retry does not count.
-func (s *Server) Created() int {
+// Handled returns how many calls of the full method reached its handler
+// since [New] or [Server.Reset]: calls past auth and past their script
+// step, including calls failed after their handler ran ([FailAfter]) and
+// calls the handler itself failed (NOT_FOUND, INVALID_ARGUMENT). It is at
+// most [Server.Calls].
+func (s *Server) Handled(method string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.handled[method]
+}
+
+// WaitCalls blocks until the server has received at least n calls of the
+// full method since [New] or [Server.Reset] (as [Server.Calls] counts them),
+// then returns nil; or until ctx ends, then returns ctx.Err(). A call is
+// counted in the same step as it takes its script step (if it passes auth),
+// so once WaitCalls returned nil those n calls hold their steps: a later
+// call cannot take the [Stall] step meant for them, and cancelling a
+// stalled one ends it. It panics if method is not a method of
+// SandboxService or DiscoveryService.
+func (s *Server) WaitCalls(ctx context.Context, method string, n int) error {
+	mustKnow(method)
+	for {
+		s.mu.Lock()
+		got, arrived := s.calls[method], s.arrived
+		s.mu.Unlock()
+		if got >= n {
+			return nil
+		}
+		select {
+		case <-arrived:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// SandboxesCreated returns how many sandboxes CreateSandbox created since
+// [New] or [Server.Reset]: every call that made a new sandbox counts, so two
+// creates without a request_id count 2 even if the client meant one; a call
+// answered from a remembered request_id does not count. Sandboxes added with
+// [WithSandboxes] do not count.
+func (s *Server) SandboxesCreated() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.created
 }
 
-// Reset clears the counters ([Server.Calls], [Server.Created]), the
-// recordings ([Server.Requests], [Server.Metadata]) and every script
+// Created is [Server.SandboxesCreated], kept for existing callers.
+func (s *Server) Created() int { return s.SandboxesCreated() }
+
+// ExecRuns returns how many times Exec ran a command since [New] or
+// [Server.Reset]: every Exec call that reached its handler for a known
+// sandbox with a non-empty command, including one failed afterwards by a
+// [FailAfter] step.
+func (s *Server) ExecRuns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.execRuns
+}
+
+// SnapshotsCreated returns how many file system snapshots were created
+// since [New] or [Server.Reset]: one per CreateFileSystemSnapshot call that
+// made a new snapshot, plus one per DeleteSandbox with snapshot_volumes that
+// deleted a sandbox. Calls answered from a remembered request_id do not
+// count; snapshots added with [WithSnapshots] do not either.
+func (s *Server) SnapshotsCreated() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snapsMade
+}
+
+// Reset clears the counters ([Server.Calls], [Server.Handled],
+// [Server.SandboxesCreated], [Server.ExecRuns], [Server.SnapshotsCreated]),
+// the recordings ([Server.Requests], [Server.Metadata]) and every script
 // (queued steps, always-fail statuses, stream scripts). Sandboxes, files,
 // snapshots, runners and remembered request ids are kept.
 func (s *Server) Reset() {
@@ -238,28 +313,38 @@ func (s *Server) Reset() {
 	clear(s.steps)
 	clear(s.always)
 	clear(s.calls)
+	clear(s.handled)
 	clear(s.requests)
 	clear(s.md)
 	s.logScripts = nil
 	s.execScript = nil
 	s.created = 0
+	s.execRuns = 0
+	s.snapsMade = 0
 }
 
 func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	s.record(ctx, info.FullMethod)
-	s.recordRequest(info.FullMethod, req)
-	if err := s.admit(ctx, info.FullMethod); err != nil {
+	after, err := s.admit(ctx, info.FullMethod, req)
+	if err != nil {
 		return nil, err
 	}
-	return handler(ctx, req)
+	res, err := handler(ctx, req)
+	if after != nil {
+		return nil, after.Err()
+	}
+	return res, err
 }
 
 func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	s.record(ss.Context(), info.FullMethod)
-	if err := s.admit(ss.Context(), info.FullMethod); err != nil {
+	after, err := s.admit(ss.Context(), info.FullMethod, nil)
+	if err != nil {
 		return err
 	}
-	return handler(srv, &recordingStream{ServerStream: ss, s: s, method: info.FullMethod})
+	err = handler(srv, &recordingStream{ServerStream: ss, s: s, method: info.FullMethod})
+	if after != nil {
+		return after.Err()
+	}
+	return err
 }
 
 // recordingStream records every message the client sends.
@@ -277,14 +362,6 @@ func (r *recordingStream) RecvMsg(m any) error {
 	return err
 }
 
-func (s *Server) record(ctx context.Context, method string) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.calls[method]++
-	s.md[method] = append(s.md[method], md.Copy())
-}
-
 func (s *Server) recordRequest(method string, req any) {
 	m, ok := req.(proto.Message)
 	if !ok {
@@ -296,20 +373,49 @@ func (s *Server) recordRequest(method string, req any) {
 	s.requests[method] = append(s.requests[method], m)
 }
 
-// admit checks auth, then takes the method's next script step.
-func (s *Server) admit(ctx context.Context, method string) error {
-	if s.token != "" && !authorized(ctx, s.token) {
-		return status.Error(codes.Unauthenticated, "missing or invalid bearer token")
+// admit counts and records the call (and req, the request of a unary call;
+// nil for a stream), checks auth, then takes the method's next script step.
+// Counting and taking the step happen under one lock, so that once
+// [Server.WaitCalls] sees a call, the call has its step and a later call
+// cannot take it. A nil error lets the call through to its handler
+// (counted in handled); after is then the status that replaces the
+// handler's result, if the step is a [FailAfter].
+func (s *Server) admit(ctx context.Context, method string, req any) (after *status.Status, err error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	md = md.Copy()
+	var m proto.Message
+	if pm, ok := req.(proto.Message); ok {
+		m = proto.Clone(pm)
 	}
-	step := s.nextStep(method)
+	authed := s.token == "" || authorized(ctx, s.token)
+
+	s.mu.Lock()
+	s.calls[method]++
+	s.md[method] = append(s.md[method], md)
+	if m != nil {
+		s.requests[method] = append(s.requests[method], m)
+	}
+	var step Step
+	if authed {
+		step = s.nextStepLocked(method)
+		if !step.stall && (step.st == nil || step.after) {
+			s.handled[method]++
+		}
+	}
+	close(s.arrived)
+	s.arrived = make(chan struct{})
+	s.mu.Unlock()
+
 	switch {
+	case !authed:
+		return nil, status.Error(codes.Unauthenticated, "missing or invalid bearer token")
 	case step.stall:
 		<-ctx.Done()
-		return status.FromContextError(ctx.Err()).Err()
-	case step.st != nil:
-		return step.st.Err()
+		return nil, status.FromContextError(ctx.Err()).Err()
+	case step.st != nil && !step.after:
+		return nil, step.st.Err()
 	}
-	return nil
+	return step.st, nil
 }
 
 func authorized(ctx context.Context, token string) bool {

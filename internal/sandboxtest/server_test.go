@@ -31,12 +31,29 @@ func TestMain(m *testing.M) {
 }
 
 const (
-	mCreate   = sandboxpb.SandboxService_CreateSandbox_FullMethodName
-	mGet      = sandboxpb.SandboxService_GetSandbox_FullMethodName
-	mLogs     = sandboxpb.SandboxService_StreamLogs_FullMethodName
-	mExec     = sandboxpb.SandboxService_StreamExec_FullMethodName
-	mReadFile = sandboxpb.SandboxService_ReadFile_FullMethodName
+	mCreate     = sandboxpb.SandboxService_CreateSandbox_FullMethodName
+	mGet        = sandboxpb.SandboxService_GetSandbox_FullMethodName
+	mDelete     = sandboxpb.SandboxService_DeleteSandbox_FullMethodName
+	mLogs       = sandboxpb.SandboxService_StreamLogs_FullMethodName
+	mExec       = sandboxpb.SandboxService_StreamExec_FullMethodName
+	mUnaryExec  = sandboxpb.SandboxService_Exec_FullMethodName
+	mSnapshot   = sandboxpb.SandboxService_CreateFileSystemSnapshot_FullMethodName
+	mReadFile   = sandboxpb.SandboxService_ReadFile_FullMethodName
+	mWriteFile  = sandboxpb.SandboxService_WriteFile_FullMethodName
+	mGetFSS     = sandboxpb.SandboxService_GetFileSystemSnapshot_FullMethodName
+	mGetRunner  = sandboxpb.DiscoveryService_GetAvailableRunner_FullMethodName
+	callTimeout = time.Minute
 )
+
+// callCtx returns a context for the test's calls that ends after
+// callTimeout: a call that should have returned fails the test with
+// DEADLINE_EXCEEDED instead of hanging until the test binary's timeout.
+func callCtx(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), callTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
 
 type clients struct {
 	sandbox   sandboxpb.SandboxServiceClient
@@ -93,12 +110,12 @@ func TestFailNext(t *testing.T) {
 	srv.FailNext(mGet, 2, unavailable)
 
 	for i := range 2 {
-		err := getSandbox(t.Context(), c, "sb-1")
+		err := getSandbox(callCtx(t), c, "sb-1")
 		checkStatus(t, fmt.Sprintf("GetSandbox #%d", i+1), err, codes.Unavailable,
 			&errdetails.ErrorInfo{Reason: "CWSANDBOX_RUNNER_UNAVAILABLE", Domain: "cwsandbox.com", Metadata: map[string]string{"runner": "r1"}},
 			&errdetails.RetryInfo{RetryDelay: durationpb.New(250 * time.Millisecond)})
 	}
-	if err := getSandbox(t.Context(), c, "sb-1"); err != nil {
+	if err := getSandbox(callCtx(t), c, "sb-1"); err != nil {
 		t.Fatalf("GetSandbox #3 = %v, want nil", err)
 	}
 	if got := srv.Calls(mGet); got != 3 {
@@ -120,12 +137,12 @@ func TestScriptAndFailAlways(t *testing.T) {
 
 	want := []codes.Code{codes.ResourceExhausted, codes.OK, codes.Internal, codes.Unavailable, codes.Unavailable}
 	for i, w := range want {
-		if got := status.Code(getSandbox(t.Context(), c, "sb-1")); got != w {
+		if got := status.Code(getSandbox(callCtx(t), c, "sb-1")); got != w {
 			t.Errorf("GetSandbox #%d code = %v, want %v", i+1, got, w)
 		}
 	}
 	srv.FailAlways(mGet, nil)
-	if err := getSandbox(t.Context(), c, "sb-1"); err != nil {
+	if err := getSandbox(callCtx(t), c, "sb-1"); err != nil {
 		t.Errorf("GetSandbox after FailAlways(nil) = %v, want nil", err)
 	}
 	if got := srv.Calls(mGet); got != len(want)+1 {
@@ -133,16 +150,57 @@ func TestScriptAndFailAlways(t *testing.T) {
 	}
 }
 
+// TestStall cancels a stalled call once the server holds it. (It used to
+// give the call a 20ms deadline: under load the deadline could pass before
+// the call was sent, the Stall step stayed queued, and the next call, with
+// no deadline, stalled until the test binary timed out.)
 func TestStall(t *testing.T) {
 	srv, c := start(t, sandboxtest.WithSandboxes("sb-1"))
 	srv.Script(mGet, sandboxtest.Stall())
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	ctx, cancel := context.WithCancel(callCtx(t))
 	defer cancel()
-	if got := status.Code(getSandbox(ctx, c, "sb-1")); got != codes.DeadlineExceeded {
-		t.Errorf("stalled GetSandbox code = %v, want DeadlineExceeded", got)
+	stalled := make(chan error, 1)
+	go func() { stalled <- getSandbox(ctx, c, "sb-1") }()
+	if err := srv.WaitCalls(callCtx(t), mGet, 1); err != nil {
+		t.Fatalf("WaitCalls(GetSandbox, 1) = %v, want nil", err)
 	}
-	if err := getSandbox(t.Context(), c, "sb-1"); err != nil {
+	cancel()
+	if got := status.Code(<-stalled); got != codes.Canceled {
+		t.Errorf("stalled GetSandbox code = %v, want Canceled", got)
+	}
+	if err := getSandbox(callCtx(t), c, "sb-1"); err != nil {
 		t.Errorf("GetSandbox after the stall = %v, want nil", err)
+	}
+	if got := srv.Handled(mGet); got != 1 {
+		t.Errorf("Handled(GetSandbox) = %d, want 1 (the stalled call never reached the handler)", got)
+	}
+}
+
+func TestWaitCalls(t *testing.T) {
+	srv, c := start(t, sandboxtest.WithSandboxes("sb-1"))
+	if err := srv.WaitCalls(callCtx(t), mGet, 0); err != nil {
+		t.Errorf("WaitCalls(GetSandbox, 0) = %v, want nil", err)
+	}
+	done, cancel := context.WithCancel(callCtx(t))
+	cancel()
+	if err := srv.WaitCalls(done, mGet, 1); !errors.Is(err, context.Canceled) {
+		t.Errorf("WaitCalls(cancelled, GetSandbox, 1) = %v, want context.Canceled", err)
+	}
+	waited, ctx := make(chan error, 1), callCtx(t)
+	go func() { waited <- srv.WaitCalls(ctx, mGet, 2) }()
+	for range 2 {
+		if err := getSandbox(callCtx(t), c, "sb-1"); err != nil {
+			t.Fatalf("GetSandbox = %v, want nil", err)
+		}
+	}
+	if err := <-waited; err != nil {
+		t.Errorf("WaitCalls(GetSandbox, 2) after 2 calls = %v, want nil", err)
+	}
+	// Calls of another method do not count.
+	short, cancel := context.WithCancel(callCtx(t))
+	cancel()
+	if err := srv.WaitCalls(short, mCreate, 1); !errors.Is(err, context.Canceled) {
+		t.Errorf("WaitCalls(cancelled, CreateSandbox, 1) = %v, want context.Canceled", err)
 	}
 }
 
@@ -156,6 +214,10 @@ func TestScriptPanics(t *testing.T) {
 		{"unknown method", func() { srv.FailAlways("/coreweave.sandbox.v1.SandboxService/Nope", nil) }},
 		{"nil status", func() { sandboxtest.Fail(nil) }},
 		{"OK status", func() { sandboxtest.Fail(status.New(codes.OK, "")) }},
+		{"FailAfter nil status", func() { sandboxtest.FailAfter(nil) }},
+		{"FailAfter OK status", func() { sandboxtest.FailAfter(status.New(codes.OK, "")) }},
+		{"FailAfterNext unknown method", func() { srv.FailAfterNext("Exec", 1, status.New(codes.Unavailable, "")) }},
+		{"WaitCalls unknown method", func() { _ = srv.WaitCalls(context.Background(), "/x.Y/Z", 0) }},
 		{"OK status with details", func() { sandboxtest.Status(codes.OK, "", sandboxtest.RetryInfo(time.Second)) }},
 		{"odd BadRequest", func() {
 			//lint:ignore SA5012 the odd count is what this case tests
@@ -178,7 +240,7 @@ func TestCreateSandboxDedup(t *testing.T) {
 	srv, c := start(t)
 	create := func(reqID string) *sandboxpb.Sandbox {
 		t.Helper()
-		sb, err := c.sandbox.CreateSandbox(t.Context(), &sandboxpb.CreateSandboxRequest{
+		sb, err := c.sandbox.CreateSandbox(callCtx(t), &sandboxpb.CreateSandboxRequest{
 			Sandbox:   &sandboxpb.Sandbox{Spec: &sandboxpb.SandboxSpec{Image: "python:3.12"}},
 			RequestId: reqID,
 		})
@@ -201,6 +263,9 @@ func TestCreateSandboxDedup(t *testing.T) {
 	if e1.GetSandboxId() == e2.GetSandboxId() {
 		t.Errorf("CreateSandbox without request_id twice gave id %q twice", e1.GetSandboxId())
 	}
+	if got := srv.SandboxesCreated(); got != 4 {
+		t.Errorf("SandboxesCreated() = %d, want 4", got)
+	}
 	if got := srv.Created(); got != 4 {
 		t.Errorf("Created() = %d, want 4", got)
 	}
@@ -208,7 +273,7 @@ func TestCreateSandboxDedup(t *testing.T) {
 		t.Errorf("Calls(CreateSandbox) = %d, want 5", got)
 	}
 
-	got, err := c.sandbox.GetSandbox(t.Context(), &sandboxpb.GetSandboxRequest{SandboxId: a1.GetSandboxId()})
+	got, err := c.sandbox.GetSandbox(callCtx(t), &sandboxpb.GetSandboxRequest{SandboxId: a1.GetSandboxId()})
 	if err != nil {
 		t.Fatalf("GetSandbox(created) error = %v", err)
 	}
@@ -221,7 +286,7 @@ func TestCreateSandboxDedup(t *testing.T) {
 		t.Errorf("GetSandbox(created) mismatch (-want +got):\n%s", diff)
 	}
 
-	_, err = c.sandbox.CreateSandbox(t.Context(), &sandboxpb.CreateSandboxRequest{
+	_, err = c.sandbox.CreateSandbox(callCtx(t), &sandboxpb.CreateSandboxRequest{
 		Sandbox: &sandboxpb.Sandbox{SandboxId: a1.GetSandboxId()},
 	})
 	checkStatus(t, "CreateSandbox(existing id)", err, codes.AlreadyExists)
@@ -229,7 +294,7 @@ func TestCreateSandboxDedup(t *testing.T) {
 
 func TestNotFound(t *testing.T) {
 	_, c := start(t, sandboxtest.WithSandboxes("sb-1"), sandboxtest.WithRunners("r-1"), sandboxtest.WithSnapshots("fss-1"))
-	ctx := t.Context()
+	ctx := callCtx(t)
 	info := func(reason, k, v string) *errdetails.ErrorInfo {
 		return &errdetails.ErrorInfo{Reason: reason, Domain: "cwsandbox.com", Metadata: map[string]string{k: v}}
 	}
@@ -291,7 +356,7 @@ func TestNotFound(t *testing.T) {
 
 func TestFiles(t *testing.T) {
 	_, c := start(t, sandboxtest.WithSandboxes("sb-1", "sb-2"))
-	ctx := t.Context()
+	ctx := callCtx(t)
 	if _, err := c.sandbox.WriteFile(ctx, &sandboxpb.WriteFileRequest{SandboxId: "sb-1", Path: "/a", Content: []byte("hello")}); err != nil {
 		t.Fatalf("WriteFile() error = %v", err)
 	}
@@ -309,7 +374,7 @@ func TestFiles(t *testing.T) {
 
 func TestDeleteSandbox(t *testing.T) {
 	_, c := start(t, sandboxtest.WithSandboxes("sb-1"))
-	ctx := t.Context()
+	ctx := callCtx(t)
 	res, err := c.sandbox.DeleteSandbox(ctx, &sandboxpb.DeleteSandboxRequest{SandboxId: "sb-1", SnapshotVolumes: true})
 	if err != nil {
 		t.Fatalf("DeleteSandbox(sb-1) error = %v", err)
@@ -339,14 +404,14 @@ func TestAuth(t *testing.T) {
 	srv, c := start(t, sandboxtest.WithBearerToken("secret"), sandboxtest.WithSandboxes("sb-1"))
 	srv.FailNext(mGet, 1, sandboxtest.Status(codes.Unavailable, "down"))
 	with := func(v string) context.Context {
-		return metadata.AppendToOutgoingContext(t.Context(), "authorization", v)
+		return metadata.AppendToOutgoingContext(callCtx(t), "authorization", v)
 	}
 	tests := []struct {
 		name string
 		ctx  context.Context
 		want codes.Code
 	}{
-		{"missing", t.Context(), codes.Unauthenticated},
+		{"missing", callCtx(t), codes.Unauthenticated},
 		{"wrong key", with("Bearer nope"), codes.Unauthenticated},
 		{"wrong scheme", with("Basic secret"), codes.Unauthenticated},
 		// The scripted failure was not used by the rejected calls.
@@ -363,7 +428,7 @@ func TestAuth(t *testing.T) {
 	}
 
 	// Streams are checked too.
-	s, err := c.sandbox.StreamLogs(t.Context(), &sandboxpb.StreamLogsRequest{SandboxId: "sb-1"})
+	s, err := c.sandbox.StreamLogs(callCtx(t), &sandboxpb.StreamLogsRequest{SandboxId: "sb-1"})
 	if err == nil {
 		_, err = s.Recv()
 	}
@@ -376,7 +441,7 @@ func TestRecording(t *testing.T) {
 	srv, c := start(t, sandboxtest.WithSandboxes("sb-1"))
 	srv.FailNext(mGet, 1, sandboxtest.Status(codes.Unavailable, "down"))
 	for _, attempt := range []string{"1", "2"} {
-		ctx := metadata.AppendToOutgoingContext(t.Context(), "x-retry-attempt", attempt)
+		ctx := metadata.AppendToOutgoingContext(callCtx(t), "x-retry-attempt", attempt)
 		_ = getSandbox(ctx, c, "sb-"+attempt) // the first fails (scripted), the second is NOT_FOUND
 	}
 	wantReqs := []proto.Message{
@@ -402,7 +467,7 @@ func TestRecording(t *testing.T) {
 	if got := len(srv.Requests(mGet)) + len(srv.Metadata(mGet)); got != 0 {
 		t.Errorf("recordings after Reset: %d, want 0", got)
 	}
-	if err := getSandbox(t.Context(), c, "sb-1"); err != nil {
+	if err := getSandbox(callCtx(t), c, "sb-1"); err != nil {
 		t.Errorf("GetSandbox after Reset = %v, want nil (scripts cleared, sandboxes kept)", err)
 	}
 }
@@ -410,7 +475,7 @@ func TestRecording(t *testing.T) {
 // recvLogs reads a StreamLogs stream to its end.
 func recvLogs(t *testing.T, c clients, req *sandboxpb.StreamLogsRequest) ([]*sandboxpb.LogEntry, error) {
 	t.Helper()
-	s, err := c.sandbox.StreamLogs(t.Context(), req)
+	s, err := c.sandbox.StreamLogs(callCtx(t), req)
 	if err != nil {
 		return nil, err
 	}
@@ -520,7 +585,7 @@ func exit(code int32) *sandboxpb.ExecStreamResponse {
 // the send side, and reads the stream to its end.
 func runExec(t *testing.T, c clients, reqs ...*sandboxpb.ExecStreamRequest) ([]*sandboxpb.ExecStreamResponse, error) {
 	t.Helper()
-	s, err := c.sandbox.StreamExec(t.Context())
+	s, err := c.sandbox.StreamExec(callCtx(t))
 	if err != nil {
 		return nil, err
 	}
@@ -617,7 +682,7 @@ func TestConcurrentFailNext(t *testing.T) {
 	)
 	for range calls {
 		wg.Go(func() {
-			_, err := c.sandbox.ReadFile(t.Context(), &sandboxpb.ReadFileRequest{SandboxId: "sb-1", Path: "/x"})
+			_, err := c.sandbox.ReadFile(callCtx(t), &sandboxpb.ReadFileRequest{SandboxId: "sb-1", Path: "/x"})
 			if status.Code(err) == codes.Unavailable {
 				mu.Lock()
 				failed++
@@ -650,7 +715,7 @@ func TestStartTCP(t *testing.T) {
 	}
 	defer conn.Close()
 	c := clients{sandbox: sandboxpb.NewSandboxServiceClient(conn)}
-	if err := getSandbox(t.Context(), c, "sb-1"); err != nil {
+	if err := getSandbox(callCtx(t), c, "sb-1"); err != nil {
 		t.Errorf("GetSandbox over TCP = %v, want nil", err)
 	}
 }
@@ -665,7 +730,7 @@ func TestStopWithStreamInFlight(t *testing.T) {
 		t.Fatalf("DialBufconn() error = %v", err)
 	}
 	defer conn.Close()
-	s, err := sandboxpb.NewSandboxServiceClient(conn).StreamExec(t.Context())
+	s, err := sandboxpb.NewSandboxServiceClient(conn).StreamExec(callCtx(t))
 	if err != nil {
 		t.Fatalf("StreamExec() error = %v", err)
 	}
@@ -703,5 +768,396 @@ func TestStatusHelpers(t *testing.T) {
 	md["k"] = "changed"
 	if info.GetMetadata()["k"] != "v" || info.GetDomain() != sandboxtest.Domain {
 		t.Errorf("ErrorInfo(R, md) = %v, want domain %q and a copy of md", info, sandboxtest.Domain)
+	}
+}
+
+var stReset = sandboxtest.Status(codes.Unavailable, "connection reset")
+
+// sideEffects is what the server did, as its counters say.
+type sideEffects struct{ sandboxes, runs, snapshots int }
+
+func effects(srv *sandboxtest.Server) sideEffects {
+	return sideEffects{srv.SandboxesCreated(), srv.ExecRuns(), srv.SnapshotsCreated()}
+}
+
+// unaryCase calls one unary method once; check, when set, verifies that the
+// call's side effect happened.
+type unaryCase struct {
+	name    string
+	method  string
+	call    func(ctx context.Context, c clients) error
+	effects sideEffects
+	check   func(t *testing.T, ctx context.Context, c clients)
+}
+
+func unaryCases() []unaryCase {
+	return []unaryCase{
+		{name: "CreateSandbox", method: mCreate,
+			call: func(ctx context.Context, c clients) error {
+				_, err := c.sandbox.CreateSandbox(ctx, &sandboxpb.CreateSandboxRequest{Sandbox: &sandboxpb.Sandbox{SandboxId: "sb-new"}})
+				return err
+			},
+			effects: sideEffects{sandboxes: 1},
+			check: func(t *testing.T, ctx context.Context, c clients) {
+				if err := getSandbox(ctx, c, "sb-new"); err != nil {
+					t.Errorf("GetSandbox(sb-new) = %v, want nil: the create happened", err)
+				}
+			}},
+		{name: "GetSandbox", method: mGet,
+			call: func(ctx context.Context, c clients) error { return getSandbox(ctx, c, "sb-1") }},
+		{name: "GetSandbox unknown (the handler's NOT_FOUND is replaced)", method: mGet,
+			call: func(ctx context.Context, c clients) error { return getSandbox(ctx, c, "nope") }},
+		{name: "DeleteSandbox", method: mDelete,
+			call: func(ctx context.Context, c clients) error {
+				_, err := c.sandbox.DeleteSandbox(ctx, &sandboxpb.DeleteSandboxRequest{SandboxId: "sb-1", SnapshotVolumes: true})
+				return err
+			},
+			effects: sideEffects{snapshots: 1},
+			check: func(t *testing.T, ctx context.Context, c clients) {
+				if code := status.Code(getSandbox(ctx, c, "sb-1")); code != codes.NotFound {
+					t.Errorf("GetSandbox(sb-1) code = %v, want NotFound: the delete happened", code)
+				}
+			}},
+		{name: "ReadFile", method: mReadFile,
+			call: func(ctx context.Context, c clients) error {
+				_, err := c.sandbox.ReadFile(ctx, &sandboxpb.ReadFileRequest{SandboxId: "sb-1", Path: "/f"})
+				return err
+			}},
+		{name: "WriteFile", method: mWriteFile,
+			call: func(ctx context.Context, c clients) error {
+				_, err := c.sandbox.WriteFile(ctx, &sandboxpb.WriteFileRequest{SandboxId: "sb-1", Path: "/new", Content: []byte("x")})
+				return err
+			},
+			check: func(t *testing.T, ctx context.Context, c clients) {
+				got, err := c.sandbox.ReadFile(ctx, &sandboxpb.ReadFileRequest{SandboxId: "sb-1", Path: "/new"})
+				if err != nil || string(got.GetContent()) != "x" {
+					t.Errorf("ReadFile(sb-1, /new) = %q, %v, want %q, nil: the write happened", got.GetContent(), err, "x")
+				}
+			}},
+		{name: "GetFileSystemSnapshot", method: mGetFSS,
+			call: func(ctx context.Context, c clients) error {
+				_, err := c.sandbox.GetFileSystemSnapshot(ctx, &sandboxpb.GetFileSystemSnapshotRequest{FileSystemSnapshotId: "fss-1"})
+				return err
+			}},
+		{name: "Exec", method: mUnaryExec,
+			call: func(ctx context.Context, c clients) error {
+				_, err := c.sandbox.Exec(ctx, &sandboxpb.ExecRequest{SandboxId: "sb-1", Command: []string{"rm", "-rf", "/tmp/x"}})
+				return err
+			},
+			effects: sideEffects{runs: 1}},
+		{name: "CreateFileSystemSnapshot", method: mSnapshot,
+			call: func(ctx context.Context, c clients) error {
+				_, err := c.sandbox.CreateFileSystemSnapshot(ctx, &sandboxpb.CreateFileSystemSnapshotRequest{SandboxId: "sb-1"})
+				return err
+			},
+			effects: sideEffects{snapshots: 1}},
+		{name: "GetAvailableRunner", method: mGetRunner,
+			call: func(ctx context.Context, c clients) error {
+				_, err := c.discovery.GetAvailableRunner(ctx, &sandboxpb.GetAvailableRunnerRequest{RunnerId: "r-1"})
+				return err
+			}},
+	}
+}
+
+// TestUnaryCasesCoverEveryMethod keeps unaryCases complete, so that
+// TestFailAfter covers every unary method of both services.
+func TestUnaryCasesCoverEveryMethod(t *testing.T) {
+	covered := make(map[string]bool)
+	for _, tc := range unaryCases() {
+		covered[tc.method] = true
+	}
+	for _, sd := range []*grpc.ServiceDesc{&sandboxpb.SandboxService_ServiceDesc, &sandboxpb.DiscoveryService_ServiceDesc} {
+		for _, md := range sd.Methods {
+			if m := "/" + sd.ServiceName + "/" + md.MethodName; !covered[m] {
+				t.Errorf("unaryCases() has no case for %s", m)
+			}
+		}
+	}
+}
+
+func TestFailAfter(t *testing.T) {
+	for _, tc := range unaryCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, c := start(t, sandboxtest.WithSandboxes("sb-1"), sandboxtest.WithSnapshots("fss-1"), sandboxtest.WithRunners("r-1"))
+			ctx := callCtx(t)
+			if _, err := c.sandbox.WriteFile(ctx, &sandboxpb.WriteFileRequest{SandboxId: "sb-1", Path: "/f"}); err != nil {
+				t.Fatalf("WriteFile(sb-1, /f) = %v, want nil", err)
+			}
+			srv.Reset()
+			srv.FailAfterNext(tc.method, 1, stReset)
+			checkStatus(t, tc.name, tc.call(ctx, c), codes.Unavailable)
+			if got := srv.Handled(tc.method); got != 1 {
+				t.Errorf("Handled(%s) = %d, want 1", tc.name, got)
+			}
+			if got := srv.Calls(tc.method); got != 1 {
+				t.Errorf("Calls(%s) = %d, want 1", tc.name, got)
+			}
+			if got := effects(srv); got != tc.effects {
+				t.Errorf("side effects of %s = %+v, want %+v", tc.name, got, tc.effects)
+			}
+			if tc.check != nil {
+				tc.check(t, ctx, c)
+			}
+		})
+	}
+}
+
+// TestFailAfterCreateSandboxRetried is the case the safe-retries work is
+// about: a create without request_id that ran, then failed UNAVAILABLE,
+// creates a second sandbox when sent again; with a request_id it does not.
+func TestFailAfterCreateSandboxRetried(t *testing.T) {
+	tests := []struct {
+		name      string
+		requestID string
+		want      int
+	}{
+		{"without request_id", "", 2},
+		{"with request_id", "req-1", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, c := start(t)
+			srv.FailAfterNext(mCreate, 1, stReset)
+			req := &sandboxpb.CreateSandboxRequest{Sandbox: &sandboxpb.Sandbox{}, RequestId: tt.requestID}
+			_, err := c.sandbox.CreateSandbox(callCtx(t), req)
+			checkStatus(t, "CreateSandbox #1", err, codes.Unavailable)
+			if got := srv.SandboxesCreated(); got != 1 {
+				t.Errorf("SandboxesCreated() after the failed create = %d, want 1", got)
+			}
+			sb, err := c.sandbox.CreateSandbox(callCtx(t), req)
+			if err != nil {
+				t.Fatalf("CreateSandbox #2 = %v, want nil", err)
+			}
+			if got := srv.SandboxesCreated(); got != tt.want {
+				t.Errorf("SandboxesCreated() after the retry = %d, want %d", got, tt.want)
+			}
+			if tt.requestID != "" && sb.GetSandboxId() != "sb-1" {
+				t.Errorf("CreateSandbox #2 id = %q, want the first create's %q", sb.GetSandboxId(), "sb-1")
+			}
+			if got := srv.Calls(mCreate); got != 2 {
+				t.Errorf("Calls(CreateSandbox) = %d, want 2", got)
+			}
+		})
+	}
+}
+
+// TestScriptMixesSteps checks that Fail, FailAfter and Succeed share one
+// queue, taken in order.
+func TestScriptMixesSteps(t *testing.T) {
+	srv, c := start(t)
+	srv.FailNext(mCreate, 1, sandboxtest.Status(codes.ResourceExhausted, "slow down", sandboxtest.RetryInfo(time.Second)))
+	srv.Script(mCreate, sandboxtest.FailAfter(stReset), sandboxtest.Succeed())
+	want := []struct {
+		code      codes.Code
+		sandboxes int
+	}{{codes.ResourceExhausted, 0}, {codes.Unavailable, 1}, {codes.OK, 2}, {codes.OK, 3}}
+	for i, w := range want {
+		_, err := c.sandbox.CreateSandbox(callCtx(t), &sandboxpb.CreateSandboxRequest{})
+		if got := status.Code(err); got != w.code {
+			t.Errorf("CreateSandbox #%d code = %v, want %v", i+1, got, w.code)
+		}
+		if got := srv.SandboxesCreated(); got != w.sandboxes {
+			t.Errorf("SandboxesCreated() after create #%d = %d, want %d", i+1, got, w.sandboxes)
+		}
+	}
+	if got := srv.Handled(mCreate); got != 3 {
+		t.Errorf("Handled(CreateSandbox) = %d, want 3", got)
+	}
+}
+
+func TestFailAfterStreamLogs(t *testing.T) {
+	srv, c := start(t, sandboxtest.WithSandboxes("sb-1"))
+	srv.FailAfterNext(mLogs, 1, stReset)
+	got, err := recvLogs(t, c, &sandboxpb.StreamLogsRequest{SandboxId: "sb-1"})
+	checkStatus(t, "StreamLogs", err, codes.Unavailable)
+	if diff := cmp.Diff([]*sandboxpb.LogEntry{entry(0), entry(1), entry(2)}, got, protocmp.Transform()); diff != "" {
+		t.Errorf("StreamLogs entries mismatch (-want +got):\n%s", diff)
+	}
+	if n := srv.Handled(mLogs); n != 1 {
+		t.Errorf("Handled(StreamLogs) = %d, want 1", n)
+	}
+}
+
+func TestExec(t *testing.T) {
+	tests := []struct {
+		name     string
+		req      *sandboxpb.ExecRequest
+		want     *sandboxpb.ExecResponse
+		wantCode codes.Code
+		wantRuns int
+	}{
+		{name: "runs", req: &sandboxpb.ExecRequest{SandboxId: "sb-1", Command: []string{"echo", "hello", "world"},
+			Env: map[string]string{"A": "b"}, Container: "main"},
+			want: &sandboxpb.ExecResponse{Stdout: []byte("echo hello world")}, wantRuns: 1},
+		{name: "output cut to max_output_bytes", req: &sandboxpb.ExecRequest{SandboxId: "sb-1", Command: []string{"echo", "hello"}, MaxOutputBytes: 4},
+			want: &sandboxpb.ExecResponse{Stdout: []byte("echo")}, wantRuns: 1},
+		{name: "max_output_bytes above the output", req: &sandboxpb.ExecRequest{SandboxId: "sb-1", Command: []string{"true"}, MaxOutputBytes: 100},
+			want: &sandboxpb.ExecResponse{Stdout: []byte("true")}, wantRuns: 1},
+		{name: "unknown sandbox", req: &sandboxpb.ExecRequest{SandboxId: "nope", Command: []string{"true"}}, wantCode: codes.NotFound},
+		{name: "no command", req: &sandboxpb.ExecRequest{SandboxId: "sb-1"}, wantCode: codes.InvalidArgument},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, c := start(t, sandboxtest.WithSandboxes("sb-1"))
+			got, err := c.sandbox.Exec(callCtx(t), tt.req)
+			if code := status.Code(err); code != tt.wantCode {
+				t.Errorf("Exec(%v) code = %v (%v), want %v", tt.req, code, err, tt.wantCode)
+			}
+			if diff := cmp.Diff(tt.want, got, protocmp.Transform()); diff != "" {
+				t.Errorf("Exec(%v) mismatch (-want +got):\n%s", tt.req, diff)
+			}
+			if n := srv.ExecRuns(); n != tt.wantRuns {
+				t.Errorf("ExecRuns() = %d, want %d", n, tt.wantRuns)
+			}
+		})
+	}
+}
+
+// TestExecRunsEveryCall checks that Exec is not deduplicated and that a
+// call failed before its handler runs nothing.
+func TestExecRunsEveryCall(t *testing.T) {
+	srv, c := start(t, sandboxtest.WithSandboxes("sb-1"))
+	srv.FailNext(mUnaryExec, 1, stReset)
+	req := &sandboxpb.ExecRequest{SandboxId: "sb-1", Command: []string{"date"}}
+	want := []struct {
+		code codes.Code
+		runs int
+	}{{codes.Unavailable, 0}, {codes.OK, 1}, {codes.OK, 2}}
+	for i, w := range want {
+		_, err := c.sandbox.Exec(callCtx(t), req)
+		if got := status.Code(err); got != w.code {
+			t.Errorf("Exec #%d code = %v, want %v", i+1, got, w.code)
+		}
+		if got := srv.ExecRuns(); got != w.runs {
+			t.Errorf("ExecRuns() after Exec #%d = %d, want %d", i+1, got, w.runs)
+		}
+	}
+}
+
+func TestCreateFileSystemSnapshotDedup(t *testing.T) {
+	srv, c := start(t, sandboxtest.WithSandboxes("sb-1"), sandboxtest.WithSnapshots("fss-1"))
+	ctx := callCtx(t)
+	snap := func(sandboxID, reqID string) (*sandboxpb.FileSystemSnapshot, error) {
+		return c.sandbox.CreateFileSystemSnapshot(ctx, &sandboxpb.CreateFileSystemSnapshotRequest{
+			SandboxId: sandboxID, RequestId: reqID, ScratchVolumeName: "scratch"})
+	}
+	mustSnap := func(reqID string) *sandboxpb.FileSystemSnapshot {
+		t.Helper()
+		s, err := snap("sb-1", reqID)
+		if err != nil {
+			t.Fatalf("CreateFileSystemSnapshot(sb-1, %q) error = %v", reqID, err)
+		}
+		return s
+	}
+	a1, a2, b := mustSnap("req-a"), mustSnap("req-a"), mustSnap("req-b")
+	want := &sandboxpb.FileSystemSnapshot{FileSystemSnapshotId: "fss-2", State: sandboxpb.SnapshotState_SNAPSHOT_STATE_CREATING}
+	if diff := cmp.Diff(want, a1, protocmp.Transform()); diff != "" {
+		t.Errorf("CreateFileSystemSnapshot(req-a) mismatch (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(a1, a2, protocmp.Transform()); diff != "" {
+		t.Errorf("CreateFileSystemSnapshot(req-a) twice differs (-first +second):\n%s", diff)
+	}
+	if b.GetFileSystemSnapshotId() == a1.GetFileSystemSnapshotId() {
+		t.Errorf("CreateFileSystemSnapshot(req-b) id = %q, want a new id", b.GetFileSystemSnapshotId())
+	}
+	e1, e2 := mustSnap(""), mustSnap("")
+	if e1.GetFileSystemSnapshotId() == e2.GetFileSystemSnapshotId() {
+		t.Errorf("CreateFileSystemSnapshot without request_id twice gave id %q twice", e1.GetFileSystemSnapshotId())
+	}
+	if got := srv.SnapshotsCreated(); got != 4 {
+		t.Errorf("SnapshotsCreated() = %d, want 4", got)
+	}
+
+	got, err := c.sandbox.GetFileSystemSnapshot(ctx, &sandboxpb.GetFileSystemSnapshotRequest{FileSystemSnapshotId: a1.GetFileSystemSnapshotId()})
+	if err != nil || got.GetState() != sandboxpb.SnapshotState_SNAPSHOT_STATE_READY {
+		t.Errorf("GetFileSystemSnapshot(%s) = %v, %v, want READY, nil", a1.GetFileSystemSnapshotId(), got, err)
+	}
+
+	// A failed call is not remembered: its request_id may be used again.
+	_, err = snap("nope", "req-c")
+	checkStatus(t, "CreateFileSystemSnapshot(nope)", err, codes.NotFound,
+		sandboxtest.ErrorInfo(sandboxtest.ReasonSandboxNotFound, map[string]string{"sandbox_id": "nope"}))
+	if c := mustSnap("req-c"); c.GetFileSystemSnapshotId() == "" {
+		t.Errorf("CreateFileSystemSnapshot(sb-1, req-c) after a failed req-c = %v, want a new snapshot", c)
+	}
+	if got := srv.SnapshotsCreated(); got != 5 {
+		t.Errorf("SnapshotsCreated() = %d, want 5", got)
+	}
+}
+
+func TestDeleteSandboxDedup(t *testing.T) {
+	srv, c := start(t, sandboxtest.WithSandboxes("sb-1", "sb-2"))
+	ctx := callCtx(t)
+	del := func(id, reqID string) (*sandboxpb.DeleteSandboxResponse, error) {
+		return c.sandbox.DeleteSandbox(ctx, &sandboxpb.DeleteSandboxRequest{SandboxId: id, SnapshotVolumes: true, RequestId: reqID})
+	}
+	want := &sandboxpb.DeleteSandboxResponse{
+		Sandbox: &sandboxpb.Sandbox{
+			SandboxId: "sb-1",
+			Status:    &sandboxpb.SandboxStatus{State: sandboxpb.SandboxStatus_STATE_TERMINATED},
+		},
+		FileSystemSnapshotIds: []string{"fss-sb-1"},
+	}
+
+	// With a request_id, a delete that ran but failed returns its first
+	// response when sent again.
+	srv.FailAfterNext(mDelete, 1, stReset)
+	_, err := del("sb-1", "del-1")
+	checkStatus(t, "DeleteSandbox(sb-1, del-1) #1", err, codes.Unavailable)
+	got, err := del("sb-1", "del-1")
+	if err != nil {
+		t.Fatalf("DeleteSandbox(sb-1, del-1) #2 error = %v", err)
+	}
+	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
+		t.Errorf("DeleteSandbox(sb-1, del-1) #2 mismatch (-want +got):\n%s", diff)
+	}
+	if n := srv.SnapshotsCreated(); n != 1 {
+		t.Errorf("SnapshotsCreated() = %d, want 1", n)
+	}
+
+	// Without one, the second delete finds no sandbox.
+	srv.FailAfterNext(mDelete, 1, stReset)
+	_, err = del("sb-2", "")
+	checkStatus(t, "DeleteSandbox(sb-2) #1", err, codes.Unavailable)
+	_, err = del("sb-2", "")
+	checkStatus(t, "DeleteSandbox(sb-2) #2", err, codes.NotFound,
+		sandboxtest.ErrorInfo(sandboxtest.ReasonSandboxNotFound, map[string]string{"sandbox_id": "sb-2"}))
+	if n := srv.SnapshotsCreated(); n != 2 {
+		t.Errorf("SnapshotsCreated() = %d, want 2", n)
+	}
+
+	// A failed delete is not remembered.
+	_, err = del("sb-3", "del-3")
+	checkStatus(t, "DeleteSandbox(sb-3, del-3) before sb-3 exists", err, codes.NotFound,
+		sandboxtest.ErrorInfo(sandboxtest.ReasonSandboxNotFound, map[string]string{"sandbox_id": "sb-3"}))
+	if _, err := c.sandbox.CreateSandbox(ctx, &sandboxpb.CreateSandboxRequest{Sandbox: &sandboxpb.Sandbox{SandboxId: "sb-3"}}); err != nil {
+		t.Fatalf("CreateSandbox(sb-3) error = %v", err)
+	}
+	if got, err := del("sb-3", "del-3"); err != nil || got.GetSandbox().GetSandboxId() != "sb-3" {
+		t.Errorf("DeleteSandbox(sb-3, del-3) = %v, %v, want sb-3 deleted", got, err)
+	}
+}
+
+func TestResetClearsCounters(t *testing.T) {
+	srv, c := start(t, sandboxtest.WithSandboxes("sb-1"))
+	ctx := callCtx(t)
+	if _, err := c.sandbox.CreateSandbox(ctx, &sandboxpb.CreateSandboxRequest{}); err != nil {
+		t.Fatalf("CreateSandbox error = %v", err)
+	}
+	if _, err := c.sandbox.Exec(ctx, &sandboxpb.ExecRequest{SandboxId: "sb-1", Command: []string{"true"}}); err != nil {
+		t.Fatalf("Exec error = %v", err)
+	}
+	if _, err := c.sandbox.CreateFileSystemSnapshot(ctx, &sandboxpb.CreateFileSystemSnapshotRequest{SandboxId: "sb-1"}); err != nil {
+		t.Fatalf("CreateFileSystemSnapshot error = %v", err)
+	}
+	if got, want := effects(srv), (sideEffects{1, 1, 1}); got != want {
+		t.Fatalf("side effects = %+v, want %+v", got, want)
+	}
+	srv.Reset()
+	if got := effects(srv); got != (sideEffects{}) {
+		t.Errorf("side effects after Reset = %+v, want none", got)
+	}
+	if got := srv.Handled(mCreate) + srv.Handled(mUnaryExec) + srv.Handled(mSnapshot); got != 0 {
+		t.Errorf("Handled after Reset = %d, want 0", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -102,25 +103,35 @@ func (h *sandboxService) GetSandbox(_ context.Context, req *sandboxpb.GetSandbox
 // DeleteSandbox deletes a known sandbox and its files, returning it in state
 // TERMINATED and, with snapshot_volumes, the id of a new READY snapshot
 // ("fss-" plus the sandbox id). An unknown sandbox is NOT_FOUND, or an empty
-// response with allow_missing.
+// response with allow_missing. A non-empty request_id seen before in a
+// successful DeleteSandbox returns that first response again (the sandbox is
+// not looked up, no snapshot is made).
 func (h *sandboxService) DeleteSandbox(_ context.Context, req *sandboxpb.DeleteSandboxRequest) (*sandboxpb.DeleteSandboxResponse, error) {
 	s := h.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sb, err := s.lookup(req.GetSandboxId())
-	if err != nil {
-		if req.GetAllowMissing() {
-			return &sandboxpb.DeleteSandboxResponse{}, nil
-		}
-		return nil, err
+	rid := req.GetRequestId()
+	if first, ok := s.delByReqID[rid]; ok && rid != "" {
+		return proto.CloneOf(first), nil
 	}
-	delete(s.sandboxes, req.GetSandboxId())
-	res := &sandboxpb.DeleteSandboxResponse{Sandbox: proto.CloneOf(sb.pb)}
-	res.Sandbox.Status.State = sandboxpb.SandboxStatus_STATE_TERMINATED
-	if req.GetSnapshotVolumes() {
-		id := "fss-" + req.GetSandboxId()
-		s.snapshots[id] = true
-		res.FileSystemSnapshotIds = []string{id}
+	res := &sandboxpb.DeleteSandboxResponse{}
+	sb, err := s.lookup(req.GetSandboxId())
+	switch {
+	case err != nil && !req.GetAllowMissing():
+		return nil, err
+	case err == nil:
+		delete(s.sandboxes, req.GetSandboxId())
+		res.Sandbox = proto.CloneOf(sb.pb)
+		res.Sandbox.Status.State = sandboxpb.SandboxStatus_STATE_TERMINATED
+		if req.GetSnapshotVolumes() {
+			id := "fss-" + req.GetSandboxId()
+			s.snapshots[id] = true
+			s.snapsMade++
+			res.FileSystemSnapshotIds = []string{id}
+		}
+	}
+	if rid != "" {
+		s.delByReqID[rid] = proto.CloneOf(res)
 	}
 	return res, nil
 }
@@ -175,6 +186,66 @@ func (h *sandboxService) GetFileSystemSnapshot(_ context.Context, req *sandboxpb
 		FileSystemSnapshotId: id,
 		State:                sandboxpb.SnapshotState_SNAPSHOT_STATE_READY,
 	}, nil
+}
+
+// CreateFileSystemSnapshot snapshots a known sandbox: it returns a new
+// snapshot ("fss-N", N counting up) in state CREATING, which
+// GetFileSystemSnapshot then reports READY. An unknown sandbox is NOT_FOUND.
+// A non-empty request_id seen before in a successful
+// CreateFileSystemSnapshot returns that first result again.
+func (h *sandboxService) CreateFileSystemSnapshot(_ context.Context, req *sandboxpb.CreateFileSystemSnapshotRequest) (*sandboxpb.FileSystemSnapshot, error) {
+	s := h.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rid := req.GetRequestId()
+	if first, ok := s.snapByReq[rid]; ok && rid != "" {
+		return proto.CloneOf(first), nil
+	}
+	if _, err := s.lookup(req.GetSandboxId()); err != nil {
+		return nil, err
+	}
+	var id string
+	for id == "" || s.snapshots[id] {
+		s.nextSnap++
+		id = fmt.Sprintf("fss-%d", s.nextSnap)
+	}
+	s.snapshots[id] = true
+	s.snapsMade++
+	res := &sandboxpb.FileSystemSnapshot{
+		FileSystemSnapshotId: id,
+		State:                sandboxpb.SnapshotState_SNAPSHOT_STATE_CREATING,
+	}
+	if rid != "" {
+		s.snapByReq[rid] = proto.CloneOf(res)
+	}
+	return res, nil
+}
+
+// Exec "runs" the command in a known sandbox: it counts the run
+// ([Server.ExecRuns]) and returns the command's words joined by single
+// spaces as stdout (cut to max_output_bytes when that is positive), no
+// stderr and exit code 0. env and container are recorded
+// ([Server.Requests]) and otherwise ignored. An unknown sandbox is
+// NOT_FOUND and an empty command INVALID_ARGUMENT; neither runs anything.
+func (h *sandboxService) Exec(_ context.Context, req *sandboxpb.ExecRequest) (*sandboxpb.ExecResponse, error) {
+	if len(req.GetCommand()) == 0 {
+		return nil, invalid("command", "must not be empty")
+	}
+	s := h.s
+	s.mu.Lock()
+	_, err := s.lookup(req.GetSandboxId())
+	if err == nil {
+		s.execRuns++
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	out := []byte(strings.Join(req.GetCommand(), " "))
+	if n := req.GetMaxOutputBytes(); n > 0 && int64(len(out)) > n {
+		out = out[:n]
+	}
+	return &sandboxpb.ExecResponse{Stdout: out}, nil
 }
 
 // logEpoch is the timestamp of log offset 0; offset N is N seconds later.
