@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -15,8 +16,10 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -24,6 +27,7 @@ import (
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/internal/sandboxtest"
+	testpbe "github.com/faultline-go/faultline/internal/testpb"
 	"github.com/faultline-go/faultline/retry"
 )
 
@@ -589,4 +593,221 @@ func TestFinalErrorBounded(t *testing.T) {
 			t.Errorf("Error() = %q, want it to end with the attempts and the cause", msg)
 		}
 	})
+}
+
+const execMethod = sandboxpb.SandboxService_Exec_FullMethodName
+
+// TestExecNeverRepeated: a unary Exec runs the user's command; no failure of it is repeated,
+// not even one the server declined, and a failure after the command ran leaves one run.
+func TestExecNeverRepeated(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		step sandboxtest.Step
+		runs int
+	}{
+		{name: "bare UNAVAILABLE after the command ran", step: sandboxtest.FailAfter(unavailable()), runs: 1},
+		{name: "UNAVAILABLE with RetryInfo", step: sandboxtest.Fail(withHint(time.Second)), runs: 0},
+		{name: "trusted transient reason", step: sandboxtest.Fail(sandboxtest.Status(codes.Unavailable, "no runner",
+			sandboxtest.ErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", nil))), runs: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())))
+				e.srv.Script(execMethod, tc.step)
+				_, err := e.sb.Exec(context.Background(), &sandboxpb.ExecRequest{SandboxId: "sb-1", Command: []string{"rm", "-rf", "/data"}})
+				if cause, n := stopOf(err); cause != retry.StopUnsafe || n != 1 {
+					t.Errorf("stop = %v after %d attempts, want %v after 1 (err %v)", cause, n, retry.StopUnsafe, err)
+				}
+				if n := e.srv.Calls(execMethod); n != 1 {
+					t.Errorf("server calls = %d, want 1", n)
+				}
+				if n := e.srv.ExecRuns(); n != tc.runs {
+					t.Errorf("command runs = %d, want %d", n, tc.runs)
+				}
+			})
+		})
+	}
+}
+
+// TestCreateAfterSideEffect: a CreateSandbox whose sandbox was created before the failure
+// came back is retried under its generated request id and creates one sandbox; with keys
+// turned off it is not retried at all.
+func TestCreateAfterSideEffect(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		opts    []interceptor.Option
+		calls   int
+		wantErr bool
+	}{
+		{name: "generated request id", calls: 2},
+		{name: "keys off", opts: []interceptor.Option{interceptor.WithoutIdempotencyKeys()}, calls: 1, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				opts := append([]interceptor.Option{interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())}, tc.opts...)
+				e := newEnv(t, interceptor.DialOptions(opts...))
+				e.srv.FailAfterNext(createSandbox, 1, unavailable())
+				_, err := e.sb.CreateSandbox(context.Background(), &sandboxpb.CreateSandboxRequest{})
+				if (err != nil) != tc.wantErr {
+					t.Errorf("CreateSandbox = %v, want error %v", err, tc.wantErr)
+				}
+				if n := e.srv.Calls(createSandbox); n != tc.calls {
+					t.Errorf("server calls = %d, want %d", n, tc.calls)
+				}
+				if n := e.srv.SandboxesCreated(); n != 1 {
+					t.Errorf("sandboxes created = %d, want 1", n)
+				}
+			})
+		})
+	}
+}
+
+// echoServer counts calls per method and fails the first failFirst calls of each with a
+// bare UNAVAILABLE after recording the request.
+type echoServer struct {
+	testpbe.UnimplementedEchoServer
+	failFirst int
+
+	mu    sync.Mutex
+	calls map[string][]*testpbe.EchoRequest
+}
+
+func (s *echoServer) handle(method string, req *testpbe.EchoRequest) (*testpbe.EchoResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.calls == nil {
+		s.calls = map[string][]*testpbe.EchoRequest{}
+	}
+	s.calls[method] = append(s.calls[method], proto.CloneOf(req))
+	if len(s.calls[method]) <= s.failFirst {
+		return nil, status.Error(codes.Unavailable, "restarting")
+	}
+	return &testpbe.EchoResponse{Text: req.GetText()}, nil
+}
+
+func (s *echoServer) requests(method string) []*testpbe.EchoRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[method]
+}
+
+func (s *echoServer) Read(_ context.Context, r *testpbe.EchoRequest) (*testpbe.EchoResponse, error) {
+	return s.handle("Read", r)
+}
+func (s *echoServer) Put(_ context.Context, r *testpbe.EchoRequest) (*testpbe.EchoResponse, error) {
+	return s.handle("Put", r)
+}
+func (s *echoServer) Do(_ context.Context, r *testpbe.EchoRequest) (*testpbe.EchoResponse, error) {
+	return s.handle("Do", r)
+}
+func (s *echoServer) Create(_ context.Context, r *testpbe.EchoRequest) (*testpbe.EchoResponse, error) {
+	return s.handle("Create", r)
+}
+
+// TestIdempotencyResolution: what the caller configured, then an idempotency key, then the
+// method's descriptor, then the configured default decide whether a failure that may have
+// reached the server is retried.
+func TestIdempotencyResolution(t *testing.T) {
+	const (
+		read   = "/faultline.test.v1.Echo/Read"
+		put    = "/faultline.test.v1.Echo/Put"
+		do     = "/faultline.test.v1.Echo/Do"
+		create = "/faultline.test.v1.Echo/Create"
+	)
+	strict := interceptor.WithDefaultIdempotency(retry.NotIdempotent)
+	for _, tc := range []struct {
+		name   string
+		opts   []interceptor.Option
+		method string
+		calls  int
+	}{
+		{name: "descriptor NO_SIDE_EFFECTS", opts: []interceptor.Option{strict}, method: "Read", calls: 3},
+		{name: "descriptor IDEMPOTENT", opts: []interceptor.Option{strict}, method: "Put", calls: 3},
+		{name: "unknown retried by default", method: "Do", calls: 3},
+		{name: "unknown as not idempotent", opts: []interceptor.Option{strict}, method: "Do", calls: 1},
+		{name: "configured beats the descriptor", opts: []interceptor.Option{strict, interceptor.WithIdempotency(read, retry.NotIdempotent)}, method: "Read", calls: 1},
+		{name: "configured service entry", opts: []interceptor.Option{interceptor.WithIdempotency("/faultline.test.v1.Echo/", retry.NeverRetry)}, method: "Put", calls: 1},
+		{name: "method entry beats service entry", opts: []interceptor.Option{interceptor.WithIdempotency("/faultline.test.v1.Echo/", retry.NotIdempotent),
+			interceptor.WithIdempotency(do, retry.Idempotent)}, method: "Do", calls: 3},
+		{name: "configured key", opts: []interceptor.Option{strict, interceptor.WithIdempotencyKey(create, "request_id")}, method: "Create", calls: 3},
+		{name: "no key configured", opts: []interceptor.Option{strict}, method: "Create", calls: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				srv := &echoServer{failFirst: 2}
+				opts := append([]interceptor.Option{interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())}, tc.opts...)
+				conn := serveEcho(t, srv, interceptor.DialOptions(opts...)...)
+				c := testpbe.NewEchoClient(conn)
+				ctx := context.Background()
+				req := &testpbe.EchoRequest{Text: "hi"}
+				var err error
+				switch tc.method {
+				case "Read":
+					_, err = c.Read(ctx, req)
+				case "Put":
+					_, err = c.Put(ctx, req)
+				case "Do":
+					_, err = c.Do(ctx, req)
+				case "Create":
+					_, err = c.Create(ctx, req)
+				}
+				got := srv.requests(tc.method)
+				if len(got) != tc.calls {
+					t.Errorf("server calls = %d, want %d (err %v)", len(got), tc.calls, err)
+				}
+				if tc.calls == 1 {
+					if cause, _ := stopOf(err); cause != retry.StopUnsafe {
+						t.Errorf("stop = %v, want %v", cause, retry.StopUnsafe)
+					}
+				}
+				if tc.method == "Create" && tc.calls > 1 {
+					if id := got[0].GetRequestId(); id == "" || id != got[len(got)-1].GetRequestId() {
+						t.Errorf("request ids = %q .. %q, want one generated id on every attempt", id, got[len(got)-1].GetRequestId())
+					}
+				}
+				if req.GetRequestId() != "" {
+					t.Errorf("caller's request changed: request_id %q", req.GetRequestId())
+				}
+			})
+		})
+	}
+	t.Run("bad names", func(t *testing.T) {
+		for _, o := range []interceptor.Option{
+			interceptor.WithIdempotency("Echo/Read", retry.Idempotent),
+			interceptor.WithIdempotencyKey("/faultline.test.v1.Echo/", "request_id"),
+			interceptor.WithIdempotencyKey(create, "not a field"),
+		} {
+			if _, err := interceptor.New(o); err == nil {
+				t.Errorf("New(%v) = nil error, want one", o)
+			}
+		}
+	})
+}
+
+// serveEcho serves srv on bufconn and returns a connection dialled with opts; both closed by
+// t.Cleanup.
+func serveEcho(t testing.TB, srv testpbe.EchoServer, opts ...grpc.DialOption) *grpc.ClientConn {
+	t.Helper()
+	lis := bufconn.Listen(1 << 20)
+	gs := grpc.NewServer()
+	testpbe.RegisterEchoServer(gs, srv)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = gs.Serve(lis)
+	}()
+	t.Cleanup(func() {
+		gs.Stop()
+		<-done
+	})
+	all := append([]grpc.DialOption{
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	}, opts...)
+	conn, err := grpc.NewClient("passthrough:///bufconn", all...)
+	if err != nil {
+		t.Fatalf("NewClient: %v", err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
 }
