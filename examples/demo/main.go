@@ -68,11 +68,21 @@ func run(out io.Writer) error {
 	}
 	steps := []step{
 		{
-			name: "CreateSandbox",
+			name: "CreateSandbox (no id)",
+			script: func(srv *sandboxtest.Server) {
+				// The sandbox is created, then the connection drops before the answer.
+				srv.FailAfterNext(sandboxpb.SandboxService_CreateSandbox_FullMethodName, 1,
+					sandboxtest.Status(codes.Unavailable, "connection reset"))
+			},
 			call: func(ctx context.Context, c sandboxpb.SandboxServiceClient) (string, error) {
-				sb, err := c.CreateSandbox(ctx, &sandboxpb.CreateSandboxRequest{
-					Sandbox: &sandboxpb.Sandbox{SandboxId: "sb-new"}, RequestId: "req-1"})
-				return "created " + sb.GetSandboxId(), err
+				before := srv.SandboxesCreated()
+				sb, err := c.CreateSandbox(ctx, &sandboxpb.CreateSandboxRequest{Sandbox: &sandboxpb.Sandbox{SandboxId: "sb-new"}})
+				ids := map[string]bool{}
+				for _, r := range srv.Requests(sandboxpb.SandboxService_CreateSandbox_FullMethodName) {
+					ids[r.(*sandboxpb.CreateSandboxRequest).GetRequestId()] = true
+				}
+				return fmt.Sprintf("created %s once (%d sandbox, %d generated request id)",
+					sb.GetSandboxId(), srv.SandboxesCreated()-before, len(ids)), err
 			},
 		},
 		{
@@ -86,10 +96,33 @@ func run(out io.Writer) error {
 			},
 		},
 		{
-			name: "WriteFile",
+			name: "Exec",
+			script: func(srv *sandboxtest.Server) {
+				// The command runs, then the connection drops before the answer.
+				srv.FailAfterNext(sandboxpb.SandboxService_Exec_FullMethodName, 1,
+					sandboxtest.Status(codes.Unavailable, "connection reset"))
+			},
+			call: func(ctx context.Context, c sandboxpb.SandboxServiceClient) (string, error) {
+				_, err := c.Exec(ctx, &sandboxpb.ExecRequest{SandboxId: "sb-new", Command: []string{"train.sh"}})
+				return "", err
+			},
+		},
+		{
+			name: "WriteFile (quota)",
 			script: func(srv *sandboxtest.Server) {
 				srv.FailNext(sandboxpb.SandboxService_WriteFile_FullMethodName, 1,
-					sandboxtest.Status(codes.ResourceExhausted, "too many writes in flight"))
+					sandboxtest.Status(codes.ResourceExhausted, "file quota exceeded"))
+			},
+			call: func(ctx context.Context, c sandboxpb.SandboxServiceClient) (string, error) {
+				_, err := c.WriteFile(ctx, &sandboxpb.WriteFileRequest{SandboxId: "sb-new", Path: "/work/in.txt", Content: []byte("hi")})
+				return "written", err
+			},
+		},
+		{
+			name: "WriteFile (throttled)",
+			script: func(srv *sandboxtest.Server) {
+				srv.FailNext(sandboxpb.SandboxService_WriteFile_FullMethodName, 1,
+					sandboxtest.Status(codes.ResourceExhausted, "too many writes in flight", sandboxtest.RetryInfo(200*time.Millisecond)))
 			},
 			call: func(ctx context.Context, c sandboxpb.SandboxServiceClient) (string, error) {
 				_, err := c.WriteFile(ctx, &sandboxpb.WriteFileRequest{SandboxId: "sb-new", Path: "/work/in.txt", Content: []byte("hi")})
@@ -112,7 +145,7 @@ func run(out io.Writer) error {
 						sandboxtest.BadRequest("spec.image", "must not be empty", "spec.tags[0]", "must be lower case")))
 			},
 			call: func(ctx context.Context, c sandboxpb.SandboxServiceClient) (string, error) {
-				_, err := c.CreateSandbox(ctx, &sandboxpb.CreateSandboxRequest{Sandbox: &sandboxpb.Sandbox{}, RequestId: "req-2"})
+				_, err := c.CreateSandbox(ctx, &sandboxpb.CreateSandboxRequest{Sandbox: &sandboxpb.Sandbox{}, RequestId: "req-1"})
 				return "", err
 			},
 		},
@@ -185,9 +218,10 @@ func run(out io.Writer) error {
 	for _, r := range retries {
 		fmt.Fprintln(out, r)
 	}
-	fmt.Fprintf(out, "\nServer received %d GetSandbox, %d CreateSandbox (%d created), %d StreamLogs calls; session took %v.\n",
+	fmt.Fprintf(out, "\nServer received %d GetSandbox, %d CreateSandbox (%d created), %d Exec (%d run), %d StreamLogs calls; session took %v.\n",
 		srv.Calls(sandboxpb.SandboxService_GetSandbox_FullMethodName),
-		srv.Calls(sandboxpb.SandboxService_CreateSandbox_FullMethodName), srv.Created(),
+		srv.Calls(sandboxpb.SandboxService_CreateSandbox_FullMethodName), srv.SandboxesCreated(),
+		srv.Calls(sandboxpb.SandboxService_Exec_FullMethodName), srv.ExecRuns(),
 		srv.Calls(sandboxpb.SandboxService_StreamLogs_FullMethodName), time.Since(start).Round(10*time.Millisecond))
 	return nil
 }

@@ -18,8 +18,11 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("run() = %v, want nil", err)
 	}
 	rows := map[string]string{
+		"CreateSandbox (no id)":    `SandboxUnavailableError\s+2\s+ok: created sb-new once \(1 sandbox, 1 generated request id\)`,
 		"GetSandbox (poll)":        `SandboxUnavailableError\s+3\s+ok: STATE_RUNNING`,
-		"WriteFile":                `SandboxResourceExhaustedError\s+2\s+ok: written`,
+		"Exec":                     `SandboxUnavailableError\s+1\s+error, not retried: not safe to repeat`,
+		"WriteFile (quota)":        `SandboxResourceExhaustedError\s+1\s+error, not retried: no server signal`,
+		"WriteFile (throttled)":    `SandboxResourceExhaustedError\s+2\s+ok: written`,
 		"GetSandbox (gone)":        `SandboxNotFoundError\s+1\s+error, not retryable`,
 		"CreateSandbox (bad spec)": `SandboxValidationError\s+1\s+error, not retryable`,
 		"StreamLogs":               `SandboxUnavailableError\s+2\s+ok: 3 log lines, each once`,
@@ -31,7 +34,7 @@ func TestDemo(t *testing.T) {
 			t.Errorf("row %q does not match %q in:\n%s", name, want, out.String())
 		}
 	}
-	if !strings.Contains(out.String(), "2 CreateSandbox (1 created)") {
+	if !strings.Contains(out.String(), "3 CreateSandbox (1 created), 1 Exec (1 run)") {
 		t.Errorf("output lacks the server's counts:\n%s", out.String())
 	}
 	if strings.Contains(out.String(), "r-7") {
