@@ -76,7 +76,7 @@ func deepGroups(n int) []byte {
 
 var detailURLs = [...]string{errorInfoURL, retryInfoURL, badRequestURL}
 
-// FuzzParseDetails is a differential test of the wire reader: two fuzzed Any values under
+// FuzzParseDetails is a differential test of Parse: two fuzzed Any values under
 // the ErrorInfo, RetryInfo and BadRequest type URLs must parse as proto.Unmarshal and the
 // rules of the reference implementation say.
 func FuzzParseDetails(f *testing.F) {

@@ -26,8 +26,7 @@ import (
 
 // This file holds the reference implementation of the parse rules of classification.md
 // section 1, written over proto.Unmarshal into the errdetails types, and the helpers the
-// tests share. The differential tests and fuzz targets hold classify's hand-written wire
-// reader to it.
+// tests share. The differential tests and fuzz targets hold Parse and ParseTrailer to it.
 
 const (
 	errorInfoURL  = "type.googleapis.com/google.rpc.ErrorInfo"
