@@ -2,7 +2,6 @@ package classify
 
 import (
 	"encoding/base64"
-	"math/big"
 	"slices"
 	"strings"
 	"time"
@@ -160,16 +159,12 @@ func (p *parser) detail(m proto.Message) {
 	}
 }
 
-// retryDelay converts a present retry_delay: false when it is absent, fails
-// durationpb.CheckValid, or does not fit in time.Duration.
+// retryDelay converts a retry_delay: absent (false) when the field is missing or fails
+// durationpb.CheckValid; a valid delay too long for time.Duration is clamped to the longest
+// one (the shortest, for a negative one).
 func retryDelay(d *durationpb.Duration) (time.Duration, bool) {
 	if d == nil || d.CheckValid() != nil {
 		return 0, false
 	}
-	n := new(big.Int).Mul(big.NewInt(d.GetSeconds()), big.NewInt(int64(time.Second)))
-	n.Add(n, big.NewInt(int64(d.GetNanos())))
-	if !n.IsInt64() {
-		return 0, false
-	}
-	return time.Duration(n.Int64()), true
+	return d.AsDuration(), true
 }

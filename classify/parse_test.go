@@ -128,9 +128,29 @@ func TestParse(t *testing.T) {
 			want:    errs.Info{},
 		},
 		{
-			name:    "valid for durationpb but too long for time.Duration is absent",
-			details: []proto.Message{retryInfo(9223372036, 854775808), retryInfo(-9223372036, -854775809), retryInfo(315576000000, 0)},
-			want:    errs.Info{},
+			name:    "example: 10^10 s is clamped to the longest time.Duration, present",
+			details: []proto.Message{retryInfo(1e10, 0), retryInfo(2, 0)},
+			want:    errs.Info{RetryDelay: math.MaxInt64, HasRetryDelay: true},
+		},
+		{
+			name:    "one nanosecond too long for time.Duration is clamped",
+			details: []proto.Message{retryInfo(9223372036, 854775808)},
+			want:    errs.Info{RetryDelay: math.MaxInt64, HasRetryDelay: true},
+		},
+		{
+			name:    "the longest valid Duration is clamped",
+			details: []proto.Message{retryInfo(315576000000, 999999999)},
+			want:    errs.Info{RetryDelay: math.MaxInt64, HasRetryDelay: true},
+		},
+		{
+			name:    "one nanosecond beyond the longest valid Duration is absent",
+			details: []proto.Message{retryInfo(315576000001, 0), retryInfo(2, 0)},
+			want:    errs.Info{RetryDelay: 2 * time.Second, HasRetryDelay: true},
+		},
+		{
+			name:    "too negative for time.Duration is clamped to the most negative, present",
+			details: []proto.Message{retryInfo(-1e10, 0)},
+			want:    errs.Info{RetryDelay: math.MinInt64, HasRetryDelay: true},
 		},
 		{
 			name:    "the longest time.Duration",

@@ -3,6 +3,7 @@ package classify_test
 import (
 	"encoding/base64"
 	"maps"
+	"math"
 	"math/big"
 	"slices"
 	"strings"
@@ -80,15 +81,18 @@ func refParse(details []*anypb.Any) errs.Info {
 	return info
 }
 
-// refDuration converts d when it passes CheckValid and fits time.Duration exactly.
+// refDuration converts d when it passes CheckValid, clamped to the range of time.Duration.
 func refDuration(d *durationpb.Duration) (time.Duration, bool) {
 	if d.CheckValid() != nil {
 		return 0, false
 	}
 	n := new(big.Int).Mul(big.NewInt(d.GetSeconds()), big.NewInt(int64(time.Second)))
 	n.Add(n, big.NewInt(int64(d.GetNanos())))
-	if !n.IsInt64() {
-		return 0, false
+	switch {
+	case n.Cmp(big.NewInt(math.MaxInt64)) > 0:
+		return math.MaxInt64, true
+	case n.Cmp(big.NewInt(math.MinInt64)) < 0:
+		return math.MinInt64, true
 	}
 	return time.Duration(n.Int64()), true
 }
