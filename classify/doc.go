@@ -33,6 +33,8 @@
 //
 // Status details are decoded once, with the protobuf library and its global type registry
 // ([status.Status.Details]), and only on failures: a call that succeeds parses nothing.
+// The details the kind does not use stay on the error as decoded, for
+// [errs.Error.OtherDetails].
 //
 // # Concurrency
 //

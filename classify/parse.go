@@ -29,20 +29,28 @@ const StatusDetailsKey = "grpc-status-details-bin"
 // [errs.Info] (with a non-nil Metadata when an ErrorInfo had a reason).
 //
 // Parse decodes each detail once, with the protobuf library and its global type registry
-// ([status.Status.Details]).
+// ([status.Status.Details]), and keeps every other detail in Info.Other, in order, for
+// [errs.Error.OtherDetails]: decoded, or as its *anypb.Any when its type is not linked into
+// the program or its bytes do not decode (an ErrorInfo, RetryInfo or BadRequest that does
+// not decode is dropped).
 func Parse(st *status.Status) errs.Info {
 	if st == nil {
 		return errs.Info{}
 	}
 	var p parser
-	for _, d := range st.Details() {
-		switch m := d.(type) {
-		case proto.Message:
-			p.detail(m)
-		case protoadapt.MessageV1:
+	var raw []*anypb.Any // the encoded details, copied from st only when one does not decode
+	for i, d := range st.Details() {
+		if m, ok := d.(protoadapt.MessageV1); ok {
 			p.detail(protoadapt.MessageV2Of(m))
+			continue
 		}
-		// Otherwise d is the error of a detail that did not decode: skipped.
+		// d is the error of a detail that did not decode.
+		if raw == nil {
+			raw = st.Proto().GetDetails()
+		}
+		if i < len(raw) {
+			p.undecoded(raw[i])
+		}
 	}
 	return p.info
 }
@@ -110,15 +118,17 @@ func parseStatus(b []byte) (errs.Info, bool) {
 	}
 	var p parser
 	for _, a := range sp.GetDetails() {
-		if m, err := anypb.UnmarshalNew(a, proto.UnmarshalOptions{}); err == nil {
+		if m, err := a.UnmarshalNew(); err == nil {
 			p.detail(m)
+		} else {
+			p.undecoded(a)
 		}
 	}
 	return p.info, Usable(p.info)
 }
 
 // parser accumulates decoded details into an errs.Info by the rules of Parse. It keeps the
-// messages' maps and strings: they must not be shared.
+// messages, their maps and strings: they must not be shared.
 type parser struct {
 	info      errs.Info
 	haveError bool
@@ -156,7 +166,24 @@ func (p *parser) detail(m proto.Message) {
 				p.info.FieldViolations = append(p.info.FieldViolations, errs.FieldViolation{Field: v.GetField(), Description: desc})
 			}
 		}
+	default:
+		p.info.Other = append(p.info.Other, m)
 	}
+}
+
+var (
+	errorInfoName  = (*errdetails.ErrorInfo)(nil).ProtoReflect().Descriptor().FullName()
+	retryInfoName  = (*errdetails.RetryInfo)(nil).ProtoReflect().Descriptor().FullName()
+	badRequestName = (*errdetails.BadRequest)(nil).ProtoReflect().Descriptor().FullName()
+)
+
+// undecoded takes a detail that did not decode: kept as is unless it is of a parsed type.
+func (p *parser) undecoded(a *anypb.Any) {
+	switch a.MessageName() {
+	case errorInfoName, retryInfoName, badRequestName:
+		return
+	}
+	p.info.Other = append(p.info.Other, a)
 }
 
 // retryDelay converts a retry_delay: absent (false) when the field is missing or fails
