@@ -31,13 +31,10 @@
 // original error holds (Unwrap returns it). An error that already holds an *errs.Error is
 // returned unchanged.
 //
-// Status details are decoded by a small protobuf wire reader held to [proto.Unmarshal] by a
-// differential fuzz test, without the global type registry and without status.Details,
-// which decodes every detail on each call. To avoid the deep copy that
-// [status.Status.Proto] makes, details are read in place, never modified and never
-// retained, after a start-up probe has confirmed the layout of grpc-go's Status; if a
-// grpc-go release changes that layout, the probe fails and the copy is used: slower, never
-// wrong.
+// Status details are decoded once, with the protobuf library and its global type registry
+// ([status.Status.Details]), and only on failures: a call that succeeds parses nothing.
+// The details the kind does not use stay on the error as decoded, for
+// [errs.Error.OtherDetails].
 //
 // # Concurrency
 //

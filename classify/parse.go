@@ -4,22 +4,22 @@ import (
 	"encoding/base64"
 	"slices"
 	"strings"
-	"unsafe"
+	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/faultline-go/faultline/errs"
 )
 
-const (
-	errorInfoName  = "google.rpc.ErrorInfo"
-	retryInfoName  = "google.rpc.RetryInfo"
-	badRequestName = "google.rpc.BadRequest"
-
-	// StatusDetailsKey is the trailer that carries a google.rpc.Status with details.
-	StatusDetailsKey = "grpc-status-details-bin"
-)
+// StatusDetailsKey is the trailer that carries a google.rpc.Status with details.
+const StatusDetailsKey = "grpc-status-details-bin"
 
 // Parse reads the AIP-193 details of st: the first google.rpc.ErrorInfo with a non-empty
 // reason (reason, domain and metadata as a unit), the first google.rpc.RetryInfo whose
@@ -28,26 +28,28 @@ const (
 // never fails and never panics: a nil st, or one without usable details, gives the zero
 // [errs.Info] (with a non-nil Metadata when an ErrorInfo had a reason).
 //
-// Parse decodes only those three message types, without the global type registry; use
-// [errs.Error.OtherDetails] for the rest.
+// Parse decodes each detail once, with the protobuf library and its global type registry
+// ([status.Status.Details]), and keeps every other detail in Info.Other, in order, for
+// [errs.Error.OtherDetails]: decoded, or as its *anypb.Any when its type is not linked into
+// the program or its bytes do not decode (an ErrorInfo, RetryInfo or BadRequest that does
+// not decode is dropped).
 func Parse(st *status.Status) errs.Info {
 	if st == nil {
 		return errs.Info{}
 	}
 	var p parser
-	for _, a := range statusDetails(st) {
-		url, v := a.GetTypeUrl(), a.GetValue()
-		switch {
-		case messageIs(url, errorInfoName):
-			if !p.haveError {
-				p.errorInfo(string(v)) // the parsed strings are slices of this one copy
-			}
-		case messageIs(url, retryInfoName):
-			if !p.info.HasRetryDelay {
-				p.retryInfo(unsafe.String(unsafe.SliceData(v), len(v))) // read, not kept
-			}
-		case messageIs(url, badRequestName):
-			p.badRequest(string(v))
+	var raw []*anypb.Any // the encoded details, copied from st only when one does not decode
+	for i, d := range st.Details() {
+		if m, ok := d.(protoadapt.MessageV1); ok {
+			p.detail(protoadapt.MessageV2Of(m))
+			continue
+		}
+		// d is the error of a detail that did not decode.
+		if raw == nil {
+			raw = st.Proto().GetDetails()
+		}
+		if i < len(raw) {
+			p.undecoded(raw[i])
 		}
 	}
 	return p.info
@@ -61,7 +63,7 @@ func Parse(st *status.Status) errs.Info {
 func ParseTrailer(md metadata.MD) errs.Info {
 	for _, key := range detailKeys(md) {
 		for _, v := range md[key] {
-			if info, ok := parseStatus(v); ok {
+			if info, ok := parseStatus([]byte(v)); ok {
 				return info
 			}
 			if raw, ok := decodeBase64(v); ok {
@@ -91,14 +93,14 @@ func detailKeys(md metadata.MD) []string {
 	return append(keys, others...)
 }
 
-func decodeBase64(s string) (string, bool) {
+func decodeBase64(s string) ([]byte, bool) {
 	s = strings.TrimSpace(s)
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
 		if b, err := enc.DecodeString(s); err == nil {
-			return string(b), true
+			return b, true
 		}
 	}
-	return "", false
+	return nil, false
 }
 
 // Usable reports whether info says anything: an ErrorInfo with a reason, a present
@@ -107,239 +109,89 @@ func Usable(info errs.Info) bool {
 	return info.Reason != "" || info.HasRetryDelay || len(info.FieldViolations) > 0
 }
 
-// parseStatus decodes a google.rpc.Status and parses its details. It reports false when s is
+// parseStatus decodes a google.rpc.Status and parses its details. It reports false when b is
 // not a valid Status or its details say nothing usable.
-func parseStatus(s string) (errs.Info, bool) {
-	// Validate the whole Status first: a malformed value contributes nothing.
-	r := newReader(s)
-	for num, typ, more := r.next(); more; num, typ, more = r.next() {
-		switch {
-		case num == 1 && typ == wireVarint:
-			r.varint()
-		case num == 2 && typ == wireBytes:
-			r.str()
-		case num == 3 && typ == wireBytes:
-			if _, _, ok := anyFields(r.bytes()); !ok {
-				r.ok = false
-			}
-		default:
-			r.skip(num, typ)
-		}
-	}
-	if !r.ok {
+func parseStatus(b []byte) (errs.Info, bool) {
+	var sp spb.Status
+	if proto.Unmarshal(b, &sp) != nil {
 		return errs.Info{}, false
 	}
 	var p parser
-	r = newReader(s)
-	for num, typ, more := r.next(); more; num, typ, more = r.next() {
-		if num == 3 && typ == wireBytes {
-			url, value, _ := anyFields(r.bytes())
-			p.detail(url, value)
+	for _, a := range sp.GetDetails() {
+		if m, err := a.UnmarshalNew(); err == nil {
+			p.detail(m)
 		} else {
-			r.skip(num, typ)
+			p.undecoded(a)
 		}
 	}
 	return p.info, Usable(p.info)
 }
 
-// anyFields decodes a google.protobuf.Any.
-func anyFields(s string) (url, value string, ok bool) {
-	r := newReader(s)
-	for num, typ, more := r.next(); more; num, typ, more = r.next() {
-		switch {
-		case num == 1 && typ == wireBytes:
-			url = r.str()
-		case num == 2 && typ == wireBytes:
-			value = r.bytes()
-		default:
-			r.skip(num, typ)
-		}
-	}
-	return url, value, r.ok
-}
-
-// messageIs reports whether an Any type URL names the message name, as anypb.Any.MessageIs.
-func messageIs(url, name string) bool {
-	return strings.HasSuffix(url, name) && (len(url) == len(name) || url[len(url)-len(name)-1] == '/')
-}
-
-// parser accumulates details into an errs.Info by the rules of Parse.
+// parser accumulates decoded details into an errs.Info by the rules of Parse. It keeps the
+// messages, their maps and strings: they must not be shared.
 type parser struct {
 	info      errs.Info
 	haveError bool
 }
 
-// detail parses one detail whose value the parser may keep slices of.
-func (p *parser) detail(url, value string) {
-	switch {
-	case messageIs(url, errorInfoName):
-		if !p.haveError {
-			p.errorInfo(value)
+func (p *parser) detail(m proto.Message) {
+	switch m := m.(type) {
+	case *errdetails.ErrorInfo:
+		if p.haveError || m.GetReason() == "" {
+			return
 		}
-	case messageIs(url, retryInfoName):
-		if !p.info.HasRetryDelay {
-			p.retryInfo(value)
+		md := m.GetMetadata()
+		if md == nil {
+			md = map[string]string{}
 		}
-	case messageIs(url, badRequestName):
-		p.badRequest(value)
+		p.haveError = true
+		p.info.Reason, p.info.Domain, p.info.Metadata = m.GetReason(), m.GetDomain(), md
+	case *errdetails.RetryInfo:
+		if p.info.HasRetryDelay {
+			return
+		}
+		if d, ok := retryDelay(m.GetRetryDelay()); ok {
+			p.info.RetryDelay, p.info.HasRetryDelay = d, true
+		}
+	case *errdetails.BadRequest:
+		for _, v := range m.GetFieldViolations() {
+			desc := v.GetDescription()
+			if desc == "" {
+				desc = v.GetLocalizedMessage().GetMessage()
+			}
+			if desc == "" {
+				desc = v.GetReason()
+			}
+			if v.GetField() != "" || desc != "" {
+				p.info.FieldViolations = append(p.info.FieldViolations, errs.FieldViolation{Field: v.GetField(), Description: desc})
+			}
+		}
+	default:
+		p.info.Other = append(p.info.Other, m)
 	}
 }
 
-// errorInfo takes an ErrorInfo that decodes and has a reason. Entries are held on the stack
-// until the whole message has decoded; only the winner's metadata map is allocated.
-func (p *parser) errorInfo(s string) {
-	var reason, domain string
-	var small [8][2]string
-	entries := small[:0]
-	n := 0
-	r := newReader(s)
-	for num, typ, more := r.next(); more; num, typ, more = r.next() {
-		switch {
-		case num == 1 && typ == wireBytes:
-			reason = r.str()
-		case num == 2 && typ == wireBytes:
-			domain = r.str()
-		case num == 3 && typ == wireBytes:
-			k, v, ok := mapEntry(r.bytes())
-			if !ok {
-				r.ok = false
-			}
-			if n < len(small) {
-				entries = append(entries, [2]string{k, v})
-			}
-			n++
-		default:
-			r.skip(num, typ)
-		}
-	}
-	if !r.ok || reason == "" {
+var (
+	errorInfoName  = (*errdetails.ErrorInfo)(nil).ProtoReflect().Descriptor().FullName()
+	retryInfoName  = (*errdetails.RetryInfo)(nil).ProtoReflect().Descriptor().FullName()
+	badRequestName = (*errdetails.BadRequest)(nil).ProtoReflect().Descriptor().FullName()
+)
+
+// undecoded takes a detail that did not decode: kept as is unless it is of a parsed type.
+func (p *parser) undecoded(a *anypb.Any) {
+	switch a.MessageName() {
+	case errorInfoName, retryInfoName, badRequestName:
 		return
 	}
-	md := make(map[string]string, n)
-	if n <= len(small) {
-		for _, e := range entries {
-			md[e[0]] = e[1]
-		}
-	} else { // many entries: read them again rather than hold them all
-		r = newReader(s)
-		for num, typ, more := r.next(); more; num, typ, more = r.next() {
-			if num == 3 && typ == wireBytes {
-				k, v, _ := mapEntry(r.bytes())
-				md[k] = v
-			} else {
-				r.skip(num, typ)
-			}
-		}
-	}
-	p.haveError = true
-	p.info.Reason, p.info.Domain, p.info.Metadata = reason, domain, md
+	p.info.Other = append(p.info.Other, a)
 }
 
-// mapEntry decodes one map<string, string> entry.
-func mapEntry(s string) (key, value string, ok bool) {
-	r := newReader(s)
-	for num, typ, more := r.next(); more; num, typ, more = r.next() {
-		switch {
-		case num == 1 && typ == wireBytes:
-			key = r.str()
-		case num == 2 && typ == wireBytes:
-			value = r.str()
-		default:
-			r.skip(num, typ)
-		}
+// retryDelay converts a retry_delay: absent (false) when the field is missing or fails
+// durationpb.CheckValid; a valid delay too long for time.Duration is clamped to the longest
+// one (the shortest, for a negative one).
+func retryDelay(d *durationpb.Duration) (time.Duration, bool) {
+	if d == nil || d.CheckValid() != nil {
+		return 0, false
 	}
-	return key, value, r.ok
-}
-
-func (p *parser) retryInfo(s string) {
-	var seconds int64
-	var nanos int32
-	present := false
-	r := newReader(s)
-	for num, typ, more := r.next(); more; num, typ, more = r.next() {
-		if num == 1 && typ == wireBytes {
-			present = true
-			if !duration(r.bytes(), &seconds, &nanos) {
-				r.ok = false
-			}
-		} else {
-			r.skip(num, typ)
-		}
-	}
-	if !r.ok || !present {
-		return
-	}
-	if d, ok := toDuration(seconds, nanos); ok {
-		p.info.RetryDelay, p.info.HasRetryDelay = d, true
-	}
-}
-
-// badRequest appends the violations of one BadRequest; none if any part fails to decode.
-func (p *parser) badRequest(s string) {
-	keep := len(p.info.FieldViolations)
-	r := newReader(s)
-	for num, typ, more := r.next(); more; num, typ, more = r.next() {
-		if num == 1 && typ == wireBytes {
-			fv, ok := violation(r.bytes())
-			if !ok {
-				r.ok = false
-				break
-			}
-			if fv.Field != "" || fv.Description != "" {
-				p.info.FieldViolations = append(p.info.FieldViolations, fv)
-			}
-		} else {
-			r.skip(num, typ)
-		}
-	}
-	if !r.ok {
-		p.info.FieldViolations = p.info.FieldViolations[:keep]
-	}
-}
-
-// violation decodes a BadRequest.FieldViolation, with the description falling back to the
-// localized message, then to the reason.
-func violation(s string) (errs.FieldViolation, bool) {
-	var field, desc, reason, localized string
-	r := newReader(s)
-	for num, typ, more := r.next(); more; num, typ, more = r.next() {
-		switch {
-		case num == 1 && typ == wireBytes:
-			field = r.str()
-		case num == 2 && typ == wireBytes:
-			desc = r.str()
-		case num == 3 && typ == wireBytes:
-			reason = r.str()
-		case num == 4 && typ == wireBytes:
-			if !localizedMessage(r.bytes(), &localized) {
-				r.ok = false
-			}
-		default:
-			r.skip(num, typ)
-		}
-	}
-	if desc == "" {
-		desc = localized
-	}
-	if desc == "" {
-		desc = reason
-	}
-	return errs.FieldViolation{Field: field, Description: desc}, r.ok
-}
-
-// localizedMessage decodes a google.rpc.LocalizedMessage's message, merging into an
-// earlier occurrence.
-func localizedMessage(s string, message *string) bool {
-	r := newReader(s)
-	for num, typ, more := r.next(); more; num, typ, more = r.next() {
-		switch {
-		case num == 1 && typ == wireBytes:
-			r.str() // locale
-		case num == 2 && typ == wireBytes:
-			*message = r.str()
-		default:
-			r.skip(num, typ)
-		}
-	}
-	return r.ok
+	return d.AsDuration(), true
 }

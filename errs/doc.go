@@ -13,8 +13,8 @@
 //		log.Printf("%v: reason %q, sandbox %q", e.Kind(), e.Reason(), e.SandboxID())
 //	}
 //
-// Errors of failed RPCs are built by a classifier (package classify) with [FromStatus];
-// client code, such as a sandbox SDK, builds any kind with [New] and [Option]s:
+// Errors of failed RPCs are built by a classifier (package classify); client code, such as
+// a sandbox SDK, builds any kind with [New] and [Option]s:
 //
 //	err := errs.New(errs.ErrSandboxStreamTruncated, "stream ended early",
 //		errs.WithSandboxID(id), errs.WithStreamCode("STREAM_TRUNCATED"))

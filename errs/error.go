@@ -6,11 +6,9 @@ import (
 	"strconv"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/faultline-go/faultline/internal/seam"
 )
@@ -54,6 +52,13 @@ type Info struct {
 	HasRetryDelay bool          // whether a RetryInfo with a valid delay was present
 
 	FieldViolations []FieldViolation // BadRequest.field_violations, in order
+
+	// Other holds the details other than ErrorInfo, RetryInfo and BadRequest
+	// (QuotaFailure, PreconditionFailure, ResourceInfo, RequestInfo, DebugInfo, Help,
+	// LocalizedMessage, unknown types), decoded once by the parser, in order. A detail whose
+	// type is not linked into the program, or whose bytes do not decode, is kept as its
+	// *anypb.Any. Other never chooses a kind; [Error.OtherDetails] returns copies of it.
+	Other []proto.Message
 }
 
 // Resource is what a failed call was about. Empty fields are unknown.
@@ -81,7 +86,8 @@ type ExecResult struct {
 
 // fromStatus builds the *Error for a failed RPC whose status is st, already classified as
 // kind. cause is the error the RPC returned (Unwrap returns it); when nil, st.Err() is used.
-// The error keeps info's map and slice: the caller must not modify them afterwards.
+// The error keeps info's map, slices and messages: the caller must not modify them
+// afterwards.
 //
 // A nil st is treated as status Unknown with cause's text; an invalid kind as ErrCWSandbox.
 // Classifiers reach it through internal/seam; client code builds errors with [New].
@@ -232,35 +238,19 @@ func (e *Error) ExceptionType() string { return e.excType }
 // or "".
 func (e *Error) ExceptionMessage() string { return e.excMsg }
 
-// OtherDetails decodes, on each call, the status details other than ErrorInfo, RetryInfo
-// and BadRequest (QuotaFailure, PreconditionFailure, ResourceInfo, RequestInfo, DebugInfo,
-// Help, LocalizedMessage, ...), in order. A detail whose type is not linked into the program,
-// or whose bytes do not decode, is returned as the *anypb.Any itself, so nothing is lost.
+// OtherDetails returns the status details other than ErrorInfo, RetryInfo and BadRequest
+// (QuotaFailure, PreconditionFailure, ResourceInfo, RequestInfo, DebugInfo, Help,
+// LocalizedMessage, ...), in order, as the classifier decoded them into [Info.Other]: the
+// status is not decoded again. The messages are copies the caller may modify. A detail
+// whose type is not linked into the program, or whose bytes do not decode, is returned as
+// its *anypb.Any, so nothing is lost. An error built with [New] has none (nil).
 func (e *Error) OtherDetails() []proto.Message {
-	var out []proto.Message
-	for _, a := range e.st.Proto().GetDetails() {
-		if isParsedDetail(a) {
-			continue
-		}
-		m, err := a.UnmarshalNew()
-		if err != nil {
-			m = a
-		}
-		out = append(out, m)
+	if len(e.info.Other) == 0 {
+		return nil
+	}
+	out := make([]proto.Message, len(e.info.Other))
+	for i, m := range e.info.Other {
+		out[i] = proto.Clone(m)
 	}
 	return out
-}
-
-var (
-	errorInfoName  = (&errdetails.ErrorInfo{}).ProtoReflect().Descriptor().FullName()
-	retryInfoName  = (&errdetails.RetryInfo{}).ProtoReflect().Descriptor().FullName()
-	badRequestName = (&errdetails.BadRequest{}).ProtoReflect().Descriptor().FullName()
-)
-
-func isParsedDetail(a *anypb.Any) bool {
-	switch a.MessageName() {
-	case errorInfoName, retryInfoName, badRequestName:
-		return true
-	}
-	return false
 }

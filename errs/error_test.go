@@ -390,18 +390,38 @@ func TestOtherDetails(t *testing.T) {
 	help := &errdetails.Help{Links: []*errdetails.Help_Link{{Description: "docs", Url: "https://example.com"}}}
 	unknown := &anypb.Any{TypeUrl: "type.googleapis.com/example.Unknown", Value: []byte("\x08\x01")}
 	garbage := &anypb.Any{TypeUrl: "type.googleapis.com/google.rpc.QuotaFailure", Value: []byte("\x0a\x05")}
-	details := []*anypb.Any{
-		mustAny(t, &errdetails.ErrorInfo{Reason: "R"}), mustAny(t, quota), mustAny(t, &errdetails.RetryInfo{}),
-		mustAny(t, debug), mustAny(t, &errdetails.BadRequest{}), mustAny(t, help), unknown, garbage,
+	other := []proto.Message{quota, debug, help, unknown, garbage}
+	// The status holds details that OtherDetails must not decode: only Info.Other counts.
+	st := status.FromProto(&spb.Status{Code: int32(codes.Internal), Details: []*anypb.Any{
+		mustAny(t, &errdetails.ErrorInfo{Reason: "R"}), mustAny(t, quota), mustAny(t, debug)}})
+	tests := []struct {
+		name string
+		e    *errs.Error
+		want []proto.Message
+	}{
+		{"FromStatus with Other", errs.FromStatus(errs.ErrSandbox, st, nil, errs.Info{Other: other}, errs.Resource{}), other},
+		{"FromStatus without Other", errs.FromStatus(errs.ErrSandbox, st, nil, errs.Info{}, errs.Resource{}), nil},
+		{"New", errs.New(errs.ErrSandbox, "m"), nil},
 	}
-	st := status.FromProto(&spb.Status{Code: int32(codes.Internal), Details: details})
-	e := errs.FromStatus(errs.ErrSandbox, st, nil, errs.Info{}, errs.Resource{})
-	want := []proto.Message{quota, debug, help, unknown, garbage}
-	if diff := cmp.Diff(want, e.OtherDetails(), protocmp.Transform()); diff != "" {
-		t.Errorf("OtherDetails() differs (-want +got):\n%s", diff)
-	}
-	if got := errs.New(errs.ErrSandbox, "m").OtherDetails(); len(got) != 0 {
-		t.Errorf("New(...).OtherDetails() = %v, want none", got)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.e.OtherDetails()
+			if diff := cmp.Diff(tc.want, got, protocmp.Transform()); diff != "" {
+				t.Errorf("OtherDetails() differs (-want +got):\n%s", diff)
+			}
+			if len(got) == 0 {
+				return
+			}
+			// The caller owns what it got: changing it changes neither the error nor Other.
+			got[0].(*errdetails.QuotaFailure).Violations[0].Subject = "changed"
+			got[3] = nil
+			if diff := cmp.Diff(tc.want, tc.e.OtherDetails(), protocmp.Transform()); diff != "" {
+				t.Errorf("OtherDetails() after changing an earlier result differs (-want +got):\n%s", diff)
+			}
+			if quota.Violations[0].Subject != "project" {
+				t.Errorf("changing OtherDetails()[0] changed Info.Other: subject %q, want %q", quota.Violations[0].Subject, "project")
+			}
+		})
 	}
 }
 

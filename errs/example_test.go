@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
 )
 
@@ -72,15 +73,14 @@ func ExampleParseTraceback() {
 }
 
 // A classified error keeps the failed RPC's status for code that switches on codes.
-func ExampleFromStatus() {
+func ExampleError_GRPCStatus() {
 	st := status.New(codes.NotFound, "sandbox sb-1 does not exist")
-	err := errs.FromStatus(errs.ErrSandboxNotFound, st, nil, errs.Info{},
-		errs.Resource{Operation: "GetSandbox", SandboxID: "sb-1"})
+	err := classify.Classify(st.Err())
 
 	fmt.Println(err)
 	got, _ := status.FromError(err)
 	fmt.Println(got == st, status.Code(err))
 	// Output:
-	// GetSandbox: sandbox not found: sandbox sb-1 does not exist (sandbox sb-1)
+	// sandbox not found: sandbox sb-1 does not exist
 	// true NotFound
 }

@@ -220,7 +220,7 @@ func TestUnaryReasons(t *testing.T) {
 					t.Fatalf("GetSandbox error = %v, want kind %v", err, tc.wantKind)
 				}
 				// The reason stays attached, trusted or not.
-				if ee.Reason() != tc.st.Details()[0].(*errdetails.ErrorInfo).GetReason() {
+				if d := tc.st.Details(); len(d) > 0 && ee.Reason() != d[0].(*errdetails.ErrorInfo).GetReason() {
 					t.Errorf("Reason() = %q, want the server's", ee.Reason())
 				}
 				if status.Code(err) != tc.st.Code() {

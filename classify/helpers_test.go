@@ -1,0 +1,77 @@
+package classify_test
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/faultline-go/faultline/errs"
+)
+
+// Helpers the tests of this package share.
+
+const (
+	errorInfoURL  = "type.googleapis.com/google.rpc.ErrorInfo"
+	retryInfoURL  = "type.googleapis.com/google.rpc.RetryInfo"
+	badRequestURL = "type.googleapis.com/google.rpc.BadRequest"
+)
+
+// normInfo makes empty violation and detail lists nil, the one difference between two Infos
+// that does not matter.
+func normInfo(info errs.Info) errs.Info {
+	if len(info.FieldViolations) == 0 {
+		info.FieldViolations = nil
+	}
+	if len(info.Other) == 0 {
+		info.Other = nil
+	}
+	return info
+}
+
+// diffInfo compares two Infos exactly (a nil and an empty Metadata differ; other details by
+// protocmp), except for empty versus nil lists.
+func diffInfo(got, want errs.Info) string {
+	return cmp.Diff(normInfo(want), normInfo(got), protocmp.Transform())
+}
+
+// withDetails returns a status of code c and message msg with details, failing tb on error.
+func withDetails(tb testing.TB, c codes.Code, msg string, details ...protoadapt.MessageV1) *status.Status {
+	tb.Helper()
+	st, err := status.New(c, msg).WithDetails(details...)
+	if err != nil {
+		tb.Fatalf("WithDetails: %v", err)
+	}
+	return st
+}
+
+// rawStatus returns a status whose details are the given Any messages, as sent.
+func rawStatus(c codes.Code, msg string, details ...*anypb.Any) *status.Status {
+	return status.FromProto(&spb.Status{Code: int32(c), Message: msg, Details: details})
+}
+
+// anyOf packs m, failing tb on error.
+func anyOf(tb testing.TB, m proto.Message) *anypb.Any {
+	tb.Helper()
+	a, err := anypb.New(m)
+	if err != nil {
+		tb.Fatalf("anypb.New: %v", err)
+	}
+	return a
+}
+
+// marshal encodes m deterministically, failing tb on error.
+func marshal(tb testing.TB, m proto.Message) []byte {
+	tb.Helper()
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		tb.Fatalf("proto.Marshal: %v", err)
+	}
+	return b
+}
