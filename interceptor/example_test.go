@@ -114,10 +114,12 @@ func ExampleStream() {
 	read()
 	fmt.Println("server calls", srv.Calls(method))
 
-	// The stream fails after two entries: it has committed, so the error is returned and
-	// no entry is delivered twice.
+	// The stream fails after two entries: it has committed, so it is not started over;
+	// StreamLogs is resumed from the last entry's cursor, and no entry is delivered twice.
 	srv.Reset()
-	srv.ScriptStreamLogs(sandboxtest.StreamLogsScript{Entries: 2, Err: sandboxtest.Status(codes.Unavailable, "stream reset")})
+	srv.ScriptStreamLogs(
+		sandboxtest.StreamLogsScript{Entries: 2, Err: sandboxtest.Status(codes.Unavailable, "stream reset")},
+		sandboxtest.StreamLogsScript{Entries: 2})
 	read()
 	fmt.Println("server calls", srv.Calls(method))
 	// Output:
@@ -127,8 +129,10 @@ func ExampleStream() {
 	// server calls 2
 	// "line 0\n"
 	// "line 1\n"
-	// error: SandboxUnavailableError retried: false
-	// server calls 1
+	// "line 2\n"
+	// "line 3\n"
+	// end of stream
+	// server calls 2
 }
 
 func ExampleDialOptions() {

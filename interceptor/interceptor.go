@@ -32,6 +32,7 @@ type Set struct {
 	defaultLevel retry.Idempotency
 	keys         map[string]keySpec // idempotency keys, by method
 	keysOff      bool
+	resumers     map[string]Resumer // server streams resumed after commit, by method
 
 	mu      sync.RWMutex
 	perCall map[retry.Policy]*route // routes for WithCallPolicy, by policy
@@ -66,6 +67,17 @@ func New(opts ...Option) (*Set, error) {
 	for name := range cfg.levels {
 		if !validMethodName(name) {
 			return nil, fmt.Errorf("interceptor: idempotency entry %q: want \"/pkg.Service/\" or \"/pkg.Service/Method\"", name)
+		}
+	}
+	s.resumers = map[string]Resumer{streamLogs: ResumeStreamLogs}
+	for method, r := range cfg.resumers {
+		if !validMethodName(method) || strings.HasSuffix(method, "/") {
+			return nil, fmt.Errorf("interceptor: resumer method %q: want \"/pkg.Service/Method\"", method)
+		}
+		if r == nil {
+			delete(s.resumers, method)
+		} else {
+			s.resumers[method] = r
 		}
 	}
 	s.keys = maps.Clone(builtinKeys)

@@ -29,6 +29,7 @@ type config struct {
 	defaultLevel retry.Idempotency
 	keys         map[string]string // method -> key field; "" removes a built-in key
 	keysOff      bool
+	resumers     map[string]Resumer // nil removes a built-in resumer
 }
 
 // Defaults.

@@ -83,6 +83,9 @@ func (s *Set) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.Client
 		set: s, ctx: ctx, desc: desc, cc: cc, method: method, streamer: streamer,
 		classifyOut: classifyOut, tracker: *rt.r.Track(method),
 	}
+	if desc.ServerStreams && !desc.ClientStreams {
+		rs.resumer = s.resumers[method]
+	}
 	rs.opts, rs.finishers = onFinish(opts)
 	rs.sent = rs.inline[:0]
 	rs.cond.L = &rs.mu
@@ -167,6 +170,7 @@ type retryStream struct {
 	opts        []grpc.CallOption // without grpc.OnFinish
 	finishers   []func(error)     // grpc.OnFinish callbacks, run once by end
 	classifyOut bool
+	resumer     Resumer // nil: the stream is not resumed after commit
 
 	retryMu sync.Mutex
 	tracker retry.Tracker
@@ -188,6 +192,10 @@ type retryStream struct {
 	lctx        context.Context      // the stream's context, made when asked for before commit
 	cancels     []context.CancelFunc // of lctx and of the attempts after the first
 	stopWatch   func() bool          // stops watchFinish's context.AfterFunc
+	retries     int                  // attempts opened after the first, resumes included
+	last        any                  // the last message delivered, when resumer is set
+	sinceOpen   int                  // messages delivered by cur, when resumer is set
+	header      metadata.MD          // the committed attempt's headers, kept when resuming
 }
 
 // watchFinish runs the OnFinish callbacks, if any, when the caller's context ends before the
@@ -273,13 +281,19 @@ func (rs *retryStream) recover(cs grpc.ClientStream, err error) (grpc.ClientStre
 // messages the new attempt would replay are gone.
 var errCommitted = errors.New("interceptor: stream committed before the retry")
 
-// open opens a stream for the tracker's next attempt, under a context of its own (released
-// when the stream ends), with the attempt header, and replays what was sent. Called with
-// retryMu held.
+// open opens a stream for the next attempt, under a context of its own (released when the
+// stream ends), with the attempt header, and replays what was sent. Called with retryMu held.
 func (rs *retryStream) open() (grpc.ClientStream, error) {
+	return rs.openWith(nil)
+}
+
+// openWith is open, sending msg and closing the send side instead of replaying when msg is
+// not nil (a resumed stream).
+func (rs *retryStream) openWith(msg any) (grpc.ClientStream, error) {
 	ctx, cancel := context.WithCancel(rs.ctx)
+	rs.retries++
 	if rs.set.header != "" {
-		ctx = withAttempt(ctx, rs.set.header, rs.tracker.Attempt()-1)
+		ctx = withAttempt(ctx, rs.set.header, rs.retries)
 	}
 	cs, err := rs.streamer(ctx, rs.desc, rs.cc, rs.method, rs.opts...)
 	if err != nil {
@@ -288,22 +302,27 @@ func (rs *retryStream) open() (grpc.ClientStream, error) {
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	if rs.committed || rs.ended {
+	if rs.ended || (rs.committed && msg == nil) {
 		cancel()
 		return nil, errCommitted
 	}
 	sent := false
-	for _, m := range rs.sent {
-		if cs.SendMsg(m) != nil {
-			break // the attempt ended; the next receive or send learns how
+	if msg != nil {
+		sent = cs.SendMsg(msg) == nil
+		_ = cs.CloseSend() // a server stream's one request
+	} else {
+		for _, m := range rs.sent {
+			if cs.SendMsg(m) != nil {
+				break // the attempt ended; the next receive or send learns how
+			}
+			sent = true
 		}
-		sent = true
-	}
-	if rs.closeSent {
-		_ = cs.CloseSend() // as above
+		if rs.closeSent {
+			_ = cs.CloseSend() // as above
+		}
 	}
 	rs.cancels = append(rs.cancels, cancel)
-	rs.cur, rs.attemptSent = cs, sent
+	rs.cur, rs.attemptSent, rs.sinceOpen = cs, sent, 0
 	rs.cond.Broadcast()
 	return cs, nil
 }
@@ -407,6 +426,12 @@ func (rs *retryStream) RecvMsg(m any) error {
 		switch {
 		case err == nil:
 			rs.commit()
+			if rs.resumer != nil {
+				rs.mu.Lock()
+				rs.last = m
+				rs.sinceOpen++
+				rs.mu.Unlock()
+			}
 			if !rs.desc.ServerStreams {
 				rs.end(nil) // its one response: the stream is over
 			}
@@ -414,6 +439,11 @@ func (rs *retryStream) RecvMsg(m any) error {
 		case err == io.EOF:
 			rs.commit()
 			return rs.end(nil)
+		case committed && rs.resumer != nil:
+			if _, err := rs.resume(cs, err); err != nil {
+				return err
+			}
+			continue
 		case committed:
 			return rs.end(rs.out(err))
 		}
@@ -464,6 +494,14 @@ func (rs *retryStream) Header() (metadata.MD, error) {
 				return nil, nil
 			}
 			return nil, final
+		}
+		if committed {
+			rs.mu.Lock()
+			kept := rs.header
+			rs.mu.Unlock()
+			if kept != nil {
+				return kept, nil
+			}
 		}
 		md, err := cs.Header()
 		switch {
@@ -568,16 +606,17 @@ func (rs *retryStream) CloseSend() error {
 	return rs.out(cs.CloseSend())
 }
 
-// Context returns the stream's context. Asked for before the stream commits, it is a context
-// of the logical stream (a child of the caller's, done when the stream ends), so a retry does
-// not cancel it; after commit, grpc-go's context of the attempt that committed.
+// Context returns the stream's context. Asked for before the stream commits, or on a stream
+// that may be resumed, it is a context of the logical stream (a child of the caller's, done
+// when the stream ends), so a retry does not cancel it; after commit, grpc-go's context of
+// the attempt that committed.
 func (rs *retryStream) Context() context.Context {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if rs.lctx != nil {
 		return rs.lctx
 	}
-	if rs.committed {
+	if rs.committed && rs.resumer == nil {
 		return rs.cur.Context()
 	}
 	ctx, cancel := context.WithCancel(rs.ctx)

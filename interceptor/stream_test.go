@@ -138,10 +138,12 @@ func TestStreamGivesUp(t *testing.T) {
 
 // TestStreamNotRetriedAfterMessages: once a message reached the caller the stream is
 // committed: a failure after two entries is returned, classified, and the stream is not
-// replayed (the caller sees line 0, line 1, then the error; never line 0 again).
+// replayed (the caller sees line 0, line 1, then the error; never line 0 again). StreamLogs'
+// resumer is turned off here: see resume_test.go for resumed streams.
 func TestStreamNotRetriedAfterMessages(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())))
+		e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()),
+			interceptor.WithResumer(streamLogs, nil)))
 		e.srv.ScriptStreamLogs(sandboxtest.StreamLogsScript{Entries: 2, Err: unavailable()}, sandboxtest.StreamLogsScript{Entries: 3})
 		st, err := e.sb.StreamLogs(context.Background(), &sandboxpb.StreamLogsRequest{SandboxId: "sb-1"})
 		if err != nil {

@@ -62,6 +62,7 @@ type RetryEvent struct {
 	Err      error         // its error
 	Delay    time.Duration // the wait before the next attempt
 	FromHint bool          // whether Delay came from the server's RetryInfo (else backoff)
+	Resumed  bool          // whether the next attempt resumes a stream where it stopped
 }
 
 // String describes the event in one line, without error details beyond Err's own text.
@@ -70,8 +71,12 @@ func (ev RetryEvent) String() string {
 	if ev.FromHint {
 		src = "server hint"
 	}
+	what := "retrying"
+	if ev.Resumed {
+		what = "resuming"
+	}
 	return methodPrefix(ev.Method) + "attempt " + strconv.Itoa(ev.Attempt) + " failed: " + errText(ev.Err) +
-		"; retrying in " + ev.Delay.String() + " (" + src + ")"
+		"; " + what + " in " + ev.Delay.String() + " (" + src + ")"
 }
 
 // StopEvent reports that retrying stopped with an error.

@@ -143,6 +143,7 @@ type Tracker struct {
 	r       *Retrier
 	method  string
 	attempt int
+	burst   bool // a burst after the first: the budget is not told of a new call
 	bo      *backoff.ExponentialBackOff
 	start   time.Time
 	waited  time.Duration
@@ -154,6 +155,15 @@ type Tracker struct {
 // Track returns a Tracker for a call whose first attempt is about to be made. method names
 // the call in the hooks' events (a full gRPC method name, or "").
 func (r *Retrier) Track(method string) *Tracker { return &Tracker{r: r, method: method, attempt: 1} }
+
+// Restart starts a new burst of failures, for a long-lived call that made progress since its
+// last failure (a resumed stream that delivered messages): the attempt count, the backoff and
+// MaxElapsed start over, while the time waited keeps adding up. The budget is not told of a
+// new call.
+func (t *Tracker) Restart() {
+	t.release()
+	t.attempt, t.bo, t.start, t.burst = 1, nil, time.Time{}, true
+}
 
 // Attempt returns the number of the current attempt, 1 for the first.
 func (t *Tracker) Attempt() int { return t.attempt }
@@ -189,8 +199,8 @@ func (t *Tracker) release() {
 // retried, to the OnDone hook with ctx (the caller's context).
 func (t *Tracker) Succeeded(ctx context.Context) {
 	t.release()
-	t.r.record(t.attempt == 1, Succeeded)
-	if t.attempt > 1 && t.r.hooks.OnDone != nil {
+	t.r.record(t.attempt == 1 && !t.burst, Succeeded)
+	if (t.attempt > 1 || t.burst) && t.r.hooks.OnDone != nil {
 		t.r.hooks.OnDone(ctx, DoneEvent{Method: t.method, Attempts: t.attempt, TotalWait: t.waited})
 	}
 }
@@ -211,7 +221,7 @@ func (t *Tracker) Failed(ctx context.Context, err error, f Failure) *Error {
 // failed is Failed, told whether the attempt ran out of its own PerAttemptTimeout.
 func (t *Tracker) failed(ctx context.Context, err error, f Failure, ownTimeout bool) *Error {
 	r, p := t.r, &t.r.policy
-	first := t.attempt == 1
+	first := t.attempt == 1 && !t.burst
 	stop := func(cause StopCause, ctxErr error, inWait bool) *Error {
 		return r.stop(ctx, t.method, newError(err, t.attempt, t.waited, cause, ctxErr, inWait))
 	}
@@ -265,7 +275,8 @@ func (t *Tracker) failed(ctx context.Context, err error, f Failure, ownTimeout b
 		return stop(StopBudget, nil, false)
 	}
 	if r.hooks.OnRetry != nil {
-		r.hooks.OnRetry(ctx, RetryEvent{Method: t.method, Attempt: t.attempt, Err: err, Delay: wait, FromHint: fromHint})
+		r.hooks.OnRetry(ctx, RetryEvent{Method: t.method, Attempt: t.attempt, Err: err, Delay: wait, FromHint: fromHint,
+			Resumed: f.Resume})
 	}
 	var interrupt <-chan struct{}
 	if f.Interrupt != nil {

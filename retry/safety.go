@@ -83,6 +83,10 @@ type Failure struct {
 	// decides by the classification of the real call but returns the raw error).
 	Classified *errs.Error
 
+	// Resume marks a failure after which the call continues where it stopped rather than
+	// starting over (a server stream resumed from its cursor); the RetryEvent says so.
+	Resume bool
+
 	// Interrupt, when set, is called before a wait between attempts. The wait ends early
 	// when the returned channel closes (for example when the connection is closed), and the
 	// call stops with [StopCancelled] and the last error; release is called when the wait is

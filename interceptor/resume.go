@@ -1,0 +1,151 @@
+package interceptor
+
+import (
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/faultline-go/faultline/retry"
+)
+
+// A Resumer continues a server stream after a failure (resume.md): given the stream's
+// original request and the last message delivered to the caller, it returns the request that
+// continues the stream from just after that message, or false when the stream cannot be
+// resumed from there. It must not modify its arguments: it returns a new request (a
+// proto.Clone of req with the cursor set, typically). It is called on the stream's receiving
+// goroutine, only on failures.
+type Resumer func(req, last proto.Message) (next proto.Message, ok bool)
+
+// streamLogs is the sandbox API's log stream, resumed by default.
+const streamLogs = sandboxService + "StreamLogs"
+
+// WithResumer makes failures of a server-streaming method ("/pkg.Service/Method") that
+// happen after the stream delivered messages resume it instead of ending it: when the
+// method's policy would retry the failure and the method has no side effects or is
+// idempotent (safety.md), the interceptor waits as for a retry, opens the stream again with
+// the request r returns, and RecvMsg carries on with the next message, so the caller sees
+// every message once. Attempts count per burst of failures: a resumed attempt that delivers a
+// message starts a new burst, so a long stream may be resumed many times, each time within
+// the policy. Resumes spend the retry budget, are reported to the hooks as retries with
+// Resumed set, and carry the attempt header. The stream keeps one Context, the first
+// attempt's headers and the last attempt's trailer. A nil r turns resuming the method off.
+// Client-streaming and bidi streams are never resumed. Built in:
+// /coreweave.sandbox.v1.SandboxService/StreamLogs, by [ResumeStreamLogs].
+func WithResumer(method string, r Resumer) Option {
+	return optionFunc(func(cfg *config) {
+		if cfg.resumers == nil {
+			cfg.resumers = map[string]Resumer{}
+		}
+		cfg.resumers[method] = r
+	})
+}
+
+// ResumeStreamLogs is the resumer of the sandbox API's StreamLogs, working by field names so
+// that it serves any generated client of the real API: the cursor is the last LogEntry's
+// log_session_id and next_log_offset; the continuing request is the original with
+// resume_log_session_id and resume_log_offset set from it and tail_lines and since_time
+// cleared (they select history, which a resumed stream must not replay), everything else
+// (sandbox id, follow, container, timestamps) kept. Without a cursor (an entry without a
+// session id, or messages of other shapes) the stream is not resumed. In-band LogStreamError
+// entries are messages like any other: delivered unchanged.
+func ResumeStreamLogs(req, last proto.Message) (proto.Message, bool) {
+	if req == nil || last == nil {
+		return nil, false
+	}
+	lm := last.ProtoReflect()
+	sid, ok := field(lm, "log_session_id", protoreflect.StringKind)
+	if !ok || lm.Get(sid).String() == "" {
+		return nil, false
+	}
+	off, ok := field(lm, "next_log_offset", protoreflect.Uint64Kind)
+	if !ok {
+		return nil, false
+	}
+	next := proto.Clone(req)
+	nm := next.ProtoReflect()
+	rsid, ok1 := field(nm, "resume_log_session_id", protoreflect.StringKind)
+	roff, ok2 := field(nm, "resume_log_offset", protoreflect.Uint64Kind)
+	if !ok1 || !ok2 {
+		return nil, false
+	}
+	nm.Set(rsid, lm.Get(sid))
+	nm.Set(roff, lm.Get(off))
+	for _, name := range [...]protoreflect.Name{"tail_lines", "since_time"} {
+		if fd := nm.Descriptor().Fields().ByName(name); fd != nil {
+			nm.Clear(fd)
+		}
+	}
+	return next, true
+}
+
+// field returns the singular field of m named name, if it has that kind.
+func field(m protoreflect.Message, name protoreflect.Name, kind protoreflect.Kind) (protoreflect.FieldDescriptor, bool) {
+	fd := m.Descriptor().Fields().ByName(name)
+	if fd == nil || fd.Kind() != kind || fd.Cardinality() == protoreflect.Repeated {
+		return nil, false
+	}
+	return fd, true
+}
+
+// resume handles the failure err of attempt cs after the stream committed, for a stream
+// with a resumer: it returns the attempt that continues the stream, or the stream's final
+// error.
+func (rs *retryStream) resume(cs grpc.ClientStream, err error) (grpc.ClientStream, error) {
+	rs.retryMu.Lock()
+	defer rs.retryMu.Unlock()
+	rs.mu.Lock()
+	switch {
+	case rs.ended:
+		final := rs.final
+		rs.mu.Unlock()
+		return nil, final
+	case rs.cur != cs:
+		next := rs.cur
+		rs.mu.Unlock()
+		return next, nil
+	}
+	req, _ := rs.first.(proto.Message)
+	last, _ := rs.last.(proto.Message)
+	progressed := rs.sinceOpen > 0
+	rs.mu.Unlock()
+
+	level := rs.set.idempotency(rs.method, keyNone)
+	if level != retry.NoSideEffects && level != retry.Idempotent {
+		return nil, rs.end(rs.out(err))
+	}
+	next, ok := rs.resumer(req, last)
+	if !ok || next == nil {
+		return nil, rs.end(rs.out(err))
+	}
+	if rs.header == nil {
+		if md, _ := cs.Header(); md != nil { // at once: the attempt is over
+			rs.mu.Lock()
+			rs.header = md
+			rs.mu.Unlock()
+		}
+	}
+	if progressed {
+		rs.tracker.Restart()
+	}
+	for {
+		f := retry.Failure{Idempotency: level, Interrupt: closeWatch(rs.cc), Resume: true}
+		out := err
+		if !nested(err) {
+			f.Classified = rs.classified(err)
+			if rs.classifyOut {
+				out = f.Classified
+			}
+		}
+		if stop := rs.tracker.Failed(rs.ctx, out, f); stop != nil {
+			return nil, rs.end(stop)
+		}
+		ncs, oerr := rs.openWith(next)
+		if oerr == nil {
+			return ncs, nil
+		}
+		if oerr == errCommitted {
+			return nil, rs.end(out)
+		}
+		err = oerr
+	}
+}
