@@ -128,8 +128,33 @@ func TestParse(t *testing.T) {
 			want:    errs.Info{},
 		},
 		{
-			name:    "valid for durationpb but too long for time.Duration is absent",
-			details: []proto.Message{retryInfo(9223372036, 854775808), retryInfo(-9223372036, -854775809), retryInfo(315576000000, 0)},
+			// classification.md section 1 rule 3 and its example row: clamped and present, so
+			// that the retry layer stops as "hint too long" instead of reading "no hint".
+			name:    "example: 10^10 s is the longest time.Duration, present",
+			details: []proto.Message{retryInfo(1e10, 0)},
+			want:    errs.Info{RetryDelay: math.MaxInt64, HasRetryDelay: true},
+		},
+		{
+			name:    "one nanosecond past the longest time.Duration is clamped, present",
+			details: []proto.Message{retryInfo(9223372036, 854775808), retryInfo(2, 0)},
+			want:    errs.Info{RetryDelay: math.MaxInt64, HasRetryDelay: true},
+		},
+		{
+			name:    "durationpb's longest valid duration is clamped, present",
+			details: []proto.Message{retryInfo(315576000000, 999999999)},
+			want:    errs.Info{RetryDelay: math.MaxInt64, HasRetryDelay: true},
+		},
+		{
+			// A negative delay is kept as given; past time.Duration's range that is its most
+			// negative value (as durationpb.Duration.AsDuration saturates). The retry layer
+			// reads any delay <= 0 as no hint.
+			name:    "too negative for time.Duration is clamped, present",
+			details: []proto.Message{retryInfo(-9223372036, -854775809), retryInfo(2, 0)},
+			want:    errs.Info{RetryDelay: math.MinInt64, HasRetryDelay: true},
+		},
+		{
+			name:    "one second past durationpb's range is absent",
+			details: []proto.Message{retryInfo(315576000001, 0), retryInfo(-315576000001, 0)},
 			want:    errs.Info{},
 		},
 		{

@@ -3,7 +3,6 @@ package classify_test
 import (
 	"encoding/base64"
 	"maps"
-	"math/big"
 	"slices"
 	"strings"
 	"testing"
@@ -81,17 +80,14 @@ func refParse(details []*anypb.Any) errs.Info {
 	return info
 }
 
-// refDuration converts d when it passes CheckValid and fits time.Duration exactly.
+// refDuration converts d when it passes CheckValid, clamping a value too long for
+// time.Duration to its range (classification.md section 1 rule 3): the protobuf library's
+// own AsDuration.
 func refDuration(d *durationpb.Duration) (time.Duration, bool) {
 	if d.CheckValid() != nil {
 		return 0, false
 	}
-	n := new(big.Int).Mul(big.NewInt(d.GetSeconds()), big.NewInt(int64(time.Second)))
-	n.Add(n, big.NewInt(int64(d.GetNanos())))
-	if !n.IsInt64() {
-		return 0, false
-	}
-	return time.Duration(n.Int64()), true
+	return d.AsDuration(), true
 }
 
 func refUsable(info errs.Info) bool {
