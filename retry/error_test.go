@@ -80,7 +80,7 @@ func TestFinalError(t *testing.T) {
 
 func TestFinalErrorLastAttemptWins(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		op := newScript(errs.New(errs.ErrSandboxResourceExhausted, "quota"), rpcUnavailable(0), notFound())
+		op := newScript(errs.New(errs.ErrSandboxResourceExhausted, "quota", errs.WithRetryDelay(time.Millisecond)), rpcUnavailable(0), notFound())
 		err := retry.Do(t.Context(), fixed(5), op.op)
 		if status.Code(err) != codes.NotFound {
 			t.Errorf("status.Code(err) = %v, want %v (the last attempt's)", status.Code(err), codes.NotFound)
@@ -175,6 +175,9 @@ func TestStopCauseString(t *testing.T) {
 		{retry.StopMaxElapsed, "max elapsed time"},
 		{retry.StopBudget, "retry budget exhausted"},
 		{retry.StopCancelled, "cancelled"},
+		{retry.StopNoServerSignal, "no server signal"},
+		{retry.StopUnsafe, "not safe to repeat"},
+		{retry.StopLocalFailure, "local failure"},
 		{0, "StopCause(0)"},
 		{200, "StopCause(200)"},
 	}
@@ -195,7 +198,10 @@ func TestHooks(t *testing.T) {
 		sandboxtest.ErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"token": canary}),
 		sandboxtest.RetryInfo(2*time.Second)).Err())
 	e1 := errs.New(errs.ErrSandboxUnavailable, "backend restarting", secret, errs.WithRetryDelay(time.Second))
-	e2 := errs.New(errs.ErrSandboxResourceExhausted, "quota", secret)
+	// A RESOURCE_EXHAUSTED with a trusted transient reason and no hint: retried, after the
+	// backoff.
+	e2 := classify.Classify(sandboxtest.Status(codes.ResourceExhausted, "inflight limit",
+		sandboxtest.ErrorInfo("CWSANDBOX_FSS_INFLIGHT_LIMIT", map[string]string{"token": canary})).Err())
 	e3 := rpcSecret
 
 	t.Run("gives up", func(t *testing.T) {
@@ -295,3 +301,4 @@ func TestHooks(t *testing.T) {
 		}
 	})
 }
+
