@@ -38,9 +38,11 @@ var reasonKinds = []struct {
 	{"CWSANDBOX_FILE_TOO_LARGE", errs.ErrSandboxFile},
 	{"CWSANDBOX_FILE_TRUNCATED", errs.ErrSandboxFile},
 	{"CWSANDBOX_SANDBOX_NOT_FOUND", errs.ErrSandboxNotFound},
+	{"CWSANDBOX_SANDBOX_NOT_RUNNING", errs.ErrSandboxNotRunning},
 	{"CWSANDBOX_COMMAND_TIMEOUT", errs.ErrSandboxCommandTimeout},
 	{"CWSANDBOX_RUNNER_UNAVAILABLE", errs.ErrSandboxUnavailable},
 	{"CWSANDBOX_BACKEND_UNAVAILABLE", errs.ErrSandboxUnavailable},
+	{"CWSANDBOX_FSS_BUCKET_PROVISIONING", errs.ErrSandboxUnavailable},
 	{"CWSANDBOX_FSS_NOT_FOUND", errs.ErrSnapshotNotFound},
 	{"CWSANDBOX_FSS_NOT_READY", errs.ErrSnapshotNotReady},
 	{"CWSANDBOX_FSS_NOT_SUPPORTED", errs.ErrSnapshotNotSupported},
@@ -71,25 +73,32 @@ func errorInfo(reason, domain string, md map[string]string) *errdetails.ErrorInf
 
 // TestClassifyReason checks every reason of the table under the trusted domain, and the same
 // reasons under untrusted and empty domains, where the code decides and the reason stays
-// attached.
+// attached. On a discovery call no reason of the table picks a kind (rule 3): the failure
+// stays a DiscoveryError with the reason attached.
 func TestClassifyReason(t *testing.T) {
 	c := classify.New()
 	for _, tc := range reasonKinds {
 		for _, fam := range []struct {
-			name string
-			call classify.Call
-			base errs.Kind
+			name  string
+			call  classify.Call
+			base  errs.Kind
+			picks bool // whether a trusted reason of the table picks the kind
 		}{
-			{"sandbox", sandboxCall, errs.ErrSandbox},
-			{"discovery", discoveryCall, errs.ErrDiscovery},
-			{"no method", noMethodCall, errs.ErrSandbox},
+			{"sandbox", sandboxCall, errs.ErrSandbox, true},
+			{"discovery", discoveryCall, errs.ErrDiscovery, false},
+			{"unknown service", otherCall, errs.ErrCWSandbox, true},
+			{"no method", noMethodCall, errs.ErrSandbox, true},
 		} {
 			t.Run(tc.reason+"/"+fam.name, func(t *testing.T) {
+				trusted := fam.base
+				if fam.picks {
+					trusted = tc.kind
+				}
 				for _, d := range []struct {
 					domain string
 					want   errs.Kind
 				}{
-					{classify.DefaultDomain, tc.kind},
+					{classify.DefaultDomain, trusted},
 					{"evil.example.com", fam.base},
 					{"CWSANDBOX.COM", fam.base}, // matched case-sensitively
 					{"cwsandbox.com.evil", fam.base},
@@ -100,6 +109,9 @@ func TestClassifyReason(t *testing.T) {
 					e := c.Classify(err, fam.call)
 					if e.Kind() != d.want {
 						t.Errorf("Classify(Internal, %s@%q) on %s = %v, want %v", tc.reason, d.domain, fam.name, e.Kind(), d.want)
+					}
+					if fam.base == errs.ErrDiscovery && !errors.Is(e, errs.ErrDiscovery) {
+						t.Errorf("errors.Is(Classify(Internal, %s@%q) on discovery, ErrDiscovery) = false, want true", tc.reason, d.domain)
 					}
 					delay, ok := e.RetryDelay()
 					if e.Reason() != tc.reason || e.Domain() != d.domain || !cmp.Equal(e.Metadata(), md) || delay != 2*time.Second || !ok {
@@ -112,7 +124,10 @@ func TestClassifyReason(t *testing.T) {
 	}
 }
 
-// TestClassifyReasonFallsThrough checks trusted reasons without a rule: the code decides.
+// TestClassifyReasonFallsThrough checks trusted reasons that pick no kind of their own on
+// the call they come with: reasons without a rule (the code decides), sandbox-only reasons
+// on a discovery call (the discovery rules decide), and CWSANDBOX_RUNNER_NOT_FOUND outside
+// the discovery family (the family base, whatever the code).
 func TestClassifyReasonFallsThrough(t *testing.T) {
 	violation := badRequest(&errdetails.BadRequest_FieldViolation{Field: "f", Description: "d"})
 	tests := []struct {
@@ -125,19 +140,39 @@ func TestClassifyReasonFallsThrough(t *testing.T) {
 	}{
 		{"runner not found on a discovery call", discoveryCall, codes.Internal, "CWSANDBOX_RUNNER_NOT_FOUND", nil, errs.ErrRunnerNotFound},
 		{"runner not found on a discovery call, any code", discoveryCall, codes.FailedPrecondition, "CWSANDBOX_RUNNER_NOT_FOUND", nil, errs.ErrRunnerNotFound},
+		{"runner not found on a discovery call, unavailable", discoveryCall, codes.Unavailable, "CWSANDBOX_RUNNER_NOT_FOUND", nil, errs.ErrRunnerNotFound},
 		{"runner not found on a sandbox call is not a SandboxNotFoundError", sandboxCall, codes.Internal, "CWSANDBOX_RUNNER_NOT_FOUND", nil, errs.ErrSandbox},
-		{"runner not found on a sandbox call, unavailable", sandboxCall, codes.Unavailable, "CWSANDBOX_RUNNER_NOT_FOUND", nil, errs.ErrSandboxUnavailable},
+		{"runner not found on a sandbox call, unavailable", sandboxCall, codes.Unavailable, "CWSANDBOX_RUNNER_NOT_FOUND", nil, errs.ErrSandbox},
+		{"runner not found on a sandbox call, resource exhausted", sandboxCall, codes.ResourceExhausted, "CWSANDBOX_RUNNER_NOT_FOUND", nil, errs.ErrSandbox},
+		{"runner not found on a sandbox call, deadline exceeded", sandboxCall, codes.DeadlineExceeded, "CWSANDBOX_RUNNER_NOT_FOUND", nil, errs.ErrSandbox},
+		{"runner not found on a sandbox call, cancelled", sandboxCall, codes.Canceled, "CWSANDBOX_RUNNER_NOT_FOUND", nil, errs.ErrSandbox},
 		{"runner not found on a sandbox call with NOT_FOUND is not a SandboxNotFoundError", sandboxCall, codes.NotFound, "CWSANDBOX_RUNNER_NOT_FOUND", nil, errs.ErrSandbox},
+		{"runner not found on a sandbox call with violations", sandboxCall, codes.InvalidArgument, "CWSANDBOX_RUNNER_NOT_FOUND", []protoadapt.MessageV1{violation}, errs.ErrSandbox},
 		{"runner not found without a method", noMethodCall, codes.FailedPrecondition, "CWSANDBOX_RUNNER_NOT_FOUND", nil, errs.ErrSandbox},
+		{"runner not found without a method, unavailable", noMethodCall, codes.Unavailable, "CWSANDBOX_RUNNER_NOT_FOUND", nil, errs.ErrSandbox},
 		{"runner not found on another service", otherCall, codes.Internal, "CWSANDBOX_RUNNER_NOT_FOUND", nil, errs.ErrCWSandbox},
+		{"runner not found on another service, not found", otherCall, codes.NotFound, "CWSANDBOX_RUNNER_NOT_FOUND", nil, errs.ErrCWSandbox},
 		{"invalid request with violations", sandboxCall, codes.InvalidArgument, "CWSANDBOX_INVALID_REQUEST", []protoadapt.MessageV1{violation}, errs.ErrSandboxValidation},
 		{"invalid request without violations", sandboxCall, codes.InvalidArgument, "CWSANDBOX_INVALID_REQUEST", nil, errs.ErrSandbox},
 		{"placement reason", sandboxCall, codes.ResourceExhausted, "CWSANDBOX_PLACEMENT_FAILED", nil, errs.ErrSandboxResourceExhausted},
 		{"serverless gate", sandboxCall, codes.FailedPrecondition, "CWSANDBOX_SERVERLESS_DISABLED", nil, errs.ErrSandbox},
 		{"unknown future reason", sandboxCall, codes.NotFound, "CWSANDBOX_SOMETHING_NEW", nil, errs.ErrSandboxNotFound},
+		{"unknown future reason on another service", otherCall, codes.Unavailable, "CWSANDBOX_SOMETHING_NEW", nil, errs.ErrCWSandbox},
 		{"reasons match case-sensitively", sandboxCall, codes.Internal, "cwsandbox_file_not_found", nil, errs.ErrSandbox},
-		{"file reason on a discovery call", discoveryCall, codes.Internal, "CWSANDBOX_FILE_NOT_FOUND", nil, errs.ErrSandboxFile},
+		{"file reason on a discovery call", discoveryCall, codes.Internal, "CWSANDBOX_FILE_NOT_FOUND", nil, errs.ErrDiscovery},
+		{"sandbox not found reason on a discovery call", discoveryCall, codes.Internal, "CWSANDBOX_SANDBOX_NOT_FOUND", nil, errs.ErrDiscovery},
+		{"sandbox not found reason on a discovery call, not found", discoveryCall, codes.NotFound, "CWSANDBOX_SANDBOX_NOT_FOUND", nil, errs.ErrRunnerNotFound},
+		{"snapshot reason on a discovery call", discoveryCall, codes.FailedPrecondition, "CWSANDBOX_FSS_NOT_READY", nil, errs.ErrDiscovery},
+		{"command timeout reason on a discovery call", discoveryCall, codes.DeadlineExceeded, "CWSANDBOX_COMMAND_TIMEOUT", nil, errs.ErrDiscovery},
+		{"transient reason on a discovery call", discoveryCall, codes.Unavailable, "CWSANDBOX_RUNNER_UNAVAILABLE", nil, errs.ErrDiscovery},
+		{"bucket provisioning on a discovery call", discoveryCall, codes.FailedPrecondition, "CWSANDBOX_FSS_BUCKET_PROVISIONING", nil, errs.ErrDiscovery},
+		{"sandbox reason on a discovery call with violations", discoveryCall, codes.InvalidArgument, "CWSANDBOX_FILE_NOT_FOUND", []protoadapt.MessageV1{violation}, errs.ErrDiscoveryValidation},
 		{"snapshot reason on another service", otherCall, codes.Internal, "CWSANDBOX_FSS_NOT_READY", nil, errs.ErrSnapshotNotReady},
+		{"bucket provisioning on any code", sandboxCall, codes.FailedPrecondition, "CWSANDBOX_FSS_BUCKET_PROVISIONING", nil, errs.ErrSandboxUnavailable},
+		{"bucket provisioning on another service", otherCall, codes.Internal, "CWSANDBOX_FSS_BUCKET_PROVISIONING", nil, errs.ErrSandboxUnavailable},
+		{"sandbox not running on CANCELLED", sandboxCall, codes.Canceled, "CWSANDBOX_SANDBOX_NOT_RUNNING", nil, errs.ErrSandboxNotRunning},
+		{"sandbox not running on FAILED_PRECONDITION", sandboxCall, codes.FailedPrecondition, "CWSANDBOX_SANDBOX_NOT_RUNNING", nil, errs.ErrSandboxNotRunning},
+		{"sandbox not running on UNAVAILABLE is still not transient", sandboxCall, codes.Unavailable, "CWSANDBOX_SANDBOX_NOT_RUNNING", nil, errs.ErrSandboxNotRunning},
 	}
 	c := classify.New()
 	for _, tc := range tests {
@@ -151,7 +186,10 @@ func TestClassifyReasonFallsThrough(t *testing.T) {
 	}
 }
 
-// TestClassifyCode checks every code on every family, without details.
+// TestClassifyCode checks every code on every family, without details and with the caller's
+// context alive: rule 2 for sandbox calls and calls without a method, rule 3 for discovery
+// calls (every failure but an auth one is a DiscoveryError, transient codes included), rule 4
+// for unknown services (a code alone never makes a SandboxError).
 func TestClassifyCode(t *testing.T) {
 	// want[code] = {sandbox, discovery, unknown service, no method}
 	want := map[codes.Code][4]errs.Kind{
@@ -159,17 +197,17 @@ func TestClassifyCode(t *testing.T) {
 		codes.Canceled:           {errs.ErrSandboxNotRunning, errs.ErrDiscovery, errs.ErrCWSandbox, errs.ErrSandboxNotRunning},
 		codes.Unknown:            {errs.ErrSandbox, errs.ErrDiscovery, errs.ErrCWSandbox, errs.ErrSandbox},
 		codes.InvalidArgument:    {errs.ErrSandbox, errs.ErrDiscovery, errs.ErrCWSandbox, errs.ErrSandbox},
-		codes.DeadlineExceeded:   {errs.ErrSandboxRequestTimeout, errs.ErrSandboxRequestTimeout, errs.ErrSandboxRequestTimeout, errs.ErrSandboxRequestTimeout},
+		codes.DeadlineExceeded:   {errs.ErrSandboxRequestTimeout, errs.ErrDiscovery, errs.ErrCWSandbox, errs.ErrSandboxRequestTimeout},
 		codes.NotFound:           {errs.ErrSandboxNotFound, errs.ErrRunnerNotFound, errs.ErrCWSandbox, errs.ErrSandboxNotFound},
 		codes.AlreadyExists:      {errs.ErrSandbox, errs.ErrDiscovery, errs.ErrCWSandbox, errs.ErrSandbox},
 		codes.PermissionDenied:   {errs.ErrCWSandboxAuthentication, errs.ErrCWSandboxAuthentication, errs.ErrCWSandboxAuthentication, errs.ErrCWSandboxAuthentication},
-		codes.ResourceExhausted:  {errs.ErrSandboxResourceExhausted, errs.ErrSandboxResourceExhausted, errs.ErrSandboxResourceExhausted, errs.ErrSandboxResourceExhausted},
+		codes.ResourceExhausted:  {errs.ErrSandboxResourceExhausted, errs.ErrDiscovery, errs.ErrCWSandbox, errs.ErrSandboxResourceExhausted},
 		codes.FailedPrecondition: {errs.ErrSandbox, errs.ErrDiscovery, errs.ErrCWSandbox, errs.ErrSandbox},
 		codes.Aborted:            {errs.ErrSandbox, errs.ErrDiscovery, errs.ErrCWSandbox, errs.ErrSandbox},
 		codes.OutOfRange:         {errs.ErrSandbox, errs.ErrDiscovery, errs.ErrCWSandbox, errs.ErrSandbox},
 		codes.Unimplemented:      {errs.ErrSandbox, errs.ErrDiscovery, errs.ErrCWSandbox, errs.ErrSandbox},
 		codes.Internal:           {errs.ErrSandbox, errs.ErrDiscovery, errs.ErrCWSandbox, errs.ErrSandbox},
-		codes.Unavailable:        {errs.ErrSandboxUnavailable, errs.ErrSandboxUnavailable, errs.ErrSandboxUnavailable, errs.ErrSandboxUnavailable},
+		codes.Unavailable:        {errs.ErrSandboxUnavailable, errs.ErrDiscovery, errs.ErrCWSandbox, errs.ErrSandboxUnavailable},
 		codes.DataLoss:           {errs.ErrSandbox, errs.ErrDiscovery, errs.ErrCWSandbox, errs.ErrSandbox},
 		codes.Unauthenticated:    {errs.ErrCWSandboxAuthentication, errs.ErrCWSandboxAuthentication, errs.ErrCWSandboxAuthentication, errs.ErrCWSandboxAuthentication},
 	}
@@ -201,6 +239,16 @@ func TestClassifyCode(t *testing.T) {
 				}
 				if !strings.Contains(e.Error(), "server message") {
 					t.Errorf("Classify(%v).Error() = %q, want the server's message in it", code, e.Error())
+				}
+				if fam := c.Family(call.call.Method); fam != classify.FamilySandbox && errors.Is(e, errs.ErrSandbox) {
+					t.Errorf("errors.Is(Classify(%v) on %s, ErrSandbox) = true, want false: a code alone never makes a non-sandbox failure a SandboxError", code, call.name)
+				}
+				auth := code == codes.Unauthenticated || code == codes.PermissionDenied
+				if call.call.Method == discoveryCall.Method && !auth && !errors.Is(e, errs.ErrDiscovery) {
+					t.Errorf("errors.Is(Classify(%v) on discovery, ErrDiscovery) = false, want true", code)
+				}
+				if errors.Is(e, context.Canceled) || errors.Is(e, context.DeadlineExceeded) {
+					t.Errorf("errors.Is(Classify(%v) on %s, a context error) = true, want false: the caller's context was alive", code, call.name)
 				}
 			})
 		}

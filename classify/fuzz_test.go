@@ -1,6 +1,7 @@
 package classify_test
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"maps"
@@ -193,6 +194,9 @@ func FuzzClassify(f *testing.F) {
 		if sel&8 != 0 {
 			call.FilePath = "/call/path"
 		}
+		if sel&16 != 0 {
+			call.ContextErr = context.Canceled
+		}
 		e := c.Classify(orig, call)
 		if e == nil {
 			t.Fatalf("Classify(%x) = nil, want an error", data)
@@ -222,6 +226,19 @@ func FuzzClassify(f *testing.F) {
 		}
 		if e.Reason() != info.Reason || e.Domain() != info.Domain {
 			t.Errorf("Classify(%x) reason, domain = %q, %q, want %q, %q", data, e.Reason(), e.Domain(), info.Reason, info.Domain)
+		}
+		fam, auth := c.Family(call.Method), st.Code() == codes.Unauthenticated || st.Code() == codes.PermissionDenied
+		if fam == classify.FamilyDiscovery && !auth && !errors.Is(e, errs.ErrDiscovery) {
+			t.Errorf("Classify(%x) on a discovery call = %v, want a DiscoveryError", data, e.Kind())
+		}
+		if fam != classify.FamilySandbox && info.Domain != classify.DefaultDomain && errors.Is(e, errs.ErrSandbox) {
+			t.Errorf("Classify(%x) on %q without a trusted reason = %v, want no SandboxError", data, call.Method, e.Kind())
+		}
+		if got := errors.Is(e, context.Canceled); got != (call.ContextErr != nil) {
+			t.Errorf("errors.Is(Classify(%x) with ContextErr %v, context.Canceled) = %v, want %v", data, call.ContextErr, got, !got)
+		}
+		if call.ContextErr != nil && st.Code() == codes.Canceled && info.Domain != classify.DefaultDomain && e.Kind() != c.Kind(codes.Internal, errs.Info{}, call) {
+			t.Errorf("Classify(%x) cancelled by the caller = %v, want the family base %v", data, e.Kind(), c.Kind(codes.Internal, errs.Info{}, call))
 		}
 		if e.Kind() == errs.ErrSandboxFile && call.FilePath != "" && e.FilePath() != call.FilePath {
 			t.Errorf("Classify(%x).FilePath() = %q, want the call's %q", data, e.FilePath(), call.FilePath)

@@ -143,7 +143,7 @@ func TestParse(t *testing.T) {
 			want:    errs.Info{},
 		},
 		{
-			name:    "example: 10^10 s is clamped to the longest time.Duration, present",
+			name:    "10^10 s then 2 s: the first, clamped, wins",
 			details: []proto.Message{retryInfo(1e10, 0), retryInfo(2, 0)},
 			want:    errs.Info{RetryDelay: math.MaxInt64, HasRetryDelay: true},
 		},
@@ -153,7 +153,19 @@ func TestParse(t *testing.T) {
 			want:    errs.Info{RetryDelay: math.MaxInt64, HasRetryDelay: true},
 		},
 		{
-			name:    "the longest valid Duration is clamped",
+			// classification.md section 1 rule 3 and its example row: clamped and present, so
+			// that the retry layer stops as "hint too long" instead of reading "no hint".
+			name:    "example: 10^10 s is the longest time.Duration, present",
+			details: []proto.Message{retryInfo(1e10, 0)},
+			want:    errs.Info{RetryDelay: math.MaxInt64, HasRetryDelay: true},
+		},
+		{
+			name:    "one nanosecond past the longest time.Duration is clamped, present",
+			details: []proto.Message{retryInfo(9223372036, 854775808), retryInfo(2, 0)},
+			want:    errs.Info{RetryDelay: math.MaxInt64, HasRetryDelay: true},
+		},
+		{
+			name:    "durationpb's longest valid duration is clamped, present",
 			details: []proto.Message{retryInfo(315576000000, 999999999)},
 			want:    errs.Info{RetryDelay: math.MaxInt64, HasRetryDelay: true},
 		},
@@ -163,9 +175,22 @@ func TestParse(t *testing.T) {
 			want:    errs.Info{RetryDelay: 2 * time.Second, HasRetryDelay: true},
 		},
 		{
-			name:    "too negative for time.Duration is clamped to the most negative, present",
+			name:    "-10^10 s is clamped to the most negative, present",
 			details: []proto.Message{retryInfo(-1e10, 0)},
 			want:    errs.Info{RetryDelay: math.MinInt64, HasRetryDelay: true},
+		},
+		{
+			// A negative delay is kept as given; past time.Duration's range that is its most
+			// negative value (as durationpb.Duration.AsDuration saturates). The retry layer
+			// reads any delay <= 0 as no hint.
+			name:    "too negative for time.Duration is clamped, present",
+			details: []proto.Message{retryInfo(-9223372036, -854775809), retryInfo(2, 0)},
+			want:    errs.Info{RetryDelay: math.MinInt64, HasRetryDelay: true},
+		},
+		{
+			name:    "one second past durationpb's range is absent",
+			details: []proto.Message{retryInfo(315576000001, 0), retryInfo(-315576000001, 0)},
+			want:    errs.Info{},
 		},
 		{
 			name:    "the longest time.Duration",

@@ -201,7 +201,7 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 	// Retrier.Do: the success path then costs the budget's deposit and little else.
 	req, key := s.withKey(method, req)
 	opts, finishers := onFinish(opts)
-	t := rt.r.Track(method)
+	t := rt.r.Track()
 	for {
 		actx := t.AttemptContext(ctx)
 		if n := t.Attempt(); n > 1 && s.header != "" {
@@ -209,11 +209,11 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 		}
 		err := invoker(actx, method, req, reply, cc, opts...)
 		if err == nil {
-			t.Succeeded(ctx)
+			t.Succeeded(ctx, method)
 			finish(finishers, nil)
 			return nil
 		}
-		f := retry.Failure{Idempotency: s.idempotency(method, key), Interrupt: closeWatch(cc)}
+		f := retry.Failure{Method: method, Idempotency: s.idempotency(method, key), Interrupt: closeWatch(cc)}
 		if localFailure(err) {
 			f.Origin = retry.OriginLocal
 		}

@@ -128,7 +128,7 @@ func (rs *retryStream) resume(cs grpc.ClientStream, err error) (grpc.ClientStrea
 		rs.tracker.Restart()
 	}
 	for {
-		f := retry.Failure{Idempotency: level, Interrupt: closeWatch(rs.cc), Resume: true}
+		f := retry.Failure{Method: rs.method, Idempotency: level, Interrupt: closeWatch(rs.cc), Resume: true}
 		out := err
 		if !nested(err) {
 			f.Classified = rs.classified(err)

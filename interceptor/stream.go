@@ -81,7 +81,7 @@ func (s *Set) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.Client
 	}
 	rs := &retryStream{
 		set: s, ctx: ctx, desc: desc, cc: cc, method: method, streamer: streamer,
-		classifyOut: classifyOut, tracker: *rt.r.Track(method),
+		classifyOut: classifyOut, tracker: *rt.r.Track(),
 	}
 	if desc.ServerStreams && !desc.ClientStreams {
 		rs.resumer = s.resumers[method]
@@ -249,7 +249,7 @@ func (rs *retryStream) recover(cs grpc.ClientStream, err error) (grpc.ClientStre
 		return nil, rs.end(rs.out(err))
 	}
 	for {
-		f := retry.Failure{Idempotency: rs.set.idempotency(rs.method, keyNone), Interrupt: closeWatch(rs.cc)}
+		f := retry.Failure{Method: rs.method, Idempotency: rs.set.idempotency(rs.method, keyNone), Interrupt: closeWatch(rs.cc)}
 		switch {
 		case localFailure(err):
 			f.Origin = retry.OriginLocal
@@ -386,7 +386,7 @@ func (rs *retryStream) settle() {
 	rs.settled = true
 	rs.mu.Unlock()
 	if !done {
-		rs.tracker.Succeeded(rs.ctx)
+		rs.tracker.Succeeded(rs.ctx, rs.method)
 	}
 }
 

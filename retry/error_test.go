@@ -80,7 +80,7 @@ func TestFinalError(t *testing.T) {
 
 func TestFinalErrorLastAttemptWins(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		op := newScript(errs.New(errs.ErrSandboxResourceExhausted, "quota"), rpcUnavailable(0), notFound())
+		op := newScript(errs.New(errs.ErrSandboxResourceExhausted, "quota", errs.WithRetryDelay(time.Millisecond)), rpcUnavailable(0), notFound())
 		err := retry.Do(t.Context(), fixed(5), op.op)
 		if status.Code(err) != codes.NotFound {
 			t.Errorf("status.Code(err) = %v, want %v (the last attempt's)", status.Code(err), codes.NotFound)
@@ -149,8 +149,8 @@ func TestErrorBounded(t *testing.T) {
 				inner := fmt.Errorf("%s: %w", tt.text, errs.ErrSandboxUnavailable)
 				err := retry.Do(t.Context(), fixed(2), failThen(5, inner).op)
 				msg := err.Error()
-				if len(msg) > 1100 {
-					t.Errorf("len(Error()) = %d, want <= 1100", len(msg))
+				if len(msg) > 1024 {
+					t.Errorf("len(Error()) = %d, want <= 1024 (safety.md section 5)", len(msg))
 				}
 				if !utf8.ValidString(msg) {
 					t.Errorf("Error() = %q is not valid UTF-8", msg[1000:])
@@ -175,6 +175,9 @@ func TestStopCauseString(t *testing.T) {
 		{retry.StopMaxElapsed, "max elapsed time"},
 		{retry.StopBudget, "retry budget exhausted"},
 		{retry.StopCancelled, "cancelled"},
+		{retry.StopNoServerSignal, "no server signal"},
+		{retry.StopUnsafe, "not safe to repeat"},
+		{retry.StopLocalFailure, "local failure"},
 		{0, "StopCause(0)"},
 		{200, "StopCause(200)"},
 	}
@@ -195,7 +198,10 @@ func TestHooks(t *testing.T) {
 		sandboxtest.ErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"token": canary}),
 		sandboxtest.RetryInfo(2*time.Second)).Err())
 	e1 := errs.New(errs.ErrSandboxUnavailable, "backend restarting", secret, errs.WithRetryDelay(time.Second))
-	e2 := errs.New(errs.ErrSandboxResourceExhausted, "quota", secret)
+	// A RESOURCE_EXHAUSTED with a trusted transient reason and no hint: retried, after the
+	// backoff.
+	e2 := classify.Classify(sandboxtest.Status(codes.ResourceExhausted, "inflight limit",
+		sandboxtest.ErrorInfo("CWSANDBOX_FSS_INFLIGHT_LIMIT", map[string]string{"token": canary})).Err())
 	e3 := rpcSecret
 
 	t.Run("gives up", func(t *testing.T) {
@@ -294,4 +300,75 @@ func TestHooks(t *testing.T) {
 			t.Errorf("StopEvent.String() of a 6000-byte error: %d bytes, valid UTF-8 %v; want <= 1200, true", len(s), utf8.ValidString(s))
 		}
 	})
+}
+
+// longest returns a classified error whose message is as long as errs allows (1 KiB).
+func longest(t *testing.T) *errs.Error {
+	t.Helper()
+	var vs []errs.FieldViolation
+	for i := range 8 {
+		vs = append(vs, errs.FieldViolation{Field: fmt.Sprintf("f%d.", i) + strings.Repeat("x", 80), Description: strings.Repeat("d", 200)})
+	}
+	e := errs.New(errs.ErrSandboxUnavailable, strings.Repeat("m", 400),
+		errs.WithOperation("GetSandbox"), errs.WithSandboxID(strings.Repeat("s", 200)), errs.WithFilePath(strings.Repeat("p", 200)),
+		errs.WithFieldViolations(vs...))
+	if n := len(e.Error()); n < 1000 || n > 1024 {
+		t.Fatalf("len(longest().Error()) = %d, want a message of nearly 1 KiB", n)
+	}
+	return e
+}
+
+// TestErrorOneKiB checks safety.md section 5: the final error of a retried call, with its
+// attempt count and stop reason, is one line of at most 1 KiB, whatever stopped it.
+func TestErrorOneKiB(t *testing.T) {
+	tests := []struct {
+		name   string
+		policy retry.Policy
+		err    func(*testing.T) error
+		ctx    func(context.Context) (context.Context, context.CancelFunc)
+		suffix string
+	}{
+		{"exhausted", fixed(2), func(t *testing.T) error { return longest(t) }, nil, "[2 attempts, attempts exhausted]"},
+		{"no server signal", fixed(2), func(*testing.T) error {
+			return errs.New(errs.ErrSandboxResourceExhausted, strings.Repeat("q", 2000), errs.WithSandboxID(strings.Repeat("s", 200)))
+		}, nil, "[1 attempt, no server signal]"},
+		{"cancelled during a wait", fixed(5), func(t *testing.T) error { return longest(t) },
+			func(ctx context.Context) (context.Context, context.CancelFunc) {
+				ctx, cancel := context.WithCancel(ctx)
+				time.AfterFunc(100*time.Millisecond, cancel)
+				return ctx, cancel
+			}, "[1 attempt, cancelled: context canceled]"},
+		{"plain error of several lines", fixed(2), func(*testing.T) error {
+			return fmt.Errorf("first line\nsecond line\r\n%s: %w", strings.Repeat("x", 3000), errs.ErrSandboxUnavailable)
+		}, nil, "[2 attempts, attempts exhausted]"},
+		{"plain error, not retryable", fixed(2), func(*testing.T) error {
+			return errors.New("first line\nsecond line " + strings.Repeat("y", 3000))
+		}, nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx := t.Context()
+				if tt.ctx != nil {
+					var cancel context.CancelFunc
+					ctx, cancel = tt.ctx(ctx)
+					defer cancel()
+				}
+				err := retry.Do(ctx, tt.policy, failThen(5, tt.err(t)).op)
+				msg := err.Error()
+				if len(msg) > 1024 {
+					t.Errorf("len(Error()) = %d, want <= 1024", len(msg))
+				}
+				if strings.ContainsAny(msg, "\n\r") {
+					t.Errorf("Error() = %.80q..., want one line", msg)
+				}
+				if !utf8.ValidString(msg) {
+					t.Errorf("Error() is not valid UTF-8")
+				}
+				if !strings.HasSuffix(msg, tt.suffix) {
+					t.Errorf("Error() ends %q, want %q", msg[max(0, len(msg)-60):], tt.suffix)
+				}
+			})
+		})
+	}
 }

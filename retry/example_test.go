@@ -137,11 +137,11 @@ func ExampleRetrier_Track() {
 		errs.New(errs.ErrSandboxResourceExhausted, "too many streams", errs.WithRetryDelay(time.Millisecond)),
 		nil,
 	}
-	t := r.Track("")
+	t := r.Track()
 	for {
 		err := results[t.Attempt()-1]
 		if err == nil {
-			t.Succeeded(ctx)
+			t.Succeeded(ctx, "")
 			fmt.Println("attempt", t.Attempt(), "succeeded")
 			return
 		}

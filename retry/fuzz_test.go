@@ -13,7 +13,7 @@ import (
 
 // fuzzPolicy maps arbitrary inputs onto a policy that should pass Validate, covering the
 // whole allowed range: backoffs in [1ns, 24h], any finite multiplier >= 1, jitters in
-// [0, 1], MaxRetryDelay in [0, 24h], 1 to 64 attempts.
+// [0, 1], MaxRetryDelay in [1ns, 24h], 1 to 64 attempts.
 func fuzzPolicy(initial, maxBackoff int64, mult, jitter, hintJitter float64, maxDelay int64, attempts uint8) retry.Policy {
 	const day = uint64(24 * time.Hour)
 	unit := func(x float64) float64 {
@@ -36,7 +36,7 @@ func fuzzPolicy(initial, maxBackoff int64, mult, jitter, hintJitter float64, max
 		p.Multiplier = 1 + math.Abs(mult)
 	}
 	p.Jitter, p.HintJitter = unit(jitter), unit(hintJitter)
-	p.MaxRetryDelay = time.Duration(uint64(maxDelay) % (day + 1))
+	p.MaxRetryDelay = time.Duration(uint64(maxDelay)%day + 1)
 	return p
 }
 

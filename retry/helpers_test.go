@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
@@ -105,4 +107,11 @@ func (ev *events) hooks() retry.Hooks {
 		OnRetry: func(_ context.Context, e retry.RetryEvent) { ev.retries = append(ev.retries, e) },
 		OnStop:  func(_ context.Context, e retry.StopEvent) { ev.stops = append(ev.stops, e) },
 	}
+}
+
+// rpcHugeHint returns a classified UNAVAILABLE whose RetryInfo asks for 10^10 seconds: valid
+// for protobuf, too long for time.Duration, so the parser clamps it to the longest duration.
+func rpcHugeHint() *errs.Error {
+	ri := &errdetails.RetryInfo{RetryDelay: &durationpb.Duration{Seconds: 1e10}}
+	return classify.Classify(sandboxtest.Status(codes.Unavailable, "come back much later", ri).Err())
 }

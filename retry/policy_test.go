@@ -4,9 +4,16 @@ import (
 	"context"
 	"errors"
 	"math"
+	"reflect"
+	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
 	"github.com/faultline-go/faultline/retry"
 )
@@ -22,6 +29,7 @@ func TestDefaultPolicy(t *testing.T) {
 		HintJitter:        0.1,
 		MaxRetryDelay:     30 * time.Second,
 		RetryOn:           retry.On(errs.ErrSandboxUnavailable, errs.ErrSandboxResourceExhausted),
+		TransientCodes:    retry.Codes(codes.Unavailable, codes.ResourceExhausted),
 		PerAttemptTimeout: 0,
 		MaxElapsed:        0,
 	}
@@ -75,46 +83,59 @@ func TestValidate(t *testing.T) {
 	}
 	invalidKindBit := retry.KindSet(1) << (len(errs.Kinds()) + 1) // one past the last kind
 	bad := []struct {
-		name string
-		p    retry.Policy
+		name  string
+		p     retry.Policy
+		field string // the field the error must name
 	}{
-		{"zero policy", retry.Policy{}},
-		{"MaxAttempts 0", with(func(p *retry.Policy) { p.MaxAttempts = 0 })},
-		{"MaxAttempts negative", with(func(p *retry.Policy) { p.MaxAttempts = -1 })},
-		{"InitialBackoff 0", with(func(p *retry.Policy) { p.InitialBackoff = 0 })},
-		{"InitialBackoff negative", with(func(p *retry.Policy) { p.InitialBackoff = -time.Second })},
-		{"InitialBackoff over 24h", with(func(p *retry.Policy) { p.InitialBackoff, p.MaxBackoff = day+1, day+1 })},
-		{"MaxBackoff below InitialBackoff", with(func(p *retry.Policy) { p.MaxBackoff = p.InitialBackoff - 1 })},
-		{"MaxBackoff negative", with(func(p *retry.Policy) { p.MaxBackoff = -1 })},
-		{"MaxBackoff over 24h", with(func(p *retry.Policy) { p.MaxBackoff = day + 1 })},
-		{"MaxBackoff max int64", with(func(p *retry.Policy) { p.MaxBackoff = math.MaxInt64 })},
-		{"Multiplier 0", with(func(p *retry.Policy) { p.Multiplier = 0 })},
-		{"Multiplier below 1", with(func(p *retry.Policy) { p.Multiplier = 0.999 })},
-		{"Multiplier negative", with(func(p *retry.Policy) { p.Multiplier = -2 })},
-		{"Multiplier NaN", with(func(p *retry.Policy) { p.Multiplier = math.NaN() })},
-		{"Multiplier +Inf", with(func(p *retry.Policy) { p.Multiplier = math.Inf(1) })},
-		{"Multiplier -Inf", with(func(p *retry.Policy) { p.Multiplier = math.Inf(-1) })},
-		{"Jitter negative", with(func(p *retry.Policy) { p.Jitter = -0.01 })},
-		{"Jitter above 1", with(func(p *retry.Policy) { p.Jitter = 1.01 })},
-		{"Jitter NaN", with(func(p *retry.Policy) { p.Jitter = math.NaN() })},
-		{"Jitter +Inf", with(func(p *retry.Policy) { p.Jitter = math.Inf(1) })},
-		{"HintJitter negative", with(func(p *retry.Policy) { p.HintJitter = -0.01 })},
-		{"HintJitter above 1", with(func(p *retry.Policy) { p.HintJitter = 1.01 })},
-		{"HintJitter NaN", with(func(p *retry.Policy) { p.HintJitter = math.NaN() })},
-		{"HintJitter -Inf", with(func(p *retry.Policy) { p.HintJitter = math.Inf(-1) })},
-		{"MaxRetryDelay negative", with(func(p *retry.Policy) { p.MaxRetryDelay = -1 })},
-		{"MaxRetryDelay over 24h", with(func(p *retry.Policy) { p.MaxRetryDelay = day + 1 })},
-		{"PerAttemptTimeout negative", with(func(p *retry.Policy) { p.PerAttemptTimeout = -1 })},
-		{"MaxElapsed negative", with(func(p *retry.Policy) { p.MaxElapsed = -time.Hour })},
-		{"RetryOn zero kind bit", with(func(p *retry.Policy) { p.RetryOn |= 1 })},
-		{"RetryOn past the last kind", with(func(p *retry.Policy) { p.RetryOn |= invalidKindBit })},
-		{"RetryOn bit 63", with(func(p *retry.Policy) { p.RetryOn = 1 << 63 })},
+		{"zero policy", retry.Policy{}, "MaxAttempts"},
+		{"MaxAttempts 0", with(func(p *retry.Policy) { p.MaxAttempts = 0 }), "MaxAttempts"},
+		{"MaxAttempts negative", with(func(p *retry.Policy) { p.MaxAttempts = -1 }), "MaxAttempts"},
+		{"InitialBackoff 0", with(func(p *retry.Policy) { p.InitialBackoff = 0 }), "InitialBackoff"},
+		{"InitialBackoff negative", with(func(p *retry.Policy) { p.InitialBackoff = -time.Second }), "InitialBackoff"},
+		{"InitialBackoff over 24h", with(func(p *retry.Policy) { p.InitialBackoff, p.MaxBackoff = day+1, day+1 }), "InitialBackoff"},
+		{"MaxBackoff below InitialBackoff", with(func(p *retry.Policy) { p.MaxBackoff = p.InitialBackoff - 1 }), "MaxBackoff"},
+		{"MaxBackoff 0", with(func(p *retry.Policy) { p.MaxBackoff = 0 }), "MaxBackoff"},
+		{"MaxBackoff negative", with(func(p *retry.Policy) { p.MaxBackoff = -1 }), "MaxBackoff"},
+		{"MaxBackoff over 24h", with(func(p *retry.Policy) { p.MaxBackoff = day + 1 }), "MaxBackoff"},
+		{"MaxBackoff max int64", with(func(p *retry.Policy) { p.MaxBackoff = math.MaxInt64 }), "MaxBackoff"},
+		{"Multiplier 0", with(func(p *retry.Policy) { p.Multiplier = 0 }), "Multiplier"},
+		{"Multiplier below 1", with(func(p *retry.Policy) { p.Multiplier = 0.999 }), "Multiplier"},
+		{"Multiplier negative", with(func(p *retry.Policy) { p.Multiplier = -2 }), "Multiplier"},
+		{"Multiplier NaN", with(func(p *retry.Policy) { p.Multiplier = math.NaN() }), "Multiplier"},
+		{"Multiplier +Inf", with(func(p *retry.Policy) { p.Multiplier = math.Inf(1) }), "Multiplier"},
+		{"Multiplier -Inf", with(func(p *retry.Policy) { p.Multiplier = math.Inf(-1) }), "Multiplier"},
+		{"Jitter negative", with(func(p *retry.Policy) { p.Jitter = -0.01 }), "Jitter"},
+		{"Jitter above 1", with(func(p *retry.Policy) { p.Jitter = 1.01 }), "Jitter"},
+		{"Jitter NaN", with(func(p *retry.Policy) { p.Jitter = math.NaN() }), "Jitter"},
+		{"Jitter +Inf", with(func(p *retry.Policy) { p.Jitter = math.Inf(1) }), "Jitter"},
+		{"HintJitter negative", with(func(p *retry.Policy) { p.HintJitter = -0.01 }), "HintJitter"},
+		{"HintJitter above 1", with(func(p *retry.Policy) { p.HintJitter = 1.01 }), "HintJitter"},
+		{"HintJitter NaN", with(func(p *retry.Policy) { p.HintJitter = math.NaN() }), "HintJitter"},
+		{"HintJitter -Inf", with(func(p *retry.Policy) { p.HintJitter = math.Inf(-1) }), "HintJitter"},
+		// safety.md section 5: a policy that could never retry a hinted failure is a mistake.
+		{"MaxRetryDelay 0", with(func(p *retry.Policy) { p.MaxRetryDelay = 0 }), "MaxRetryDelay"},
+		{"MaxRetryDelay negative", with(func(p *retry.Policy) { p.MaxRetryDelay = -1 }), "MaxRetryDelay"},
+		{"MaxRetryDelay over 24h", with(func(p *retry.Policy) { p.MaxRetryDelay = day + 1 }), "MaxRetryDelay"},
+		{"PerAttemptTimeout negative", with(func(p *retry.Policy) { p.PerAttemptTimeout = -1 }), "PerAttemptTimeout"},
+		{"MaxElapsed negative", with(func(p *retry.Policy) { p.MaxElapsed = -time.Hour }), "MaxElapsed"},
+		// safety.md section 5: a policy that retries nothing is a mistake.
+		{"RetryOn empty", with(func(p *retry.Policy) { p.RetryOn = 0 }), "RetryOn"},
+		{"RetryOn empty, MaxAttempts 2", with(func(p *retry.Policy) { p.RetryOn, p.MaxAttempts = 0, 2 }), "RetryOn"},
+		{"RetryOn empty, no TransientCodes", with(func(p *retry.Policy) { p.RetryOn, p.TransientCodes = 0, 0 }), "RetryOn"},
+		{"RetryOn zero kind bit", with(func(p *retry.Policy) { p.RetryOn |= 1 }), "RetryOn"},
+		{"RetryOn past the last kind", with(func(p *retry.Policy) { p.RetryOn |= invalidKindBit }), "RetryOn"},
+		{"RetryOn bit 63", with(func(p *retry.Policy) { p.RetryOn = 1 << 63 }), "RetryOn"},
+		{"TransientCodes past Unauthenticated", with(func(p *retry.Policy) { p.TransientCodes |= 1 << 17 }), "TransientCodes"},
+		{"TransientCodes bit 31", with(func(p *retry.Policy) { p.TransientCodes = 1 << 31 }), "TransientCodes"},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.p.Validate()
 			if !errors.Is(err, retry.ErrInvalidPolicy) {
 				t.Fatalf("Validate(%+v) = %v, want an error matching ErrInvalidPolicy", tt.p, err)
+			}
+			if !strings.Contains(err.Error(), tt.field+" ") {
+				t.Errorf("Validate(%+v) = %q, want it to name the field %s", tt.p, err, tt.field)
 			}
 			calls := 0
 			op := func(context.Context) error { calls++; return nil }
@@ -154,11 +175,18 @@ func TestValidate(t *testing.T) {
 		{"Jitter 1", with(func(p *retry.Policy) { p.Jitter = 1 })},
 		{"HintJitter 0", with(func(p *retry.Policy) { p.HintJitter = 0 })},
 		{"HintJitter 1", with(func(p *retry.Policy) { p.HintJitter = 1 })},
-		{"MaxRetryDelay 0", with(func(p *retry.Policy) { p.MaxRetryDelay = 0 })},
+		{"MaxRetryDelay 1ns", with(func(p *retry.Policy) { p.MaxRetryDelay = 1 })},
 		{"MaxRetryDelay 24h", with(func(p *retry.Policy) { p.MaxRetryDelay = day })},
 		{"PerAttemptTimeout set", with(func(p *retry.Policy) { p.PerAttemptTimeout = time.Second })},
 		{"MaxElapsed set", with(func(p *retry.Policy) { p.MaxElapsed = time.Minute })},
-		{"RetryOn empty", with(func(p *retry.Policy) { p.RetryOn = 0 })},
+		{"RetryOn empty with MaxAttempts 1", with(func(p *retry.Policy) { p.RetryOn, p.MaxAttempts = 0, 1 })},
+		{"RetryOn one kind", with(func(p *retry.Policy) { p.RetryOn = retry.On(errs.ErrSandboxNotRunning) })},
+		{"TransientCodes empty", with(func(p *retry.Policy) { p.TransientCodes = 0 })},
+		{"TransientCodes every code", with(func(p *retry.Policy) {
+			p.TransientCodes = retry.Codes(codes.OK, codes.Canceled, codes.Unknown, codes.InvalidArgument, codes.DeadlineExceeded,
+				codes.NotFound, codes.AlreadyExists, codes.PermissionDenied, codes.ResourceExhausted, codes.FailedPrecondition,
+				codes.Aborted, codes.OutOfRange, codes.Unimplemented, codes.Internal, codes.Unavailable, codes.DataLoss, codes.Unauthenticated)
+		})},
 		{"RetryOn every kind", with(func(p *retry.Policy) { p.RetryOn = retry.On(errs.Kinds()...) })},
 	}
 	for _, tt := range good {
@@ -213,5 +241,103 @@ func TestKindSet(t *testing.T) {
 	}
 	if (retry.KindSet(0)).Match(unavailable()) {
 		t.Errorf("empty set Match(unavailable) = true, want false")
+	}
+}
+
+// TestPolicyZeroValues checks safety.md section 5: each field's zero value either means "off"
+// or "none" (the policy stays valid) or is rejected by Validate with an error naming the
+// field. A field added later must be put in one of the two lists.
+func TestPolicyZeroValues(t *testing.T) {
+	rejected := map[string]bool{
+		"MaxAttempts": true, "InitialBackoff": true, "MaxBackoff": true, "Multiplier": true,
+		"MaxRetryDelay": true, "RetryOn": true,
+	}
+	off := map[string]bool{
+		"Jitter": true, "HintJitter": true, "TransientCodes": true, "PerAttemptTimeout": true, "MaxElapsed": true,
+	}
+	typ := reflect.TypeFor[retry.Policy]()
+	for i := range typ.NumField() {
+		name := typ.Field(i).Name
+		t.Run(name, func(t *testing.T) {
+			p := retry.DefaultPolicy()
+			reflect.ValueOf(&p).Elem().Field(i).SetZero()
+			err := p.Validate()
+			switch {
+			case rejected[name]:
+				if !errors.Is(err, retry.ErrInvalidPolicy) || !strings.Contains(err.Error(), name+" ") {
+					t.Errorf("Validate(DefaultPolicy() with %s zero) = %v, want ErrInvalidPolicy naming %s", name, err, name)
+				}
+			case off[name]:
+				if err != nil {
+					t.Errorf("Validate(DefaultPolicy() with %s zero) = %v, want nil (zero means off)", name, err)
+				}
+			default:
+				t.Errorf("Policy.%s is in neither list: decide whether its zero value means off or is rejected", name)
+			}
+		})
+	}
+}
+
+// TestZeroMeansOff checks the zero values that mean "off" do what they say.
+func TestZeroMeansOff(t *testing.T) {
+	discoveryUnavailable := classify.New().Classify(status.Error(codes.Unavailable, "down"),
+		classify.Call{Method: "/" + classify.DiscoveryService + "/GetRunner"})
+	tests := []struct {
+		name      string
+		set       func(*retry.Policy)
+		err       error
+		wantCalls int
+	}{
+		{"TransientCodes empty retries no base kind by its code", func(p *retry.Policy) { p.TransientCodes = 0 }, discoveryUnavailable, 1},
+		{"TransientCodes default retries the base kind", func(*retry.Policy) {}, discoveryUnavailable, 3},
+		{"MaxElapsed 0 sets no limit", func(p *retry.Policy) { p.MaxElapsed, p.InitialBackoff, p.MaxBackoff = 0, time.Hour, time.Hour }, unavailable(), 3},
+		{"PerAttemptTimeout 0 sets no attempt deadline", func(p *retry.Policy) { p.PerAttemptTimeout = 0 }, unavailable(), 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := fixed(3)
+				tt.set(&p)
+				calls := 0
+				_ = retry.Do(t.Context(), p, func(ctx context.Context) error {
+					calls++
+					if _, ok := ctx.Deadline(); ok {
+						t.Errorf("attempt context has a deadline, want none")
+					}
+					return tt.err
+				})
+				if calls != tt.wantCalls {
+					t.Errorf("op calls = %d, want %d", calls, tt.wantCalls)
+				}
+			})
+		})
+	}
+}
+
+func TestCodeSet(t *testing.T) {
+	s := retry.Codes(codes.Unavailable, codes.ResourceExhausted, codes.Unavailable)
+	if got, want := s.String(), "{ResourceExhausted, Unavailable}"; got != want {
+		t.Errorf("Codes(Unavailable, ResourceExhausted).String() = %q, want %q", got, want)
+	}
+	if got := retry.DefaultPolicy().TransientCodes; got != s {
+		t.Errorf("DefaultPolicy().TransientCodes = %v, want %v", got, s)
+	}
+	for c := codes.OK; c <= codes.Unauthenticated+2; c++ {
+		want := c == codes.Unavailable || c == codes.ResourceExhausted
+		if got := s.Has(c); got != want {
+			t.Errorf("%v.Has(%v) = %v, want %v", s, c, got, want)
+		}
+	}
+	if got := retry.Codes(codes.Code(17), codes.Code(200), codes.Code(math.MaxUint32)); got != 0 {
+		t.Errorf("Codes(codes above 16) = %v, want the empty set", got)
+	}
+	if got := retry.Codes(codes.OK, codes.Unauthenticated); !got.Has(codes.OK) || !got.Has(codes.Unauthenticated) || got.String() != "{OK, Unauthenticated}" {
+		t.Errorf("Codes(OK, Unauthenticated) = %v, want both", got)
+	}
+	if got := retry.CodeSet(0).String(); got != "{}" {
+		t.Errorf("CodeSet(0).String() = %q, want {}", got)
+	}
+	if retry.CodeSet(math.MaxUint32).Has(codes.Code(17)) {
+		t.Errorf("CodeSet(all bits).Has(17) = true, want false")
 	}
 }

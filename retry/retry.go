@@ -127,7 +127,7 @@ func (r *Retrier) Do(ctx context.Context, op func(context.Context) error) error 
 	f := Failure{Idempotency: r.level}
 	for {
 		if err := op(t.AttemptContext(ctx)); err == nil {
-			t.Succeeded(ctx)
+			t.Succeeded(ctx, "")
 			return nil
 		} else if stop := t.Failed(ctx, err, f); stop != nil {
 			return stop
@@ -141,7 +141,6 @@ func (r *Retrier) Do(ctx context.Context, op func(context.Context) error) error 
 // attempt's deadline. A Tracker is not safe for concurrent use.
 type Tracker struct {
 	r       *Retrier
-	method  string
 	attempt int
 	burst   bool // a burst after the first: the budget is not told of a new call
 	bo      *backoff.ExponentialBackOff
@@ -152,9 +151,8 @@ type Tracker struct {
 	cancel context.CancelFunc // releases the current attempt's own context
 }
 
-// Track returns a Tracker for a call whose first attempt is about to be made. method names
-// the call in the hooks' events (a full gRPC method name, or "").
-func (r *Retrier) Track(method string) *Tracker { return &Tracker{r: r, method: method, attempt: 1} }
+// Track returns a Tracker for a call whose first attempt is about to be made.
+func (r *Retrier) Track() *Tracker { return &Tracker{r: r, attempt: 1} }
 
 // Restart starts a new burst of failures, for a long-lived call that made progress since its
 // last failure (a resumed stream that delivered messages): the attempt count, the backoff and
@@ -196,12 +194,13 @@ func (t *Tracker) release() {
 }
 
 // Succeeded reports that the current attempt succeeded: to the budget, and, when the call
-// retried, to the OnDone hook with ctx (the caller's context).
-func (t *Tracker) Succeeded(ctx context.Context) {
+// retried, to the OnDone hook with ctx (the caller's context) and method (the call's name in
+// events: a full gRPC method name, or "").
+func (t *Tracker) Succeeded(ctx context.Context, method string) {
 	t.release()
 	t.r.record(t.attempt == 1 && !t.burst, Succeeded)
 	if (t.attempt > 1 || t.burst) && t.r.hooks.OnDone != nil {
-		t.r.hooks.OnDone(ctx, DoneEvent{Method: t.method, Attempts: t.attempt, TotalWait: t.waited})
+		t.r.hooks.OnDone(ctx, DoneEvent{Method: method, Attempts: t.attempt, TotalWait: t.waited})
 	}
 }
 
@@ -223,7 +222,7 @@ func (t *Tracker) failed(ctx context.Context, err error, f Failure, ownTimeout b
 	r, p := t.r, &t.r.policy
 	first := t.attempt == 1 && !t.burst
 	stop := func(cause StopCause, ctxErr error, inWait bool) *Error {
-		return r.stop(ctx, t.method, newError(err, t.attempt, t.waited, cause, ctxErr, inWait))
+		return r.stop(ctx, f.Method, newError(err, t.attempt, t.waited, cause, ctxErr, inWait))
 	}
 	var inner *Error
 	if errors.As(err, &inner) {
@@ -275,7 +274,7 @@ func (t *Tracker) failed(ctx context.Context, err error, f Failure, ownTimeout b
 		return stop(StopBudget, nil, false)
 	}
 	if r.hooks.OnRetry != nil {
-		r.hooks.OnRetry(ctx, RetryEvent{Method: t.method, Attempt: t.attempt, Err: err, Delay: wait, FromHint: fromHint,
+		r.hooks.OnRetry(ctx, RetryEvent{Method: f.Method, Attempt: t.attempt, Err: err, Delay: wait, FromHint: fromHint,
 			Resumed: f.Resume})
 	}
 	var interrupt <-chan struct{}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/internal/sandboxtest"
 	"github.com/faultline-go/faultline/retry"
 )
 
@@ -41,9 +42,14 @@ func TestAttempts(t *testing.T) {
 			wantCalls: 1, wantErr: true, wantCause: retry.StopExhausted, wantKind: errs.ErrSandboxUnavailable,
 		},
 		{
-			name: "resource exhausted is retried", policy: fixed(3),
-			op:        failThen(3, errs.New(errs.ErrSandboxResourceExhausted, "quota")),
+			name: "resource exhausted with a server hint is retried", policy: fixed(3),
+			op:        failThen(3, errs.New(errs.ErrSandboxResourceExhausted, "quota", errs.WithRetryDelay(time.Second))),
 			wantCalls: 3, wantErr: true, wantCause: retry.StopExhausted, wantKind: errs.ErrSandboxResourceExhausted,
+		},
+		{
+			name: "bare resource exhausted is not retried", policy: fixed(3),
+			op:        failThen(3, errs.New(errs.ErrSandboxResourceExhausted, "quota")),
+			wantCalls: 1, wantErr: true, wantCause: retry.StopNoServerSignal, wantKind: errs.ErrSandboxResourceExhausted,
 		},
 		{
 			name: "not retryable stops at once", policy: fixed(5), op: failThen(1, notFound()),
@@ -108,10 +114,10 @@ func TestAttempts(t *testing.T) {
 			wantCalls: 1, wantErr: true, wantCause: retry.StopNotRetryable,
 		},
 		{
-			name: "empty RetryOn retries nothing",
+			name: "kind outside a custom RetryOn is not retried",
 			policy: func() retry.Policy {
 				p := fixed(5)
-				p.RetryOn = 0
+				p.RetryOn = retry.On(errs.ErrSandboxResourceExhausted)
 				return p
 			}(),
 			op:        failThen(2, unavailable()),
@@ -186,7 +192,8 @@ func TestClassifierOnlyForRawErrors(t *testing.T) {
 			seen = append(seen, err)
 			return classify.Classify(err)
 		}
-		raw := status.Error(codes.ResourceExhausted, "slow down")
+		// A RESOURCE_EXHAUSTED with a server hint, so that it is retried.
+		raw := sandboxtest.Status(codes.ResourceExhausted, "slow down", sandboxtest.RetryInfo(time.Millisecond)).Err()
 		op := newScript(unavailable(), raw, raw)
 		err := retry.Do(t.Context(), fixed(3), op.op, retry.WithClassifier(cl))
 		if len(seen) != 2 || seen[0] != raw || seen[1] != raw {
@@ -274,7 +281,7 @@ func TestTracker(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr := r.Track("")
+		tr := r.Track()
 		var attempts []int
 		var final *retry.Error
 		for {
@@ -293,15 +300,15 @@ func TestTracker(t *testing.T) {
 			t.Errorf("TotalWait() = %v, want %v", final.TotalWait(), want)
 		}
 
-		tr = r.Track("")
+		tr = r.Track()
 		if f := tr.Failed(t.Context(), unavailable(), retry.Failure{}); f != nil {
 			t.Fatalf("Failed(unavailable) on attempt 1 = %v, want nil (retry)", f)
 		}
-		tr.Succeeded(t.Context())
+		tr.Succeeded(t.Context(), "")
 		if tr.Attempt() != 2 {
 			t.Errorf("Attempt() after one retry = %d, want 2", tr.Attempt())
 		}
-		tr = r.Track("")
+		tr = r.Track()
 		if f := tr.Failed(t.Context(), notFound(), retry.Failure{}); f == nil || f.Cause() != retry.StopNotRetryable || f.Attempts() != 1 {
 			t.Errorf("Failed(notFound) = %v, want a final error after 1 attempt, not retryable", f)
 		}

@@ -75,6 +75,9 @@ const (
 // [Tracker.Failed]. The zero Failure says nothing: idempotency unknown, origin judged from
 // the error, no interruption.
 type Failure struct {
+	// Method names the call in the hooks' events: a full gRPC method name, or "".
+	Method string
+
 	Idempotency Idempotency
 	Origin      Origin
 

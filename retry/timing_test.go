@@ -142,7 +142,10 @@ func TestHintTooLong(t *testing.T) {
 	}{
 		{"client-made", withHint(31 * time.Second), 30 * time.Second},
 		{"real status", rpcUnavailable(time.Hour), 30 * time.Second},
-		{"MaxRetryDelay 0 refuses every positive hint", withHint(time.Millisecond), 0},
+		{"MaxRetryDelay 1ns refuses every longer hint", withHint(2), 1},
+		{"hint too large for time.Duration", withHint(math.MaxInt64), 30 * time.Second},
+		{"hint too large for time.Duration, longest MaxRetryDelay", withHint(math.MaxInt64), 24 * time.Hour},
+		{"hint from a RetryInfo too large for time.Duration", rpcHugeHint(), 24 * time.Hour},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

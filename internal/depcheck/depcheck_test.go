@@ -36,10 +36,11 @@ func TestImportDirection(t *testing.T) {
 		allowed []string // faultline packages it may import
 		never   []string // other packages it must not import
 	}{
-		{pkg: "errs"},
-		{pkg: "classify", allowed: []string{"errs"}},
-		{pkg: "retry", allowed: []string{"errs"}, never: []string{"google.golang.org/grpc"}},
-		{pkg: "interceptor", allowed: []string{"errs", "classify", "retry"}},
+		{pkg: "errs", allowed: []string{"internal/seam"}},
+		{pkg: "classify", allowed: []string{"errs", "internal/seam"}},
+		{pkg: "retry", allowed: []string{"errs", "internal/seam"}, never: []string{"google.golang.org/grpc"}},
+		{pkg: "interceptor", allowed: []string{"errs", "classify", "retry", "internal/seam"}},
+		{pkg: "internal/seam"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pkg, func(t *testing.T) {
