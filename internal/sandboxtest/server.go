@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -45,11 +46,21 @@ type Server struct {
 	delByReqID map[string]*sandboxpb.DeleteSandboxResponse // DeleteSandbox result per request_id
 	snapshots  map[string]bool
 	runners    map[string]bool
+	logLines   uint64        // the log's length, when set: see WithLog
+	logEvery   time.Duration // the pause before each log entry, when set
 }
 
 type sandbox struct {
 	pb    *sandboxpb.Sandbox
 	files map[string][]byte
+}
+
+// WithLog gives every sandbox a log of lines entries, sent every interval (0: at once):
+// a StreamLogs call for which no [StreamLogsScript] is queued sends the entries from its
+// resume_log_offset up to the end of the log, pausing interval before each, then ends with
+// OK. It is how a test tails a long log across faults and resumes.
+func WithLog(lines int, interval time.Duration) Option {
+	return optionFunc(func(s *Server) { s.logLines, s.logEvery = uint64(max(lines, 0)), max(interval, 0) })
 }
 
 // An Option configures a [Server] in [New].

@@ -257,6 +257,12 @@ func (h *sandboxService) StreamLogs(req *sandboxpb.StreamLogsRequest, stream san
 	s.mu.Lock()
 	_, err := s.lookup(req.GetSandboxId())
 	sc := StreamLogsScript{Entries: DefaultLogEntries}
+	off := req.GetResumeLogOffset()
+	every := time.Duration(0)
+	if s.logLines > 0 {
+		sc.Entries = int(s.logLines - min(off, s.logLines))
+		every = s.logEvery
+	}
 	if err == nil && len(s.logScripts) > 0 {
 		sc, s.logScripts = s.logScripts[0], s.logScripts[1:]
 	}
@@ -266,8 +272,14 @@ func (h *sandboxService) StreamLogs(req *sandboxpb.StreamLogsRequest, stream san
 	}
 
 	session := "logs-" + req.GetSandboxId()
-	off := req.GetResumeLogOffset()
 	for range sc.Entries {
+		if every > 0 {
+			select {
+			case <-stream.Context().Done():
+				return stream.Context().Err()
+			case <-time.After(every):
+			}
+		}
 		e := &sandboxpb.LogEntry{
 			Data:          fmt.Appendf(nil, "line %d\n", off),
 			LogSessionId:  session,
