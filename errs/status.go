@@ -27,13 +27,14 @@ import (
 // newStatus never fails.
 func newStatus(code codes.Code, msg string, info Info) *status.Status {
 	var details []*anypb.Any
+	var fix utf8Fixer
 	if info.Reason != "" || info.Domain != "" || info.Metadata != nil {
 		md := make(map[string]string, len(info.Metadata))
 		for k, v := range info.Metadata {
-			md[validUTF8(k)] = validUTF8(v)
+			md[fix.valid(k)] = fix.valid(v)
 		}
 		details = appendDetail(details, &errdetails.ErrorInfo{
-			Reason: validUTF8(info.Reason), Domain: validUTF8(info.Domain), Metadata: md})
+			Reason: fix.valid(info.Reason), Domain: fix.valid(info.Domain), Metadata: md})
 	}
 	if info.HasRetryDelay {
 		details = appendDetail(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(info.RetryDelay)})
@@ -44,7 +45,7 @@ func newStatus(code codes.Code, msg string, info Info) *status.Status {
 		}
 		for i, v := range info.FieldViolations {
 			br.FieldViolations[i] = &errdetails.BadRequest_FieldViolation{
-				Field: validUTF8(v.Field), Description: validUTF8(v.Description)}
+				Field: fix.valid(v.Field), Description: fix.valid(v.Description)}
 		}
 		details = appendDetail(details, br)
 	}
@@ -62,9 +63,16 @@ func appendDetail(details []*anypb.Any, m proto.Message) []*anypb.Any {
 	return append(details, a)
 }
 
-func validUTF8(s string) string {
+// utf8Fixer replaces invalid UTF-8, remembering its last repair: violations often repeat
+// one description, and repairing is the costly part of building the status.
+type utf8Fixer struct{ in, out string }
+
+func (f *utf8Fixer) valid(s string) string {
 	if utf8.ValidString(s) {
 		return s
 	}
-	return strings.ToValidUTF8(s, "\uFFFD")
+	if s != f.in {
+		f.in, f.out = s, strings.ToValidUTF8(s, "\uFFFD")
+	}
+	return f.out
 }
