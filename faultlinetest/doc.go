@@ -3,7 +3,7 @@
 // on script, and serve it in memory, without writing a fake server.
 //
 //   - [Status] and [Error] build a [*status.Status] (or its error) with details:
-//     [ErrorInfo], [RetryInfo], [BadRequest] with [FieldViolation]s, [QuotaFailure],
+//     [ErrorInfo], [RetryInfo], [BadRequest] with [FieldViolation] entries, [QuotaFailure],
 //     [PreconditionFailure], [ResourceInfo], [LocalizedMessage], or any protobuf message.
 //   - An [Injector] is a pair of server interceptors that fail, delay or stall the calls
 //     of the methods it is told about ([Fail], [SendThenFail], [Stall], [Pass],

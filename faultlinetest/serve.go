@@ -89,7 +89,8 @@ func (s *Server) Close() {
 // given to synctest.Test): the server's and the connection's goroutines then belong to the
 // bubble, every timer they and the [Injector] start runs on the bubble's virtual clock, so
 // delays, RetryInfo waits and deadlines take no real time, and the cleanup runs inside the
-// bubble before synctest.Test returns.
+// bubble before synctest.Test returns. (A server made outside the bubble still works from
+// inside it, but on the real clock.)
 func Serve(tb testing.TB, register func(*grpc.Server), serverOpts []grpc.ServerOption, dialOpts ...grpc.DialOption) *grpc.ClientConn {
 	tb.Helper()
 	s := NewServer(register, serverOpts...)
