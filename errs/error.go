@@ -114,8 +114,21 @@ func fromStatus(kind Kind, st *status.Status, cause error, info Info, res Resour
 // commands, a missing terminal state, function errors, or anything an SDK detects itself.
 // message is the human text; options add attributes. Without [WithCode] the code is the
 // kind's natural one (Unavailable for ErrSandboxUnavailable, NotFound for the not-found
-// kinds, Unknown for most); codes.OK becomes Unknown. GRPCStatus returns a status with that code and the error's
-// message. An invalid kind is treated as ErrCWSandbox.
+// kinds, Unknown for most); codes.OK becomes Unknown. An invalid kind is treated as
+// ErrCWSandbox.
+//
+// GRPCStatus returns a status with that code, the error's message and the AIP-193 details a
+// server would send for the attributes: a google.rpc.ErrorInfo (reason, domain, metadata)
+// when [WithErrorInfo] was given, a google.rpc.RetryInfo with the delay as given (zero and
+// negative included) after [WithRetryDelay], and a google.rpc.BadRequest with the field
+// violations, in order, after [WithFieldViolations]. So an *Error returned by a server
+// handler reaches the client with its details, and classifying status.Convert(e).Err()
+// gives back the code, reason, domain, metadata, retry delay and violations (the kind too,
+// when the classifier can tell it from the code and a trusted reason: not for kinds only
+// client code detects, such as ErrSandboxExecution). The other attributes (resource ids,
+// stream code, exec result, exception) are not details and are not sent. Strings that are
+// not valid UTF-8 are sent with each invalid sequence replaced by U+FFFD, as protobuf
+// requires; the accessors return them as given.
 func New(kind Kind, message string, opts ...Option) *Error {
 	if !kind.Valid() {
 		kind = ErrCWSandbox
@@ -138,7 +151,7 @@ func New(kind Kind, message string, opts ...Option) *Error {
 		excMsg:     b.excMsg,
 	}
 	e.msg = e.render(message, b.code)
-	e.st = status.New(b.code, e.msg)
+	e.st = newStatus(b.code, e.msg, b.info)
 	return e
 }
 
