@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/faultline-go/faultline/errs"
 	"github.com/faultline-go/faultline/interceptor"
@@ -44,7 +45,7 @@ type step struct {
 }
 
 func run(out io.Writer) error {
-	srv := sandboxtest.New(sandboxtest.WithSandboxes("sb-demo"))
+	srv := sandboxtest.New(sandboxtest.WithSandboxes("sb-demo"), sandboxtest.WithLog(6, 0))
 	addr, stop, err := srv.StartTCP()
 	if err != nil {
 		return err
@@ -62,9 +63,11 @@ func run(out io.Writer) error {
 	client := sandboxpb.NewSandboxServiceClient(conn)
 
 	unavailable := func(hint time.Duration) *status.Status {
-		return sandboxtest.Status(codes.Unavailable, "runner is restarting",
-			sandboxtest.ErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"runner": "r-7"}),
-			sandboxtest.RetryInfo(hint))
+		details := []proto.Message{sandboxtest.ErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"runner": "r-7"})}
+		if hint > 0 {
+			details = append(details, sandboxtest.RetryInfo(hint))
+		}
+		return sandboxtest.Status(codes.Unavailable, "runner is restarting", details...)
 	}
 	steps := []step{
 		{
@@ -152,25 +155,17 @@ func run(out io.Writer) error {
 		{
 			name: "StreamLogs",
 			script: func(srv *sandboxtest.Server) {
-				srv.ScriptStreamLogs(
-					sandboxtest.StreamLogsScript{Err: sandboxtest.Status(codes.Unavailable, "log stream reset")},
-					sandboxtest.StreamLogsScript{Entries: 3})
+				srv.ScriptStreamLogs(sandboxtest.StreamLogsScript{Err: sandboxtest.Status(codes.Unavailable, "log stream reset")})
 			},
-			call: func(ctx context.Context, c sandboxpb.SandboxServiceClient) (string, error) {
-				st, err := c.StreamLogs(ctx, &sandboxpb.StreamLogsRequest{SandboxId: "sb-demo"})
-				if err != nil {
-					return "", err
-				}
-				lines := 0
-				for {
-					if _, err := st.Recv(); err == io.EOF {
-						return fmt.Sprintf("%d log lines, each once", lines), nil
-					} else if err != nil {
-						return fmt.Sprintf("%d log lines", lines), err
-					}
-					lines++
-				}
+			call: tail,
+		},
+		{
+			name: "StreamLogs (restart)",
+			script: func(srv *sandboxtest.Server) {
+				// The runner restarts after three lines: the stream is resumed from its cursor.
+				srv.ScriptStreamLogs(sandboxtest.StreamLogsScript{Entries: 3, Err: unavailable(0)})
 			},
+			call: tail,
 		},
 		{
 			name: "GetSandbox (long hint)",
@@ -197,6 +192,15 @@ func run(out io.Writer) error {
 		result, err := s.call(ctx, client)
 		cancel()
 		attempts := 1 + len(log.events())
+		resumes := 0
+		for _, ev := range log.events() {
+			if ev.Resumed {
+				resumes++
+			}
+		}
+		if resumes > 0 {
+			result += fmt.Sprintf(" (resumed %dx from its cursor)", resumes)
+		}
 		var re *retry.Error
 		if errors.As(err, &re) {
 			attempts = re.Attempts()
@@ -224,6 +228,28 @@ func run(out io.Writer) error {
 		srv.Calls(sandboxpb.SandboxService_Exec_FullMethodName), srv.ExecRuns(),
 		srv.Calls(sandboxpb.SandboxService_StreamLogs_FullMethodName), time.Since(start).Round(10*time.Millisecond))
 	return nil
+}
+
+// tail reads the demo sandbox's log to its end and says whether each line came once, in order.
+func tail(ctx context.Context, c sandboxpb.SandboxServiceClient) (string, error) {
+	st, err := c.StreamLogs(ctx, &sandboxpb.StreamLogsRequest{SandboxId: "sb-demo", Follow: true})
+	if err != nil {
+		return "", err
+	}
+	var next uint64
+	for {
+		e, err := st.Recv()
+		if err == io.EOF {
+			return fmt.Sprintf("%d log lines, each once, in order", next), nil
+		}
+		if err != nil {
+			return fmt.Sprintf("%d log lines", next), err
+		}
+		if e.GetNextLogOffset() != next+1 {
+			return "", fmt.Errorf("line %d after line %d", e.GetNextLogOffset()-1, next-1)
+		}
+		next++
+	}
 }
 
 // retryLog records the retry events of the call in progress.
@@ -325,5 +351,9 @@ func describe(ev retry.RetryEvent) string {
 	if ev.FromHint {
 		why = "server RetryInfo"
 	}
-	return fmt.Sprintf("attempt %d got %s -> wait %v (%s)", ev.Attempt, statusText(ev.Err), ev.Delay.Round(time.Millisecond), why)
+	what := "wait"
+	if ev.Resumed {
+		what = "resume after"
+	}
+	return fmt.Sprintf("attempt %d got %s -> %s %v (%s)", ev.Attempt, statusText(ev.Err), what, ev.Delay.Round(time.Millisecond), why)
 }

@@ -25,7 +25,8 @@ func TestDemo(t *testing.T) {
 		"WriteFile (throttled)":    `SandboxResourceExhaustedError\s+2\s+ok: written`,
 		"GetSandbox (gone)":        `SandboxNotFoundError\s+1\s+error, not retryable`,
 		"CreateSandbox (bad spec)": `SandboxValidationError\s+1\s+error, not retryable`,
-		"StreamLogs":               `SandboxUnavailableError\s+2\s+ok: 3 log lines, each once`,
+		"StreamLogs":               `SandboxUnavailableError\s+2\s+ok: 6 log lines, each once, in order`,
+		"StreamLogs (restart)":     `SandboxUnavailableError\s+2\s+ok: 6 log lines, each once, in order \(resumed 1x from its cursor\)`,
 		"GetSandbox (long hint)":   `SandboxUnavailableError\s+1\s+error, not retried: server retry delay above the limit`,
 	}
 	for name, want := range rows {
@@ -34,7 +35,7 @@ func TestDemo(t *testing.T) {
 			t.Errorf("row %q does not match %q in:\n%s", name, want, out.String())
 		}
 	}
-	if !strings.Contains(out.String(), "3 CreateSandbox (1 created), 1 Exec (1 run)") {
+	if !strings.Contains(out.String(), "3 CreateSandbox (1 created), 1 Exec (1 run), 4 StreamLogs calls") {
 		t.Errorf("output lacks the server's counts:\n%s", out.String())
 	}
 	if strings.Contains(out.String(), "r-7") {
