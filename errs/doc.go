@@ -30,7 +30,8 @@
 // pointer), so [status.Code], [status.FromError] and [status.Convert] answer exactly as they
 // did for the original error, and code that switches on gRPC codes keeps working.
 // [*Error.Unwrap] returns the original error. Client-made errors get a status built from
-// their code and message. Kinds are only ever added; their names follow the service's class
+// their code, their message and their ErrorInfo, RetryInfo and BadRequest as details, so an
+// error a fake server returns reaches its client whole. Kinds are only ever added; their names follow the service's class
 // names ([Kind.String]).
 //
 // # Concurrency

@@ -117,7 +117,8 @@ func fromStatus(kind Kind, st *status.Status, cause error, info Info, res Resour
 // kinds, Unknown for most); codes.OK becomes Unknown. An invalid kind is treated as
 // ErrCWSandbox.
 //
-// GRPCStatus returns a status with that code, the error's message and the AIP-193 details a
+// GRPCStatus returns a status with that code, message (as given: Error renders it with the
+// operation, resource and violations; the classifier would render it again) and the AIP-193 details a
 // server would send for the attributes: a google.rpc.ErrorInfo (reason, domain, metadata)
 // when [WithErrorInfo] was given, a google.rpc.RetryInfo with the delay as given (zero and
 // negative included) after [WithRetryDelay], and a google.rpc.BadRequest with the field
@@ -151,7 +152,7 @@ func New(kind Kind, message string, opts ...Option) *Error {
 		excMsg:     b.excMsg,
 	}
 	e.msg = e.render(message, b.code)
-	e.st = newStatus(b.code, e.msg, b.info)
+	e.st = newStatus(b.code, message, b.info)
 	return e
 }
 
@@ -166,8 +167,11 @@ func (e *Error) GoString() string {
 	return "&errs.Error{Kind: " + e.kind.String() + ", Code: " + e.Code().String() + ", Message: " + strconv.Quote(e.msg) + "}"
 }
 
-// Message returns the same human text as Error.
-func (e *Error) Message() string { return e.msg }
+// Message returns the message of the error's status as it is: the server's own message for a
+// classified failure (status.Convert(err).Message(), as connect-go's and gax-go's errors
+// return it), the message given to [New] for a client-made error. Unlike Error, it is
+// neither bounded nor cleaned, and it names no operation or resource.
+func (e *Error) Message() string { return e.st.Message() }
 
 // Kind returns the error's kind.
 func (e *Error) Kind() Kind { return e.kind }
