@@ -117,9 +117,9 @@ func fromStatus(kind Kind, st *status.Status, cause error, info Info, res Resour
 // kinds, Unknown for most); codes.OK becomes Unknown. An invalid kind is treated as
 // ErrCWSandbox.
 //
-// GRPCStatus returns a status with that code, message (as given: Error renders it with the
-// operation, resource and violations; the classifier would render it again) and the AIP-193 details a
-// server would send for the attributes: a google.rpc.ErrorInfo (reason, domain, metadata)
+// GRPCStatus returns a status with that code, the message as given (Error renders it with
+// the operation, resource and violations; a classifier renders it again on the other side)
+// and the AIP-193 details a server would send for the attributes: a google.rpc.ErrorInfo (reason, domain, metadata)
 // when [WithErrorInfo] was given, a google.rpc.RetryInfo with the delay as given (zero and
 // negative included) after [WithRetryDelay], and a google.rpc.BadRequest with the field
 // violations, in order, after [WithFieldViolations]. So an *Error returned by a server
