@@ -85,7 +85,7 @@ func TestNew(t *testing.T) {
 			opts: []errs.Option{
 				errs.WithCode(codes.Internal),
 				errs.WithCause(cause),
-				errs.WithErrorInfo("REASON", "example.com", map[string]string{"secret": "hunter2"}),
+				errs.WithErrorInfo("example.com", "REASON", map[string]string{"secret": "hunter2"}),
 				errs.WithRetryDelay(3 * time.Second),
 				errs.WithFieldViolations(errs.FieldViolation{Field: "spec.image", Description: "must not be empty"}),
 				errs.WithOperation("Exec"),
@@ -141,7 +141,7 @@ func TestNew(t *testing.T) {
 		{
 			name: "ErrorInfo without metadata has an empty map",
 			kind: errs.ErrSandbox, msg: "m",
-			opts: []errs.Option{errs.WithErrorInfo("R", "", nil)},
+			opts: []errs.Option{errs.WithErrorInfo("", "R", nil)},
 			want: view{Kind: errs.ErrSandbox, Code: codes.Unknown, Error: "failed: m", Reason: "R", Metadata: map[string]string{}},
 		},
 		{
@@ -159,7 +159,7 @@ func TestNew(t *testing.T) {
 		{
 			name: "file kind with a file reason",
 			kind: errs.ErrSandboxFile, msg: "no such file",
-			opts: []errs.Option{errs.WithErrorInfo("CWSANDBOX_FILE_NOT_FOUND", "cwsandbox.com", nil), errs.WithOperation("ReadFile"), errs.WithFilePath("/etc/x")},
+			opts: []errs.Option{errs.WithErrorInfo("cwsandbox.com", "CWSANDBOX_FILE_NOT_FOUND", nil), errs.WithOperation("ReadFile"), errs.WithFilePath("/etc/x")},
 			want: view{Kind: errs.ErrSandboxFile, Code: codes.Unknown, Error: "ReadFile: file not found: no such file (file /etc/x)",
 				Reason: "CWSANDBOX_FILE_NOT_FOUND", Domain: "cwsandbox.com", Metadata: map[string]string{}, Operation: "ReadFile", FilePath: "/etc/x"},
 		},
@@ -202,7 +202,7 @@ func TestNewCopies(t *testing.T) {
 	md := map[string]string{"k": "v"}
 	fv := []errs.FieldViolation{{Field: "f", Description: "d"}}
 	e := errs.New(errs.ErrSandboxExecution, "m",
-		errs.WithErrorInfo("R", "d", md), errs.WithFieldViolations(fv...),
+		errs.WithErrorInfo("d", "R", md), errs.WithFieldViolations(fv...),
 		errs.WithExecResult(errs.ExecResult{ExitCode: 3}))
 	md["k"], fv[0].Field = "changed", "changed"
 	e.Metadata()["k"] = "changed"
@@ -491,7 +491,7 @@ func TestMetadataNeverPrinted(t *testing.T) {
 			st := withDetails(t, codes.Internal, "server message", &errdetails.ErrorInfo{Reason: "R", Domain: "d", Metadata: md},
 				&errdetails.DebugInfo{Detail: "SECRET-DEBUG"})
 			for _, e := range []*errs.Error{
-				errs.New(k, "m", errs.WithErrorInfo("CWSANDBOX_FILE_NOT_FOUND", "cwsandbox.com", md)),
+				errs.New(k, "m", errs.WithErrorInfo("cwsandbox.com", "CWSANDBOX_FILE_NOT_FOUND", md)),
 				errs.FromStatus(k, st, nil, errs.Info{Reason: "CWSANDBOX_FILE_NOT_FOUND", Domain: "cwsandbox.com", Metadata: md}, errs.Resource{}),
 			} {
 				if got := e.Error(); strings.Contains(got, "SECRET") {
@@ -536,7 +536,7 @@ func TestDetailsMismatchWithheld(t *testing.T) {
 }
 
 func TestGoStringHidesMetadata(t *testing.T) {
-	e := errs.New(errs.ErrSandboxUnavailable, "down", errs.WithErrorInfo("R", "cwsandbox.com", map[string]string{"k": "s3cret"}))
+	e := errs.New(errs.ErrSandboxUnavailable, "down", errs.WithErrorInfo("cwsandbox.com", "R", map[string]string{"k": "s3cret"}))
 	if s := fmt.Sprintf("%#v", e); strings.Contains(s, "s3cret") || !strings.Contains(s, "SandboxUnavailableError") {
 		t.Errorf("%%#v = %q, want the kind and no metadata", s)
 	}

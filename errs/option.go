@@ -35,8 +35,10 @@ func WithCode(c codes.Code) Option { return optionFunc(func(b *builder) { b.code
 // WithCause sets the error Unwrap returns. Default: none.
 func WithCause(err error) Option { return optionFunc(func(b *builder) { b.cause = err }) }
 
-// WithErrorInfo sets the ErrorInfo reason, domain and a copy of metadata. Default: none.
-func WithErrorInfo(reason, domain string, metadata map[string]string) Option {
+// WithErrorInfo sets the ErrorInfo domain, reason and a copy of metadata: an ErrorInfo scopes
+// its reason by its domain, so the pair comes in that order, as everywhere in this module.
+// Default: none.
+func WithErrorInfo(domain, reason string, metadata map[string]string) Option {
 	md := maps.Clone(metadata)
 	if md == nil {
 		md = map[string]string{}

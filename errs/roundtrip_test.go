@@ -136,7 +136,7 @@ func TestRoundTrip(t *testing.T) {
 		if reason == "" {
 			domain, reason = otherDomain, otherReason
 		}
-		ei := errs.WithErrorInfo(reason, domain, md)
+		ei := errs.WithErrorInfo(domain, reason, md)
 		want := facts{Kind: r.want, Code: code, Reason: reason, Domain: domain, Metadata: md}
 		if r.want.IsA(errs.ErrSandboxFile) {
 			want.FilePath = md["filepath"]
@@ -198,7 +198,7 @@ func TestRoundTripFamilies(t *testing.T) {
 	}{
 		{errs.ErrDiscovery, discovery, nil},
 		{errs.ErrDiscoveryValidation, discovery, []errs.Option{violation}},
-		{errs.ErrRunnerNotFound, discovery, []errs.Option{errs.WithErrorInfo("CWSANDBOX_RUNNER_NOT_FOUND", classify.DefaultDomain, nil)}},
+		{errs.ErrRunnerNotFound, discovery, []errs.Option{errs.WithErrorInfo(classify.DefaultDomain, "CWSANDBOX_RUNNER_NOT_FOUND", nil)}},
 		{errs.ErrRunnerNotFound, discovery, nil},
 		{errs.ErrCWSandbox, other, nil},
 		{errs.ErrCWSandboxValidation, other, []errs.Option{violation}},
@@ -226,19 +226,19 @@ func TestNewStatusDetails(t *testing.T) {
 		want []any
 	}{
 		{"none", []errs.Option{errs.WithSandboxID("sb-1"), errs.WithStreamCode("X")}, nil},
-		{"error info without metadata", []errs.Option{errs.WithErrorInfo("R", "d", nil)},
+		{"error info without metadata", []errs.Option{errs.WithErrorInfo("d", "R", nil)},
 			[]any{&errdetails.ErrorInfo{Reason: "R", Domain: "d"}}},
 		{"all, in order", []errs.Option{
 			errs.WithFieldViolations(errs.FieldViolation{Field: "f", Description: "d"}),
 			errs.WithRetryDelay(-time.Second),
-			errs.WithErrorInfo("R", "d", map[string]string{"k": "v"}),
+			errs.WithErrorInfo("d", "R", map[string]string{"k": "v"}),
 		}, []any{
 			&errdetails.ErrorInfo{Reason: "R", Domain: "d", Metadata: map[string]string{"k": "v"}},
 			&errdetails.RetryInfo{RetryDelay: durationpb.New(-time.Second)},
 			&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: "f", Description: "d"}}},
 		}},
 		{"invalid UTF-8", []errs.Option{
-			errs.WithErrorInfo("R\xff", "d\xfe", map[string]string{"k\xff": "v\xff"}),
+			errs.WithErrorInfo("d\xfe", "R\xff", map[string]string{"k\xff": "v\xff"}),
 			errs.WithFieldViolations(errs.FieldViolation{Field: "f\xff", Description: "\xffd"}),
 		}, []any{
 			&errdetails.ErrorInfo{Reason: "R\uFFFD", Domain: "d\uFFFD", Metadata: map[string]string{"k\uFFFD": "v\uFFFD"}},
@@ -257,7 +257,7 @@ func TestNewStatusDetails(t *testing.T) {
 			}
 		})
 	}
-	e := errs.New(errs.ErrSandbox, "m", errs.WithErrorInfo("R\xff", "d", nil))
+	e := errs.New(errs.ErrSandbox, "m", errs.WithErrorInfo("d", "R\xff", nil))
 	if e.Reason() != "R\xff" {
 		t.Errorf("New(WithErrorInfo(%q)).Reason() = %q, want %q", "R\xff", e.Reason(), "R\xff")
 	}

@@ -29,7 +29,7 @@ func (h errsHealth) Check(context.Context, *healthpb.HealthCheckRequest) (*healt
 // same facts.
 func TestErrsErrorFromServer(t *testing.T) {
 	sent := errs.New(errs.ErrSandboxUnavailable, "runner restarting",
-		errs.WithErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", classify.DefaultDomain, map[string]string{"runner": "r-1"}),
+		errs.WithErrorInfo(classify.DefaultDomain, "CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"runner": "r-1"}),
 		errs.WithRetryDelay(3*time.Second),
 		errs.WithFieldViolations(errs.FieldViolation{Field: "f", Description: "d"}))
 	conn := faultlinetest.Serve(t, func(s *grpc.Server) { healthpb.RegisterHealthServer(s, errsHealth{err: sent}) }, nil)

@@ -193,7 +193,7 @@ func TestStopCauseString(t *testing.T) {
 // success. Their String forms carry no ErrorInfo metadata.
 func TestHooks(t *testing.T) {
 	type key struct{}
-	secret := errs.WithErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", "cwsandbox.com", map[string]string{"token": canary})
+	secret := errs.WithErrorInfo("cwsandbox.com", "CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"token": canary})
 	rpcSecret := classify.Classify(sandboxtest.Status(codes.Unavailable, "runner unavailable",
 		sandboxtest.ErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"token": canary}),
 		sandboxtest.RetryInfo(2*time.Second)).Err())
