@@ -169,7 +169,11 @@ func (c *Classifier) Classify(err error, call Call) *errs.Error {
 	if kind.IsA(errs.ErrSandboxFile) && res.FilePath == "" {
 		res.FilePath = info.Metadata["filepath"]
 	}
-	facts.Transient = c.trustedReason(info) && transientReasons[info.Reason]
+	trusted := c.trustedReason(info)
+	facts.Transient = trusted && transientReasons[info.Reason]
+	if kind == errs.ErrSandboxFile && trusted {
+		facts.Phrase = filePhrases[info.Reason]
+	}
 	return newError(kind, st, err, info, res, facts)
 }
 
@@ -301,6 +305,16 @@ var sandboxReasons = map[string]errs.Kind{
 	"CWSANDBOX_FSS_WAIT_TIMEOUT":        errs.ErrSnapshotWaitTimeout,
 	"CWSANDBOX_FSS_BACKEND_THROTTLED":   errs.ErrSnapshotBackendThrottled,
 	"CWSANDBOX_FSS_INFLIGHT_LIMIT":      errs.ErrSnapshotBackendThrottled,
+}
+
+// filePhrases say what happened, in an error's message, for the trusted file reasons.
+var filePhrases = map[string]string{
+	"CWSANDBOX_FILE_NOT_FOUND":         "file not found",
+	"CWSANDBOX_FILE_IS_DIRECTORY":      "file is a directory",
+	"CWSANDBOX_FILE_IO_FAILED":         "file i/o failed",
+	"CWSANDBOX_FILE_PERMISSION_DENIED": "file permission denied",
+	"CWSANDBOX_FILE_TOO_LARGE":         "file too large",
+	"CWSANDBOX_FILE_TRUNCATED":         "file truncated",
 }
 
 // transientReasons are the trusted reasons by which the server declines work that may be

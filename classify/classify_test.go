@@ -571,3 +571,30 @@ func TestClassifyKeepsStatus(t *testing.T) {
 		t.Errorf("errors.Is(Classify(unavailable), ancestors) = false, want true")
 	}
 }
+
+// TestFilePhrases: a trusted file reason says what happened in the message; the same reason
+// from an untrusted domain, or an unknown one, leaves the kind's own phrase.
+func TestFilePhrases(t *testing.T) {
+	for _, tc := range []struct {
+		reason, domain, want string
+	}{
+		{"CWSANDBOX_FILE_NOT_FOUND", classify.DefaultDomain, "ReadFile: file not found: x (file /f)"},
+		{"CWSANDBOX_FILE_IS_DIRECTORY", classify.DefaultDomain, "ReadFile: file is a directory: x (file /f)"},
+		{"CWSANDBOX_FILE_IO_FAILED", classify.DefaultDomain, "ReadFile: file i/o failed: x (file /f)"},
+		{"CWSANDBOX_FILE_PERMISSION_DENIED", classify.DefaultDomain, "ReadFile: file permission denied: x (file /f)"},
+		{"CWSANDBOX_FILE_TOO_LARGE", classify.DefaultDomain, "ReadFile: file too large: x (file /f)"},
+		{"CWSANDBOX_FILE_TRUNCATED", classify.DefaultDomain, "ReadFile: file truncated: x (file /f)"},
+		{"CWSANDBOX_FILE_NOT_FOUND", "proxy.example", "ReadFile: failed: x (file /f)"},
+	} {
+		t.Run(tc.reason+"@"+tc.domain, func(t *testing.T) {
+			st, err := status.New(codes.Unknown, "x").WithDetails(&errdetails.ErrorInfo{Reason: tc.reason, Domain: tc.domain})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := classify.New().Classify(st.Err(), classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/ReadFile", FilePath: "/f"})
+			if got.Error() != tc.want {
+				t.Errorf("Classify(%s@%s).Error() = %q, want %q", tc.reason, tc.domain, got.Error(), tc.want)
+			}
+		})
+	}
+}

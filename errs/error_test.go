@@ -160,7 +160,7 @@ func TestNew(t *testing.T) {
 			name: "file kind with a file reason",
 			kind: errs.ErrSandboxFile, msg: "no such file",
 			opts: []errs.Option{errs.WithErrorInfo("cwsandbox.com", "CWSANDBOX_FILE_NOT_FOUND", nil), errs.WithOperation("ReadFile"), errs.WithFilePath("/etc/x")},
-			want: view{Kind: errs.ErrSandboxFile, Code: codes.Unknown, Error: "ReadFile: file not found: no such file (file /etc/x)",
+			want: view{Kind: errs.ErrSandboxFile, Code: codes.Unknown, Error: "ReadFile: file operation failed: no such file (file /etc/x)",
 				Reason: "CWSANDBOX_FILE_NOT_FOUND", Domain: "cwsandbox.com", Metadata: map[string]string{}, Operation: "ReadFile", FilePath: "/etc/x"},
 		},
 		{
@@ -365,12 +365,8 @@ func TestPhrases(t *testing.T) {
 		{errs.ErrSandboxRequestTimeout, codes.DeadlineExceeded, "", "timed out"},
 		{errs.ErrSandboxResourceExhausted, codes.ResourceExhausted, "", "resource exhausted"},
 		{errs.ErrSandboxNotFound, codes.NotFound, "", "sandbox not found"},
-		{errs.ErrSandboxFile, codes.NotFound, "CWSANDBOX_FILE_NOT_FOUND", "file not found"},
-		{errs.ErrSandboxFile, codes.Unknown, "CWSANDBOX_FILE_IS_DIRECTORY", "file is a directory"},
-		{errs.ErrSandboxFile, codes.Unknown, "CWSANDBOX_FILE_IO_FAILED", "file i/o failed"},
-		{errs.ErrSandboxFile, codes.Unknown, "CWSANDBOX_FILE_PERMISSION_DENIED", "file permission denied"},
-		{errs.ErrSandboxFile, codes.Unknown, "CWSANDBOX_FILE_TOO_LARGE", "file too large"},
-		{errs.ErrSandboxFile, codes.Unknown, "CWSANDBOX_FILE_TRUNCATED", "file truncated"},
+		// errs knows no server reasons: the classifier says what a file reason means.
+		{errs.ErrSandboxFile, codes.NotFound, "CWSANDBOX_FILE_NOT_FOUND", "file operation failed"},
 		{errs.ErrSandboxFile, codes.Unknown, "OTHER", "file operation failed"},
 		{errs.ErrSandboxValidation, codes.InvalidArgument, "", "invalid argument"},
 	}

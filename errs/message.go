@@ -27,7 +27,11 @@ func (e *Error) render(text string, code codes.Code) string {
 		w.clean(e.res.Operation, maxID)
 		w.raw(": ")
 	}
-	w.raw(phrase(e.kind, code, e.info.Reason))
+	if e.facts.Phrase != "" {
+		w.raw(e.facts.Phrase)
+	} else {
+		w.raw(phrase(e.kind, code))
+	}
 	if text = withholdDetails(text); text != "" {
 		w.raw(": ")
 		w.clean(text, maxServerMessage)
@@ -108,7 +112,7 @@ func withholdDetails(text string) string {
 }
 
 // phrase says what happened, in the words the service's users know.
-func phrase(k Kind, c codes.Code, reason string) string {
+func phrase(k Kind, c codes.Code) string {
 	switch k {
 	case ErrCWSandbox, ErrSandbox, ErrDiscovery:
 		return codePhrase(c)
@@ -120,21 +124,8 @@ func phrase(k Kind, c codes.Code, reason string) string {
 		if c == codes.Canceled {
 			return "cancelled"
 		}
-	case ErrSandboxFile:
-		if p, ok := fileReasonPhrase[reason]; ok {
-			return p
-		}
 	}
 	return table[k].phrase
-}
-
-var fileReasonPhrase = map[string]string{
-	"CWSANDBOX_FILE_NOT_FOUND":         "file not found",
-	"CWSANDBOX_FILE_IS_DIRECTORY":      "file is a directory",
-	"CWSANDBOX_FILE_IO_FAILED":         "file i/o failed",
-	"CWSANDBOX_FILE_PERMISSION_DENIED": "file permission denied",
-	"CWSANDBOX_FILE_TOO_LARGE":         "file too large",
-	"CWSANDBOX_FILE_TRUNCATED":         "file truncated",
 }
 
 func codePhrase(c codes.Code) string {

@@ -13,6 +13,9 @@ type Facts struct {
 	// Transient is whether an ErrorInfo reason from a trusted domain is in the transient set
 	// (the server declined the work and says it may be retried).
 	Transient bool
+	// Phrase, when set, says what happened in the error's message instead of the kind's own
+	// phrase ("file not found" for a trusted CWSANDBOX_FILE_NOT_FOUND).
+	Phrase string
 }
 
 var (
