@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/faultline-go/faultline/classify"
+	"github.com/faultline-go/faultline/errs"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/internal/sandboxtest"
 )
@@ -29,7 +30,7 @@ func decode(ctx context.Context, e *env) error {
 		return err
 	}
 	c := classify.New()
-	call := classify.Call{Method: getSandbox, SandboxID: sandboxID}
+	call := classify.Call{Method: getSandbox, Resource: errs.Resource{SandboxID: sandboxID}}
 	decoders := []decoder{
 		{"status.FromError + Details()", func(err error) error {
 			st, _ := status.FromError(err)

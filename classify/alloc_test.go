@@ -15,7 +15,7 @@ const maxErrorPathAllocs = 28
 
 func TestErrorPathAllocs(t *testing.T) {
 	err := benchStatus(t).Err()
-	call := classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/GetSandbox", SandboxID: "sb-1"}
+	call := classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/GetSandbox", Resource: errs.Resource{SandboxID: "sb-1"}}
 	c := classify.New()
 	if e := c.Classify(err, call); e.Kind() != errs.ErrSandboxUnavailable {
 		t.Fatalf("Classify(benchStatus) = %v, want %v", e.Kind(), errs.ErrSandboxUnavailable)

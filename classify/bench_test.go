@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/faultline-go/faultline/classify"
+	"github.com/faultline-go/faultline/errs"
 )
 
 // benchStatus is the error-path benchmark's status: ErrorInfo with two metadata entries,
@@ -30,7 +31,7 @@ func benchStatus(tb testing.TB) *status.Status {
 
 func BenchmarkErrorPath(b *testing.B) {
 	err := benchStatus(b).Err()
-	call := classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/GetSandbox", SandboxID: "sb-1"}
+	call := classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/GetSandbox", Resource: errs.Resource{SandboxID: "sb-1"}}
 	c := classify.New()
 	b.Run("impl=faultline", func(b *testing.B) {
 		b.ReportAllocs()

@@ -25,11 +25,11 @@ const (
 // resources it named, and how the caller's context stood when the failure came back. Empty
 // fields are unknown.
 type Call struct {
-	Method     string
-	SandboxID  string
-	FilePath   string
-	SnapshotID string
-	RunnerID   string
+	Method string
+
+	// Resource is what the call named, as the classified error reports it. Its Operation is
+	// ignored: the error's operation is the method's name.
+	Resource errs.Resource
 
 	// ContextErr is the caller's context error (context.Canceled or
 	// context.DeadlineExceeded) when the call's context had already ended as the failure
@@ -152,13 +152,8 @@ func (c *Classifier) Classify(err error, call Call) *errs.Error {
 		return done
 	}
 	fam := c.Family(call.Method)
-	res := errs.Resource{
-		Operation:  operation(call.Method),
-		SandboxID:  call.SandboxID,
-		FilePath:   call.FilePath,
-		SnapshotID: call.SnapshotID,
-		RunnerID:   call.RunnerID,
-	}
+	res := call.Resource
+	res.Operation = operation(call.Method)
 	facts := seam.Facts{ContextErr: call.ContextErr}
 	st, ok := status.FromError(err)
 	if !ok {
@@ -232,7 +227,7 @@ func (c *Classifier) Kind(code codes.Code, info errs.Info, call Call) errs.Kind 
 	case FamilySandbox:
 		switch code {
 		case codes.NotFound:
-			if call.SnapshotID != "" {
+			if call.Resource.SnapshotID != "" {
 				return errs.ErrSnapshotNotFound
 			}
 			return errs.ErrSandboxNotFound

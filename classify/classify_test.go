@@ -20,8 +20,8 @@ import (
 )
 
 var (
-	sandboxCall   = classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/GetSandbox", SandboxID: "sb-1"}
-	discoveryCall = classify.Call{Method: "/coreweave.sandbox.v1.DiscoveryService/GetRunner", RunnerID: "r-1"}
+	sandboxCall   = classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/GetSandbox", Resource: errs.Resource{SandboxID: "sb-1"}}
+	discoveryCall = classify.Call{Method: "/coreweave.sandbox.v1.DiscoveryService/GetRunner", Resource: errs.Resource{RunnerID: "r-1"}}
 	otherCall     = classify.Call{Method: "/acme.billing.v1.Billing/Charge"}
 	noMethodCall  = classify.Call{}
 )
@@ -404,11 +404,11 @@ func TestClassifyResource(t *testing.T) {
 		wantError string
 	}{
 		{"file path from the call wins",
-			classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/ReadFile", SandboxID: "sb-1", FilePath: "/from/call"},
+			classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/ReadFile", Resource: errs.Resource{SandboxID: "sb-1", FilePath: "/from/call"}},
 			codes.NotFound, []protoadapt.MessageV1{fileInfo}, errs.ErrSandboxFile, "/from/call", "",
 			"ReadFile: file not found: no such file (sandbox sb-1, file /from/call)"},
 		{"file path from metadata when the call has none",
-			classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/ReadFile", SandboxID: "sb-1"},
+			classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/ReadFile", Resource: errs.Resource{SandboxID: "sb-1"}},
 			codes.NotFound, []protoadapt.MessageV1{fileInfo}, errs.ErrSandboxFile, "/from/metadata", "",
 			"ReadFile: file not found: no such file (sandbox sb-1, file /from/metadata)"},
 		{"no file path at all",
@@ -424,15 +424,15 @@ func TestClassifyResource(t *testing.T) {
 			codes.NotFound, []protoadapt.MessageV1{errorInfo("CWSANDBOX_FILE_NOT_FOUND", "evil.example.com", map[string]string{"filepath": "/x"})}, errs.ErrSandboxNotFound, "", "",
 			"ReadFile: sandbox not found: no such file"},
 		{"snapshot id: NOT_FOUND is a SnapshotNotFoundError",
-			classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/RestoreSnapshot", SnapshotID: "fss-9"},
+			classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/RestoreSnapshot", Resource: errs.Resource{SnapshotID: "fss-9"}},
 			codes.NotFound, nil, errs.ErrSnapshotNotFound, "", "fss-9",
 			"RestoreSnapshot: snapshot not found: no such file (snapshot fss-9)"},
 		{"snapshot id on a discovery call: runner not found",
-			classify.Call{Method: "/coreweave.sandbox.v1.DiscoveryService/GetRunner", SnapshotID: "fss-9", RunnerID: "r-2"},
+			classify.Call{Method: "/coreweave.sandbox.v1.DiscoveryService/GetRunner", Resource: errs.Resource{SnapshotID: "fss-9", RunnerID: "r-2"}},
 			codes.NotFound, nil, errs.ErrRunnerNotFound, "", "fss-9",
 			"GetRunner: runner not found: no such file (snapshot fss-9, runner r-2)"},
 		{"snapshot id without NOT_FOUND",
-			classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/RestoreSnapshot", SnapshotID: "fss-9"},
+			classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/RestoreSnapshot", Resource: errs.Resource{SnapshotID: "fss-9"}},
 			codes.Internal, nil, errs.ErrSandbox, "", "fss-9",
 			"RestoreSnapshot: internal error: no such file (snapshot fss-9)"},
 	}
@@ -444,7 +444,7 @@ func TestClassifyResource(t *testing.T) {
 				t.Errorf("Classify(%v) on %+v = %v, file %q, snapshot %q, %q, want %v, %q, %q, %q",
 					tc.code, tc.call, e.Kind(), e.FilePath(), e.SnapshotID(), e.Error(), tc.wantKind, tc.wantPath, tc.wantSnap, tc.wantError)
 			}
-			if e.Operation() == "" || e.SandboxID() != tc.call.SandboxID || e.RunnerID() != tc.call.RunnerID {
+			if e.Operation() == "" || e.SandboxID() != tc.call.Resource.SandboxID || e.RunnerID() != tc.call.Resource.RunnerID {
 				t.Errorf("Classify on %+v: operation %q, sandbox %q, runner %q, want the call's", tc.call, e.Operation(), e.SandboxID(), e.RunnerID())
 			}
 		})
@@ -591,7 +591,7 @@ func TestFilePhrases(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := classify.New().Classify(st.Err(), classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/ReadFile", FilePath: "/f"})
+			got := classify.New().Classify(st.Err(), classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/ReadFile", Resource: errs.Resource{FilePath: "/f"}})
 			if got.Error() != tc.want {
 				t.Errorf("Classify(%s@%s).Error() = %q, want %q", tc.reason, tc.domain, got.Error(), tc.want)
 			}

@@ -46,7 +46,7 @@ func ExampleClassify() {
 
 func ExampleClassifier_Classify() {
 	st := status.New(codes.NotFound, "sandbox does not exist")
-	call := classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/GetSandbox", SandboxID: "sb-42"}
+	call := classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/GetSandbox", Resource: errs.Resource{SandboxID: "sb-42"}}
 
 	err := classify.New().Classify(st.Err(), call)
 	fmt.Println(err)
@@ -98,7 +98,7 @@ func ExampleNew() {
 	fmt.Println(err.Kind(), delay)
 
 	gone := status.New(codes.NotFound, "no such runner")
-	err = c.Classify(gone.Err(), classify.Call{Method: "/example.runners.v1.Runners/Get", RunnerID: "r-7"})
+	err = c.Classify(gone.Err(), classify.Call{Method: "/example.runners.v1.Runners/Get", Resource: errs.Resource{RunnerID: "r-7"}})
 	fmt.Println(err.Kind(), err.RunnerID())
 	// Output:
 	// SandboxUnavailableError 2s

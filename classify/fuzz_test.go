@@ -189,10 +189,10 @@ func FuzzClassify(f *testing.F) {
 		orig := st.Err()
 		call := classify.Call{Method: methods[int(sel)%len(methods)]}
 		if sel&4 != 0 {
-			call.SnapshotID = "fss-1"
+			call.Resource.SnapshotID = "fss-1"
 		}
 		if sel&8 != 0 {
-			call.FilePath = "/call/path"
+			call.Resource.FilePath = "/call/path"
 		}
 		if sel&16 != 0 {
 			call.ContextErr = context.Canceled
@@ -240,8 +240,8 @@ func FuzzClassify(f *testing.F) {
 		if call.ContextErr != nil && st.Code() == codes.Canceled && info.Domain != classify.DefaultDomain && e.Kind() != c.Kind(codes.Internal, errs.Info{}, call) {
 			t.Errorf("Classify(%x) cancelled by the caller = %v, want the family base %v", data, e.Kind(), c.Kind(codes.Internal, errs.Info{}, call))
 		}
-		if e.Kind() == errs.ErrSandboxFile && call.FilePath != "" && e.FilePath() != call.FilePath {
-			t.Errorf("Classify(%x).FilePath() = %q, want the call's %q", data, e.FilePath(), call.FilePath)
+		if e.Kind() == errs.ErrSandboxFile && call.Resource.FilePath != "" && e.FilePath() != call.Resource.FilePath {
+			t.Errorf("Classify(%x).FilePath() = %q, want the call's %q", data, e.FilePath(), call.Resource.FilePath)
 		}
 		if d := cmp.Diff(info.Other, e.OtherDetails(), protocmp.Transform(), cmpopts.EquateEmpty()); d != "" {
 			t.Errorf("Classify(%x).OtherDetails() differs from Parse's (-want +got):\n%s", data, d)

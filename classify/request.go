@@ -5,16 +5,18 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
-// The request fields a Call is read from.
+// The request fields a Call's resource is read from.
 const (
-	fieldSandboxID  = "sandbox_id"
-	fieldPath       = "path"
-	fieldSnapshotID = "file_system_snapshot_id"
-	fieldRunnerID   = "runner_id"
+	fieldSandboxID   = "sandbox_id"
+	fieldPath        = "path"
+	fieldSnapshotID  = "file_system_snapshot_id"
+	fieldRunnerID    = "runner_id"
+	fieldProfileName = "profile_name"
 )
 
 // CallFromRequest returns the Call for method with the resources read from a request
-// message's string fields sandbox_id, path, file_system_snapshot_id and runner_id: at the
+// message's string fields sandbox_id, path, file_system_snapshot_id, runner_id and
+// profile_name: at the
 // top level first, then in the set message fields one level down (so the sandbox id of a
 // StreamExec init message, or of a CreateSandboxRequest's sandbox, is found). A request that
 // is not a proto message gives a Call with only the method.
@@ -29,7 +31,7 @@ func CallFromRequest(method string, req any) Call {
 		return call
 	}
 	fill(&call, msg)
-	if call.SandboxID != "" && call.FilePath != "" && call.SnapshotID != "" && call.RunnerID != "" {
+	if r := call.Resource; r.SandboxID != "" && r.FilePath != "" && r.SnapshotID != "" && r.RunnerID != "" && r.ProfileName != "" {
 		return call
 	}
 	msg.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
@@ -41,17 +43,19 @@ func CallFromRequest(method string, req any) Call {
 	return call
 }
 
-// fill sets the Call fields still empty from msg's string fields of the same names.
+// fill sets the resource fields still empty from msg's string fields of the same names.
 func fill(call *Call, msg protoreflect.Message) {
 	fields := msg.Descriptor().Fields()
+	r := &call.Resource
 	for _, f := range [...]struct {
 		name protoreflect.Name
 		dst  *string
 	}{
-		{fieldSandboxID, &call.SandboxID},
-		{fieldPath, &call.FilePath},
-		{fieldSnapshotID, &call.SnapshotID},
-		{fieldRunnerID, &call.RunnerID},
+		{fieldSandboxID, &r.SandboxID},
+		{fieldPath, &r.FilePath},
+		{fieldSnapshotID, &r.SnapshotID},
+		{fieldRunnerID, &r.RunnerID},
+		{fieldProfileName, &r.ProfileName},
 	} {
 		if *f.dst != "" {
 			continue

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/faultline-go/faultline/classify"
+	"github.com/faultline-go/faultline/errs"
 )
 
 // requestFile declares test request messages shaped like the sandbox API's: the resource
@@ -102,21 +103,21 @@ func TestCallFromRequest(t *testing.T) {
 		want   classify.Call
 	}{
 		{"top level", request, all, nil, nil, nil,
-			classify.Call{Method: method, SandboxID: "sb-top", FilePath: "/top", SnapshotID: "fss-top", RunnerID: "r-top"}},
+			classify.Call{Method: method, Resource: errs.Resource{SandboxID: "sb-top", FilePath: "/top", SnapshotID: "fss-top", RunnerID: "r-top"}}},
 		{"nested init", request, nil, nestedAll, nil, nil,
-			classify.Call{Method: method, SandboxID: "sb-init", FilePath: "/init", SnapshotID: "fss-init", RunnerID: "r-init"}},
+			classify.Call{Method: method, Resource: errs.Resource{SandboxID: "sb-init", FilePath: "/init", SnapshotID: "fss-init", RunnerID: "r-init"}}},
 		{"top level wins over nested", request, fields{"sandbox_id": "sb-top", "path": "/top"}, nestedAll, nil, nil,
-			classify.Call{Method: method, SandboxID: "sb-top", FilePath: "/top", SnapshotID: "fss-init", RunnerID: "r-init"}},
+			classify.Call{Method: method, Resource: errs.Resource{SandboxID: "sb-top", FilePath: "/top", SnapshotID: "fss-init", RunnerID: "r-init"}}},
 		{"every field at the top level skips nested", request, all, nestedAll, nil, nil,
-			classify.Call{Method: method, SandboxID: "sb-top", FilePath: "/top", SnapshotID: "fss-top", RunnerID: "r-top"}},
+			classify.Call{Method: method, Resource: errs.Resource{SandboxID: "sb-top", FilePath: "/top", SnapshotID: "fss-top", RunnerID: "r-top"}}},
 		{"empty init", request, fields{"runner_id": "r-top"}, fields{}, nil, nil,
-			classify.Call{Method: method, RunnerID: "r-top"}},
+			classify.Call{Method: method, Resource: errs.Resource{RunnerID: "r-top"}}},
 		{"two levels down is not read", request, nil, fields{}, all, nil,
 			classify.Call{Method: method}},
 		{"repeated messages are not read", request, nil, nil, nil, all,
 			classify.Call{Method: method}},
 		{"fields of the wrong type are not read", odd, fields{"sandbox_id": "xx", "path": "/p", "runner_id": "r"}, fields{"sandbox_id": "sb-init"}, nil, nil,
-			classify.Call{Method: method, SandboxID: "sb-init"}},
+			classify.Call{Method: method, Resource: errs.Resource{SandboxID: "sb-init"}}},
 		{"nothing set", request, nil, nil, nil, nil, classify.Call{Method: method}},
 	}
 	for _, tc := range tests {
@@ -153,9 +154,9 @@ func TestCallFromRequestGenerated(t *testing.T) {
 		want classify.Call
 	}{
 		{"top-level path", &attribute_context.AttributeContext_Request{Path: "/v1/files", Id: "req-1"},
-			classify.Call{Method: method, FilePath: "/v1/files"}},
+			classify.Call{Method: method, Resource: errs.Resource{FilePath: "/v1/files"}}},
 		{"path one level down", &attribute_context.AttributeContext{Request: &attribute_context.AttributeContext_Request{Path: "/nested"}},
-			classify.Call{Method: method, FilePath: "/nested"}},
+			classify.Call{Method: method, Resource: errs.Resource{FilePath: "/nested"}}},
 		{"nested message unset", &attribute_context.AttributeContext{}, classify.Call{Method: method}},
 		{"no such fields", &errdetails.ErrorInfo{Reason: "R", Metadata: map[string]string{"path": "/x", "sandbox_id": "sb"}},
 			classify.Call{Method: method}},
@@ -164,7 +165,7 @@ func TestCallFromRequestGenerated(t *testing.T) {
 		{"typed nil with the field", (*attribute_context.AttributeContext_Request)(nil), classify.Call{Method: method}},
 		{"not a message", "sandbox_id=sb-1", classify.Call{Method: method}},
 		{"nil", nil, classify.Call{Method: method}},
-		{"no method", &attribute_context.AttributeContext_Request{Path: "/p"}, classify.Call{FilePath: "/p"}},
+		{"no method", &attribute_context.AttributeContext_Request{Path: "/p"}, classify.Call{Resource: errs.Resource{FilePath: "/p"}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

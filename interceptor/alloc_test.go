@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/faultline-go/faultline/classify"
+	"github.com/faultline-go/faultline/errs"
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/retry"
@@ -22,7 +23,7 @@ func okInvoker(context.Context, string, any, any, *grpc.ClientConn, ...grpc.Call
 // interceptor, whatever its options (per-call ones made once, beforehand).
 func TestSuccessAllocs(t *testing.T) {
 	callPolicy := interceptor.WithCallPolicy(attempts(secondsPolicy(), 3))
-	withCall := interceptor.WithCall(classify.Call{SandboxID: "sb-2"})
+	withCall := interceptor.WithCall(classify.Call{Resource: errs.Resource{SandboxID: "sb-2"}})
 	set, err := interceptor.New(interceptor.WithMethodPolicy(sandboxSvc, secondsPolicy()),
 		interceptor.WithMethodPolicy(getSandbox, attempts(secondsPolicy(), 3)))
 	if err != nil {

@@ -69,7 +69,7 @@ func TestConcurrentCalls(t *testing.T) {
 				id, opts, w := "sb-ok", []grpc.CallOption(nil), want{codes.OK, 1}
 				switch (g + c) % 6 {
 				case 1:
-					opts = []grpc.CallOption{policies[(g*calls+c)%len(policies)], interceptor.WithCall(classify.Call{FilePath: "/x"})}
+					opts = []grpc.CallOption{policies[(g*calls+c)%len(policies)], interceptor.WithCall(classify.Call{Resource: errs.Resource{FilePath: "/x"}})}
 				case 2:
 					id, w = "sb-missing", want{codes.NotFound, 1}
 				case 3:

@@ -321,10 +321,12 @@ func (s *Set) classify(ctx context.Context, err error, method string, req any, o
 	call.ContextErr = callerEnded(ctx)
 	for _, o := range opts {
 		if co, ok := o.(*callOption); ok && co.call != nil {
-			override(&call.SandboxID, co.call.SandboxID)
-			override(&call.FilePath, co.call.FilePath)
-			override(&call.SnapshotID, co.call.SnapshotID)
-			override(&call.RunnerID, co.call.RunnerID)
+			r, set := &call.Resource, co.call.Resource
+			override(&r.SandboxID, set.SandboxID)
+			override(&r.FilePath, set.FilePath)
+			override(&r.SnapshotID, set.SnapshotID)
+			override(&r.RunnerID, set.RunnerID)
+			override(&r.ProfileName, set.ProfileName)
 		}
 	}
 	return s.classifier.Classify(err, call)

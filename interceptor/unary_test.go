@@ -371,7 +371,7 @@ func TestUnaryFinalError(t *testing.T) {
 			name: "ReadFile with WithCall", method: readFile,
 			call: func(ctx context.Context, e *env) error {
 				_, err := e.sb.ReadFile(ctx, &sandboxpb.ReadFileRequest{SandboxId: "sb-1", Path: "/data/in.txt"},
-					interceptor.WithCall(classify.Call{Method: "/ignored/Method", SandboxID: "sb-other", FilePath: "/other"}))
+					interceptor.WithCall(classify.Call{Method: "/ignored/Method", Resource: errs.Resource{SandboxID: "sb-other", FilePath: "/other"}}))
 				return err
 			},
 			wantOp: "ReadFile", wantSandbox: "sb-other", wantPath: "/other",
@@ -380,7 +380,7 @@ func TestUnaryFinalError(t *testing.T) {
 			name: "ReadFile with WithCall of the path only", method: readFile,
 			call: func(ctx context.Context, e *env) error {
 				_, err := e.sb.ReadFile(ctx, &sandboxpb.ReadFileRequest{SandboxId: "sb-1", Path: "/data/in.txt"},
-					interceptor.WithCall(classify.Call{FilePath: "/other"}))
+					interceptor.WithCall(classify.Call{Resource: errs.Resource{FilePath: "/other"}}))
 				return err
 			},
 			wantOp: "ReadFile", wantSandbox: "sb-1", wantPath: "/other",
@@ -531,7 +531,7 @@ func TestMethodPolicies(t *testing.T) {
 		{name: "WithoutRetry beats WithCallPolicy", method: getSandbox, call: callGetSandbox,
 			opts: []grpc.CallOption{interceptor.WithCallPolicy(attempts(secondsPolicy(), 6)), interceptor.WithoutRetry()}, wantCalls: 1},
 		{name: "WithCall keeps the policy", method: getSandbox, call: callGetSandbox,
-			opts: []grpc.CallOption{interceptor.WithCall(classify.Call{SandboxID: "x"})}, wantCalls: 4},
+			opts: []grpc.CallOption{interceptor.WithCall(classify.Call{Resource: errs.Resource{SandboxID: "x"}})}, wantCalls: 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -583,7 +583,7 @@ func TestCallOptionsWithoutInterceptor(t *testing.T) {
 	opts := []grpc.CallOption{
 		interceptor.WithCallPolicy(secondsPolicy()),
 		interceptor.WithoutRetry(),
-		interceptor.WithCall(classify.Call{SandboxID: "x"}),
+		interceptor.WithCall(classify.Call{Resource: errs.Resource{SandboxID: "x"}}),
 	}
 	if err := callGetSandbox(e, opts...); err != nil {
 		t.Fatalf("GetSandbox with call options, no interceptor = %v, want nil", err)
