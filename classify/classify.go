@@ -151,7 +151,7 @@ func (c *Classifier) Classify(err error, call Call) *errs.Error {
 	if done := classified(err); done != nil {
 		return done
 	}
-	fam := c.Family(call.Method)
+	fam := c.family(call.Method)
 	res := call.Resource
 	res.Operation = operation(call.Method)
 	facts := seam.Facts{ContextErr: call.ContextErr}
@@ -160,8 +160,8 @@ func (c *Classifier) Classify(err error, call Call) *errs.Error {
 		return newError(baseKind(fam), st, err, errs.Info{}, res, facts)
 	}
 	info := Parse(st)
-	kind := c.Kind(st.Code(), info, call)
-	if kind.IsA(errs.ErrSandboxFile) && res.FilePath == "" {
+	kind := c.kind(st.Code(), info, call)
+	if errors.Is(kind, errs.ErrSandboxFile) && res.FilePath == "" {
 		res.FilePath = info.Metadata["filepath"]
 	}
 	trusted := c.trustedReason(info)
@@ -177,9 +177,9 @@ func newError(kind errs.Kind, st *status.Status, cause error, info errs.Info, re
 	return seam.NewError.(func(errs.Kind, *status.Status, error, errs.Info, errs.Resource, seam.Facts) *errs.Error)(kind, st, cause, info, res, facts)
 }
 
-// Family returns the family of a full method name's service. A call without a method is
+// family returns the family of a full method name's service. A call without a method is
 // a sandbox call.
-func (c *Classifier) Family(method string) Family {
+func (c *Classifier) family(method string) Family {
 	if method == "" {
 		return FamilySandbox
 	}
@@ -199,11 +199,11 @@ func (c *Classifier) trustedReason(info errs.Info) bool {
 	return ok
 }
 
-// Kind chooses the kind for a failure with the given code and details on the given call:
+// kind chooses the kind for a failure with the given code and details on the given call:
 // a [WithRule] rule, then a trusted reason, then the code by the call's family (see the
 // package documentation for the tables).
-func (c *Classifier) Kind(code codes.Code, info errs.Info, call Call) errs.Kind {
-	fam := c.Family(call.Method)
+func (c *Classifier) kind(code codes.Code, info errs.Info, call Call) errs.Kind {
+	fam := c.family(call.Method)
 	if info.Reason != "" {
 		if k, ok := c.rules[ruleKey{info.Domain, info.Reason}]; ok {
 			return k

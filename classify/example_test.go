@@ -75,7 +75,7 @@ func ExampleParseTrailer() {
 	md := metadata.MD{"grpc-status-details-bin": {"not a status", string(raw)}}
 
 	info := classify.ParseTrailer(md)
-	fmt.Println(info.Reason, classify.Usable(info))
+	fmt.Println(info.Reason, info.HasRetryDelay)
 	// Output:
 	// CWSANDBOX_FILE_NOT_FOUND true
 }

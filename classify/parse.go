@@ -103,9 +103,9 @@ func decodeBase64(s string) ([]byte, bool) {
 	return nil, false
 }
 
-// Usable reports whether info says anything: an ErrorInfo with a reason, a present
+// usable reports whether info says anything: an ErrorInfo with a reason, a present
 // RetryInfo, or a field violation.
-func Usable(info errs.Info) bool {
+func usable(info errs.Info) bool {
 	return info.Reason != "" || info.HasRetryDelay || len(info.FieldViolations) > 0
 }
 
@@ -124,7 +124,7 @@ func parseStatus(b []byte) (errs.Info, bool) {
 			p.undecoded(a)
 		}
 	}
-	return p.info, Usable(p.info)
+	return p.info, usable(p.info)
 }
 
 // parser accumulates decoded details into an errs.Info by the rules of Parse. It keeps the

@@ -192,7 +192,7 @@ func (e *Error) Unwrap() error { return e.cause }
 // call the caller cancelled, whatever its kind.
 func (e *Error) Is(target error) bool {
 	if k, ok := target.(Kind); ok {
-		return e.kind.IsA(k)
+		return e.kind.isA(k)
 	}
 	return e.facts.ContextErr != nil && target == e.facts.ContextErr
 }

@@ -10,3 +10,6 @@ import (
 func FromStatus(kind Kind, st *status.Status, cause error, info Info, res Resource) *Error {
 	return fromStatus(kind, st, cause, info, res, seam.Facts{})
 }
+
+// IsA exposes the kind relation to this package's tests.
+func (k Kind) IsA(ancestor Kind) bool { return k.isA(ancestor) }

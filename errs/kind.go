@@ -166,8 +166,8 @@ func (k Kind) Parents() []Kind {
 	return ps
 }
 
-// IsA reports whether k is ancestor or k itself: the relation errors.Is uses.
-func (k Kind) IsA(ancestor Kind) bool {
+// isA reports whether k is ancestor or k itself: the relation errors.Is uses.
+func (k Kind) isA(ancestor Kind) bool {
 	return k.Valid() && ancestor.Valid() && ancestors[k]&(1<<ancestor) != 0
 }
 
@@ -175,5 +175,5 @@ func (k Kind) IsA(ancestor Kind) bool {
 // an ancestor.
 func (k Kind) Is(target error) bool {
 	t, ok := target.(Kind)
-	return ok && k.IsA(t)
+	return ok && k.isA(t)
 }
