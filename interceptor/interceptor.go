@@ -115,28 +115,58 @@ func New(opts ...Option) (*Set, error) {
 	return s, nil
 }
 
-// must is for the constructors without an error result: options are static configuration,
-// so an invalid one is a programming error, reported at start-up like regexp.MustCompile.
-func must(opts []Option) *Set {
+// Unary returns a unary client interceptor that classifies every failure and retries by
+// policy: [Set.Unary] of New(opts...). If New would return an error, every call through the
+// interceptor fails with that error (code INVALID_ARGUMENT; errors.Is finds New's error,
+// retry.ErrInvalidPolicy for a bad policy): it never panics. Call New to learn of a bad
+// configuration at start-up.
+func Unary(opts ...Option) grpc.UnaryClientInterceptor {
 	s, err := New(opts...)
 	if err != nil {
-		panic(err)
+		return func(context.Context, string, any, any, *grpc.ClientConn, grpc.UnaryInvoker, ...grpc.CallOption) error {
+			return &configError{err}
+		}
 	}
-	return s
+	return s.Unary()
 }
 
-// Unary returns a unary client interceptor that classifies every failure and retries by
-// policy: [Set.Unary] of New(opts...). It panics if New would return an error.
-func Unary(opts ...Option) grpc.UnaryClientInterceptor { return must(opts).Unary() }
-
 // Stream returns a stream client interceptor that classifies every failure and retries
-// streams until they commit: [Set.Stream] of New(opts...). It panics if New would return
-// an error.
-func Stream(opts ...Option) grpc.StreamClientInterceptor { return must(opts).Stream() }
+// streams until they commit: [Set.Stream] of New(opts...). If New would return an error,
+// every stream fails to open with that error, as [Unary] says.
+func Stream(opts ...Option) grpc.StreamClientInterceptor {
+	s, err := New(opts...)
+	if err != nil {
+		return func(context.Context, *grpc.StreamDesc, *grpc.ClientConn, string, grpc.Streamer, ...grpc.CallOption) (grpc.ClientStream, error) {
+			return nil, &configError{err}
+		}
+	}
+	return s.Stream()
+}
 
 // DialOptions returns [Set.DialOptions] of New(opts...): both interceptors, sharing one
-// budget, and grpc.WithDisableRetry. It panics if New would return an error.
-func DialOptions(opts ...Option) []grpc.DialOption { return must(opts).DialOptions() }
+// budget, and grpc.WithDisableRetry. If New would return an error, every call and stream on
+// the connection fails with it, as [Unary] says.
+func DialOptions(opts ...Option) []grpc.DialOption {
+	s, err := New(opts...)
+	if err != nil {
+		return []grpc.DialOption{
+			grpc.WithChainUnaryInterceptor(Unary(opts...)),
+			grpc.WithChainStreamInterceptor(Stream(opts...)),
+			grpc.WithDisableRetry(),
+		}
+	}
+	return s.DialOptions()
+}
+
+// configError is the error of every call through interceptors built from invalid options:
+// its status is INVALID_ARGUMENT and it unwraps to New's error.
+type configError struct{ err error }
+
+func (e *configError) Error() string { return "faultline: invalid interceptor options: " + e.err.Error() }
+func (e *configError) Unwrap() error { return e.err }
+func (e *configError) GRPCStatus() *status.Status {
+	return status.New(codes.InvalidArgument, e.Error())
+}
 
 // DialOptions returns the options that install s on a connection: the unary and stream
 // interceptors (with grpc.WithChainUnaryInterceptor / WithChainStreamInterceptor, so they

@@ -690,24 +690,37 @@ func TestNewRejects(t *testing.T) {
 			if tc.badPolicy != errors.Is(err, retry.ErrInvalidPolicy) {
 				t.Errorf("errors.Is(%v, ErrInvalidPolicy) = %v, want %v", err, !tc.badPolicy, tc.badPolicy)
 			}
-			for name, build := range map[string]func(){
-				"Unary":       func() { interceptor.Unary(tc.opts...) },
-				"Stream":      func() { interceptor.Stream(tc.opts...) },
-				"DialOptions": func() { interceptor.DialOptions(tc.opts...) },
-			} {
-				if got := panics(build); got != tc.wantErr {
-					t.Errorf("%s panics = %v, want %v", name, got, tc.wantErr)
+			// The constructors without an error result never panic: with bad options every
+			// call fails with New's error, INVALID_ARGUMENT.
+			u := interceptor.Unary(tc.opts...)
+			uerr := u(context.Background(), getSandbox, &sandboxpb.GetSandboxRequest{}, &sandboxpb.Sandbox{}, nil, okInvoker)
+			st := interceptor.Stream(tc.opts...)
+			_, serr := st(context.Background(), &grpc.StreamDesc{ServerStreams: true}, nil, streamLogs,
+				func(context.Context, *grpc.StreamDesc, *grpc.ClientConn, string, ...grpc.CallOption) (grpc.ClientStream, error) {
+					return nil, nil
+				})
+			if n := len(interceptor.DialOptions(tc.opts...)); n != 3 {
+				t.Errorf("DialOptions returned %d options, want 3", n)
+			}
+			for name, got := range map[string]error{"Unary": uerr, "Stream": serr} {
+				if !tc.wantErr {
+					if got != nil {
+						t.Errorf("%s call = %v, want nil", name, got)
+					}
+					continue
+				}
+				if status.Code(got) != codes.InvalidArgument || !errors.Is(got, err) && err.Error() != errors.Unwrap(got).Error() {
+					t.Errorf("%s call = %v, want INVALID_ARGUMENT with New's error %v", name, got, err)
+				}
+				if tc.badPolicy != errors.Is(got, retry.ErrInvalidPolicy) {
+					t.Errorf("%s call: errors.Is(%v, ErrInvalidPolicy) = %v, want %v", name, got, !tc.badPolicy, tc.badPolicy)
 				}
 			}
 		})
 	}
 }
 
-func panics(f func()) (p bool) {
-	defer func() { p = recover() != nil }()
-	f()
-	return false
-}
+
 
 func nanFloat() float64 {
 	zero := 0.0
