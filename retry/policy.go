@@ -21,7 +21,8 @@ type Policy struct {
 	MaxAttempts int
 
 	// The backoff before retry n (n >= 1) is min(InitialBackoff*Multiplier^(n-1),
-	// MaxBackoff), multiplied by a random factor in [1-Jitter, 1+Jitter]. Defaults 200ms,
+	// MaxBackoff), multiplied by a random factor in [1-Jitter, 1+Jitter], as
+	// github.com/cenkalti/backoff/v4 computes it (its rounding may move a wait by 1ns). Defaults 200ms,
 	// 5s, 2, 0.2. It is used when the failure carries no positive server hint.
 	InitialBackoff time.Duration
 	MaxBackoff     time.Duration

@@ -255,7 +255,7 @@ func (t *Tracker) failed(ctx context.Context, err error, f Failure, ownTimeout b
 	if t.bo == nil {
 		t.bo = r.newBackoff()
 	}
-	wait, fromHint := jitter(t.bo.NextBackOff(), p.Jitter), false
+	wait, fromHint := t.bo.NextBackOff(), false
 	if e != nil {
 		if hint, ok := e.RetryDelay(); ok && hint > 0 {
 			if hint > p.MaxRetryDelay {
@@ -388,13 +388,14 @@ func (r *Retrier) stop(ctx context.Context, method string, e *Error) *Error {
 	return e
 }
 
-// newBackoff returns the nominal backoff sequence, min(Initial*Multiplier^(n-1), Max),
-// without jitter: [jitter] applies it, within exact bounds.
+// newBackoff returns the policy's backoff sequence, computed by cenkalti/backoff: before
+// retry n, min(Initial*Multiplier^(n-1), Max), multiplied by a random factor in
+// [1-Jitter, 1+Jitter] (the library's rounding may move a wait by 1ns).
 func (r *Retrier) newBackoff() *backoff.ExponentialBackOff {
 	p := &r.policy
 	b := &backoff.ExponentialBackOff{
 		InitialInterval:     p.InitialBackoff,
-		RandomizationFactor: 0, // see jitter: backoff's own can exceed d*(1+j) by 1ns
+		RandomizationFactor: p.Jitter,
 		Multiplier:          p.Multiplier,
 		MaxInterval:         p.MaxBackoff,
 		MaxElapsedTime:      0, // the loop keeps its own time
@@ -403,14 +404,6 @@ func (r *Retrier) newBackoff() *backoff.ExponentialBackOff {
 	}
 	b.Reset()
 	return b
-}
-
-// jitter returns d*U(1-j, 1+j): positive when j < 1 and never above d*(1+j).
-func jitter(d time.Duration, j float64) time.Duration {
-	if j <= 0 || d <= 0 {
-		return d
-	}
-	return between(float64(d)*(1-j), float64(d)*(1+j))
 }
 
 // jitterUp returns hint*U(1, 1+j): never less than the hint.
