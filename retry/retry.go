@@ -106,7 +106,19 @@ func Do(ctx context.Context, p Policy, op func(context.Context) error, opts ...O
 	for _, o := range opts {
 		r = o.apply(r)
 	}
-	return r.Do(ctx, op)
+	// The hooks' events make a Tracker's Retrier escape, so r stays on the stack for a first
+	// attempt that succeeds and is copied to the heap only when a retry may follow.
+	var err error
+	if p.PerAttemptTimeout <= 0 { // else each attempt allocates its context anyway
+		if err = op(ctx); err == nil {
+			r.record(true, Succeeded)
+			return nil
+		}
+	}
+	h := new(Retrier)
+	*h = r
+	t := Tracker{r: h, attempt: 1}
+	return t.run(ctx, op, err)
 }
 
 // Do calls op until it succeeds or the policy says stop, and returns nil or an [*Error].
@@ -124,14 +136,24 @@ func Do(ctx context.Context, p Policy, op func(context.Context) error, opts ...O
 // On success the first time, Do allocates nothing and reads no error details.
 func (r *Retrier) Do(ctx context.Context, op func(context.Context) error) error {
 	t := Tracker{r: r, attempt: 1}
-	f := Failure{Idempotency: r.level}
+	return t.run(ctx, op, nil)
+}
+
+// run makes op's attempts until one succeeds or the policy says stop; err, when not nil,
+// is the error of the first attempt, already made.
+func (t *Tracker) run(ctx context.Context, op func(context.Context) error, err error) error {
+	f := Failure{Idempotency: t.r.level}
 	for {
-		if err := op(t.AttemptContext(ctx)); err == nil {
-			t.Succeeded(ctx)
-			return nil
-		} else if stop := t.Failed(ctx, err, f); stop != nil {
+		if err == nil {
+			if err = op(t.AttemptContext(ctx)); err == nil {
+				t.Succeeded(ctx)
+				return nil
+			}
+		}
+		if stop := t.Failed(ctx, err, f); stop != nil {
 			return stop
 		}
+		err = nil
 	}
 }
 
