@@ -190,6 +190,9 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 	req, key := s.withKey(method, req)
 	opts, finishers := onFinish(opts)
 	t := rt.r.Track(method)
+	if cc != nil {
+		t.SetTarget(cc) // read only if an event is emitted
+	}
 	for {
 		actx := t.AttemptContext(ctx)
 		if n := t.Attempt(); n > 1 && s.header != "" {

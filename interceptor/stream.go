@@ -83,6 +83,9 @@ func (s *Set) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.Client
 		set: s, ctx: ctx, desc: desc, cc: cc, method: method, streamer: streamer,
 		classifyOut: classifyOut, tracker: *rt.r.Track(method),
 	}
+	if cc != nil {
+		rs.tracker.SetTarget(cc)
+	}
 	rs.opts, rs.finishers = onFinish(opts)
 	rs.sent = rs.inline[:0]
 	rs.cond.L = &rs.mu

@@ -164,6 +164,8 @@ func (t *Tracker) run(ctx context.Context, op func(context.Context) error, err e
 type Tracker struct {
 	r       *Retrier
 	method  string
+	conn    interface{ CanonicalTarget() string } // names the target in events, when set
+	target  string                                // conn's target, once an event needed it
 	attempt int
 	bo      *backoff.ExponentialBackOff
 	start   time.Time
@@ -176,6 +178,20 @@ type Tracker struct {
 // Track returns a Tracker for a call whose first attempt is about to be made. method names
 // the call in the hooks' events (a full gRPC method name, or "").
 func (r *Retrier) Track(method string) *Tracker { return &Tracker{r: r, method: method, attempt: 1} }
+
+// SetTarget names what the call is made to in the hooks' events: their Target is
+// conn.CanonicalTarget(), read once, when the call's first event is built, so that a call
+// that succeeds the first time never pays for it. *grpc.ClientConn is such a conn; package
+// interceptor sets it. Without it, Target is "".
+func (t *Tracker) SetTarget(conn interface{ CanonicalTarget() string }) { t.conn = conn }
+
+// targetName returns the events' Target.
+func (t *Tracker) targetName() string {
+	if t.target == "" && t.conn != nil {
+		t.target = t.conn.CanonicalTarget()
+	}
+	return t.target
+}
 
 // Attempt returns the number of the current attempt, 1 for the first.
 func (t *Tracker) Attempt() int { return t.attempt }
@@ -213,7 +229,7 @@ func (t *Tracker) Succeeded(ctx context.Context) {
 	t.release()
 	t.r.record(t.attempt == 1, Succeeded)
 	if t.attempt > 1 && t.r.hooks.OnDone != nil {
-		t.r.hooks.OnDone(ctx, DoneEvent{Method: t.method, Attempts: t.attempt, TotalWait: t.waited})
+		t.r.hooks.OnDone(ctx, DoneEvent{Method: t.method, Target: t.targetName(), Attempts: t.attempt, TotalWait: t.waited})
 	}
 }
 
@@ -235,7 +251,7 @@ func (t *Tracker) failed(ctx context.Context, err error, f Failure, ownTimeout b
 	r, p := t.r, &t.r.policy
 	first := t.attempt == 1
 	stop := func(cause StopCause, ctxErr error, inWait bool) *Error {
-		return r.stop(ctx, t.method, newError(err, t.attempt, t.waited, cause, ctxErr, inWait))
+		return t.stop(ctx, newError(err, t.attempt, t.waited, cause, ctxErr, inWait))
 	}
 	var inner *Error
 	if errors.As(err, &inner) {
@@ -287,7 +303,7 @@ func (t *Tracker) failed(ctx context.Context, err error, f Failure, ownTimeout b
 		return stop(StopBudget, nil, false)
 	}
 	if r.hooks.OnRetry != nil {
-		r.hooks.OnRetry(ctx, RetryEvent{Method: t.method, Attempt: t.attempt, Err: err, Delay: wait, FromHint: fromHint})
+		r.hooks.OnRetry(ctx, RetryEvent{Method: t.method, Target: t.targetName(), Attempt: t.attempt, Err: err, Delay: wait, FromHint: fromHint})
 	}
 	var interrupt <-chan struct{}
 	if f.Interrupt != nil {
@@ -390,12 +406,14 @@ func (r *Retrier) facts(err error) *errs.Error {
 	return nil
 }
 
-func (r *Retrier) stop(ctx context.Context, method string, e *Error) *Error {
-	if r.hooks.OnStop != nil {
-		r.hooks.OnStop(ctx, StopEvent{Method: method, Attempts: e.attempts, Err: e.err, Cause: e.cause, TotalWait: e.wait})
+// stop reports the final error e to the hooks and returns it.
+func (t *Tracker) stop(ctx context.Context, e *Error) *Error {
+	h := &t.r.hooks
+	if h.OnStop != nil {
+		h.OnStop(ctx, StopEvent{Method: t.method, Target: t.targetName(), Attempts: e.attempts, Err: e.err, Cause: e.cause, TotalWait: e.wait})
 	}
-	if r.hooks.OnDone != nil {
-		r.hooks.OnDone(ctx, DoneEvent{Method: method, Attempts: e.attempts, TotalWait: e.wait, Cause: e.cause, Err: e})
+	if h.OnDone != nil {
+		h.OnDone(ctx, DoneEvent{Method: t.method, Target: t.targetName(), Attempts: e.attempts, TotalWait: e.wait, Cause: e.cause, Err: e})
 	}
 	return e
 }
