@@ -162,7 +162,9 @@ func DialOptions(opts ...Option) []grpc.DialOption {
 // its status is INVALID_ARGUMENT and it unwraps to New's error.
 type configError struct{ err error }
 
-func (e *configError) Error() string { return "faultline: invalid interceptor options: " + e.err.Error() }
+func (e *configError) Error() string {
+	return "faultline: invalid interceptor options: " + e.err.Error()
+}
 func (e *configError) Unwrap() error { return e.err }
 func (e *configError) GRPCStatus() *status.Status {
 	return status.New(codes.InvalidArgument, e.Error())
@@ -232,6 +234,9 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 	req, key := s.withKey(method, req)
 	opts, finishers := onFinish(opts)
 	t := rt.r.Track()
+	if cc != nil {
+		t.SetTarget(cc) // read only if an event is emitted
+	}
 	for {
 		actx := t.AttemptContext(ctx)
 		if n := t.Attempt(); n > 1 && s.header != "" {

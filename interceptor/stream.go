@@ -86,6 +86,9 @@ func (s *Set) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.Client
 	if desc.ServerStreams && !desc.ClientStreams {
 		rs.resumer = s.resumers[method]
 	}
+	if cc != nil {
+		rs.tracker.SetTarget(cc)
+	}
 	rs.opts, rs.finishers = onFinish(opts)
 	rs.sent = rs.inline[:0]
 	rs.cond.L = &rs.mu

@@ -720,8 +720,6 @@ func TestNewRejects(t *testing.T) {
 	}
 }
 
-
-
 func nanFloat() float64 {
 	zero := 0.0
 	return zero / zero

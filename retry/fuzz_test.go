@@ -79,7 +79,7 @@ func FuzzWait(f *testing.F) {
 				t.Fatalf("%d attempts made, Attempts() = %d, %d OnRetry events; want %d, %d", n, re.Attempts(), len(evs), n, n-1)
 			}
 			backoffMax := time.Duration(float64(p.MaxBackoff)*(1+p.Jitter)) + 1 // the backoff library's rounding
-			backoffMin := float64(p.InitialBackoff)*(1-p.Jitter) - 1 // likewise
+			backoffMin := float64(p.InitialBackoff)*(1-p.Jitter) - 1            // likewise
 			var sum time.Duration
 			for i, ev := range evs {
 				d := ev.Delay

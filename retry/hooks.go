@@ -8,7 +8,10 @@ import (
 
 // Hooks are called by the retry loop. They run on the caller's goroutine, so they must be
 // quick; a nil hook is skipped. The library never logs: hooks are how to observe it.
-// [JoinHooks] combines several sets (a logger and metrics, say).
+// [JoinHooks] combines several sets (a logger and metrics, say). Every event names its call:
+// the full method and, when the loop was told ([Tracker.SetTarget]; package interceptor
+// does), the connection's canonical target. ctx is the caller's context, so a hook can
+// reach the caller's trace span.
 type Hooks struct {
 	// OnRetry is called when an attempt failed and a retry is scheduled, before the wait.
 	OnRetry func(ctx context.Context, ev RetryEvent)
@@ -58,6 +61,7 @@ func join[E any](fns []func(context.Context, E)) func(context.Context, E) {
 // RetryEvent reports a scheduled retry.
 type RetryEvent struct {
 	Method   string        // the full gRPC method name ("/pkg.Service/Method"), "" outside gRPC
+	Target   string        // the connection's canonical target ("dns:///host:443"), "" outside gRPC
 	Attempt  int           // the attempt that failed, 1 for the first
 	Err      error         // its error
 	Delay    time.Duration // the wait before the next attempt
@@ -82,6 +86,7 @@ func (ev RetryEvent) String() string {
 // StopEvent reports that retrying stopped with an error.
 type StopEvent struct {
 	Method    string        // the full gRPC method name, "" outside gRPC
+	Target    string        // the connection's canonical target, "" outside gRPC
 	Attempts  int           // attempts made, including the first
 	Err       error         // the last attempt's error
 	Cause     StopCause     // why retrying stopped
@@ -97,6 +102,7 @@ func (ev StopEvent) String() string {
 // DoneEvent reports that a call that retried or failed is over.
 type DoneEvent struct {
 	Method    string        // the full gRPC method name, "" outside gRPC
+	Target    string        // the connection's canonical target, "" outside gRPC
 	Attempts  int           // attempts made, including the first
 	TotalWait time.Duration // time spent waiting between attempts
 	Cause     StopCause     // why retrying stopped; 0 when the call succeeded

@@ -106,7 +106,19 @@ func Do(ctx context.Context, p Policy, op func(context.Context) error, opts ...O
 	for _, o := range opts {
 		r = o.apply(r)
 	}
-	return r.Do(ctx, op)
+	// The hooks' events make a Tracker's Retrier escape, so r stays on the stack for a first
+	// attempt that succeeds and is copied to the heap only when a retry may follow.
+	var err error
+	if p.PerAttemptTimeout <= 0 { // else each attempt allocates its context anyway
+		if err = op(ctx); err == nil {
+			r.record(true, Succeeded)
+			return nil
+		}
+	}
+	h := new(Retrier)
+	*h = r
+	t := Tracker{r: h, attempt: 1}
+	return t.run(ctx, op, err)
 }
 
 // Do calls op until it succeeds or the policy says stop, and returns nil or an [*Error].
@@ -124,14 +136,24 @@ func Do(ctx context.Context, p Policy, op func(context.Context) error, opts ...O
 // On success the first time, Do allocates nothing and reads no error details.
 func (r *Retrier) Do(ctx context.Context, op func(context.Context) error) error {
 	t := Tracker{r: r, attempt: 1}
-	f := Failure{Idempotency: r.level}
+	return t.run(ctx, op, nil)
+}
+
+// run makes op's attempts until one succeeds or the policy says stop; err, when not nil,
+// is the error of the first attempt, already made.
+func (t *Tracker) run(ctx context.Context, op func(context.Context) error, err error) error {
+	f := Failure{Idempotency: t.r.level}
 	for {
-		if err := op(t.AttemptContext(ctx)); err == nil {
-			t.Succeeded(ctx, "")
-			return nil
-		} else if stop := t.Failed(ctx, err, f); stop != nil {
+		if err == nil {
+			if err = op(t.AttemptContext(ctx)); err == nil {
+				t.Succeeded(ctx, "")
+				return nil
+			}
+		}
+		if stop := t.Failed(ctx, err, f); stop != nil {
 			return stop
 		}
+		err = nil
 	}
 }
 
@@ -141,6 +163,8 @@ func (r *Retrier) Do(ctx context.Context, op func(context.Context) error) error 
 // attempt's deadline. A Tracker is not safe for concurrent use.
 type Tracker struct {
 	r       *Retrier
+	conn    interface{ CanonicalTarget() string } // names the target in events, when set
+	target  string                                // conn's target, once an event needed it
 	attempt int
 	burst   bool // a burst after the first: the budget is not told of a new call
 	bo      *backoff.ExponentialBackOff
@@ -161,6 +185,20 @@ func (r *Retrier) Track() *Tracker { return &Tracker{r: r, attempt: 1} }
 func (t *Tracker) Restart() {
 	t.release()
 	t.attempt, t.bo, t.start, t.burst = 1, nil, time.Time{}, true
+}
+
+// SetTarget names what the call is made to in the hooks' events: their Target is
+// conn.CanonicalTarget(), read once, when the call's first event is built, so that a call
+// that succeeds the first time never pays for it. *grpc.ClientConn is such a conn; package
+// interceptor sets it. Without it, Target is "".
+func (t *Tracker) SetTarget(conn interface{ CanonicalTarget() string }) { t.conn = conn }
+
+// targetName returns the events' Target.
+func (t *Tracker) targetName() string {
+	if t.target == "" && t.conn != nil {
+		t.target = t.conn.CanonicalTarget()
+	}
+	return t.target
 }
 
 // Attempt returns the number of the current attempt, 1 for the first.
@@ -200,7 +238,7 @@ func (t *Tracker) Succeeded(ctx context.Context, method string) {
 	t.release()
 	t.r.record(t.attempt == 1 && !t.burst, Succeeded)
 	if (t.attempt > 1 || t.burst) && t.r.hooks.OnDone != nil {
-		t.r.hooks.OnDone(ctx, DoneEvent{Method: method, Attempts: t.attempt, TotalWait: t.waited})
+		t.r.hooks.OnDone(ctx, DoneEvent{Method: method, Target: t.targetName(), Attempts: t.attempt, TotalWait: t.waited})
 	}
 }
 
@@ -222,7 +260,7 @@ func (t *Tracker) failed(ctx context.Context, err error, f Failure, ownTimeout b
 	r, p := t.r, &t.r.policy
 	first := t.attempt == 1 && !t.burst
 	stop := func(cause StopCause, ctxErr error, inWait bool) *Error {
-		return r.stop(ctx, f.Method, newError(err, t.attempt, t.waited, cause, ctxErr, inWait))
+		return t.stop(ctx, f.Method, newError(err, t.attempt, t.waited, cause, ctxErr, inWait))
 	}
 	var inner *Error
 	if errors.As(err, &inner) {
@@ -274,7 +312,7 @@ func (t *Tracker) failed(ctx context.Context, err error, f Failure, ownTimeout b
 		return stop(StopBudget, nil, false)
 	}
 	if r.hooks.OnRetry != nil {
-		r.hooks.OnRetry(ctx, RetryEvent{Method: f.Method, Attempt: t.attempt, Err: err, Delay: wait, FromHint: fromHint,
+		r.hooks.OnRetry(ctx, RetryEvent{Method: f.Method, Target: t.targetName(), Attempt: t.attempt, Err: err, Delay: wait, FromHint: fromHint,
 			Resumed: f.Resume})
 	}
 	var interrupt <-chan struct{}
@@ -378,12 +416,14 @@ func (r *Retrier) facts(err error) *errs.Error {
 	return nil
 }
 
-func (r *Retrier) stop(ctx context.Context, method string, e *Error) *Error {
-	if r.hooks.OnStop != nil {
-		r.hooks.OnStop(ctx, StopEvent{Method: method, Attempts: e.attempts, Err: e.err, Cause: e.cause, TotalWait: e.wait})
+// stop reports the final error e to the hooks and returns it.
+func (t *Tracker) stop(ctx context.Context, method string, e *Error) *Error {
+	h := &t.r.hooks
+	if h.OnStop != nil {
+		h.OnStop(ctx, StopEvent{Method: method, Target: t.targetName(), Attempts: e.attempts, Err: e.err, Cause: e.cause, TotalWait: e.wait})
 	}
-	if r.hooks.OnDone != nil {
-		r.hooks.OnDone(ctx, DoneEvent{Method: method, Attempts: e.attempts, TotalWait: e.wait, Cause: e.cause, Err: e})
+	if h.OnDone != nil {
+		h.OnDone(ctx, DoneEvent{Method: method, Target: t.targetName(), Attempts: e.attempts, TotalWait: e.wait, Cause: e.cause, Err: e})
 	}
 	return e
 }

@@ -31,15 +31,21 @@ func ours(list []string, self string) []string {
 }
 
 func TestImportDirection(t *testing.T) {
+	const (
+		otel = "go.opentelemetry.io/..." // OpenTelemetry, API or SDK
+		sdk  = "go.opentelemetry.io/otel/sdk/..."
+	)
 	tests := []struct {
 		pkg     string
 		allowed []string // faultline packages it may import
-		never   []string // other packages it must not import
+		never   []string // other packages it must not import; "path/..." for a whole tree
 	}{
-		{pkg: "errs", allowed: []string{"internal/seam"}},
-		{pkg: "classify", allowed: []string{"errs", "internal/seam"}},
-		{pkg: "retry", allowed: []string{"errs", "internal/seam"}, never: []string{"google.golang.org/grpc"}},
-		{pkg: "interceptor", allowed: []string{"errs", "classify", "retry", "internal/seam"}},
+		{pkg: "errs", allowed: []string{"internal/seam"}, never: []string{otel}},
+		{pkg: "classify", allowed: []string{"errs", "internal/seam"}, never: []string{otel}},
+		{pkg: "retry", allowed: []string{"errs", "internal/seam"}, never: []string{"google.golang.org/grpc", otel}},
+		{pkg: "interceptor", allowed: []string{"errs", "classify", "retry", "internal/seam"}, never: []string{otel}},
+		// The OpenTelemetry adapter: the API only, and the retry hooks, not the interceptor.
+		{pkg: "otelfaultline", allowed: []string{"errs", "retry", "internal/seam"}, never: []string{"google.golang.org/grpc", sdk}},
 		{pkg: "internal/seam"},
 	}
 	for _, tt := range tests {
@@ -50,9 +56,11 @@ func TestImportDirection(t *testing.T) {
 					t.Errorf("%s imports %s; it may import only %v", tt.pkg, p, tt.allowed)
 				}
 			}
-			for _, p := range tt.never {
-				if slices.Contains(list, p) {
-					t.Errorf("%s imports %s", tt.pkg, p)
+			for _, never := range tt.never {
+				for _, p := range list {
+					if p == never || strings.HasSuffix(never, "/...") && strings.HasPrefix(p, strings.TrimSuffix(never, "...")) {
+						t.Errorf("%s imports %s", tt.pkg, p)
+					}
 				}
 			}
 		})
@@ -60,8 +68,8 @@ func TestImportDirection(t *testing.T) {
 }
 
 // TestNothingImportsTheTop checks that no package of the library imports the interceptor,
-// the examples or the integration tests: only the examples and the integration and bench
-// modules, which show and measure the library, may.
+// the OpenTelemetry adapter, the examples or the integration tests: only the examples and
+// the integration and bench modules, which show and measure the library, may.
 func TestNothingImportsTheTop(t *testing.T) {
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, mod+"/...").Output()
 	if err != nil {
@@ -73,7 +81,7 @@ func TestNothingImportsTheTop(t *testing.T) {
 			continue
 		}
 		for _, imp := range f[1:] {
-			for _, top := range []string{"/interceptor", "/examples", "/integration"} {
+			for _, top := range []string{"/interceptor", "/otelfaultline", "/examples", "/integration"} {
 				if imp == mod+top || strings.HasPrefix(imp, mod+top+"/") {
 					t.Errorf("%s imports %s", f[0], imp)
 				}
