@@ -44,7 +44,7 @@ func TestServerDeadlineRace(t *testing.T) {
 		_, err := c.sb.GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"}, interceptor.WithCallPolicy(fastPolicy(3)))
 		cancel()
 		var re *retry.Error
-		if status.Code(err) != codes.DeadlineExceeded || !errors.As(err, &re) || re.Cause() != retry.StopDeadline || !errors.Is(err, context.DeadlineExceeded) {
+		if status.Code(err) != codes.DeadlineExceeded || !errors.As(err, &re) || re.StopReason() != retry.StopDeadline || !errors.Is(err, context.DeadlineExceeded) {
 			wrongCause++
 		}
 	}

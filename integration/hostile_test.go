@@ -426,7 +426,7 @@ func TestHostileRetryStorm(t *testing.T) {
 
 	var mu sync.Mutex
 	st := &stats{name: "retry storm (RetryInfo 0)"}
-	causes := map[retry.StopCause]int{}
+	causes := map[retry.StopReason]int{}
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
@@ -445,7 +445,7 @@ func TestHostileRetryStorm(t *testing.T) {
 				}
 				st.add(attempts(), err == nil, end.Sub(start), end.Sub(deadline))
 				if errors.As(err, &re) {
-					causes[re.Cause()]++
+					causes[re.StopReason()]++
 				}
 				mu.Unlock()
 			}

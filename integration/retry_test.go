@@ -35,7 +35,7 @@ func TestRetryEndToEnd(t *testing.T) {
 		calls    int // attempts the server received
 		maxCalls int // when set, calls is a lower bound and this the upper one
 		attempts int // attempts the error reports (0 on success)
-		cause    retry.StopCause
+		cause    retry.StopReason
 		kind     errs.Kind // 0 on success
 		code     codes.Code
 		wait     time.Duration // TotalWait of the *retry.Error
@@ -270,8 +270,8 @@ func TestRetryEndToEnd(t *testing.T) {
 			if !errors.As(err, &re) {
 				t.Fatalf("errors.As(%v, *retry.Error) = false, want true", err)
 			}
-			if re.Cause() != tt.want.cause {
-				t.Errorf("Cause() = %v, want %v", re.Cause(), tt.want.cause)
+			if re.StopReason() != tt.want.cause {
+				t.Errorf("StopReason() = %v, want %v", re.StopReason(), tt.want.cause)
 			}
 			if re.Attempts() != calls {
 				t.Errorf("Attempts() = %d, want the server's count %d", re.Attempts(), calls)

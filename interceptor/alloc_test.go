@@ -103,7 +103,7 @@ func TestSuccessPath(t *testing.T) {
 	if err := u(context.Background(), getSandbox, &sandboxpb.GetSandboxRequest{}, &sandboxpb.Sandbox{}, nil, invoker); err != nil {
 		t.Fatal(err)
 	}
-	if n != 1 || len(b.records) != 1 || b.records[0] != retry.Succeeded || b.firsts != 1 || b.allows != 0 || hooked {
+	if n != 1 || len(b.records) != 1 || b.records[0] != retry.OutcomeSucceeded || b.firsts != 1 || b.allows != 0 || hooked {
 		t.Errorf("attempts %d, budget records %v (%d first), allows %d, hooks called %v; want 1, [Succeeded] (1 first), 0, false",
 			n, b.records, b.firsts, b.allows, hooked)
 	}

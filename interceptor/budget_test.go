@@ -69,7 +69,7 @@ func TestBudget(t *testing.T) {
 
 				var mu sync.Mutex
 				perCall := make(map[int]int) // attempts -> calls
-				causes := make(map[retry.StopCause]int)
+				causes := make(map[retry.StopReason]int)
 				start := time.Now()
 				var wg sync.WaitGroup
 				for range callers {
@@ -83,7 +83,7 @@ func TestBudget(t *testing.T) {
 							}
 							mu.Lock()
 							perCall[re.Attempts()]++
-							causes[re.Cause()]++
+							causes[re.StopReason()]++
 							mu.Unlock()
 						}
 					})

@@ -63,7 +63,7 @@ func ExampleUnary() {
 	var re *retry.Error
 	if errors.As(err, &re) {
 		fmt.Printf("unavailable: %v, %d attempts, %v; server calls %d\n",
-			errors.Is(err, errs.ErrSandboxUnavailable), re.Attempts(), re.Cause(), srv.Calls(method))
+			errors.Is(err, errs.ErrSandboxUnavailable), re.Attempts(), re.StopReason(), srv.Calls(method))
 	}
 	// Output:
 	// got sb-1 error <nil> server calls 3

@@ -137,7 +137,7 @@ func TestResumeRefused(t *testing.T) {
 		opts  []interceptor.Option
 		err   *status.Status
 		code  codes.Code
-		stop  retry.StopCause
+		stop  retry.StopReason
 		calls int
 	}{
 		{name: "no cursor", opts: []interceptor.Option{interceptor.WithResumer(streamLogs, refuse)}, err: unavailable(), code: codes.Unavailable, calls: 1},

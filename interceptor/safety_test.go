@@ -34,12 +34,12 @@ import (
 const createSandbox = sandboxpb.SandboxService_CreateSandbox_FullMethodName
 
 // stopOf returns the stop cause and attempts of err's *retry.Error, or 0, 0.
-func stopOf(err error) (retry.StopCause, int) {
+func stopOf(err error) (retry.StopReason, int) {
 	var re *retry.Error
 	if !errors.As(err, &re) {
 		return 0, 0
 	}
-	return re.Cause(), re.Attempts()
+	return re.StopReason(), re.Attempts()
 }
 
 // TestLocalFailuresNotRetried: a message over the client's receive limit was answered by a
@@ -99,7 +99,7 @@ func TestResourceExhaustedNeedsServerSignal(t *testing.T) {
 		name  string
 		st    *status.Status
 		calls int
-		stop  retry.StopCause
+		stop  retry.StopReason
 	}{
 		{name: "bare", st: sandboxtest.Status(codes.ResourceExhausted, "quota"), calls: 1, stop: retry.StopNoServerSignal},
 		{name: "RetryInfo", st: sandboxtest.Status(codes.ResourceExhausted, "slow down", sandboxtest.RetryInfo(time.Second)), calls: 5, stop: retry.StopExhausted},
@@ -385,7 +385,7 @@ func TestNotIdempotentCreate(t *testing.T) {
 		name    string
 		st      *status.Status
 		calls   int
-		stop    retry.StopCause
+		stop    retry.StopReason
 		created int
 	}{
 		{name: "bare UNAVAILABLE", st: unavailable(), calls: 1, stop: retry.StopUnsafe},

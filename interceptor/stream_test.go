@@ -101,7 +101,7 @@ func TestStreamGivesUp(t *testing.T) {
 		name      string
 		st        *status.Status
 		wantCalls int
-		wantCause retry.StopCause
+		wantCause retry.StopReason
 		wantKind  errs.Kind
 	}{
 		{name: "exhausted", st: unavailable(), wantCalls: 5, wantCause: retry.StopExhausted, wantKind: errs.ErrSandboxUnavailable},
@@ -118,7 +118,7 @@ func TestStreamGivesUp(t *testing.T) {
 				}
 				got, err := recvLogs(st)
 				var re *retry.Error
-				if len(got) != 0 || !errors.As(err, &re) || re.Attempts() != tc.wantCalls || re.Cause() != tc.wantCause {
+				if len(got) != 0 || !errors.As(err, &re) || re.Attempts() != tc.wantCalls || re.StopReason() != tc.wantCause {
 					t.Fatalf("received %q, %v; want nothing and a *retry.Error of %d attempts, %v", got, err, tc.wantCalls, tc.wantCause)
 				}
 				var ee *errs.Error

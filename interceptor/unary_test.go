@@ -75,9 +75,9 @@ func TestUnaryRecovers(t *testing.T) {
 				if !errors.As(err, &re) {
 					t.Fatalf("GetSandbox error %T is not a *retry.Error", err)
 				}
-				if re.Attempts() != tc.wantCalls || re.Cause() != retry.StopExhausted || re.TotalWait() != tc.wantWait {
+				if re.Attempts() != tc.wantCalls || re.StopReason() != retry.StopExhausted || re.TotalWait() != tc.wantWait {
 					t.Errorf("retry.Error = %d attempts, %v, waited %v; want %d, attempts exhausted, %v",
-						re.Attempts(), re.Cause(), re.TotalWait(), tc.wantCalls, tc.wantWait)
+						re.Attempts(), re.StopReason(), re.TotalWait(), tc.wantCalls, tc.wantWait)
 				}
 			})
 		})
@@ -142,8 +142,8 @@ func TestUnaryEveryCode(t *testing.T) {
 				case tc.code == codes.ResourceExhausted:
 					wantCause = retry.StopNoServerSignal
 				}
-				if re.Attempts() != tc.wantCalls || re.Cause() != wantCause {
-					t.Errorf("retry.Error = %d attempts, %v; want %d, %v", re.Attempts(), re.Cause(), tc.wantCalls, wantCause)
+				if re.Attempts() != tc.wantCalls || re.StopReason() != wantCause {
+					t.Errorf("retry.Error = %d attempts, %v; want %d, %v", re.Attempts(), re.StopReason(), tc.wantCalls, wantCause)
 				}
 			})
 		})
@@ -245,7 +245,7 @@ func TestUnaryTiming(t *testing.T) {
 		minElapsed time.Duration
 		maxElapsed time.Duration
 		wantCode   codes.Code
-		wantCause  retry.StopCause // when wantCode != OK
+		wantCause  retry.StopReason // when wantCode != OK
 	}{
 		{
 			name:   "hint 30s honoured twice, with up to 10% jitter",
@@ -304,7 +304,7 @@ func TestUnaryTiming(t *testing.T) {
 					return
 				}
 				var re *retry.Error
-				if !errors.As(err, &re) || re.Attempts() != tc.wantCalls || re.Cause() != tc.wantCause {
+				if !errors.As(err, &re) || re.Attempts() != tc.wantCalls || re.StopReason() != tc.wantCause {
 					t.Fatalf("GetSandbox error = %v, want a *retry.Error of %d attempts, %v", err, tc.wantCalls, tc.wantCause)
 				}
 				// The last RPC's failure is reachable whatever ended the retrying.
@@ -445,9 +445,9 @@ func TestUnaryFinalError(t *testing.T) {
 					if !errors.As(err, &re) {
 						t.Fatalf("error %T is not a *retry.Error", err)
 					}
-					if re.Attempts() != 5 || re.Cause() != retry.StopExhausted || re.TotalWait() != 4*time.Second {
+					if re.Attempts() != 5 || re.StopReason() != retry.StopExhausted || re.TotalWait() != 4*time.Second {
 						t.Errorf("retry.Error = %d attempts, %v, waited %v; want 5, attempts exhausted, 4s",
-							re.Attempts(), re.Cause(), re.TotalWait())
+							re.Attempts(), re.StopReason(), re.TotalWait())
 					}
 				}
 				if n := e.srv.Calls(tc.method); n != wantCalls {

@@ -16,7 +16,7 @@ func BenchmarkHooks(b *testing.B) {
 	h := tm.hooks()
 	failure := errs.New(errs.ErrSandboxUnavailable, "backend restarting")
 	final := retry.DoneEvent{Method: getSandbox, Target: target, Attempts: 3, TotalWait: time.Second,
-		Cause: retry.StopExhausted, Err: failure}
+		Reason: retry.StopExhausted, Err: failure}
 	for _, withSpan := range []bool{false, true} {
 		ctx := context.Background()
 		name := "no span"

@@ -57,7 +57,7 @@
 //     else "backoff".
 //   - faultline.stop_reason: "not_retryable", "exhausted", "hint_too_long", "deadline",
 //     "max_elapsed", "budget", "cancelled", "no_server_signal", "unsafe", "local_failure"
-//     (the [retry.StopCause] values).
+//     (the [retry.StopReason] values).
 //
 // A budget refusal is counted twice, on purpose: as a stop with reason "budget", and on
 // its own counter, so that an alert on the budget needs no attribute filter.

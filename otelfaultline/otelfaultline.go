@@ -203,10 +203,10 @@ func (r *recorder) onDone(ctx context.Context, ev retry.DoneEvent) {
 		return
 	}
 	failure := failureAttrs(ev.Err)
-	reason := stopReason(ev.Cause)
+	reason := stopReason(ev.Reason)
 	attrs := append(call, failure...)
 	r.stops.Add(ctx, 1, metric.WithAttributes(append(attrs, KeyStopReason.String(reason))...))
-	if ev.Cause == retry.StopBudget {
+	if ev.Reason == retry.StopBudget {
 		r.refusals.Add(ctx, 1, metric.WithAttributes(attrs...))
 	}
 
@@ -292,7 +292,7 @@ var reasonNames = [...]string{
 
 // stopReason returns the faultline.stop_reason attribute of c, "_OTHER" for a cause this
 // version does not know.
-func stopReason(c retry.StopCause) string {
+func stopReason(c retry.StopReason) string {
 	if int(c) < len(reasonNames) && reasonNames[c] != "" {
 		return reasonNames[c]
 	}

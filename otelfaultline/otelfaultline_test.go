@@ -226,16 +226,16 @@ func mustBucket(t *testing.T, max, ratio float64) *retry.TokenBucket {
 	return b
 }
 
-// TestEveryStopCauseIsNamed: every stop cause the retry package reports has a reason of
+// TestEveryStopReasonIsNamed: every stop cause the retry package reports has a reason of
 // its own, so none is counted as "_OTHER".
-func TestEveryStopCauseIsNamed(t *testing.T) {
+func TestEveryStopReasonIsNamed(t *testing.T) {
 	tm := newTelemetry()
 	h := tm.hooks()
 	seen := map[string]bool{}
 	causes := 0
-	for c := retry.StopCause(1); c.String() != "StopCause("+strconv.Itoa(int(c))+")"; c++ {
+	for c := retry.StopReason(1); c.String() != "StopReason("+strconv.Itoa(int(c))+")"; c++ {
 		causes++
-		h.OnDone(context.Background(), retry.DoneEvent{Method: getSandbox, Target: target, Attempts: 1, Cause: c,
+		h.OnDone(context.Background(), retry.DoneEvent{Method: getSandbox, Target: target, Attempts: 1, Reason: c,
 			Err: errs.New(errs.ErrSandboxUnavailable, "x")})
 	}
 	m := tm.metrics(t)[otelfaultline.MetricRetryStops]
@@ -292,7 +292,7 @@ func TestFilters(t *testing.T) {
 				tgt = ""
 			}
 			h.OnDone(context.Background(), retry.DoneEvent{Method: tt.method, Target: tgt, Attempts: 2,
-				TotalWait: time.Second, Cause: retry.StopExhausted, Err: failed})
+				TotalWait: time.Second, Reason: retry.StopExhausted, Err: failed})
 			ms := tm.metrics(t)
 			if got, want := points(t, ms[otelfaultline.MetricRetryStops]), []string{tt.want + ": 1"}; !cmp.Equal(got, want) {
 				t.Errorf("%s = %q, want %q", otelfaultline.MetricRetryStops, got, want)

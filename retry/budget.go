@@ -12,12 +12,12 @@ import (
 type Outcome uint8
 
 const (
-	// Succeeded: the attempt succeeded.
-	Succeeded Outcome = iota
-	// FailedRetryable: the attempt failed in a way the policy retries.
-	FailedRetryable
-	// FailedFinal: the attempt failed in a way the policy does not retry.
-	FailedFinal
+	// OutcomeSucceeded: the attempt succeeded.
+	OutcomeSucceeded Outcome = iota
+	// OutcomeRetryable: the attempt failed in a way the policy retries.
+	OutcomeRetryable
+	// OutcomeFinal: the attempt failed in a way the policy does not retry.
+	OutcomeFinal
 )
 
 // A Budget limits retries across calls, so that a failing server is not hit by every
@@ -161,7 +161,7 @@ func NewTokenBucket(maxTokens, ratio float64) (*TokenBucket, error) {
 // Record takes a token for a retryable failure and gives back a fraction for a success.
 func (t *TokenBucket) Record(_ bool, o Outcome) {
 	switch o {
-	case Succeeded:
+	case OutcomeSucceeded:
 		for {
 			cur := t.milli.Load()
 			if cur >= t.max {
@@ -171,7 +171,7 @@ func (t *TokenBucket) Record(_ bool, o Outcome) {
 				return
 			}
 		}
-	case FailedRetryable:
+	case OutcomeRetryable:
 		for {
 			cur := t.milli.Load()
 			if cur <= 0 {

@@ -88,9 +88,9 @@ func TestNewTokenBucket(t *testing.T) {
 				}
 				// A failure takes a token; a success must give some back, however small
 				// the ratio.
-				b.Record(true, retry.FailedRetryable)
+				b.Record(true, retry.OutcomeRetryable)
 				before := b.Tokens()
-				b.Record(true, retry.Succeeded)
+				b.Record(true, retry.OutcomeSucceeded)
 				if b.Tokens() <= before {
 					t.Errorf("NewTokenBucket(%v, %v): a success left Tokens() at %v, want a refill", tt.max, tt.ratio, b.Tokens())
 				}
@@ -127,16 +127,16 @@ func TestTokenBucketUnit(t *testing.T) {
 		}
 	}
 	step("full", func() {}, 10, true)
-	step("success when full", times(3, true, retry.Succeeded), 10, true)
-	step("final failures cost nothing", times(20, true, retry.FailedFinal), 10, true)
-	step("4 retryable failures", times(4, true, retry.FailedRetryable), 6, true)
+	step("success when full", times(3, true, retry.OutcomeSucceeded), 10, true)
+	step("final failures cost nothing", times(20, true, retry.OutcomeFinal), 10, true)
+	step("4 retryable failures", times(4, true, retry.OutcomeRetryable), 6, true)
 	step("Allow takes nothing", func() { b.Allow(); b.Allow() }, 6, true)
-	step("exactly half left", times(1, false, retry.FailedRetryable), 5, false)
-	step("one success", times(1, false, retry.Succeeded), 5.1, true)
-	step("down to zero", times(20, false, retry.FailedRetryable), 0, false)
-	step("refill by 10 successes", times(10, true, retry.Succeeded), 1, false)
-	step("refill past half", times(41, true, retry.Succeeded), 5.1, true)
-	step("refill to the top", times(1000, true, retry.Succeeded), 10, true)
+	step("exactly half left", times(1, false, retry.OutcomeRetryable), 5, false)
+	step("one success", times(1, false, retry.OutcomeSucceeded), 5.1, true)
+	step("down to zero", times(20, false, retry.OutcomeRetryable), 0, false)
+	step("refill by 10 successes", times(10, true, retry.OutcomeSucceeded), 1, false)
+	step("refill past half", times(41, true, retry.OutcomeSucceeded), 5.1, true)
+	step("refill to the top", times(1000, true, retry.OutcomeSucceeded), 10, true)
 }
 
 // TestTokenBucketRetries checks the bucket through a Retrier: retries stop once half the
@@ -151,13 +151,13 @@ func TestTokenBucketRetries(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		call := func(op *script) (attempts int, cause retry.StopCause) {
+		call := func(op *script) (attempts int, cause retry.StopReason) {
 			err := r.Do(t.Context(), op.op)
 			if err == nil {
 				return op.calls(), 0
 			}
 			re := asRetryError(t, err)
-			return re.Attempts(), re.Cause()
+			return re.Attempts(), re.StopReason()
 		}
 		// 10 tokens; each failure takes one; a retry needs more than 5.
 		if n, c := call(failThen(100, unavailable())); n != 5 || c != retry.StopBudget {
@@ -203,7 +203,7 @@ func TestRatioBudgetUnit(t *testing.T) {
 	}
 	record := func(b retry.Budget, n int, first bool) {
 		for range n {
-			b.Record(first, retry.FailedRetryable)
+			b.Record(first, retry.OutcomeRetryable)
 		}
 	}
 	t.Run("ratio", func(t *testing.T) {
@@ -260,7 +260,7 @@ func TestRatioBudgetUnit(t *testing.T) {
 			for range 100 {
 				time.Sleep(time.Second)
 				for range 100 {
-					b.Record(true, retry.Succeeded)
+					b.Record(true, retry.OutcomeSucceeded)
 				}
 			}
 			// The outage: only the last window's share may be spent (20% of ~1000 calls),
@@ -280,7 +280,7 @@ func TestRatioBudgetUnit(t *testing.T) {
 			for range 8 {
 				wg.Go(func() {
 					for range 1000 {
-						b.Record(true, retry.FailedRetryable)
+						b.Record(true, retry.OutcomeRetryable)
 						if b.Allow() {
 							allowed.Add(1)
 						}
@@ -413,8 +413,8 @@ func TestBudgetSpentOnlyByRetries(t *testing.T) {
 		}
 		op := failThen(100, unavailable())
 		err = r.Do(t.Context(), op.op)
-		if re := asRetryError(t, err); re.Attempts() != 6 || re.Cause() != retry.StopBudget {
-			t.Errorf("Attempts, Cause = %d, %v; want 6 (5 retries), %v", re.Attempts(), re.Cause(), retry.StopBudget)
+		if re := asRetryError(t, err); re.Attempts() != 6 || re.StopReason() != retry.StopBudget {
+			t.Errorf("Attempts, Cause = %d, %v; want 6 (5 retries), %v", re.Attempts(), re.StopReason(), retry.StopBudget)
 		}
 	})
 }

@@ -21,7 +21,7 @@
 //	})
 //	var re *retry.Error
 //	if errors.As(err, &re) {
-//		log.Printf("gave up after %d attempts: %v", re.Attempts(), re.Cause())
+//		log.Printf("gave up after %d attempts: %v", re.Attempts(), re.StopReason())
 //	}
 //
 // # Decisions
@@ -44,7 +44,7 @@
 //
 // When it gives up, [Retrier.Do] returns an [*Error] that answers what the last attempt's
 // error answered (errors.Is/As, and GRPCStatus returning the last status unmodified, so
-// status.Code and status.FromError are unchanged) and adds Attempts, TotalWait and Cause.
+// status.Code and status.FromError are unchanged) and adds Attempts, TotalWait and StopReason.
 // When the caller's context ends during a wait, the status is Canceled or DeadlineExceeded
 // and errors.Is(err, context.Canceled) holds; the last RPC error stays reachable.
 //

@@ -9,12 +9,12 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// StopCause says why retrying stopped.
-type StopCause uint8
+// StopReason says why retrying stopped.
+type StopReason uint8
 
 const (
 	// StopNotRetryable: the failure's kind is not retried by the policy.
-	StopNotRetryable StopCause = iota + 1
+	StopNotRetryable StopReason = iota + 1
 	// StopExhausted: MaxAttempts attempts were made.
 	StopExhausted
 	// StopHintTooLong: the server's RetryInfo asked for a wait above MaxRetryDelay.
@@ -56,11 +56,11 @@ var causeNames = [...]string{
 }
 
 // String returns a short lower-case phrase ("attempts exhausted").
-func (c StopCause) String() string {
+func (c StopReason) String() string {
 	if int(c) < len(causeNames) && causeNames[c] != "" {
 		return causeNames[c]
 	}
-	return "StopCause(" + strconv.Itoa(int(c)) + ")"
+	return "StopReason(" + strconv.Itoa(int(c)) + ")"
 }
 
 // Error is what [Retrier.Do] returns when it gives up: the last attempt's error, plus how
@@ -79,10 +79,10 @@ type Error struct {
 	st       *status.Status
 	attempts int
 	wait     time.Duration
-	cause    StopCause
+	cause    StopReason
 }
 
-func newError(last error, attempts int, wait time.Duration, cause StopCause, ctxErr error, inWait bool) *Error {
+func newError(last error, attempts int, wait time.Duration, cause StopReason, ctxErr error, inWait bool) *Error {
 	e := &Error{err: last, ctxErr: ctxErr, attempts: attempts, wait: wait, cause: cause}
 	if inWait {
 		e.st = status.FromContextError(ctxErr)
@@ -140,8 +140,8 @@ func (e *Error) Attempts() int { return e.attempts }
 // TotalWait returns the time spent waiting between attempts.
 func (e *Error) TotalWait() time.Duration { return e.wait }
 
-// Cause returns why retrying stopped.
-func (e *Error) Cause() StopCause { return e.cause }
+// StopReason returns why retrying stopped.
+func (e *Error) StopReason() StopReason { return e.cause }
 
 func errText(err error) string {
 	if err == nil {

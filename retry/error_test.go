@@ -60,8 +60,8 @@ func TestFinalError(t *testing.T) {
 			t.Errorf("the last error's details: reason %q, metadata %v; want them intact", e.Reason(), e.Metadata())
 		}
 		re := asRetryError(t, err)
-		if re.Attempts() != 3 || re.Cause() != retry.StopExhausted || re.TotalWait() != 600*time.Millisecond {
-			t.Errorf("Attempts, Cause, TotalWait = %d, %v, %v; want 3, %v, 600ms", re.Attempts(), re.Cause(), re.TotalWait(), retry.StopExhausted)
+		if re.Attempts() != 3 || re.StopReason() != retry.StopExhausted || re.TotalWait() != 600*time.Millisecond {
+			t.Errorf("Attempts, Cause, TotalWait = %d, %v, %v; want 3, %v, 600ms", re.Attempts(), re.StopReason(), re.TotalWait(), retry.StopExhausted)
 		}
 		if re.Last() != last {
 			t.Errorf("Last() = %v, want the last attempt's error", re.Last())
@@ -89,8 +89,8 @@ func TestFinalErrorLastAttemptWins(t *testing.T) {
 			t.Errorf("err %v matches an earlier attempt's kind, want only the last one's", err)
 		}
 		re := asRetryError(t, err)
-		if re.Attempts() != 3 || re.Cause() != retry.StopNotRetryable {
-			t.Errorf("Attempts, Cause = %d, %v; want 3, %v", re.Attempts(), re.Cause(), retry.StopNotRetryable)
+		if re.Attempts() != 3 || re.StopReason() != retry.StopNotRetryable {
+			t.Errorf("Attempts, Cause = %d, %v; want 3, %v", re.Attempts(), re.StopReason(), retry.StopNotRetryable)
 		}
 		if !strings.HasSuffix(err.Error(), " [3 attempts, not retryable]") {
 			t.Errorf("Error() = %q, want it to end with the attempts and the cause", err.Error())
@@ -108,8 +108,8 @@ func TestFinalErrorStatusLikeInner(t *testing.T) {
 	}{
 		{"client-made", unavailable(), nil},
 		{"classified status", rpcUnavailable(0), nil},
-		{"wrapped status", fmt.Errorf("poll: %w", status.Error(codes.Unavailable, "down")), []retry.Option{retry.WithClassifier(classify.Classify)}},
-		{"bare status", status.Error(codes.Unavailable, "down"), []retry.Option{retry.WithClassifier(classify.Classify)}},
+		{"wrapped status", fmt.Errorf("poll: %w", status.Error(codes.Unavailable, "down")), []retry.Option{retry.WithClassifyFunc(classify.Classify)}},
+		{"bare status", status.Error(codes.Unavailable, "down"), []retry.Option{retry.WithClassifyFunc(classify.Classify)}},
 		{"no status", fmt.Errorf("poll: %w", errs.ErrSandboxUnavailable), nil},
 	}
 	for _, tt := range tests {
@@ -163,9 +163,9 @@ func TestErrorBounded(t *testing.T) {
 	}
 }
 
-func TestStopCauseString(t *testing.T) {
+func TestStopReasonString(t *testing.T) {
 	tests := []struct {
-		c    retry.StopCause
+		c    retry.StopReason
 		want string
 	}{
 		{retry.StopNotRetryable, "not retryable"},
@@ -178,12 +178,12 @@ func TestStopCauseString(t *testing.T) {
 		{retry.StopNoServerSignal, "no server signal"},
 		{retry.StopUnsafe, "not safe to repeat"},
 		{retry.StopLocalFailure, "local failure"},
-		{0, "StopCause(0)"},
-		{200, "StopCause(200)"},
+		{0, "StopReason(0)"},
+		{200, "StopReason(200)"},
 	}
 	for _, tt := range tests {
 		if got := tt.c.String(); got != tt.want {
-			t.Errorf("StopCause(%d).String() = %q, want %q", uint8(tt.c), got, tt.want)
+			t.Errorf("StopReason(%d).String() = %q, want %q", uint8(tt.c), got, tt.want)
 		}
 	}
 }
@@ -238,7 +238,7 @@ func TestHooks(t *testing.T) {
 					t.Errorf("RetryEvent[%d] = %+v, want %+v", i, retries[i], want[i])
 				}
 			}
-			wantStop := retry.StopEvent{Attempts: 4, Err: e2, Cause: retry.StopExhausted, TotalWait: 3400 * time.Millisecond}
+			wantStop := retry.StopEvent{Attempts: 4, Err: e2, Reason: retry.StopExhausted, TotalWait: 3400 * time.Millisecond}
 			if len(stops) != 1 || stops[0] != wantStop {
 				t.Fatalf("OnStop events = %+v, want [%+v]", stops, wantStop)
 			}
@@ -277,7 +277,7 @@ func TestHooks(t *testing.T) {
 	t.Run("not retryable", func(t *testing.T) {
 		var ev events
 		err := retry.Do(context.Background(), fixed(4), failThen(2, notFound()).op, retry.WithHooks(ev.hooks()))
-		if len(ev.retries) != 0 || len(ev.stops) != 1 || ev.stops[0].Cause != retry.StopNotRetryable || ev.stops[0].Attempts != 1 {
+		if len(ev.retries) != 0 || len(ev.stops) != 1 || ev.stops[0].Reason != retry.StopNotRetryable || ev.stops[0].Attempts != 1 {
 			t.Errorf("OnRetry %v, OnStop %v; want none, one (1 attempt, not retryable)", ev.retries, ev.stops)
 		}
 		if ev.stops[0].Err != asRetryError(t, err).Last() {
@@ -295,7 +295,7 @@ func TestHooks(t *testing.T) {
 		if got := (retry.RetryEvent{Attempt: 1}).String(); got != "attempt 1 failed: <nil>; retrying in 0s (backoff)" {
 			t.Errorf("RetryEvent{}.String() = %q", got)
 		}
-		long := retry.StopEvent{Attempts: 2, Cause: retry.StopBudget, Err: errors.New("x" + strings.Repeat("é", 3000))}
+		long := retry.StopEvent{Attempts: 2, Reason: retry.StopBudget, Err: errors.New("x" + strings.Repeat("é", 3000))}
 		if s := long.String(); len(s) > 1200 || !utf8.ValidString(s) {
 			t.Errorf("StopEvent.String() of a 6000-byte error: %d bytes, valid UTF-8 %v; want <= 1200, true", len(s), utf8.ValidString(s))
 		}

@@ -69,7 +69,7 @@ func ExampleDo_giveUp() {
 	var re *retry.Error
 	if errors.As(err, &re) {
 		fmt.Println("attempts:", re.Attempts())
-		fmt.Println("cause:", re.Cause())
+		fmt.Println("cause:", re.StopReason())
 	}
 	fmt.Println("unavailable:", errors.Is(err, errs.ErrSandboxUnavailable))
 
@@ -78,7 +78,7 @@ func ExampleDo_giveUp() {
 		return errs.New(errs.ErrSandboxNotFound, "no such sandbox")
 	})
 	if errors.As(err, &re) {
-		fmt.Println("attempts:", re.Attempts(), "cause:", re.Cause())
+		fmt.Println("attempts:", re.Attempts(), "cause:", re.StopReason())
 	}
 	// Output:
 	// attempts: 3
@@ -97,7 +97,7 @@ func ExampleDo_hintTooLong() {
 	var e *errs.Error
 	if errors.As(err, &re) && errors.As(err, &e) {
 		d, _ := e.RetryDelay()
-		fmt.Println(re.Attempts(), re.Cause(), d)
+		fmt.Println(re.Attempts(), re.StopReason(), d)
 	}
 	// Output:
 	// 1 server retry delay above the limit 1h0m0s
@@ -147,7 +147,7 @@ func ExampleRetrier_Track() {
 		}
 		fmt.Println("attempt", t.Attempt(), "failed:", kindOf(err))
 		if final := t.Failed(ctx, err, retry.Failure{}); final != nil {
-			fmt.Println("gave up:", final.Cause())
+			fmt.Println("gave up:", final.StopReason())
 			return
 		}
 	}
@@ -176,7 +176,7 @@ func ExampleNewTokenBucket() {
 	var re *retry.Error
 	err = r.Do(context.Background(), failing)
 	if errors.As(err, &re) {
-		fmt.Println("attempts:", re.Attempts(), "cause:", re.Cause(), "tokens:", b.Tokens())
+		fmt.Println("attempts:", re.Attempts(), "cause:", re.StopReason(), "tokens:", b.Tokens())
 	}
 	for range 4 {
 		_ = r.Do(context.Background(), func(context.Context) error { return nil })
@@ -184,7 +184,7 @@ func ExampleNewTokenBucket() {
 	fmt.Println("after 4 successes, tokens:", b.Tokens(), "allow:", b.Allow())
 	err = r.Do(context.Background(), failing)
 	if errors.As(err, &re) {
-		fmt.Println("attempts:", re.Attempts(), "cause:", re.Cause(), "tokens:", b.Tokens())
+		fmt.Println("attempts:", re.Attempts(), "cause:", re.StopReason(), "tokens:", b.Tokens())
 	}
 	// Output:
 	// attempts: 5 cause: retry budget exhausted tokens: 5
@@ -201,7 +201,7 @@ func ExampleNewRatioBudget() {
 		return
 	}
 	for range 20 {
-		b.Record(true, retry.Succeeded) // 20 calls
+		b.Record(true, retry.OutcomeSucceeded) // 20 calls
 	}
 	allowed := 0
 	for b.Allow() {

@@ -117,15 +117,15 @@ func FuzzWait(f *testing.F) {
 			}
 			switch {
 			case n == p.MaxAttempts:
-				if re.Cause() != retry.StopExhausted {
-					t.Fatalf("Cause() = %v after %d attempts, want %v", re.Cause(), n, retry.StopExhausted)
+				if re.StopReason() != retry.StopExhausted {
+					t.Fatalf("StopReason() = %v after %d attempts, want %v", re.StopReason(), n, retry.StopExhausted)
 				}
 			case hinted(n-1) && h > p.MaxRetryDelay:
-				if re.Cause() != retry.StopHintTooLong {
-					t.Fatalf("Cause() = %v, want %v", re.Cause(), retry.StopHintTooLong)
+				if re.StopReason() != retry.StopHintTooLong {
+					t.Fatalf("StopReason() = %v, want %v", re.StopReason(), retry.StopHintTooLong)
 				}
 			default:
-				t.Fatalf("stopped after %d of %d attempts with %v", n, p.MaxAttempts, re.Cause())
+				t.Fatalf("stopped after %d of %d attempts with %v", n, p.MaxAttempts, re.StopReason())
 			}
 		})
 	})

@@ -89,13 +89,13 @@ type StopEvent struct {
 	Target    string        // the connection's canonical target, "" outside gRPC
 	Attempts  int           // attempts made, including the first
 	Err       error         // the last attempt's error
-	Cause     StopCause     // why retrying stopped
+	Reason    StopReason    // why retrying stopped
 	TotalWait time.Duration // time spent waiting between attempts
 }
 
 // String describes the event in one line.
 func (ev StopEvent) String() string {
-	return methodPrefix(ev.Method) + "stopped after " + strconv.Itoa(ev.Attempts) + " attempt(s), " + ev.Cause.String() +
+	return methodPrefix(ev.Method) + "stopped after " + strconv.Itoa(ev.Attempts) + " attempt(s), " + ev.Reason.String() +
 		", waited " + ev.TotalWait.String() + ": " + errText(ev.Err)
 }
 
@@ -105,7 +105,7 @@ type DoneEvent struct {
 	Target    string        // the connection's canonical target, "" outside gRPC
 	Attempts  int           // attempts made, including the first
 	TotalWait time.Duration // time spent waiting between attempts
-	Cause     StopCause     // why retrying stopped; 0 when the call succeeded
+	Reason    StopReason    // why retrying stopped; 0 when the call succeeded
 	Err       error         // the call's final error; nil when it succeeded
 }
 
@@ -113,7 +113,7 @@ type DoneEvent struct {
 func (ev DoneEvent) String() string {
 	outcome := "succeeded"
 	if ev.Err != nil {
-		outcome = "failed, " + ev.Cause.String() + ": " + errText(ev.Err)
+		outcome = "failed, " + ev.Reason.String() + ": " + errText(ev.Err)
 	}
 	return methodPrefix(ev.Method) + "done after " + strconv.Itoa(ev.Attempts) + " attempt(s), waited " +
 		ev.TotalWait.String() + ", " + outcome

@@ -66,11 +66,11 @@ func TestDone(t *testing.T) {
 		{name: "success after two retries", s: func() *script { return failThen(2, unavailable()) },
 			want: []retry.DoneEvent{{Method: "/pkg.Service/Get", Attempts: 3, TotalWait: 600 * time.Millisecond}}},
 		{name: "not retryable", s: func() *script { return newScript(notFound()) },
-			want: []retry.DoneEvent{{Method: "/pkg.Service/Get", Attempts: 1, Cause: retry.StopNotRetryable}}},
+			want: []retry.DoneEvent{{Method: "/pkg.Service/Get", Attempts: 1, Reason: retry.StopNotRetryable}}},
 		{name: "exhausted", s: func() *script { return newScript(unavailable()) },
-			want: []retry.DoneEvent{{Method: "/pkg.Service/Get", Attempts: 3, TotalWait: 600 * time.Millisecond, Cause: retry.StopExhausted}}},
+			want: []retry.DoneEvent{{Method: "/pkg.Service/Get", Attempts: 3, TotalWait: 600 * time.Millisecond, Reason: retry.StopExhausted}}},
 		{name: "hint too long", s: func() *script { return newScript(unavailable(), withHint(time.Hour)) },
-			want: []retry.DoneEvent{{Method: "/pkg.Service/Get", Attempts: 2, TotalWait: 200 * time.Millisecond, Cause: retry.StopHintTooLong}}},
+			want: []retry.DoneEvent{{Method: "/pkg.Service/Get", Attempts: 2, TotalWait: 200 * time.Millisecond, Reason: retry.StopHintTooLong}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,8 +86,8 @@ func TestDone(t *testing.T) {
 					t.Errorf("OnDone events (-want +got):\n%s", diff)
 				}
 				for _, d := range ev.dones {
-					if d.Cause == 0 && d.Err != nil || d.Cause != 0 && (d.Err == nil || !errors.Is(callErr, d.Err)) {
-						t.Errorf("DoneEvent.Err = %v with cause %v, want nil on success and the call's error %v otherwise", d.Err, d.Cause, callErr)
+					if d.Reason == 0 && d.Err != nil || d.Reason != 0 && (d.Err == nil || !errors.Is(callErr, d.Err)) {
+						t.Errorf("DoneEvent.Err = %v with cause %v, want nil on success and the call's error %v otherwise", d.Err, d.Reason, callErr)
 					}
 				}
 			})

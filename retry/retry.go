@@ -29,9 +29,9 @@ type hooksOption struct{ h Hooks }
 
 func (o hooksOption) apply(r Retrier) Retrier { r.hooks = o.h; return r }
 
-type classifierOption struct{ f func(error) *errs.Error }
+type classifyFuncOption struct{ f func(error) *errs.Error }
 
-func (o classifierOption) apply(r Retrier) Retrier { r.classify = o.f; return r }
+func (o classifyFuncOption) apply(r Retrier) Retrier { r.classify = o.f; return r }
 
 type idempotencyOption struct{ l Idempotency }
 
@@ -51,11 +51,11 @@ func WithBudget(b Budget) Option { return budgetOption{b} }
 // Default: none.
 func WithHooks(h Hooks) Option { return hooksOption{h} }
 
-// WithClassifier sets how the loop reads a failure's kind and server hint when the error is
+// WithClassifyFunc sets how the loop reads a failure's kind and server hint when the error is
 // not already an *errs.Error (for example classify.Classify, when op returns raw gRPC
 // errors). The error op returned is what the caller gets, unchanged. Default: none; the
 // error is matched as it is.
-func WithClassifier(f func(error) *errs.Error) Option { return classifierOption{f} }
+func WithClassifyFunc(f func(error) *errs.Error) Option { return classifyFuncOption{f} }
 
 // Retrier runs operations under one policy, one budget and one set of hooks. It is
 // immutable and safe for concurrent use.
@@ -111,7 +111,7 @@ func Do(ctx context.Context, p Policy, op func(context.Context) error, opts ...O
 	var err error
 	if p.PerAttemptTimeout <= 0 { // else each attempt allocates its context anyway
 		if err = op(ctx); err == nil {
-			r.record(true, Succeeded)
+			r.record(true, OutcomeSucceeded)
 			return nil
 		}
 	}
@@ -206,7 +206,7 @@ func (t *Tracker) Attempt() int { return t.attempt }
 
 // AttemptContext returns the context to make the current attempt under: ctx itself, or,
 // when the policy has a PerAttemptTimeout, a child of ctx bounded by it, which the next
-// Failed or Succeeded releases. An attempt that fails because that timeout ran out while
+// Failed or OutcomeSucceeded releases. An attempt that fails because that timeout ran out while
 // ctx is alive is retried, whatever its kind.
 func (t *Tracker) AttemptContext(ctx context.Context) context.Context {
 	if t.r.policy.PerAttemptTimeout <= 0 {
@@ -231,12 +231,12 @@ func (t *Tracker) release() {
 	}
 }
 
-// Succeeded reports that the current attempt succeeded: to the budget, and, when the call
+// OutcomeSucceeded reports that the current attempt succeeded: to the budget, and, when the call
 // retried, to the OnDone hook with ctx (the caller's context) and method (the call's name in
 // events: a full gRPC method name, or "").
 func (t *Tracker) Succeeded(ctx context.Context, method string) {
 	t.release()
-	t.r.record(t.attempt == 1 && !t.burst, Succeeded)
+	t.r.record(t.attempt == 1 && !t.burst, OutcomeSucceeded)
 	if (t.attempt > 1 || t.burst) && t.r.hooks.OnDone != nil {
 		t.r.hooks.OnDone(ctx, DoneEvent{Method: method, Target: t.targetName(), Attempts: t.attempt, TotalWait: t.waited})
 	}
@@ -259,18 +259,18 @@ func (t *Tracker) Failed(ctx context.Context, err error, f Failure) *Error {
 func (t *Tracker) failed(ctx context.Context, err error, f Failure, ownTimeout bool) *Error {
 	r, p := t.r, &t.r.policy
 	first := t.attempt == 1 && !t.burst
-	stop := func(cause StopCause, ctxErr error, inWait bool) *Error {
+	stop := func(cause StopReason, ctxErr error, inWait bool) *Error {
 		return t.stop(ctx, f.Method, newError(err, t.attempt, t.waited, cause, ctxErr, inWait))
 	}
 	var inner *Error
 	if errors.As(err, &inner) {
 		// Another faultline loop (a second installation, or an SDK retrying inside this
 		// call) already retried and gave up: attempts must not multiply.
-		r.record(first, FailedFinal)
+		r.record(first, OutcomeFinal)
 		return inner
 	}
 	if ctxErr := ended(ctx); ctxErr != nil {
-		r.record(first, FailedFinal)
+		r.record(first, OutcomeFinal)
 		return stop(stopCause(ctxErr), ctxErr, false)
 	}
 	e := f.Classified
@@ -278,10 +278,10 @@ func (t *Tracker) failed(ctx context.Context, err error, f Failure, ownTimeout b
 		e = r.facts(err)
 	}
 	if cause := p.verdict(err, e, f, ownTimeout); cause != 0 {
-		r.record(first, FailedFinal)
+		r.record(first, OutcomeFinal)
 		return stop(cause, nil, false)
 	}
-	r.record(first, FailedRetryable)
+	r.record(first, OutcomeRetryable)
 	if t.attempt >= p.MaxAttempts {
 		return stop(StopExhausted, nil, false)
 	}
@@ -337,7 +337,7 @@ func (t *Tracker) failed(ctx context.Context, err error, f Failure, ownTimeout b
 // verdict returns why the failure err (classified as e, if it could be) must not be
 // retried, or 0 when the policy may retry it (safety.md sections 1-3, classification.md
 // rule 5).
-func (p *Policy) verdict(err error, e *errs.Error, f Failure, ownTimeout bool) StopCause {
+func (p *Policy) verdict(err error, e *errs.Error, f Failure, ownTimeout bool) StopReason {
 	if f.Origin == OriginLocal {
 		return StopLocalFailure
 	}
@@ -420,10 +420,10 @@ func (r *Retrier) facts(err error) *errs.Error {
 func (t *Tracker) stop(ctx context.Context, method string, e *Error) *Error {
 	h := &t.r.hooks
 	if h.OnStop != nil {
-		h.OnStop(ctx, StopEvent{Method: method, Target: t.targetName(), Attempts: e.attempts, Err: e.err, Cause: e.cause, TotalWait: e.wait})
+		h.OnStop(ctx, StopEvent{Method: method, Target: t.targetName(), Attempts: e.attempts, Err: e.err, Reason: e.cause, TotalWait: e.wait})
 	}
 	if h.OnDone != nil {
-		h.OnDone(ctx, DoneEvent{Method: method, Target: t.targetName(), Attempts: e.attempts, TotalWait: e.wait, Cause: e.cause, Err: e})
+		h.OnDone(ctx, DoneEvent{Method: method, Target: t.targetName(), Attempts: e.attempts, TotalWait: e.wait, Reason: e.cause, Err: e})
 	}
 	return e
 }
@@ -488,7 +488,7 @@ func sleep(ctx context.Context, d time.Duration, interrupt <-chan struct{}) erro
 	}
 }
 
-func stopCause(ctxErr error) StopCause {
+func stopCause(ctxErr error) StopReason {
 	if errors.Is(ctxErr, context.DeadlineExceeded) {
 		return StopDeadline
 	}

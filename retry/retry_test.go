@@ -25,7 +25,7 @@ func TestAttempts(t *testing.T) {
 		opts       []retry.Option
 		wantCalls  int
 		wantErr    bool
-		wantCause  retry.StopCause
+		wantCause  retry.StopReason
 		wantKind   errs.Kind // errors.Is(err, wantKind) when wantErr
 		wantNoKind errs.Kind // !errors.Is(err, wantNoKind) when set
 	}{
@@ -100,13 +100,13 @@ func TestAttempts(t *testing.T) {
 		{
 			name: "raw gRPC status with classifier", policy: fixed(5),
 			op:        failThen(2, status.Error(codes.Unavailable, "down")),
-			opts:      []retry.Option{retry.WithClassifier(classify.Classify)},
+			opts:      []retry.Option{retry.WithClassifyFunc(classify.Classify)},
 			wantCalls: 3,
 		},
 		{
 			name: "raw not-found status with classifier", policy: fixed(5),
 			op:        failThen(2, status.Error(codes.NotFound, "gone")),
-			opts:      []retry.Option{retry.WithClassifier(classify.Classify)},
+			opts:      []retry.Option{retry.WithClassifyFunc(classify.Classify)},
 			wantCalls: 1, wantErr: true, wantCause: retry.StopNotRetryable,
 		},
 		{
@@ -151,8 +151,8 @@ func TestAttempts(t *testing.T) {
 				if got := re.Attempts(); got != tt.wantCalls {
 					t.Errorf("Attempts() = %d, want %d", got, tt.wantCalls)
 				}
-				if got := re.Cause(); got != tt.wantCause {
-					t.Errorf("Cause() = %v, want %v", got, tt.wantCause)
+				if got := re.StopReason(); got != tt.wantCause {
+					t.Errorf("StopReason() = %v, want %v", got, tt.wantCause)
 				}
 				if last := tt.op.errs[tt.wantCalls-1]; re.Last() != last {
 					t.Errorf("Last() = %v, want the last attempt's error %v", re.Last(), last)
@@ -177,8 +177,8 @@ func TestNotRetryableText(t *testing.T) {
 		t.Errorf("Do().Error() = %q, want the inner error's text %q", got, want)
 	}
 	re := asRetryError(t, err)
-	if re.Attempts() != 1 || re.Cause() != retry.StopNotRetryable || re.TotalWait() != 0 {
-		t.Errorf("Do() = %d attempts, cause %v, wait %v; want 1, not retryable, 0", re.Attempts(), re.Cause(), re.TotalWait())
+	if re.Attempts() != 1 || re.StopReason() != retry.StopNotRetryable || re.TotalWait() != 0 {
+		t.Errorf("Do() = %d attempts, cause %v, wait %v; want 1, not retryable, 0", re.Attempts(), re.StopReason(), re.TotalWait())
 	}
 }
 
@@ -195,7 +195,7 @@ func TestClassifierOnlyForRawErrors(t *testing.T) {
 		// A RESOURCE_EXHAUSTED with a server hint, so that it is retried.
 		raw := sandboxtest.Status(codes.ResourceExhausted, "slow down", sandboxtest.RetryInfo(time.Millisecond)).Err()
 		op := newScript(unavailable(), raw, raw)
-		err := retry.Do(t.Context(), fixed(3), op.op, retry.WithClassifier(cl))
+		err := retry.Do(t.Context(), fixed(3), op.op, retry.WithClassifyFunc(cl))
 		if len(seen) != 2 || seen[0] != raw || seen[1] != raw {
 			t.Errorf("classifier saw %v, want the raw error twice", seen)
 		}
@@ -203,8 +203,8 @@ func TestClassifierOnlyForRawErrors(t *testing.T) {
 		if re.Last() != raw {
 			t.Errorf("Last() = %v (%T), want the raw error unchanged", re.Last(), re.Last())
 		}
-		if re.Cause() != retry.StopExhausted {
-			t.Errorf("Cause() = %v, want %v", re.Cause(), retry.StopExhausted)
+		if re.StopReason() != retry.StopExhausted {
+			t.Errorf("StopReason() = %v, want %v", re.StopReason(), retry.StopExhausted)
 		}
 		var e *errs.Error
 		if errors.As(err, &e) {
@@ -267,7 +267,7 @@ func TestSuccessAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { _ = retry.Do(ctx, p, op) }); n != 0 {
 		t.Errorf("Do(success) allocs = %v, want 0", n)
 	}
-	opts := []retry.Option{retry.WithBudget(retry.DefaultBudget()), retry.WithHooks(retry.Hooks{}), retry.WithClassifier(nil)}
+	opts := []retry.Option{retry.WithBudget(retry.DefaultBudget()), retry.WithHooks(retry.Hooks{}), retry.WithClassifyFunc(nil)}
 	if n := testing.AllocsPerRun(100, func() { _ = retry.Do(ctx, p, op, opts...) }); n != 0 {
 		t.Errorf("Do(success, options) allocs = %v, want 0", n)
 	}
@@ -293,8 +293,8 @@ func TestTracker(t *testing.T) {
 		if fmt.Sprint(attempts) != "[1 2 3 4]" {
 			t.Errorf("Attempt() values = %v, want [1 2 3 4]", attempts)
 		}
-		if final.Attempts() != 4 || final.Cause() != retry.StopExhausted {
-			t.Errorf("final = %d attempts, %v; want 4, %v", final.Attempts(), final.Cause(), retry.StopExhausted)
+		if final.Attempts() != 4 || final.StopReason() != retry.StopExhausted {
+			t.Errorf("final = %d attempts, %v; want 4, %v", final.Attempts(), final.StopReason(), retry.StopExhausted)
 		}
 		if want := (200 + 400 + 800) * time.Millisecond; final.TotalWait() != want {
 			t.Errorf("TotalWait() = %v, want %v", final.TotalWait(), want)
@@ -309,7 +309,7 @@ func TestTracker(t *testing.T) {
 			t.Errorf("Attempt() after one retry = %d, want 2", tr.Attempt())
 		}
 		tr = r.Track()
-		if f := tr.Failed(t.Context(), notFound(), retry.Failure{}); f == nil || f.Cause() != retry.StopNotRetryable || f.Attempts() != 1 {
+		if f := tr.Failed(t.Context(), notFound(), retry.Failure{}); f == nil || f.StopReason() != retry.StopNotRetryable || f.Attempts() != 1 {
 			t.Errorf("Failed(notFound) = %v, want a final error after 1 attempt, not retryable", f)
 		}
 	})
@@ -332,7 +332,7 @@ func TestDeadlinePassedBeforeTimer(t *testing.T) {
 		return classify.Classify(status.Error(codes.DeadlineExceeded, "stream reset by the server"))
 	})
 	var re *retry.Error
-	if !errors.As(err, &re) || re.Cause() != retry.StopDeadline || !errors.Is(err, context.DeadlineExceeded) || calls != 1 {
+	if !errors.As(err, &re) || re.StopReason() != retry.StopDeadline || !errors.Is(err, context.DeadlineExceeded) || calls != 1 {
 		t.Errorf("Do(ctx past its deadline) = %v (calls %d), want StopDeadline matching context.DeadlineExceeded after 1 call", err, calls)
 	}
 }

@@ -86,7 +86,7 @@ func TestIdempotencyOrigin(t *testing.T) {
 			for _, origin := range []retry.Origin{retry.OriginUnknown, retry.OriginNotSent, retry.OriginLocal} {
 				name := fmt.Sprintf("%v/%s/origin %d", level, fl.name, origin)
 				t.Run(name, func(t *testing.T) {
-					var want retry.StopCause // 0: retried
+					var want retry.StopReason // 0: retried
 					switch {
 					case origin == retry.OriginLocal:
 						want = retry.StopLocalFailure // section 1: never, whatever the method
@@ -102,12 +102,12 @@ func TestIdempotencyOrigin(t *testing.T) {
 						final := firstFailure(t, fl.err, retry.Failure{Idempotency: level, Origin: origin})
 						switch {
 						case want == 0 && final != nil:
-							t.Errorf("Failed(%s, %v, origin %d) = %v (cause %v), want nil (retried)", fl.name, level, origin, final, final.Cause())
+							t.Errorf("Failed(%s, %v, origin %d) = %v (cause %v), want nil (retried)", fl.name, level, origin, final, final.StopReason())
 						case want != 0 && final == nil:
 							t.Errorf("Failed(%s, %v, origin %d) = nil (retried), want a final error, cause %v", fl.name, level, origin, want)
-						case want != 0 && (final.Cause() != want || final.Attempts() != 1 || final.Last() != fl.err):
+						case want != 0 && (final.StopReason() != want || final.Attempts() != 1 || final.Last() != fl.err):
 							t.Errorf("Failed(%s, %v, origin %d) = cause %v, %d attempts, last %v; want %v, 1, the failure",
-								fl.name, level, origin, final.Cause(), final.Attempts(), final.Last(), want)
+								fl.name, level, origin, final.StopReason(), final.Attempts(), final.Last(), want)
 						}
 					})
 				})
@@ -124,7 +124,7 @@ func TestWithIdempotency(t *testing.T) {
 		opts      []retry.Option
 		err       error
 		wantCalls int
-		wantCause retry.StopCause
+		wantCause retry.StopReason
 	}{
 		{"default is unknown: retried", nil, unavailable(), 3, retry.StopExhausted},
 		{"no side effects", []retry.Option{retry.WithIdempotency(retry.NoSideEffects)}, unavailable(), 3, retry.StopExhausted},
@@ -146,11 +146,11 @@ func TestWithIdempotency(t *testing.T) {
 				op := failThen(10, tt.err)
 				err := retry.Do(t.Context(), fixed(3), op.op, append(tt.opts, retry.WithHooks(ev.hooks()))...)
 				re := asRetryError(t, err)
-				if op.calls() != tt.wantCalls || re.Attempts() != tt.wantCalls || re.Cause() != tt.wantCause {
+				if op.calls() != tt.wantCalls || re.Attempts() != tt.wantCalls || re.StopReason() != tt.wantCause {
 					t.Errorf("Do(%s) = %d calls, %d attempts, cause %v; want %d, %d, %v",
-						tt.name, op.calls(), re.Attempts(), re.Cause(), tt.wantCalls, tt.wantCalls, tt.wantCause)
+						tt.name, op.calls(), re.Attempts(), re.StopReason(), tt.wantCalls, tt.wantCalls, tt.wantCause)
 				}
-				if len(ev.stops) != 1 || ev.stops[0].Cause != tt.wantCause {
+				if len(ev.stops) != 1 || ev.stops[0].Reason != tt.wantCause {
 					t.Errorf("OnStop events = %v, want one with cause %v", ev.stops, tt.wantCause)
 				}
 				if status.Code(err) != status.Code(tt.err) {
@@ -166,16 +166,16 @@ func TestWithIdempotency(t *testing.T) {
 				t.Fatal(err)
 			}
 			op := failThen(10, unavailable())
-			if re := asRetryError(t, r.Do(t.Context(), op.op)); op.calls() != 1 || re.Cause() != retry.StopUnsafe {
-				t.Errorf("Retrier(NotIdempotent).Do(unavailable) = %d calls, cause %v; want 1, %v", op.calls(), re.Cause(), retry.StopUnsafe)
+			if re := asRetryError(t, r.Do(t.Context(), op.op)); op.calls() != 1 || re.StopReason() != retry.StopUnsafe {
+				t.Errorf("Retrier(NotIdempotent).Do(unavailable) = %d calls, cause %v; want 1, %v", op.calls(), re.StopReason(), retry.StopUnsafe)
 			}
 			r2, err := r.WithPolicy(fixed(4))
 			if err != nil {
 				t.Fatal(err)
 			}
 			op = failThen(10, unavailable())
-			if re := asRetryError(t, r2.Do(t.Context(), op.op)); op.calls() != 1 || re.Cause() != retry.StopUnsafe {
-				t.Errorf("WithPolicy kept another level: Do(unavailable) = %d calls, cause %v; want 1, %v", op.calls(), re.Cause(), retry.StopUnsafe)
+			if re := asRetryError(t, r2.Do(t.Context(), op.op)); op.calls() != 1 || re.StopReason() != retry.StopUnsafe {
+				t.Errorf("WithPolicy kept another level: Do(unavailable) = %d calls, cause %v; want 1, %v", op.calls(), re.StopReason(), retry.StopUnsafe)
 			}
 		})
 	})
@@ -190,8 +190,8 @@ func TestWithIdempotency(t *testing.T) {
 				return status.FromContextError(ctx.Err()).Err()
 			}
 			err := retry.Do(t.Context(), p, op, retry.WithIdempotency(retry.NotIdempotent))
-			if re := asRetryError(t, err); calls != 1 || re.Cause() != retry.StopUnsafe {
-				t.Errorf("Do(NotIdempotent, own timeout) = %d calls, cause %v; want 1, %v", calls, re.Cause(), retry.StopUnsafe)
+			if re := asRetryError(t, err); calls != 1 || re.StopReason() != retry.StopUnsafe {
+				t.Errorf("Do(NotIdempotent, own timeout) = %d calls, cause %v; want 1, %v", calls, re.StopReason(), retry.StopUnsafe)
 			}
 		})
 	})
@@ -229,7 +229,7 @@ func TestResourceExhaustedNeedsSignal(t *testing.T) {
 		err       error
 		opts      []retry.Option
 		wantCalls int
-		wantCause retry.StopCause
+		wantCause retry.StopReason
 	}{
 		{"client-made, bare", errs.New(errs.ErrSandboxResourceExhausted, "quota"), nil, 1, retry.StopNoServerSignal},
 		{"client-made, hint", errs.New(errs.ErrSandboxResourceExhausted, "quota", errs.WithRetryDelay(time.Second)), nil, 3, retry.StopExhausted},
@@ -246,9 +246,9 @@ func TestResourceExhaustedNeedsSignal(t *testing.T) {
 		{"unknown service, bare", rpc(otherCall, codes.ResourceExhausted), nil, 1, retry.StopNoServerSignal},
 		{"unknown service, RetryInfo", rpc(otherCall, codes.ResourceExhausted, hint(time.Second)), nil, 3, retry.StopExhausted},
 		{"raw status through the classifier, bare", status.Error(codes.ResourceExhausted, "quota"),
-			[]retry.Option{retry.WithClassifier(classify.Classify)}, 1, retry.StopNoServerSignal},
+			[]retry.Option{retry.WithClassifyFunc(classify.Classify)}, 1, retry.StopNoServerSignal},
 		{"raw status through the classifier, RetryInfo", sandboxtest.Status(codes.ResourceExhausted, "quota", sandboxtest.RetryInfo(time.Second)).Err(),
-			[]retry.Option{retry.WithClassifier(classify.Classify)}, 3, retry.StopExhausted},
+			[]retry.Option{retry.WithClassifyFunc(classify.Classify)}, 3, retry.StopExhausted},
 		{"bare, no side effects", rpc(sandboxCall, codes.ResourceExhausted), []retry.Option{retry.WithIdempotency(retry.NoSideEffects)}, 1, retry.StopNoServerSignal},
 		{"bare, idempotent", rpc(sandboxCall, codes.ResourceExhausted), []retry.Option{retry.WithIdempotency(retry.Idempotent)}, 1, retry.StopNoServerSignal},
 		{"RetryInfo, not idempotent", rpc(sandboxCall, codes.ResourceExhausted, hint(time.Second)), []retry.Option{retry.WithIdempotency(retry.NotIdempotent)}, 3, retry.StopExhausted},
@@ -261,9 +261,9 @@ func TestResourceExhaustedNeedsSignal(t *testing.T) {
 				start := time.Now()
 				err := retry.Do(t.Context(), fixed(3), op.op, append(tt.opts, retry.WithHooks(ev.hooks()))...)
 				re := asRetryError(t, err)
-				if op.calls() != tt.wantCalls || re.Attempts() != tt.wantCalls || re.Cause() != tt.wantCause {
+				if op.calls() != tt.wantCalls || re.Attempts() != tt.wantCalls || re.StopReason() != tt.wantCause {
 					t.Errorf("Do(%s) = %d calls, %d attempts, cause %v; want %d, %d, %v",
-						tt.name, op.calls(), re.Attempts(), re.Cause(), tt.wantCalls, tt.wantCalls, tt.wantCause)
+						tt.name, op.calls(), re.Attempts(), re.StopReason(), tt.wantCalls, tt.wantCalls, tt.wantCause)
 				}
 				if tt.wantCalls == 1 && (time.Since(start) != 0 || len(ev.retries) != 0) {
 					t.Errorf("Do(%s) waited %v with %d OnRetry calls, want it returned at once", tt.name, time.Since(start), len(ev.retries))
@@ -338,8 +338,8 @@ func TestBaseKindTransient(t *testing.T) {
 				if tt.wantCalls == 1 {
 					wantCause = retry.StopNotRetryable
 				}
-				if op.calls() != tt.wantCalls || re.Cause() != wantCause {
-					t.Errorf("Do(%v %v) = %d calls, cause %v; want %d, %v", tt.err.Kind(), tt.err.Code(), op.calls(), re.Cause(), tt.wantCalls, wantCause)
+				if op.calls() != tt.wantCalls || re.StopReason() != wantCause {
+					t.Errorf("Do(%v %v) = %d calls, cause %v; want %d, %v", tt.err.Kind(), tt.err.Code(), op.calls(), re.StopReason(), tt.wantCalls, wantCause)
 				}
 			})
 		})
@@ -366,7 +366,7 @@ func TestLocalNeverRetried(t *testing.T) {
 				p := retry.DefaultPolicy()
 				p.RetryOn = retry.On(errs.Kinds()...)
 				var ev events
-				r, err := retry.New(p, retry.WithBudget(nil), retry.WithHooks(ev.hooks()), retry.WithClassifier(classify.Classify))
+				r, err := retry.New(p, retry.WithBudget(nil), retry.WithHooks(ev.hooks()), retry.WithClassifyFunc(classify.Classify))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -376,10 +376,10 @@ func TestLocalNeverRetried(t *testing.T) {
 					t.Fatalf("Failed(unavailable) = %v, want nil (retried)", f)
 				}
 				final := tr.Failed(t.Context(), tt.err, retry.Failure{Idempotency: tt.l, Origin: retry.OriginLocal})
-				if final == nil || final.Cause() != retry.StopLocalFailure || final.Attempts() != 2 || final.Last() != tt.err {
+				if final == nil || final.StopReason() != retry.StopLocalFailure || final.Attempts() != 2 || final.Last() != tt.err {
 					t.Fatalf("Failed(local %s) = %v, want a final error after 2 attempts, cause %v", tt.name, final, retry.StopLocalFailure)
 				}
-				if len(ev.retries) != 1 || len(ev.stops) != 1 || ev.stops[0].Cause != retry.StopLocalFailure {
+				if len(ev.retries) != 1 || len(ev.stops) != 1 || ev.stops[0].Reason != retry.StopLocalFailure {
 					t.Errorf("hooks: %d OnRetry, OnStop %v; want 1, one with cause %v", len(ev.retries), ev.stops, retry.StopLocalFailure)
 				}
 				if status.Code(final) != status.Code(tt.err) {
@@ -422,8 +422,8 @@ func TestNestedRetryError(t *testing.T) {
 				if !errors.As(err, &re) || re != inner {
 					t.Fatalf("Do(nested) = %v, want the inner loop's *retry.Error itself", err)
 				}
-				if re.Attempts() != 3 || re.Cause() != retry.StopExhausted || re.Last() != rpcErr {
-					t.Errorf("nested result = %d attempts, cause %v, last %v; want 3, %v, the RPC error", re.Attempts(), re.Cause(), re.Last(), retry.StopExhausted)
+				if re.Attempts() != 3 || re.StopReason() != retry.StopExhausted || re.Last() != rpcErr {
+					t.Errorf("nested result = %d attempts, cause %v, last %v; want 3, %v, the RPC error", re.Attempts(), re.StopReason(), re.Last(), retry.StopExhausted)
 				}
 				if len(outerEv.retries) != 0 || len(outerEv.stops) != 0 {
 					t.Errorf("outer hooks: OnRetry %v, OnStop %v; want none", outerEv.retries, outerEv.stops)
@@ -495,9 +495,9 @@ func TestInterrupt(t *testing.T) {
 			if final == nil {
 				t.Fatalf("Failed(interrupted) = nil, want a final error")
 			}
-			if final.Cause() != retry.StopCancelled || final.Attempts() != 1 || final.Last() != last || final.TotalWait() != closeAt {
+			if final.StopReason() != retry.StopCancelled || final.Attempts() != 1 || final.Last() != last || final.TotalWait() != closeAt {
 				t.Errorf("final = cause %v, %d attempts, last %v, waited %v; want %v, 1, the last error, %v",
-					final.Cause(), final.Attempts(), final.Last(), final.TotalWait(), retry.StopCancelled, closeAt)
+					final.StopReason(), final.Attempts(), final.Last(), final.TotalWait(), retry.StopCancelled, closeAt)
 			}
 			if got, ok := status.FromError(final); !ok || got != st {
 				t.Errorf("status.FromError(final) = %v, %v; want the last error's status %p", got, ok, st)
@@ -511,7 +511,7 @@ func TestInterrupt(t *testing.T) {
 			if in.calls != 1 || in.releases != 1 {
 				t.Errorf("Interrupt called %d times, released %d times; want 1, 1", in.calls, in.releases)
 			}
-			if len(ev.retries) != 1 || len(ev.stops) != 1 || ev.stops[0].Cause != retry.StopCancelled {
+			if len(ev.retries) != 1 || len(ev.stops) != 1 || ev.stops[0].Reason != retry.StopCancelled {
 				t.Errorf("hooks: %d OnRetry, OnStop %v; want 1, one with cause cancelled", len(ev.retries), ev.stops)
 			}
 		})
@@ -522,7 +522,7 @@ func TestInterrupt(t *testing.T) {
 			close(in.done)
 			start := time.Now()
 			final := firstFailure(t, unavailable(), retry.Failure{Interrupt: in.interrupt})
-			if final == nil || final.Cause() != retry.StopCancelled || time.Since(start) != 0 {
+			if final == nil || final.StopReason() != retry.StopCancelled || time.Since(start) != 0 {
 				t.Errorf("Failed(closed connection) = %v after %v, want cause cancelled at once", final, time.Since(start))
 			}
 			if in.releases != in.calls {
@@ -547,7 +547,7 @@ func TestInterrupt(t *testing.T) {
 	})
 	t.Run("no wait, no call", func(t *testing.T) {
 		in := newInterrupter()
-		if final := firstFailure(t, notFound(), retry.Failure{Interrupt: in.interrupt}); final == nil || final.Cause() != retry.StopNotRetryable {
+		if final := firstFailure(t, notFound(), retry.Failure{Interrupt: in.interrupt}); final == nil || final.StopReason() != retry.StopNotRetryable {
 			t.Errorf("Failed(notFound) = %v, want not retryable", final)
 		}
 		if in.calls != in.releases {
@@ -566,7 +566,7 @@ func TestInterrupt(t *testing.T) {
 				t.Fatal(err)
 			}
 			final := r.Track().Failed(ctx, withHint(30*time.Second), retry.Failure{Interrupt: in.interrupt})
-			if final == nil || final.Cause() != retry.StopCancelled || !errors.Is(final, context.Canceled) || status.Code(final) != codes.Canceled {
+			if final == nil || final.StopReason() != retry.StopCancelled || !errors.Is(final, context.Canceled) || status.Code(final) != codes.Canceled {
 				t.Errorf("Failed(caller cancelled during the wait) = %v, want cancelled, matching context.Canceled, code Canceled", final)
 			}
 		})
@@ -581,7 +581,7 @@ func TestHintTooLargeForDuration(t *testing.T) {
 		t.Run(l.String(), func(t *testing.T) {
 			e := errs.New(errs.ErrSandboxUnavailable, "come back in a century", errs.WithRetryDelay(1<<63-1))
 			final := firstFailure(t, e, retry.Failure{Idempotency: l})
-			if final == nil || final.Cause() != retry.StopHintTooLong || final.Attempts() != 1 {
+			if final == nil || final.StopReason() != retry.StopHintTooLong || final.Attempts() != 1 {
 				t.Fatalf("Failed(hint MaxInt64) = %v, want a final error after 1 attempt, hint too long", final)
 			}
 			var got *errs.Error
@@ -603,7 +603,7 @@ func TestFailureClassified(t *testing.T) {
 	for _, tt := range []struct {
 		name       string
 		classified *errs.Error
-		want       retry.StopCause // 0: retried
+		want       retry.StopReason // 0: retried
 	}{
 		{"with RetryInfo", classify.Classify(raw), 0},
 		{"bare", classify.Classify(status.Error(codes.ResourceExhausted, "quota")), retry.StopNoServerSignal},
@@ -616,7 +616,7 @@ func TestFailureClassified(t *testing.T) {
 				switch {
 				case tt.want == 0 && final != nil:
 					t.Errorf("Failed(raw, Classified %v) = %v, want nil (retried)", tt.classified, final)
-				case tt.want != 0 && (final == nil || final.Cause() != tt.want):
+				case tt.want != 0 && (final == nil || final.StopReason() != tt.want):
 					t.Errorf("Failed(raw, Classified %v) = %v, want cause %v", tt.classified, final, tt.want)
 				case tt.want != 0 && final.Last() != raw:
 					t.Errorf("Last() = %v (%T), want the raw error", final.Last(), final.Last())

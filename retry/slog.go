@@ -43,12 +43,12 @@ func SlogHooks(l *slog.Logger) Hooks {
 				slog.Int("attempt", ev.Attempt), slog.Duration("delay", ev.Delay), slog.String("delay_source", source))...)
 		},
 		OnStop: func(ctx context.Context, ev StopEvent) {
-			level := stopLevel(ev.Cause, ev.Attempts)
+			level := stopLevel(ev.Reason, ev.Attempts)
 			if !l.Enabled(ctx, level) {
 				return
 			}
 			l.LogAttrs(ctx, level, "retry stopped", append(callAttrs(ev.Method, ev.Target, ev.Err),
-				slog.Int("attempts", ev.Attempts), slog.String("cause", ev.Cause.String()),
+				slog.Int("attempts", ev.Attempts), slog.String("stop_reason", ev.Reason.String()),
 				slog.Duration("total_wait", ev.TotalWait))...)
 		},
 		OnDone: func(ctx context.Context, ev DoneEvent) {
@@ -62,7 +62,7 @@ func SlogHooks(l *slog.Logger) Hooks {
 }
 
 // stopLevel is the level of a "retry stopped" record (see SlogHooks).
-func stopLevel(c StopCause, attempts int) slog.Level {
+func stopLevel(c StopReason, attempts int) slog.Level {
 	switch c {
 	case StopNotRetryable, StopUnsafe, StopNoServerSignal, StopLocalFailure:
 		if attempts == 1 {

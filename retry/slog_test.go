@@ -77,15 +77,15 @@ func TestSlogHooks(t *testing.T) {
 			"INFO retry succeeded method=" + method + " target=dns:///sandbox.example:443 attempts=2 total_wait=200ms",
 		}},
 		{name: "never retryable is debug", s: func() *script { return newScript(notFound) }, want: []string{
-			"DEBUG retry stopped " + nfCommon + " attempts=1 cause=not retryable total_wait=0s",
+			"DEBUG retry stopped " + nfCommon + " attempts=1 stop_reason=not retryable total_wait=0s",
 		}},
 		{name: "not retryable after retries is info", s: func() *script { return newScript(unavail, notFound) }, want: []string{
 			"INFO retry scheduled " + common + " attempt=1 delay=200ms delay_source=backoff",
-			"INFO retry stopped " + nfCommon + " attempts=2 cause=not retryable total_wait=200ms",
+			"INFO retry stopped " + nfCommon + " attempts=2 stop_reason=not retryable total_wait=200ms",
 		}},
 		{name: "exhausted is a warning", s: func() *script { return newScript(unavail) }, want: []string{
 			"INFO retry scheduled " + common + " attempt=1 delay=200ms delay_source=backoff",
-			"WARN retry stopped " + common + " attempts=2 cause=attempts exhausted total_wait=200ms",
+			"WARN retry stopped " + common + " attempts=2 stop_reason=attempts exhausted total_wait=200ms",
 		}},
 	}
 	for _, tt := range tests {
@@ -115,7 +115,7 @@ func TestSlogHooks(t *testing.T) {
 // attempt and after several.
 func TestSlogStopLevels(t *testing.T) {
 	tests := []struct {
-		cause     retry.StopCause
+		cause     retry.StopReason
 		first     slog.Level // after one attempt
 		afterMore slog.Level
 	}{
@@ -135,7 +135,7 @@ func TestSlogStopLevels(t *testing.T) {
 			for attempts, want := range map[int]slog.Level{1: tt.first, 3: tt.afterMore} {
 				h := &recordHandler{}
 				retry.SlogHooks(slog.New(h)).OnStop(context.Background(),
-					retry.StopEvent{Attempts: attempts, Cause: tt.cause, Err: notFound(), TotalWait: time.Second})
+					retry.StopEvent{Attempts: attempts, Reason: tt.cause, Err: notFound(), TotalWait: time.Second})
 				if len(h.recs) != 1 || h.recs[0].Level != want {
 					t.Errorf("OnStop(%v after %d attempts) logged %v, want one record at %v", tt.cause, attempts, h.lines(), want)
 				}

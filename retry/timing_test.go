@@ -163,8 +163,8 @@ func TestHintTooLong(t *testing.T) {
 				if re.Attempts() != 1 || op.calls() != 1 {
 					t.Errorf("Attempts() = %d, op calls %d; want 1, 1", re.Attempts(), op.calls())
 				}
-				if re.Cause() != retry.StopHintTooLong {
-					t.Errorf("Cause() = %v, want %v", re.Cause(), retry.StopHintTooLong)
+				if re.StopReason() != retry.StopHintTooLong {
+					t.Errorf("StopReason() = %v, want %v", re.StopReason(), retry.StopHintTooLong)
 				}
 				want, _ := tt.err.RetryDelay()
 				var e *errs.Error
@@ -174,7 +174,7 @@ func TestHintTooLong(t *testing.T) {
 				if d, ok := e.RetryDelay(); !ok || d != want {
 					t.Errorf("RetryDelay() = %v, %v; want %v, true", d, ok, want)
 				}
-				if len(ev.retries) != 0 || len(ev.stops) != 1 || ev.stops[0].Cause != retry.StopHintTooLong {
+				if len(ev.retries) != 0 || len(ev.stops) != 1 || ev.stops[0].Reason != retry.StopHintTooLong {
 					t.Errorf("hooks: %d retries, stops %v; want 0 retries, one stop (hint too long)", len(ev.retries), ev.stops)
 				}
 			})
@@ -192,7 +192,7 @@ func TestDeadlineFirst(t *testing.T) {
 		err        error
 		wantCalls  int
 		wantPassed time.Duration
-		wantCause  retry.StopCause // 0: success
+		wantCause  retry.StopReason // 0: success
 	}{
 		{
 			name: "hint 20s, deadline 10s", deadline: 10 * time.Second, policy: fixed(5),
@@ -231,8 +231,8 @@ func TestDeadlineFirst(t *testing.T) {
 					t.Errorf("op calls = %d, want %d", op.calls(), tt.wantCalls)
 				}
 				re := asRetryError(t, err)
-				if re.Cause() != tt.wantCause {
-					t.Errorf("Cause() = %v, want %v", re.Cause(), tt.wantCause)
+				if re.StopReason() != tt.wantCause {
+					t.Errorf("StopReason() = %v, want %v", re.StopReason(), tt.wantCause)
 				}
 				if got := status.Code(err); got != codes.Unavailable {
 					t.Errorf("status.Code(err) = %v, want %v (the real error, not DeadlineExceeded)", got, codes.Unavailable)
@@ -254,7 +254,7 @@ func TestCallerContextNeverRetried(t *testing.T) {
 	for _, tt := range []struct {
 		name      string
 		end       func(context.Context) (context.Context, context.CancelFunc)
-		wantCause retry.StopCause
+		wantCause retry.StopReason
 		wantIs    error
 	}{
 		{
@@ -289,8 +289,8 @@ func TestCallerContextNeverRetried(t *testing.T) {
 					t.Errorf("op calls = %d, want 1", calls)
 				}
 				re := asRetryError(t, err)
-				if re.Cause() != tt.wantCause {
-					t.Errorf("Cause() = %v, want %v", re.Cause(), tt.wantCause)
+				if re.StopReason() != tt.wantCause {
+					t.Errorf("StopReason() = %v, want %v", re.StopReason(), tt.wantCause)
 				}
 				if !errors.Is(err, tt.wantIs) {
 					t.Errorf("errors.Is(err, %v) = false, want true", tt.wantIs)
@@ -335,14 +335,14 @@ func TestCancelDuringWait(t *testing.T) {
 		if re.Last() != rpcErr {
 			t.Errorf("Last() = %v, want the RPC error", re.Last())
 		}
-		if re.Cause() != retry.StopCancelled || re.Attempts() != 1 || re.TotalWait() != cancelAt {
-			t.Errorf("Cause, Attempts, TotalWait = %v, %d, %v; want %v, 1, %v",
-				re.Cause(), re.Attempts(), re.TotalWait(), retry.StopCancelled, cancelAt)
+		if re.StopReason() != retry.StopCancelled || re.Attempts() != 1 || re.TotalWait() != cancelAt {
+			t.Errorf("StopReason, Attempts, TotalWait = %v, %d, %v; want %v, 1, %v",
+				re.StopReason(), re.Attempts(), re.TotalWait(), retry.StopCancelled, cancelAt)
 		}
 		if status.Code(re.Last()) != codes.Unavailable {
 			t.Errorf("status.Code(Last()) = %v, want %v", status.Code(re.Last()), codes.Unavailable)
 		}
-		if len(ev.stops) != 1 || ev.stops[0].Cause != retry.StopCancelled {
+		if len(ev.stops) != 1 || ev.stops[0].Reason != retry.StopCancelled {
 			t.Errorf("OnStop events = %v, want one with cause cancelled", ev.stops)
 		}
 	})
@@ -387,8 +387,8 @@ func TestMaxElapsed(t *testing.T) {
 				if calls != tt.wantCalls || re.Attempts() != tt.wantCalls {
 					t.Errorf("op calls %d, Attempts() %d; want %d", calls, re.Attempts(), tt.wantCalls)
 				}
-				if re.Cause() != retry.StopMaxElapsed {
-					t.Errorf("Cause() = %v, want %v", re.Cause(), retry.StopMaxElapsed)
+				if re.StopReason() != retry.StopMaxElapsed {
+					t.Errorf("StopReason() = %v, want %v", re.StopReason(), retry.StopMaxElapsed)
 				}
 			})
 		})
@@ -418,8 +418,8 @@ func TestPerAttemptTimeout(t *testing.T) {
 				t.Errorf("virtual time passed = %v, want %v", got, want)
 			}
 			re := asRetryError(t, err)
-			if calls != 3 || re.Attempts() != 3 || re.Cause() != retry.StopExhausted {
-				t.Errorf("op calls %d, Attempts() %d, Cause() %v; want 3, 3, %v", calls, re.Attempts(), re.Cause(), retry.StopExhausted)
+			if calls != 3 || re.Attempts() != 3 || re.StopReason() != retry.StopExhausted {
+				t.Errorf("op calls %d, Attempts() %d, StopReason() %v; want 3, 3, %v", calls, re.Attempts(), re.StopReason(), retry.StopExhausted)
 			}
 			if status.Code(err) != codes.DeadlineExceeded {
 				t.Errorf("status.Code(err) = %v, want %v", status.Code(err), codes.DeadlineExceeded)
@@ -440,8 +440,8 @@ func TestPerAttemptTimeout(t *testing.T) {
 				t.Errorf("virtual time passed = %v, want %v", got, want)
 			}
 			re := asRetryError(t, err)
-			if calls != 2 || re.Attempts() != 2 || re.Cause() != retry.StopDeadline {
-				t.Errorf("op calls %d, Attempts() %d, Cause() %v; want 2, 2, %v", calls, re.Attempts(), re.Cause(), retry.StopDeadline)
+			if calls != 2 || re.Attempts() != 2 || re.StopReason() != retry.StopDeadline {
+				t.Errorf("op calls %d, Attempts() %d, StopReason() %v; want 2, 2, %v", calls, re.Attempts(), re.StopReason(), retry.StopDeadline)
 			}
 			if !errors.Is(err, context.DeadlineExceeded) {
 				t.Errorf("errors.Is(err, context.DeadlineExceeded) = false, want true")
@@ -457,8 +457,8 @@ func TestPerAttemptTimeout(t *testing.T) {
 			calls := 0
 			err := retry.Do(ctx, p, blocking(&calls))
 			re := asRetryError(t, err)
-			if calls != 1 || re.Cause() != retry.StopDeadline {
-				t.Errorf("op calls %d, Cause() %v; want 1, %v", calls, re.Cause(), retry.StopDeadline)
+			if calls != 1 || re.StopReason() != retry.StopDeadline {
+				t.Errorf("op calls %d, StopReason() %v; want 1, %v", calls, re.StopReason(), retry.StopDeadline)
 			}
 		})
 	})
@@ -494,8 +494,8 @@ func TestPerAttemptTimeout(t *testing.T) {
 			p.PerAttemptTimeout = time.Second
 			op := failThen(5, notFound())
 			err := retry.Do(t.Context(), p, op.op)
-			if re := asRetryError(t, err); op.calls() != 1 || re.Cause() != retry.StopNotRetryable {
-				t.Errorf("op calls %d, Cause() %v; want 1, %v", op.calls(), re.Cause(), retry.StopNotRetryable)
+			if re := asRetryError(t, err); op.calls() != 1 || re.StopReason() != retry.StopNotRetryable {
+				t.Errorf("op calls %d, StopReason() %v; want 1, %v", op.calls(), re.StopReason(), retry.StopNotRetryable)
 			}
 		})
 	})
@@ -641,8 +641,8 @@ func TestNoOverflow(t *testing.T) {
 				start := time.Now()
 				err := retry.Do(t.Context(), p, op.op)
 				re := asRetryError(t, err)
-				if re.Attempts() != 1000 || re.Cause() != retry.StopExhausted {
-					t.Fatalf("Attempts() = %d, Cause() = %v; want 1000, %v", re.Attempts(), re.Cause(), retry.StopExhausted)
+				if re.Attempts() != 1000 || re.StopReason() != retry.StopExhausted {
+					t.Fatalf("Attempts() = %d, StopReason() = %v; want 1000, %v", re.Attempts(), re.StopReason(), retry.StopExhausted)
 				}
 				limit := time.Duration(float64(p.MaxBackoff) * (1 + p.Jitter))
 				var sum time.Duration

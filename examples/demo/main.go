@@ -340,8 +340,8 @@ func outcome(result string, err error, re *retry.Error) string {
 	switch {
 	case err == nil:
 		return "ok: " + result
-	case re != nil && re.Cause() != retry.StopNotRetryable:
-		return "error, not retried: " + re.Cause().String()
+	case re != nil && re.StopReason() != retry.StopNotRetryable:
+		return "error, not retried: " + re.StopReason().String()
 	}
 	return "error, not retryable"
 }

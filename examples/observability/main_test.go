@@ -26,7 +26,7 @@ func Example_logs() {
 	// level=DEBUG msg="finished call" layer=call protocol=grpc grpc.component=client grpc.service=coreweave.sandbox.v1.SandboxService grpc.method=GetSandbox grpc.method_type=unary grpc.code=OK
 	// GetSandbox(sb-1) returned <nil> after 3 server calls
 	// level=DEBUG msg="finished call" layer=attempt protocol=grpc grpc.component=client grpc.service=coreweave.sandbox.v1.SandboxService grpc.method=GetSandbox grpc.method_type=unary grpc.code=NotFound grpc.error="rpc error: code = NotFound desc = sandbox \"sb-gone\" not found"
-	// level=DEBUG msg="retry stopped" layer=faultline method=/coreweave.sandbox.v1.SandboxService/GetSandbox target=passthrough:///bufconn code=NotFound kind=SandboxNotFoundError reason=CWSANDBOX_SANDBOX_NOT_FOUND domain=cwsandbox.com operation=GetSandbox error="GetSandbox: sandbox not found: sandbox \"sb-gone\" not found (sandbox sb-gone)" attempts=1 cause="not retryable" total_wait=0s
+	// level=DEBUG msg="retry stopped" layer=faultline method=/coreweave.sandbox.v1.SandboxService/GetSandbox target=passthrough:///bufconn code=NotFound kind=SandboxNotFoundError reason=CWSANDBOX_SANDBOX_NOT_FOUND domain=cwsandbox.com operation=GetSandbox error="GetSandbox: sandbox not found: sandbox \"sb-gone\" not found (sandbox sb-gone)" attempts=1 stop_reason="not retryable" total_wait=0s
 	// level=DEBUG msg="finished call" layer=call protocol=grpc grpc.component=client grpc.service=coreweave.sandbox.v1.SandboxService grpc.method=GetSandbox grpc.method_type=unary grpc.code=NotFound grpc.error="GetSandbox: sandbox not found: sandbox \"sb-gone\" not found (sandbox sb-gone)"
 	// GetSandbox(sb-gone) returned GetSandbox: sandbox not found: sandbox "sb-gone" not found (sandbox sb-gone)
 }
