@@ -176,6 +176,9 @@ type docTables struct {
 // reasonName is the spelling of a reason.
 var reasonName = regexp.MustCompile(`^CWSANDBOX_[A-Z0-9_]+$`)
 
+// notReason reports whether a line of a preformatted block is anything but a reason name.
+func notReason(line string) bool { return !reasonName.MatchString(strings.TrimSpace(line)) }
+
 // readDocTables parses the tables out of the doc comment of doc.go: the preformatted blocks
 // whose header starts with "reason" (the reason table) or "code" (the code table of the
 // family its second column names), and the block of reason names alone (the transient set).
@@ -215,7 +218,7 @@ func readDocTables(t *testing.T) docTables {
 				t.Fatalf("doc.go has two code tables for %q", header[1])
 			}
 			tabs.codes[fam] = tab
-		case !slices.ContainsFunc(block, func(l string) bool { return !reasonName.MatchString(strings.TrimSpace(l)) }):
+		case !slices.ContainsFunc(block, notReason):
 			transientBlocks++
 			for _, l := range block {
 				tabs.transient = append(tabs.transient, strings.TrimSpace(l))
@@ -349,9 +352,9 @@ func readCodeTable(t *testing.T, header, rows []string, kindOf func(string) errs
 	return df.family, tab
 }
 
-// failure returns the failure of case c carrying the ErrorInfo (domain, reason) when reason
-// is set, and the call it happened on.
-func failure(t *testing.T, c docCase, fam classify.Family, domain, reason string) (error, classify.Call) {
+// failure returns the call of case c on family fam, and its failure, carrying the ErrorInfo
+// (domain, reason) when reason is set.
+func failure(t *testing.T, c docCase, fam classify.Family, domain, reason string) (classify.Call, error) {
 	t.Helper()
 	var details []protoadapt.MessageV1
 	if reason != "" {
@@ -366,7 +369,7 @@ func failure(t *testing.T, c docCase, fam classify.Family, domain, reason string
 	if c.snapshot {
 		call.SnapshotID = "snap-1"
 	}
-	return statusErr(t, c.code, "server message", details...), call
+	return call, statusErr(t, c.code, "server message", details...)
 }
 
 // checkKinds classifies every case with the ErrorInfo (domain, reason) on a call of family
@@ -379,7 +382,7 @@ func checkKinds(t *testing.T, fam classify.Family, domain, reason string, want f
 		if err != nil {
 			t.Fatalf("doc table: %v", err)
 		}
-		ferr, call := failure(t, dc, fam, domain, reason)
+		call, ferr := failure(t, dc, fam, domain, reason)
 		if got := c.Classify(ferr, call).Kind(); got != k {
 			t.Errorf("Classify(%v, reason %q, domain %q) on %s = %v, want %v (doc.go)",
 				dc, reason, domain, call.Method, got, k)
@@ -444,9 +447,10 @@ func TestDocUnlistedReasons(t *testing.T) {
 		t.Errorf("reasons of the doc table = %q, want the reasons of the code %q", listed, picking)
 	}
 	if got := slices.Sorted(slices.Values(tabs.transient)); !slices.Equal(got, transient) {
-		t.Errorf("transient reasons of the doc = %q, want the transient reasons of the code %q", got, transient)
+		t.Errorf("transient reasons of the doc = %q, want those of the code %q", got, transient)
 	}
-	for _, reason := range []string{"CWSANDBOX_SOMETHING_NEW", "CWSANDBOX_INVALID_REQUEST", "CWSANDBOX_PLACEMENT_FAILED"} {
+	unlisted := []string{"CWSANDBOX_SOMETHING_NEW", "CWSANDBOX_INVALID_REQUEST", "CWSANDBOX_PLACEMENT_FAILED"}
+	for _, reason := range unlisted {
 		if slices.Contains(listed, reason) {
 			t.Fatalf("%s is listed in the doc table; pick a reason that is not", reason)
 		}
@@ -491,14 +495,16 @@ func TestDocTransientReasons(t *testing.T) {
 					&errdetails.ErrorInfo{Reason: reason, Domain: domain})
 				e := classify.New().Classify(st.Err(), call)
 				if e.Kind() != errs.ErrDiscovery {
-					t.Fatalf("Classify(INTERNAL, reason %q) on %s = %v, want %v", reason, method, e.Kind(), errs.ErrDiscovery)
+					t.Fatalf("Classify(INTERNAL, reason %q) on %s = %v, want %v",
+						reason, method, e.Kind(), errs.ErrDiscovery)
 				}
 				stop := r.Track().Failed(context.Background(), e, retry.Failure{})
 				if stop == nil {
 					t.Fatalf("Failed(INTERNAL, reason %q, domain %q) = nil, want a final error", reason, domain)
 				}
 				if stop.Cause() != want {
-					t.Errorf("Failed(INTERNAL, reason %q, domain %q).Cause() = %v, want %v", reason, domain, stop.Cause(), want)
+					t.Errorf("Failed(INTERNAL, reason %q, domain %q).Cause() = %v, want %v",
+						reason, domain, stop.Cause(), want)
 				}
 			})
 		}
