@@ -24,6 +24,140 @@
 // familiar reason string cannot turn an error into, say, a retryable kind. [WithRule] maps a
 // (domain, reason) pair to a kind explicitly, and [WithService] puts services in families.
 //
+// # Families
+//
+// The kind depends on the family of the called service ([Classifier.Family]): calls to
+// [SandboxService], and calls without a method, are sandbox calls; calls to
+// [DiscoveryService] are discovery calls; calls to any other service are "other services".
+// Each family has a base kind, given when nothing more specific applies: SandboxError,
+// DiscoveryError and CWSandboxError. A code alone never makes the failure of another
+// service a SandboxError, and every failure of a discovery call but an authentication
+// failure is a DiscoveryError.
+//
+// The kind is the first that applies of: a [WithRule] rule for the ErrorInfo's (domain,
+// reason); a trusted reason (the first table below); the code, by family (the tables after
+// it). The tables give the default rules; [Classifier.Kind] applies them to a code and parsed
+// details without building an error.
+//
+// # Kinds by reason
+//
+// A trusted reason in this table picks its kind whatever the code. In the middle column a
+// single kind holds on sandbox calls and on other services alike; "A / B" gives A on sandbox
+// calls and B on other services. "code" means the reason picks nothing on that family: the
+// code decides and the reason stays attached to the error.
+//
+// On a discovery call only CWSANDBOX_RUNNER_NOT_FOUND picks a kind. On any other call that
+// reason gives the family's base kind, never SandboxNotFoundError: a missing runner is not a
+// missing sandbox. A reason the table does not list (placement, serverless gates,
+// CWSANDBOX_INVALID_REQUEST, reasons added later) falls through to the code.
+//
+//	reason                             sandbox calls / other services  discovery calls
+//	CWSANDBOX_FILE_NOT_FOUND           SandboxFileError                code
+//	CWSANDBOX_FILE_IS_DIRECTORY        SandboxFileError                code
+//	CWSANDBOX_FILE_IO_FAILED           SandboxFileError                code
+//	CWSANDBOX_FILE_PERMISSION_DENIED   SandboxFileError                code
+//	CWSANDBOX_FILE_TOO_LARGE           SandboxFileError                code
+//	CWSANDBOX_FILE_TRUNCATED           SandboxFileError                code
+//	CWSANDBOX_SANDBOX_NOT_FOUND        SandboxNotFoundError            code
+//	CWSANDBOX_SANDBOX_NOT_RUNNING      SandboxNotRunningError          code
+//	CWSANDBOX_COMMAND_TIMEOUT          SandboxCommandTimeoutError      code
+//	CWSANDBOX_RUNNER_UNAVAILABLE       SandboxUnavailableError         code
+//	CWSANDBOX_BACKEND_UNAVAILABLE      SandboxUnavailableError         code
+//	CWSANDBOX_FSS_BUCKET_PROVISIONING  SandboxUnavailableError         code
+//	CWSANDBOX_FSS_NOT_FOUND            SnapshotNotFoundError           code
+//	CWSANDBOX_FSS_NOT_READY            SnapshotNotReadyError           code
+//	CWSANDBOX_FSS_NOT_SUPPORTED        SnapshotNotSupportedError       code
+//	CWSANDBOX_FSS_SIZE_EXCEEDED        SnapshotSizeExceededError       code
+//	CWSANDBOX_FSS_QUOTA_EXCEEDED       SnapshotQuotaExceededError      code
+//	CWSANDBOX_FSS_BUCKET_MISMATCH      SnapshotBucketMismatchError     code
+//	CWSANDBOX_FSS_BUCKET_UNAVAILABLE   SandboxSnapshotError            code
+//	CWSANDBOX_FSS_RESTORE_FAILED       SandboxSnapshotError            code
+//	CWSANDBOX_FSS_CREATE_FAILED        SandboxSnapshotError            code
+//	CWSANDBOX_FSS_CREATE_TIMED_OUT     SandboxSnapshotError            code
+//	CWSANDBOX_FSS_AUTH_FAILED          SandboxSnapshotError            code
+//	CWSANDBOX_FSS_TRANSPORT_FAILED     SandboxSnapshotError            code
+//	CWSANDBOX_FSS_CANCELED             SandboxSnapshotError            code
+//	CWSANDBOX_FSS_WAIT_TIMEOUT         SnapshotWaitTimeoutError        code
+//	CWSANDBOX_FSS_BACKEND_THROTTLED    SnapshotBackendThrottledError   code
+//	CWSANDBOX_FSS_INFLIGHT_LIMIT       SnapshotBackendThrottledError   code
+//	CWSANDBOX_RUNNER_NOT_FOUND         SandboxError / CWSandboxError   RunnerNotFoundError
+//
+// A SandboxFileError takes its path from the Call, else from the ErrorInfo metadata
+// "filepath".
+//
+// # Kinds by code
+//
+// Without a trusted reason that picks a kind, the code and the family decide. In the rows,
+// "caller's context ended" means [Call].ContextErr is set: the caller's context had ended when
+// the failure came back, and errors.Is(err, context.Canceled) (or context.DeadlineExceeded)
+// then holds on the classified error. A CANCELLED the caller caused is the family's base kind;
+// one the server sent while the caller waited is SandboxNotRunningError on a sandbox call. A
+// row without a condition holds in every case: field violations or not, a snapshot id or not,
+// the caller's context alive or ended.
+//
+// Sandbox calls:
+//
+//	code                                    sandbox calls
+//	INVALID_ARGUMENT, field violations      SandboxValidationError
+//	INVALID_ARGUMENT, no field violations   SandboxError
+//	UNAUTHENTICATED                         CWSandboxAuthenticationError
+//	PERMISSION_DENIED                       CWSandboxAuthenticationError
+//	NOT_FOUND, Call.SnapshotID set          SnapshotNotFoundError
+//	NOT_FOUND, Call.SnapshotID empty        SandboxNotFoundError
+//	CANCELLED, caller's context alive       SandboxNotRunningError
+//	CANCELLED, caller's context ended       SandboxError
+//	DEADLINE_EXCEEDED                       SandboxRequestTimeoutError
+//	UNAVAILABLE                             SandboxUnavailableError
+//	RESOURCE_EXHAUSTED                      SandboxResourceExhaustedError
+//	anything else                           SandboxError
+//
+// Discovery calls:
+//
+//	code                                    discovery calls
+//	INVALID_ARGUMENT, field violations      DiscoveryValidationError
+//	INVALID_ARGUMENT, no field violations   DiscoveryError
+//	UNAUTHENTICATED                         CWSandboxAuthenticationError
+//	PERMISSION_DENIED                       CWSandboxAuthenticationError
+//	NOT_FOUND                               RunnerNotFoundError
+//	CANCELLED                               DiscoveryError
+//	DEADLINE_EXCEEDED                       DiscoveryError
+//	UNAVAILABLE                             DiscoveryError
+//	RESOURCE_EXHAUSTED                      DiscoveryError
+//	anything else                           DiscoveryError
+//
+// Other services:
+//
+//	code                                    other services
+//	INVALID_ARGUMENT, field violations      CWSandboxValidationError
+//	INVALID_ARGUMENT, no field violations   CWSandboxError
+//	UNAUTHENTICATED                         CWSandboxAuthenticationError
+//	PERMISSION_DENIED                       CWSandboxAuthenticationError
+//	NOT_FOUND                               CWSandboxError
+//	CANCELLED                               CWSandboxError
+//	DEADLINE_EXCEEDED                       CWSandboxError
+//	UNAVAILABLE                             CWSandboxError
+//	RESOURCE_EXHAUSTED                      CWSandboxError
+//	anything else                           CWSandboxError
+//
+// # Retries
+//
+// The kind reports what failed; package retry decides what to repeat. A trusted reason in
+// the transient set below is the server's statement that it declined the work and that the
+// call may be repeated: it counts as a server signal for retries on any code and any family,
+// even where it picks no kind.
+//
+//	CWSANDBOX_RUNNER_UNAVAILABLE
+//	CWSANDBOX_BACKEND_UNAVAILABLE
+//	CWSANDBOX_FSS_BUCKET_PROVISIONING
+//	CWSANDBOX_FSS_BACKEND_THROTTLED
+//	CWSANDBOX_FSS_INFLIGHT_LIMIT
+//
+// Package retry repeats a failure whose kind is in Policy.RetryOn, or whose kind is a
+// family's base kind and whose code is in Policy.TransientCodes (by default UNAVAILABLE and
+// RESOURCE_EXHAUSTED) or whose reason is transient, so an unavailable discovery or other
+// service is retried under its true kind. Its safety rules still apply: a RESOURCE_EXHAUSTED
+// with neither RetryInfo nor a transient reason is a quota, and is not retried.
+//
 // # Compatibility
 //
 // The classified error keeps the original status: [status.Code], [status.FromError] and

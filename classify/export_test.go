@@ -1,6 +1,9 @@
 package classify
 
 import (
+	"maps"
+	"slices"
+
 	"google.golang.org/grpc/codes"
 
 	"github.com/faultline-go/faultline/errs"
@@ -13,4 +16,13 @@ func (c *Classifier) Family(method string) Family { return c.family(method) }
 
 func (c *Classifier) Kind(code codes.Code, info errs.Info, call Call) errs.Kind {
 	return c.kind(code, info, call)
+}
+
+// KnownReasons returns, sorted, the reasons the built-in rules know, for the test that keeps
+// the package documentation's tables in agreement with the code: the reasons that pick a kind
+// on some family, and the transient ones.
+func KnownReasons() (picking, transient []string) {
+	picking = append(slices.Collect(maps.Keys(sandboxReasons)), reasonRunnerNotFound)
+	slices.Sort(picking)
+	return picking, slices.Sorted(maps.Keys(transientReasons))
 }
