@@ -92,7 +92,8 @@
 // the failure came back, and errors.Is(err, context.Canceled) (or context.DeadlineExceeded)
 // then holds on the classified error. A CANCELLED the caller caused is the family's base kind;
 // one the server sent while the caller waited is SandboxNotRunningError on a sandbox call. A
-// row without a condition holds in every case: field violations or not, a snapshot id or not,
+// row without a condition holds in every case: field violations or not, a snapshot id
+// (Call.Resource.SnapshotID) or not,
 // the caller's context alive or ended.
 //
 // Sandbox calls:
@@ -102,8 +103,8 @@
 //	INVALID_ARGUMENT, no field violations   SandboxError
 //	UNAUTHENTICATED                         CWSandboxAuthenticationError
 //	PERMISSION_DENIED                       CWSandboxAuthenticationError
-//	NOT_FOUND, Call.SnapshotID set          SnapshotNotFoundError
-//	NOT_FOUND, Call.SnapshotID empty        SandboxNotFoundError
+//	NOT_FOUND, a snapshot id                SnapshotNotFoundError
+//	NOT_FOUND, no snapshot id               SandboxNotFoundError
 //	CANCELLED, caller's context alive       SandboxNotRunningError
 //	CANCELLED, caller's context ended       SandboxError
 //	DEADLINE_EXCEEDED                       SandboxRequestTimeoutError

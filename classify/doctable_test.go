@@ -108,8 +108,8 @@ func docCases() []docCase {
 var conditions = map[string]func(docCase) bool{
 	"field violations":       func(c docCase) bool { return c.violations },
 	"no field violations":    func(c docCase) bool { return !c.violations },
-	"Call.SnapshotID set":    func(c docCase) bool { return c.snapshot },
-	"Call.SnapshotID empty":  func(c docCase) bool { return !c.snapshot },
+	"a snapshot id":          func(c docCase) bool { return c.snapshot },
+	"no snapshot id":         func(c docCase) bool { return !c.snapshot },
 	"caller's context alive": func(c docCase) bool { return c.ctxErr == nil },
 	"caller's context ended": func(c docCase) bool { return c.ctxErr != nil },
 }
@@ -367,7 +367,7 @@ func failure(t *testing.T, c docCase, fam classify.Family, domain, reason string
 	}
 	call := classify.Call{Method: methodOf(fam), ContextErr: c.ctxErr}
 	if c.snapshot {
-		call.SnapshotID = "snap-1"
+		call.Resource.SnapshotID = "snap-1"
 	}
 	return call, statusErr(t, c.code, "server message", details...)
 }
@@ -502,9 +502,9 @@ func TestDocTransientReasons(t *testing.T) {
 				if stop == nil {
 					t.Fatalf("Failed(INTERNAL, reason %q, domain %q) = nil, want a final error", reason, domain)
 				}
-				if stop.Cause() != want {
+				if stop.StopReason() != want {
 					t.Errorf("Failed(INTERNAL, reason %q, domain %q).Cause() = %v, want %v",
-						reason, domain, stop.Cause(), want)
+						reason, domain, stop.StopReason(), want)
 				}
 			})
 		}
