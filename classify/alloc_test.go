@@ -1,3 +1,9 @@
+//go:build !race
+
+// Allocation ceilings are checked without the race detector only: under -race, sync.Pool
+// drops a random share of what is put back, so counts vary from run to run. .ci/run runs
+// these tests (go test -run Alloc) without -race.
+
 package classify_test
 
 import (
@@ -26,20 +32,12 @@ func TestErrorPathAllocs(t *testing.T) {
 	}
 }
 
-// TestLayoutProbe checks that the start-up probe of grpc-go's Status layout succeeds with
-// the grpc version in go.mod, and that details are then read without copying the status:
-// parsing a status whose only detail is a RetryInfo allocates nothing.
-func TestLayoutProbe(t *testing.T) {
-	if !classify.InPlace() {
-		t.Errorf("InPlace() = false, want true: the layout probe failed with this grpc-go version; " +
-			"statuses are deep-copied on every classification")
-	}
+// TestLayoutProbeAllocs: once the layout probe succeeded (TestLayoutProbe), details are
+// read without copying the status: parsing a status whose only detail is a RetryInfo
+// allocates nothing.
+func TestLayoutProbeAllocs(t *testing.T) {
 	st := withDetails(t, codes.Unavailable, "down", retryInfo(2, 0))
-	var info errs.Info
-	if got := testing.AllocsPerRun(100, func() { info = classify.Parse(st) }); got != 0 {
+	if got := testing.AllocsPerRun(100, func() { _ = classify.Parse(st) }); got != 0 {
 		t.Errorf("Parse(RetryInfo status) allocates %v times per call, want 0", got)
-	}
-	if !info.HasRetryDelay || info.RetryDelay != 2e9 {
-		t.Errorf("Parse(RetryInfo status) = %v, %v, want 2s, true", info.RetryDelay, info.HasRetryDelay)
 	}
 }
