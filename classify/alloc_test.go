@@ -1,3 +1,9 @@
+//go:build !race
+
+// Allocation ceilings are checked without the race detector only: under -race, sync.Pool
+// drops a random share of what is put back, so counts vary from run to run. .ci/run runs
+// these tests (go test -run Alloc) without -race.
+
 package classify_test
 
 import (

@@ -1,3 +1,7 @@
+//go:build !race
+
+// Without -race only: see alloc_test.go.
+
 package interceptor_test
 
 import (
