@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -441,11 +442,11 @@ func TestClassificationEndToEnd(t *testing.T) {
 			want: want{kind: errs.ErrSandboxUnavailable, code: codes.Unavailable, sandboxID: "sb-1"},
 		},
 		{
-			name: "RetryInfo valid as a proto but too long for time.Duration is absent",
+			name: "RetryInfo valid as a proto but too long for time.Duration is clamped, present",
 			rpc:  getSandbox("sb-1"),
 			st: sandboxtest.Status(codes.Unavailable, "x",
 				&errdetails.RetryInfo{RetryDelay: &durationpb.Duration{Seconds: 300_000_000_000}}, sandboxtest.RetryInfo(time.Second)),
-			want: want{kind: errs.ErrSandboxUnavailable, code: codes.Unavailable, delay: time.Second, hasDelay: true, sandboxID: "sb-1"},
+			want: want{kind: errs.ErrSandboxUnavailable, code: codes.Unavailable, delay: math.MaxInt64, hasDelay: true, sandboxID: "sb-1"},
 		},
 		{
 			name: "BadRequest violations collected in order with fallbacks",
