@@ -71,7 +71,7 @@ type hostileCase struct {
 	respond  func(*h2Call)
 	policy   retry.Policy
 	dialOpts []grpc.DialOption
-	timeout  time.Duration
+	timeout  time.Duration // the caller's deadline; 0: hostileTimeout
 
 	calls     int        // calls the server must receive
 	ok        bool       // the call must succeed
@@ -318,7 +318,7 @@ func TestHostileServer(t *testing.T) {
 			c := dial(t, addr, []interceptor.Option{interceptor.WithPolicy(tt.policy), interceptor.WithBudget(nil), interceptor.WithHooks(rec.hooks())}, tt.dialOpts...)
 			timeout := tt.timeout
 			if timeout == 0 {
-				timeout = 5 * time.Second
+				timeout = hostileTimeout
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
@@ -396,6 +396,12 @@ func TestHostileServer(t *testing.T) {
 	}
 	t.Logf("hostile server, one call per case:%s", table(rows))
 }
+
+// hostileTimeout is the caller's deadline in the cases that do not test one: a bound on a
+// call that hangs, not a measurement. Under -race, moving megabytes of header block
+// through hpack and the transport is slow (3 attempts of the 2 MiB cases take 2-3s on an
+// idle 2-core machine, over 5s when it is loaded), so it is far above that.
+const hostileTimeout = time.Minute
 
 // maxOvershoot is how long after its deadline a call may return: the scheduling slack of a
 // loaded 2-core machine under -race, far below any retry wait.
