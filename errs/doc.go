@@ -31,8 +31,10 @@
 // did for the original error, and code that switches on gRPC codes keeps working.
 // [*Error.Unwrap] returns the original error. Client-made errors get a status built from
 // their code, their message and their ErrorInfo, RetryInfo and BadRequest as details, so an
-// error a fake server returns reaches its client whole. Kinds are only ever added; their names follow the service's class
-// names ([Kind.String]).
+// error a fake server returns reaches its client whole. Kinds are only ever added; their
+// names follow the service's class names ([Kind.String]) and are their text form in JSON
+// and logs ([Kind.MarshalText]), so a stored name keeps its meaning. Store or send a Kind
+// by name: its numeric value is not part of this promise.
 //
 // # Concurrency
 //

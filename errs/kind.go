@@ -1,6 +1,7 @@
 package errs
 
 import (
+	"errors"
 	"strconv"
 
 	"google.golang.org/grpc/codes"
@@ -149,6 +150,35 @@ func (k Kind) String() string {
 
 // Error returns the class name, so a Kind can be used as an error value.
 func (k Kind) Error() string { return k.String() }
+
+// MarshalText implements [encoding.TextMarshaler]: the text is the class name, as
+// [Kind.String] returns it ("SandboxUnavailableError"), so a Kind is a JSON string, a JSON
+// object key and a readable log value. A Kind that is not [Kind.Valid], the zero Kind
+// included, is an error: it has no name that could be read back. Mark an optional Kind field
+// `json:",omitzero"`.
+func (k Kind) MarshalText() ([]byte, error) {
+	if !k.Valid() {
+		return nil, errors.New("errs: cannot marshal " + k.String() + ": not a kind of the taxonomy")
+	}
+	return []byte(table[k].name), nil
+}
+
+// UnmarshalText implements [encoding.TextUnmarshaler]: it accepts exactly the class names
+// [Kind.String] returns for the kinds of the taxonomy, case and all. Any other text, the
+// empty text included, is an error ("errs: unknown kind ...") and leaves k unchanged.
+func (k *Kind) UnmarshalText(text []byte) error {
+	for c := Kind(1); c < numKinds; c++ {
+		if string(text) == table[c].name {
+			*k = c
+			return nil
+		}
+	}
+	const limit = 64 // the longest class name has 36 bytes
+	if len(text) > limit {
+		return errors.New("errs: unknown kind " + strconv.Quote(string(text[:limit])) + "...")
+	}
+	return errors.New("errs: unknown kind " + strconv.Quote(string(text)))
+}
 
 // Parents returns the kinds k directly inherits from: none for ErrCWSandbox, two for
 // ErrSandboxValidation and ErrDiscoveryValidation, one for every other kind. The slice is

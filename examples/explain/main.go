@@ -14,6 +14,11 @@
 //
 // -method names the RPC ("/coreweave.sandbox.v1.SandboxService/GetSandbox"), which decides
 // the family of kinds; -trusted sets the trusted ErrorInfo domains (comma-separated).
+//
+// The exit status is 0 when the input was a status and has been explained, including an OK
+// status: OK is not a failure, so explain says so and classifies nothing. It is 2, with one
+// line on standard error, for a bad flag, empty input, or input that is not a status (not
+// base64, not a google.rpc.Status, JSON without -code, a detail that is not JSON with "@type").
 package main
 
 import (
@@ -40,31 +45,45 @@ import (
 	"github.com/faultline-go/faultline/retry"
 )
 
+// Exit statuses.
+const (
+	exitExplained = 0 // the status was explained (an OK status included)
+	exitBadInput  = 2 // a bad flag, empty input, or input that is not a status
+)
+
 func main() {
-	if err := run(os.Args[1:], os.Stdin, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "explain:", err)
-		os.Exit(2)
-	}
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdin io.Reader, out io.Writer) error {
+// run is the command: it reads the arguments and standard input, writes the explanation to
+// stdout and problems to stderr, and returns the exit status.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(stderr)
 	method := fs.String("method", "", "full RPC method name, e.g. /coreweave.sandbox.v1.SandboxService/GetSandbox")
 	trusted := fs.String("trusted", classify.DefaultDomain, "trusted ErrorInfo domains, comma-separated")
 	code := fs.String("code", "", "status code (name such as Unavailable, or number); the arguments are then JSON details")
 	message := fs.String("message", "", "status message, with -code")
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return exitExplained
+		}
+		return exitBadInput // the flag package has printed the error and the usage
 	}
 	st, err := readStatus(fs.Args(), stdin, *code, *message)
 	if err != nil {
-		return err
+		fmt.Fprintln(stderr, "explain:", strings.ReplaceAll(err.Error(), "\n", " "))
+		return exitBadInput
 	}
-	c := classify.New(classify.WithTrustedDomains(strings.Split(*trusted, ",")...))
+	if st.Code() == codes.OK {
+		explainOK(stdout, st)
+		return exitExplained
+	}
+	domains := strings.Split(*trusted, ",")
+	c := classify.New(classify.WithTrustedDomains(domains...))
 	e := c.Classify(st.Err(), classify.Call{Method: *method})
-	explain(out, st, e, slices.Contains(strings.Split(*trusted, ","), e.Domain()))
-	return nil
+	explain(stdout, st, e, slices.Contains(domains, e.Domain()))
+	return exitExplained
 }
 
 // readStatus builds the status from a base64 grpc-status-details-bin value, or from a code
@@ -76,10 +95,10 @@ func readStatus(args []string, stdin io.Reader, code, message string) (*status.S
 			return nil, err
 		}
 		p := &spb.Status{Code: int32(c), Message: message}
-		for _, js := range args {
+		for i, js := range args {
 			a := &anypb.Any{}
 			if err := protojson.Unmarshal([]byte(js), a); err != nil {
-				return nil, fmt.Errorf("detail %q: %w", js, err)
+				return nil, fmt.Errorf("detail %d is not a JSON detail with \"@type\": %w", i+1, err)
 			}
 			p.Details = append(p.Details, a)
 		}
@@ -90,7 +109,7 @@ func readStatus(args []string, stdin io.Reader, code, message string) (*status.S
 	case 0:
 		line, err := bufio.NewReader(stdin).ReadString('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, err
+			return nil, fmt.Errorf("reading standard input: %w", err)
 		}
 		value = line
 	case 1:
@@ -99,6 +118,12 @@ func readStatus(args []string, stdin io.Reader, code, message string) (*status.S
 		return nil, errors.New("want one grpc-status-details-bin value")
 	}
 	value = strings.TrimSpace(value)
+	switch {
+	case value == "":
+		return nil, errors.New("empty input: give a grpc-status-details-bin value (base64) as the argument or on standard input")
+	case strings.HasPrefix(value, "{"):
+		return nil, errors.New("input looks like JSON: give JSON details after -code CODE")
+	}
 	raw, err := base64.StdEncoding.DecodeString(value)
 	if err != nil {
 		if raw, err = base64.RawStdEncoding.DecodeString(value); err != nil {
@@ -108,6 +133,10 @@ func readStatus(args []string, stdin io.Reader, code, message string) (*status.S
 	p := &spb.Status{}
 	if err := proto.Unmarshal(raw, p); err != nil {
 		return nil, fmt.Errorf("not a google.rpc.Status: %w", err)
+	}
+	if len(p.ProtoReflect().GetUnknown()) > 0 {
+		// Random bytes often parse as fields Status does not have, and as code OK.
+		return nil, errors.New("not a google.rpc.Status: it has fields a Status does not have")
 	}
 	return status.FromProto(p), nil
 }
@@ -134,6 +163,15 @@ func snake(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// explainOK says that an OK status is not a failure.
+func explainOK(out io.Writer, st *status.Status) {
+	fmt.Fprintf(out, "%-14s %s\n", "code:", st.Code())
+	if st.Message() != "" {
+		fmt.Fprintf(out, "%-14s %s\n", "message:", st.Message())
+	}
+	fmt.Fprintln(out, "An OK status is not a failure: there is nothing to classify or retry.")
 }
 
 func explain(out io.Writer, st *status.Status, e *errs.Error, trusted bool) {
