@@ -23,6 +23,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -34,6 +35,7 @@ import (
 
 	_ "google.golang.org/genproto/googleapis/rpc/errdetails" // registers the detail types for -code input
 	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -42,6 +44,7 @@ import (
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/retry"
 )
 
@@ -82,7 +85,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	domains := strings.Split(*trusted, ",")
 	c := classify.New(classify.WithTrustedDomains(domains...))
 	e := c.Classify(st.Err(), classify.Call{Method: *method})
-	explain(stdout, st, e, slices.Contains(domains, e.Domain()))
+	explain(stdout, *method, st, e, slices.Contains(domains, e.Domain()))
 	return exitExplained
 }
 
@@ -174,7 +177,7 @@ func explainOK(out io.Writer, st *status.Status) {
 	fmt.Fprintln(out, "An OK status is not a failure: there is nothing to classify or retry.")
 }
 
-func explain(out io.Writer, st *status.Status, e *errs.Error, trusted bool) {
+func explain(out io.Writer, method string, st *status.Status, e *errs.Error, trusted bool) {
 	line := func(label, value string) { fmt.Fprintf(out, "%-14s %s\n", label+":", value) }
 	line("code", st.Code().String())
 	line("message", st.Message())
@@ -205,7 +208,7 @@ func explain(out io.Writer, st *status.Status, e *errs.Error, trusted bool) {
 		line("other detail", string(d.ProtoReflect().Descriptor().FullName()))
 	}
 	line("kind", e.Kind().String()+lineage(e.Kind()))
-	line("retried", retried(e))
+	line("retried", retried(method, st, e))
 	line("error", e.Error())
 }
 
@@ -222,17 +225,36 @@ func lineage(k errs.Kind) string {
 	return b.String()
 }
 
-// retried says what the default policy does with e.
-func retried(e *errs.Error) string {
-	p := retry.DefaultPolicy()
-	if !p.RetryOn.Match(e) {
-		return "no: not a kind the default policy retries"
+// retried says what the default interceptors would do with this failure of method: it
+// hands the failure to a real interceptor and reads its decision off the hooks, without
+// waiting (the call is cancelled as soon as a retry is scheduled). The request is taken to
+// carry no idempotency key of its own.
+func retried(method string, st *status.Status, e *errs.Error) string {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var scheduled *retry.RetryEvent
+	hooks := retry.Hooks{OnRetry: func(_ context.Context, ev retry.RetryEvent) {
+		scheduled = &ev
+		cancel() // the decision is made: do not wait
+	}}
+	u := interceptor.Unary(interceptor.WithBudget(nil), interceptor.WithHooks(hooks))
+	invoker := func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error {
+		return st.Err()
 	}
-	if d, ok := e.RetryDelay(); ok && d > p.MaxRetryDelay {
-		return fmt.Sprintf("no: the server asks to wait %v, above the default limit of %v", d, p.MaxRetryDelay)
+	if method == "" {
+		method = "/coreweave.sandbox.v1.SandboxService/GetSandbox"
 	}
-	if d, ok := e.RetryDelay(); ok && d > 0 {
-		return fmt.Sprintf("yes, after at least %v (the server's hint)", d)
+	err := u(ctx, method, nil, nil, nil, invoker)
+	if scheduled != nil {
+		if hint, _ := e.RetryDelay(); scheduled.FromHint {
+			return fmt.Sprintf("yes, after the server's RetryInfo of %v (plus up to 10%%)", hint)
+		}
+		p := retry.DefaultPolicy()
+		return fmt.Sprintf("yes, after the default backoff (%v ±%.0f%% before the first retry)", p.InitialBackoff, p.Jitter*100)
 	}
-	return "yes, with exponential backoff"
+	var re *retry.Error
+	if errors.As(err, &re) {
+		return "no: " + re.StopReason().String()
+	}
+	return "no"
 }

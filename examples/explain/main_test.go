@@ -39,7 +39,7 @@ func Example() {
 	// metadata:      runner=r-7
 	// retry delay:   2s
 	// kind:          SandboxUnavailableError < SandboxNotRunningError < SandboxError < CWSandboxError
-	// retried:       yes, after at least 2s (the server's hint)
+	// retried:       yes, after the server's RetryInfo of 2s (plus up to 10%)
 	// error:         GetSandbox: unavailable: runner is restarting
 }
 
@@ -54,7 +54,7 @@ func Example_grpcurlDetails() {
 	// violation:     spec.image: must not be empty
 	// other detail:  google.rpc.Help
 	// kind:          SandboxValidationError < SandboxError & CWSandboxValidationError < CWSandboxError
-	// retried:       no: not a kind the default policy retries
+	// retried:       no: not retryable
 	// error:         invalid argument: invalid spec; field violations: spec.image: must not be empty
 }
 
