@@ -313,7 +313,7 @@ var filePhrases = map[string]string{
 }
 
 // transientReasons are the trusted reasons by which the server declines work that may be
-// retried (safety.md section 1), on any code and any family.
+// retried, on any code and any family.
 var transientReasons = map[string]bool{
 	"CWSANDBOX_RUNNER_UNAVAILABLE":      true,
 	"CWSANDBOX_BACKEND_UNAVAILABLE":     true,

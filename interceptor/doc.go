@@ -26,7 +26,7 @@
 // # What is repeated
 //
 // A retry is a second request, so a failure is retried only when running the call twice
-// cannot do more than running it once (safety.md):
+// cannot do more than running it once:
 //
 //   - A call's idempotency is, first match wins: [WithIdempotency]; an idempotency key in the
 //     request ([WithIdempotencyKey]; built in for the sandbox API's create calls, whose empty

@@ -156,8 +156,8 @@ func WithCall(c classify.Call) grpc.CallOption {
 }
 
 // WithIdempotency says what repeating the calls of one method ("/pkg.Service/Method") or of
-// every method of a service ("/pkg.Service/") does; it beats every other source (safety.md
-// section 2). A method's own entry beats its service's. Without it, a call's level is, first
+// every method of a service ("/pkg.Service/") does; it beats every other source. A method's
+// own entry beats its service's. Without it, a call's level is, first
 // match wins: [retry.Idempotent] when its request carries an idempotency key (see
 // [WithIdempotencyKey]); the idempotency_level of the method's descriptor registered in
 // protoregistry.GlobalFiles by generated code; the built-in table of the sandbox API (reads

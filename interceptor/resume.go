@@ -8,7 +8,7 @@ import (
 	"github.com/faultline-go/faultline/retry"
 )
 
-// A Resumer continues a server stream after a failure (resume.md): given the stream's
+// A Resumer continues a server stream after a failure: given the stream's
 // original request and the last message delivered to the caller, it returns the request that
 // continues the stream from just after that message, or false when the stream cannot be
 // resumed from there. It must not modify its arguments: it returns a new request (a
@@ -22,7 +22,7 @@ const streamLogs = sandboxService + "StreamLogs"
 // WithResumer makes failures of a server-streaming method ("/pkg.Service/Method") that
 // happen after the stream delivered messages resume it instead of ending it: when the
 // method's policy would retry the failure and the method has no side effects or is
-// idempotent (safety.md), the interceptor waits as for a retry, opens the stream again with
+// idempotent, the interceptor waits as for a retry, opens the stream again with
 // the request r returns, and RecvMsg carries on with the next message, so the caller sees
 // every message once. Attempts count per burst of failures: a resumed attempt that delivers a
 // message starts a new burst, so a long stream may be resumed many times, each time within

@@ -26,7 +26,7 @@ const (
 	settingsService = "/coreweave.sandbox.v1.SettingsService/"
 )
 
-// builtinIdempotency is the retry class of every method of the sandbox API (service.md), by
+// builtinIdempotency is the retry class of every method of the sandbox API, by
 // full method name or by service ("/pkg.Service/"). CreateSandbox, CreateSandboxFromTemplate
 // and CreateFileSystemSnapshot are idempotent only with a request id (builtinKeys fills one);
 // DeleteSandbox with snapshot_volumes set only with one.
@@ -66,7 +66,7 @@ type keySpec struct {
 	when  protoreflect.Name
 }
 
-// builtinKeys are the sandbox API's request ids (safety.md section 4).
+// builtinKeys are the sandbox API's request ids.
 var builtinKeys = map[string]keySpec{
 	sandboxService + "CreateSandbox":             {field: "request_id"},
 	sandboxService + "CreateSandboxFromTemplate": {field: "request_id"},
@@ -118,7 +118,7 @@ func (s *Set) withKey(method string, req any) (any, keyState) {
 	return c, keyPresent
 }
 
-// idempotency resolves what repeating a call of method does (safety.md section 2), first
+// idempotency resolves what repeating a call of method does, first
 // match wins: the caller's configuration, an idempotency key in the request, the method's
 // registered descriptor, the built-in table, the configured default.
 func (s *Set) idempotency(method string, key keyState) retry.Idempotency {
@@ -224,7 +224,7 @@ var localPrefixes = [...]string{
 	"SendMsg called after CloseSend",
 }
 
-// localFailure reports whether err is a deterministic local failure (safety.md section 1):
+// localFailure reports whether err is a deterministic local failure:
 // one grpc-go produced on the client, which the same call would produce again.
 func localFailure(err error) bool {
 	st, ok := status.FromError(err)

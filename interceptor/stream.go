@@ -22,8 +22,8 @@ import (
 //
 // A stream commits when the first response message or header reaches the caller (or the
 // server's headers arrive while the caller is sending), or when the messages it sent exceed
-// the replay limit. Before that, a failure is retried by the rules of package retry and
-// safety.md: a new stream is opened, the messages sent so far are replayed in order (and
+// the replay limit. Before that, a failure is retried by the rules of package retry: a new
+// stream is opened, the messages sent so far are replayed in order (and
 // CloseSend, if the caller had called it), and RecvMsg carries on as if nothing happened.
 // After it, errors are classified and returned, never retried, so no response is ever
 // delivered twice. Methods that are never retried (StreamExec) are only classified. The

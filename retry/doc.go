@@ -38,7 +38,7 @@
 // the wait (hint, else backoff) would end at or after the deadline, or at or past MaxElapsed
 // -> stop at once instead of sleeping into a certain DEADLINE_EXCEEDED; the budget says no
 // -> stop. Otherwise the OnRetry hook runs and the loop waits. "Attempts" always include the
-// first. The rules are those of the project's safety.md and retry.md.
+// first. For gRPC calls the README's behaviour contract states the same rules.
 //
 // # Errors
 //

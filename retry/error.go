@@ -30,15 +30,13 @@ const (
 	// connection was closed).
 	StopCancelled
 	// StopNoServerSignal: a RESOURCE_EXHAUSTED without RetryInfo or a trusted transient
-	// reason: a quota or a local limit, which retrying only spends (AIP-194, safety.md
-	// section 3).
+	// reason: a quota or a local limit, which retrying only spends (AIP-194).
 	StopNoServerSignal
 	// StopUnsafe: repeating the call could do its work twice: the method is not idempotent
-	// and the failure may have reached the server, or the method is never repeated
-	// (safety.md section 2).
+	// and the failure may have reached the server, or the method is never repeated.
 	StopUnsafe
 	// StopLocalFailure: the client produced the failure and would produce it again (a
-	// message over the client's size limits, a codec error; safety.md section 1).
+	// message over the client's size limits, a codec error).
 	StopLocalFailure
 )
 

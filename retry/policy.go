@@ -45,7 +45,7 @@ type Policy struct {
 
 	// TransientCodes are the codes retried when the classifier could name only a family's
 	// base kind (CWSandboxError, SandboxError, DiscoveryError): the transient failures of
-	// discovery calls and of services it does not know (classification.md rule 5). A failure
+	// discovery calls and of services it does not know. A failure
 	// of such a kind is also retried when a trusted ErrorInfo reason declares it transient.
 	// A specific kind outside RetryOn is never retried by its code. Default: UNAVAILABLE and
 	// RESOURCE_EXHAUSTED; the zero set retries no base kind by its code.

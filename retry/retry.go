@@ -335,8 +335,7 @@ func (t *Tracker) failed(ctx context.Context, err error, f Failure, ownTimeout b
 }
 
 // verdict returns why the failure err (classified as e, if it could be) must not be
-// retried, or 0 when the policy may retry it (safety.md sections 1-3, classification.md
-// rule 5).
+// retried, or 0 when the policy may retry it.
 func (p *Policy) verdict(err error, e *errs.Error, f Failure, ownTimeout bool) StopReason {
 	if f.Origin == OriginLocal {
 		return StopLocalFailure

@@ -9,7 +9,7 @@ import (
 // Idempotency says what running a call twice does: protobuf's MethodOptions
 // idempotency_level (NO_SIDE_EFFECTS, IDEMPOTENT, IDEMPOTENCY_UNKNOWN), plus the two levels
 // a client configures for methods that must not be repeated. It decides which failures may
-// be retried (safety.md section 2):
+// be retried:
 //
 //	level              may have reached the server   server declined (RetryInfo, transient reason)
 //	NoSideEffects      retried by policy              retried by policy
@@ -54,7 +54,7 @@ func (l Idempotency) String() string {
 	return "Idempotency(" + strconv.Itoa(int(l)) + ")"
 }
 
-// Origin says where a failed attempt's failure came from (safety.md section 1), as far as
+// Origin says where a failed attempt's failure came from, as far as
 // the code making the attempt knows. The zero value, OriginUnknown, lets the loop judge from
 // the error alone: a failure that carries RetryInfo or a trusted transient reason was
 // declined by the server; any other may have reached the server.
