@@ -91,10 +91,16 @@ func WithRule(domain, reason string, kind errs.Kind) Option {
 	})
 }
 
-// WithService puts a service ("pkg.Service", without slashes) in a family. Defaults:
-// [SandboxService] in FamilySandbox, [DiscoveryService] in FamilyDiscovery, every other
-// service in FamilyGeneric.
+// WithService puts a service in a family: "pkg.Service", or "/pkg.Service/" as the
+// interceptor's options name services (the slashes are dropped). A Family other than the
+// three constants puts the service in FamilyGeneric. Defaults: [SandboxService] in
+// FamilySandbox, [DiscoveryService] in FamilyDiscovery, every other service in
+// FamilyGeneric.
 func WithService(service string, f Family) Option {
+	service = strings.Trim(service, "/")
+	if f > FamilyDiscovery {
+		f = FamilyGeneric
+	}
 	return optionFunc(func(c *Classifier) {
 		if !c.ownServices { // the default table is shared by every classifier
 			c.services, c.ownServices = maps.Clone(c.services), true
@@ -128,7 +134,9 @@ func New(opts ...Option) *Classifier {
 		services: defaultServices,
 	}
 	for _, o := range opts {
-		o.apply(c)
+		if o != nil { // a nil Option sets nothing
+			o.apply(c)
+		}
 	}
 	return c
 }

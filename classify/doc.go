@@ -26,7 +26,7 @@
 //
 // # Families
 //
-// The kind depends on the family of the called service ([Classifier.Family]): calls to
+// The kind depends on the family of the called service ([WithService] configures it): calls to
 // [SandboxService], and calls without a method, are sandbox calls; calls to
 // [DiscoveryService] are discovery calls; calls to any other service are "other services".
 // Each family has a base kind, given when nothing more specific applies: SandboxError,
@@ -36,8 +36,7 @@
 //
 // The kind is the first that applies of: a [WithRule] rule for the ErrorInfo's (domain,
 // reason); a trusted reason (the first table below); the code, by family (the tables after
-// it). The tables give the default rules; [Classifier.Kind] applies them to a code and parsed
-// details without building an error.
+// it). The tables give the default rules.
 //
 // # Kinds by reason
 //

@@ -11,11 +11,11 @@ import (
 // target of [errors.Is]: errors.Is(err, ErrSandboxNotRunning) holds for an error of kind
 // ErrSandboxUnavailable, because SandboxUnavailableError is a SandboxNotRunningError.
 //
-// The zero Kind is not a class; it matches nothing.
+// The zero Kind is not a class; it matches no kind but itself.
 type Kind uint8
 
 // The kinds of the taxonomy. The class FooError of the service's documentation is ErrFoo.
-// Indentation in the list below is inheritance, as in the service's exception hierarchy.
+// Each kind's parents are in the service's exception hierarchy and [Kind.Parents].
 const (
 	_ Kind = iota
 

@@ -48,7 +48,9 @@ const maxPerCall = 64
 func New(opts ...Option) (*Set, error) {
 	cfg := config{policy: retry.DefaultPolicy(), header: DefaultAttemptHeader, replayLimit: DefaultReplayLimit}
 	for _, o := range opts {
-		o.apply(&cfg)
+		if o != nil { // a nil Option sets nothing
+			o.apply(&cfg)
+		}
 	}
 	if cfg.classifier == nil {
 		cfg.classifier = classify.New()
@@ -64,15 +66,24 @@ func New(opts ...Option) (*Set, error) {
 	}
 	s := &Set{classifier: cfg.classifier, header: cfg.header, replayLimit: cfg.replayLimit,
 		levels: cfg.levels, defaultLevel: cfg.defaultLevel, keysOff: cfg.keysOff}
-	for name := range cfg.levels {
+	for name, l := range cfg.levels {
 		if !validMethodName(name) {
 			return nil, fmt.Errorf("interceptor: idempotency entry %q: want \"/pkg.Service/\" or \"/pkg.Service/Method\"", name)
 		}
+		if l > retry.NeverRetry {
+			return nil, fmt.Errorf("interceptor: idempotency of %s is %v, not a level", name, l)
+		}
+	}
+	if cfg.defaultLevel > retry.NeverRetry {
+		return nil, fmt.Errorf("interceptor: default idempotency is %v, not a level", cfg.defaultLevel)
 	}
 	s.resumers = map[string]Resumer{streamLogs: ResumeStreamLogs}
 	for method, r := range cfg.resumers {
 		if !validMethodName(method) || strings.HasSuffix(method, "/") {
 			return nil, fmt.Errorf("interceptor: resumer method %q: want \"/pkg.Service/Method\"", method)
+		}
+		if md := registered(method); md != nil && r != nil && (!md.IsStreamingServer() || md.IsStreamingClient()) {
+			return nil, fmt.Errorf("interceptor: resumer for %s: only server-streaming methods are resumed", method)
 		}
 		if r == nil {
 			delete(s.resumers, method)
@@ -91,6 +102,13 @@ func New(opts ...Option) (*Set, error) {
 		}
 		if !protoreflect.Name(field).IsValid() {
 			return nil, fmt.Errorf("interceptor: idempotency key field %q of %s is not a field name", field, method)
+		}
+		if md := registered(method); md != nil {
+			fd := md.Input().Fields().ByName(protoreflect.Name(field))
+			if fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() {
+				return nil, fmt.Errorf("interceptor: idempotency key of %s: %s has no string field %q",
+					method, md.Input().FullName(), field)
+			}
 		}
 		s.keys[method] = keySpec{field: protoreflect.Name(field)}
 	}

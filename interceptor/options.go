@@ -133,10 +133,11 @@ type callOption struct {
 }
 
 // WithCallPolicy makes one call use p instead of its method's policy, sharing the
-// interceptors' budget and hooks. An invalid p is not used: the call keeps its method's
-// policy (check p with retry.Policy.Validate beforehand). Creating the option costs one
-// allocation; using it, none once the interceptors have seen the policy. Without the
-// interceptors installed it does nothing.
+// interceptors' budget and hooks. An invalid p fails the call, before anything is sent, with
+// code INVALID_ARGUMENT and an error matching retry.ErrInvalidPolicy (check p with
+// retry.Policy.Validate beforehand). Creating the option costs one allocation; using it,
+// none once the interceptors have seen the policy. Without the interceptors installed it
+// does nothing.
 func WithCallPolicy(p retry.Policy) grpc.CallOption {
 	return &callOption{policy: p, hasPolicy: true}
 }
@@ -147,10 +148,11 @@ func WithoutRetry() grpc.CallOption { return noRetryOption }
 
 var noRetryOption grpc.CallOption = &callOption{noRetry: true}
 
-// WithCall sets what the call is about for classification: its non-empty fields override
-// what is read from the request message (sandbox_id, path, file_system_snapshot_id,
-// runner_id). Method is ignored. It costs one allocation. Without the interceptors installed
-// it does nothing.
+// WithCall sets what the call is about for classification: the non-empty fields of
+// c.Resource override what is read from the request message (sandbox_id, path,
+// file_system_snapshot_id, runner_id, profile_name). c.Method and c.ContextErr are ignored:
+// the call's own method and context say those. It costs one allocation. Without the
+// interceptors installed it does nothing.
 func WithCall(c classify.Call) grpc.CallOption {
 	return &callOption{call: &c}
 }

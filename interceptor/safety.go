@@ -160,19 +160,25 @@ func knownIdempotency(method string) retry.Idempotency {
 	return retry.IdempotencyUnknown
 }
 
-// descriptorIdempotency reads the idempotency_level of the method's descriptor, as generated
-// code registers it in protoregistry.GlobalFiles.
-func descriptorIdempotency(method string) retry.Idempotency {
+// registered returns the descriptor of a full method name ("/pkg.Service/Method") as
+// generated code registers it in protoregistry.GlobalFiles, or nil.
+func registered(method string) protoreflect.MethodDescriptor {
 	name := protoreflect.FullName(strings.ReplaceAll(strings.TrimPrefix(method, "/"), "/", "."))
 	if !name.IsValid() {
-		return retry.IdempotencyUnknown
+		return nil
 	}
 	d, err := protoregistry.GlobalFiles.FindDescriptorByName(name)
 	if err != nil {
-		return retry.IdempotencyUnknown
+		return nil
 	}
-	md, ok := d.(protoreflect.MethodDescriptor)
-	if !ok {
+	md, _ := d.(protoreflect.MethodDescriptor)
+	return md
+}
+
+// descriptorIdempotency reads the idempotency_level of the method's registered descriptor.
+func descriptorIdempotency(method string) retry.Idempotency {
+	md := registered(method)
+	if md == nil {
 		return retry.IdempotencyUnknown
 	}
 	opts, ok := md.Options().(*descriptorpb.MethodOptions)

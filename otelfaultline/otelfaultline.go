@@ -118,7 +118,9 @@ var latencyBounds = []float64{0, 0.00001, 0.00005, 0.0001, 0.0003, 0.0006, 0.000
 func Hooks(opts ...Option) retry.Hooks {
 	c := config{methodOK: registered}
 	for _, o := range opts {
-		o.apply(&c)
+		if o != nil { // a nil Option sets nothing
+			o.apply(&c)
+		}
 	}
 	if c.mp == nil {
 		c.mp = otel.GetMeterProvider()

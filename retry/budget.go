@@ -94,10 +94,14 @@ func (b *RatioBudget) Record(first bool, _ Outcome) {
 	}
 }
 
-// Allow withdraws one retry if the window has room for it.
+// Allow withdraws one retry if the window has room for it. The zero RatioBudget has no
+// window and allows no retry: build one with [NewRatioBudget] or [DefaultBudget].
 func (b *RatioBudget) Allow() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.width <= 0 {
+		return false
+	}
 	now := int64(time.Since(b.start) / b.width)
 	b.advance(now)
 	var dep, wd float64
@@ -135,7 +139,8 @@ func (b *RatioBudget) advance(now int64) {
 
 // TokenBucket is gRPC's retry throttling (gRFC A6): a bucket of MaxTokens tokens; each
 // retryable failure takes one, each success gives back Ratio; retries are allowed while more
-// than half the tokens remain.
+// than half the tokens remain. Build one with [NewTokenBucket]: the zero TokenBucket holds
+// no tokens and allows no retry.
 type TokenBucket struct {
 	max   int64 // in thousandths of a token
 	ratio int64

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -23,11 +24,17 @@ type Option interface {
 
 type budgetOption struct{ b Budget }
 
-func (o budgetOption) apply(r Retrier) Retrier { r.budget = o.b; return r }
+func (o budgetOption) apply(r Retrier) Retrier {
+	r.budget = o.b
+	if v := reflect.ValueOf(o.b); o.b != nil && v.Kind() == reflect.Pointer && v.IsNil() {
+		r.budget = nil // a nil *RatioBudget or *TokenBucket: off, as nil says
+	}
+	return r
+}
 
 type hooksOption struct{ h Hooks }
 
-func (o hooksOption) apply(r Retrier) Retrier { r.hooks = o.h; return r }
+func (o hooksOption) apply(r Retrier) Retrier { r.hooks = JoinHooks(r.hooks, o.h); return r }
 
 type classifyFuncOption struct{ f func(error) *errs.Error }
 
@@ -43,12 +50,13 @@ func (o idempotencyOption) apply(r Retrier) Retrier { r.level = o.l; return r }
 // retried like an idempotent operation.
 func WithIdempotency(l Idempotency) Option { return idempotencyOption{l} }
 
-// WithBudget sets the retry budget shared by every call through the Retrier; nil turns
-// budgeting off. Default: a new [DefaultBudget] per Retrier built by [New], none for [Do].
+// WithBudget sets the retry budget shared by every call through the Retrier; nil (or a nil
+// pointer of a Budget type) turns budgeting off. Default: a new [DefaultBudget] per Retrier built by [New], none for [Do].
 func WithBudget(b Budget) Option { return budgetOption{b} }
 
-// WithHooks sets the hooks called when a retry is scheduled and when retrying stops.
-// Default: none.
+// WithHooks adds a set of hooks, called when a retry is scheduled, when retrying stops and
+// when a call that retried or failed is done; several WithHooks combine, called in the order
+// given ([JoinHooks]). Default: none.
 func WithHooks(h Hooks) Option { return hooksOption{h} }
 
 // WithClassifyFunc sets how the loop reads a failure's kind and server hint when the error is
@@ -75,7 +83,9 @@ func New(p Policy, opts ...Option) (*Retrier, error) {
 	}
 	r := Retrier{policy: p, budget: DefaultBudget()}
 	for _, o := range opts {
-		r = o.apply(r)
+		if o != nil { // a nil Option sets nothing
+			r = o.apply(r)
+		}
 	}
 	return &r, nil
 }
@@ -104,7 +114,9 @@ func Do(ctx context.Context, p Policy, op func(context.Context) error, opts ...O
 	}
 	r := Retrier{policy: p}
 	for _, o := range opts {
-		r = o.apply(r)
+		if o != nil { // a nil Option sets nothing
+			r = o.apply(r)
+		}
 	}
 	// The hooks' events make a Tracker's Retrier escape, so r stays on the stack for a first
 	// attempt that succeeds and is copied to the heap only when a retry may follow.
@@ -206,7 +218,7 @@ func (t *Tracker) Attempt() int { return t.attempt }
 
 // AttemptContext returns the context to make the current attempt under: ctx itself, or,
 // when the policy has a PerAttemptTimeout, a child of ctx bounded by it, which the next
-// Failed or OutcomeSucceeded releases. An attempt that fails because that timeout ran out while
+// Failed or Succeeded releases. An attempt that fails because that timeout ran out while
 // ctx is alive is retried, whatever its kind.
 func (t *Tracker) AttemptContext(ctx context.Context) context.Context {
 	if t.r.policy.PerAttemptTimeout <= 0 {
@@ -231,7 +243,7 @@ func (t *Tracker) release() {
 	}
 }
 
-// OutcomeSucceeded reports that the current attempt succeeded: to the budget, and, when the call
+// Succeeded reports that the current attempt succeeded: to the budget, and, when the call
 // retried, to the OnDone hook with ctx (the caller's context) and method (the call's name in
 // events: a full gRPC method name, or "").
 func (t *Tracker) Succeeded(ctx context.Context, method string) {
