@@ -16,7 +16,7 @@ import (
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
-	"github.com/faultline-go/faultline/internal/sandboxtest"
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/retry"
 )
 
@@ -26,8 +26,8 @@ const canary = "s3cr3t-canary"
 // answered, and adds attempts, wait and cause.
 func TestFinalError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		st := sandboxtest.Status(codes.Unavailable, "runner unavailable",
-			sandboxtest.ErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"token": canary}))
+		st := faultlinetest.Status(codes.Unavailable, "runner unavailable",
+			faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"token": canary}))
 		first := rpcUnavailable(0)
 		last := classify.Classify(st.Err())
 		op := newScript(first, first, last)
@@ -194,14 +194,14 @@ func TestStopReasonString(t *testing.T) {
 func TestHooks(t *testing.T) {
 	type key struct{}
 	secret := errs.WithErrorInfo("cwsandbox.com", "CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"token": canary})
-	rpcSecret := classify.Classify(sandboxtest.Status(codes.Unavailable, "runner unavailable",
-		sandboxtest.ErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"token": canary}),
-		sandboxtest.RetryInfo(2*time.Second)).Err())
+	rpcSecret := classify.Classify(faultlinetest.Status(codes.Unavailable, "runner unavailable",
+		faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"token": canary}),
+		faultlinetest.RetryInfo(2*time.Second)).Err())
 	e1 := errs.New(errs.ErrSandboxUnavailable, "backend restarting", secret, errs.WithRetryDelay(time.Second))
 	// A RESOURCE_EXHAUSTED with a trusted transient reason and no hint: retried, after the
 	// backoff.
-	e2 := classify.Classify(sandboxtest.Status(codes.ResourceExhausted, "inflight limit",
-		sandboxtest.ErrorInfo("CWSANDBOX_FSS_INFLIGHT_LIMIT", map[string]string{"token": canary})).Err())
+	e2 := classify.Classify(faultlinetest.Status(codes.ResourceExhausted, "inflight limit",
+		faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_FSS_INFLIGHT_LIMIT", map[string]string{"token": canary})).Err())
 	e3 := rpcSecret
 
 	t.Run("gives up", func(t *testing.T) {

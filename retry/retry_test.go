@@ -13,7 +13,7 @@ import (
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
-	"github.com/faultline-go/faultline/internal/sandboxtest"
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/retry"
 )
 
@@ -193,7 +193,7 @@ func TestClassifierOnlyForRawErrors(t *testing.T) {
 			return classify.Classify(err)
 		}
 		// A RESOURCE_EXHAUSTED with a server hint, so that it is retried.
-		raw := sandboxtest.Status(codes.ResourceExhausted, "slow down", sandboxtest.RetryInfo(time.Millisecond)).Err()
+		raw := faultlinetest.Status(codes.ResourceExhausted, "slow down", faultlinetest.RetryInfo(time.Millisecond)).Err()
 		op := newScript(unavailable(), raw, raw)
 		err := retry.Do(t.Context(), fixed(3), op.op, retry.WithClassifyFunc(cl))
 		if len(seen) != 2 || seen[0] != raw || seen[1] != raw {
