@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/internal/sandboxtest"
@@ -43,9 +44,9 @@ func ExampleUnary() {
 	const method = sandboxpb.SandboxService_GetSandbox_FullMethodName
 
 	// Two transient failures, with a server hint: the caller sees only the success.
-	srv.FailNext(method, 2, sandboxtest.Status(codes.Unavailable, "runner unavailable",
-		sandboxtest.ErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", nil),
-		sandboxtest.RetryInfo(time.Millisecond)))
+	srv.FailNext(method, 2, faultlinetest.Status(codes.Unavailable, "runner unavailable",
+		faultlinetest.ErrorInfo("cwsandbox.com", "CWSANDBOX_RUNNER_UNAVAILABLE", nil),
+		faultlinetest.RetryInfo(time.Millisecond)))
 	sb, err := client.GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"})
 	fmt.Println("got", sb.GetSandboxId(), "error", err, "server calls", srv.Calls(method))
 
@@ -58,7 +59,7 @@ func ExampleUnary() {
 
 	// A server that stays down: the policy's five attempts, then the last error.
 	srv.Reset()
-	srv.FailAlways(method, sandboxtest.Status(codes.Unavailable, "backend restarting"))
+	srv.FailAlways(method, faultlinetest.Status(codes.Unavailable, "backend restarting"))
 	_, err = client.GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"})
 	var re *retry.Error
 	if errors.As(err, &re) {
@@ -109,7 +110,7 @@ func ExampleStream() {
 
 	// The stream fails before its first entry: it is retried, invisibly.
 	srv.ScriptStreamLogs(
-		sandboxtest.StreamLogsScript{Err: sandboxtest.Status(codes.Unavailable, "stream reset")},
+		sandboxtest.StreamLogsScript{Err: faultlinetest.Status(codes.Unavailable, "stream reset")},
 		sandboxtest.StreamLogsScript{Entries: 2})
 	read()
 	fmt.Println("server calls", srv.Calls(method))
@@ -118,7 +119,7 @@ func ExampleStream() {
 	// StreamLogs is resumed from the last entry's cursor, and no entry is delivered twice.
 	srv.Reset()
 	srv.ScriptStreamLogs(
-		sandboxtest.StreamLogsScript{Entries: 2, Err: sandboxtest.Status(codes.Unavailable, "stream reset")},
+		sandboxtest.StreamLogsScript{Entries: 2, Err: faultlinetest.Status(codes.Unavailable, "stream reset")},
 		sandboxtest.StreamLogsScript{Entries: 2})
 	read()
 	fmt.Println("server calls", srv.Calls(method))
@@ -153,7 +154,7 @@ func ExampleDialOptions() {
 	client := sandboxpb.NewSandboxServiceClient(conn)
 	ctx := context.Background()
 
-	down := sandboxtest.Status(codes.Unavailable, "backend restarting")
+	down := faultlinetest.Status(codes.Unavailable, "backend restarting")
 	srv.FailAlways(sandboxpb.SandboxService_GetSandbox_FullMethodName, down)
 	srv.FailAlways(sandboxpb.SandboxService_ReadFile_FullMethodName, down)
 	_, err = client.GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"})
@@ -187,7 +188,7 @@ func ExampleWithCallPolicy() {
 	client := sandboxpb.NewSandboxServiceClient(conn)
 	ctx := context.Background()
 	const method = sandboxpb.SandboxService_GetSandbox_FullMethodName
-	srv.FailAlways(method, sandboxtest.Status(codes.Unavailable, "backend restarting"))
+	srv.FailAlways(method, faultlinetest.Status(codes.Unavailable, "backend restarting"))
 
 	// Make the option once and reuse it: then it costs nothing per call.
 	patient := examplePolicy()

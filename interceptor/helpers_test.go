@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/internal/sandboxtest"
 	"github.com/faultline-go/faultline/retry"
@@ -96,12 +97,12 @@ func serve(t testing.TB, srv *sandboxtest.Server, dialOpts []grpc.DialOption, sr
 
 // unavailable is a plain UNAVAILABLE status, retried by default.
 func unavailable() *status.Status {
-	return sandboxtest.Status(codes.Unavailable, "backend restarting")
+	return faultlinetest.Status(codes.Unavailable, "backend restarting")
 }
 
 // withHint is an UNAVAILABLE status carrying a RetryInfo of d.
 func withHint(d time.Duration) *status.Status {
-	return sandboxtest.Status(codes.Unavailable, "backend restarting", sandboxtest.RetryInfo(d))
+	return faultlinetest.Status(codes.Unavailable, "backend restarting", faultlinetest.RetryInfo(d))
 }
 
 // headerValues returns, for each recorded call, the values of key in its metadata, "" for

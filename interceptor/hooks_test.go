@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/internal/sandboxtest"
@@ -50,7 +51,7 @@ func TestHookEventsNameTheCall(t *testing.T) {
 	if _, err := e.sb.GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"}); err != nil {
 		t.Fatalf("GetSandbox: %v", err)
 	}
-	e.srv.FailNext(getSandbox, 1, sandboxtest.Status(codes.NotFound, "gone"))
+	e.srv.FailNext(getSandbox, 1, faultlinetest.Status(codes.NotFound, "gone"))
 	if _, err := e.sb.GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"}); err == nil {
 		t.Fatal("GetSandbox = nil error, want NOT_FOUND")
 	}

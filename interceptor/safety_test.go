@@ -23,7 +23,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/internal/sandboxtest"
@@ -101,12 +103,12 @@ func TestResourceExhaustedNeedsServerSignal(t *testing.T) {
 		calls int
 		stop  retry.StopReason
 	}{
-		{name: "bare", st: sandboxtest.Status(codes.ResourceExhausted, "quota"), calls: 1, stop: retry.StopNoServerSignal},
-		{name: "RetryInfo", st: sandboxtest.Status(codes.ResourceExhausted, "slow down", sandboxtest.RetryInfo(time.Second)), calls: 5, stop: retry.StopExhausted},
-		{name: "transient reason", st: sandboxtest.Status(codes.ResourceExhausted, "throttled",
-			sandboxtest.ErrorInfo("CWSANDBOX_FSS_INFLIGHT_LIMIT", nil)), calls: 5, stop: retry.StopExhausted},
-		{name: "untrusted transient reason", st: sandboxtest.Status(codes.ResourceExhausted, "throttled",
-			sandboxtest.ErrorInfoDomain("proxy.example", "CWSANDBOX_FSS_INFLIGHT_LIMIT", nil)), calls: 1, stop: retry.StopNoServerSignal},
+		{name: "bare", st: faultlinetest.Status(codes.ResourceExhausted, "quota"), calls: 1, stop: retry.StopNoServerSignal},
+		{name: "RetryInfo", st: faultlinetest.Status(codes.ResourceExhausted, "slow down", faultlinetest.RetryInfo(time.Second)), calls: 5, stop: retry.StopExhausted},
+		{name: "transient reason", st: faultlinetest.Status(codes.ResourceExhausted, "throttled",
+			faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_FSS_INFLIGHT_LIMIT", nil)), calls: 5, stop: retry.StopExhausted},
+		{name: "untrusted transient reason", st: faultlinetest.Status(codes.ResourceExhausted, "throttled",
+			faultlinetest.ErrorInfo("proxy.example", "CWSANDBOX_FSS_INFLIGHT_LIMIT", nil)), calls: 1, stop: retry.StopNoServerSignal},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -312,7 +314,7 @@ func TestStreamOneContextAndHeader(t *testing.T) {
 func TestHugeHintStopsRetrying(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())))
-		st := sandboxtest.Status(codes.Unavailable, "come back much later", hugeRetryInfo())
+		st := faultlinetest.Status(codes.Unavailable, "come back much later", hugeRetryInfo())
 		e.srv.FailAlways(getSandbox, st)
 		_, err := e.sb.GetSandbox(context.Background(), &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"})
 		if cause, n := stopOf(err); cause != retry.StopHintTooLong || n != 1 {
@@ -390,8 +392,8 @@ func TestNotIdempotentCreate(t *testing.T) {
 	}{
 		{name: "bare UNAVAILABLE", st: unavailable(), calls: 1, stop: retry.StopUnsafe},
 		{name: "RetryInfo", st: withHint(time.Second), calls: 3, stop: retry.StopExhausted},
-		{name: "transient reason", st: sandboxtest.Status(codes.Unavailable, "no runner",
-			sandboxtest.ErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", nil)), calls: 3, stop: retry.StopExhausted},
+		{name: "transient reason", st: faultlinetest.Status(codes.Unavailable, "no runner",
+			faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_RUNNER_UNAVAILABLE", nil)), calls: 3, stop: retry.StopExhausted},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -578,11 +580,11 @@ func TestStreamHeaderRecvNoRace(t *testing.T) {
 func TestFinalErrorBounded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(attempts(secondsPolicy(), 3))))
-		var fields []string
+		var violations []*errdetails.BadRequest_FieldViolation
 		for i := range 20 {
-			fields = append(fields, fmt.Sprintf("spec.field_%02d_%s", i, strings.Repeat("x", 40)), strings.Repeat("bad value ", 12))
+			violations = append(violations, faultlinetest.FieldViolation(fmt.Sprintf("spec.field_%02d_%s", i, strings.Repeat("x", 40)), strings.Repeat("bad value ", 12)))
 		}
-		st := sandboxtest.Status(codes.Unavailable, strings.Repeat("m", 400), sandboxtest.BadRequest(fields[0], fields[1], fields[2:]...))
+		st := faultlinetest.Status(codes.Unavailable, strings.Repeat("m", 400), faultlinetest.BadRequest(violations...))
 		e.srv.FailAlways(getSandbox, st)
 		_, err := e.sb.GetSandbox(context.Background(), &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"})
 		msg := err.Error()
@@ -607,8 +609,8 @@ func TestExecNeverRepeated(t *testing.T) {
 	}{
 		{name: "bare UNAVAILABLE after the command ran", step: sandboxtest.FailAfter(unavailable()), runs: 1},
 		{name: "UNAVAILABLE with RetryInfo", step: sandboxtest.Fail(withHint(time.Second)), runs: 0},
-		{name: "trusted transient reason", step: sandboxtest.Fail(sandboxtest.Status(codes.Unavailable, "no runner",
-			sandboxtest.ErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", nil))), runs: 0},
+		{name: "trusted transient reason", step: sandboxtest.Fail(faultlinetest.Status(codes.Unavailable, "no runner",
+			faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_RUNNER_UNAVAILABLE", nil))), runs: 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/internal/sandboxtest"
@@ -105,7 +106,7 @@ func TestStreamGivesUp(t *testing.T) {
 		wantKind  errs.Kind
 	}{
 		{name: "exhausted", st: unavailable(), wantCalls: 5, wantCause: retry.StopExhausted, wantKind: errs.ErrSandboxUnavailable},
-		{name: "not retryable", st: sandboxtest.Status(codes.PermissionDenied, "no"), wantCalls: 1,
+		{name: "not retryable", st: faultlinetest.Status(codes.PermissionDenied, "no"), wantCalls: 1,
 			wantCause: retry.StopNotRetryable, wantKind: errs.ErrCWSandboxAuthentication},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
