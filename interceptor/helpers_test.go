@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -12,10 +11,8 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/testing/testpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
@@ -78,13 +75,8 @@ func newEnv(t testing.TB, dialOpts []grpc.DialOption, srvOpts ...grpc.ServerOpti
 // serve is newEnv with a given server, which must have sandbox "sb-1".
 func serve(t testing.TB, srv *sandboxtest.Server, dialOpts []grpc.DialOption, srvOpts ...grpc.ServerOption) *env {
 	t.Helper()
-	lis, stop := srv.StartBufconn(srvOpts...)
-	t.Cleanup(stop)
-	conn, err := sandboxtest.DialBufconn(lis, dialOpts...)
-	if err != nil {
-		t.Fatalf("DialBufconn: %v", err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := faultlinetest.Serve(t, func(gs *grpc.Server) { srv.Register(gs) },
+		append(srv.ServerOptions(), srvOpts...), dialOpts...)
 	e := &env{srv: srv, conn: conn, sb: sandboxpb.NewSandboxServiceClient(conn),
 		disc: sandboxpb.NewDiscoveryServiceClient(conn)}
 	if _, err := e.sb.WriteFile(context.Background(), &sandboxpb.WriteFileRequest{
@@ -250,37 +242,11 @@ func (p *pingServer) PingList(req *testpb.PingListRequest, stream testpb.TestSer
 	return nil
 }
 
-// newPing serves p on bufconn and returns a client dialled with dialOpts; both are closed
-// by t.Cleanup.
-func newPing(t testing.TB, p *pingServer, dialOpts ...grpc.DialOption) testpb.TestServiceClient {
+// newPing serves impl (a *pingServer, or any implementation of the test service) on bufconn
+// and returns a client dialled with dialOpts; both are closed by t.Cleanup.
+func newPing(t testing.TB, impl testpb.TestServiceServer, dialOpts ...grpc.DialOption) testpb.TestServiceClient {
 	t.Helper()
-	return newPingWith(t, p, dialOpts...)
-}
-
-// newPingWith is newPing for any implementation of the test service.
-func newPingWith(t testing.TB, impl testpb.TestServiceServer, dialOpts ...grpc.DialOption) testpb.TestServiceClient {
-	t.Helper()
-	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer(grpc.WaitForHandlers(true))
-	testpb.RegisterTestServiceServer(gs, impl)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = gs.Serve(lis)
-	}()
-	t.Cleanup(func() {
-		gs.Stop()
-		<-done
-	})
-	all := append([]grpc.DialOption{
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-	}, dialOpts...)
-	conn, err := grpc.NewClient("passthrough:///bufconn", all...)
-	if err != nil {
-		t.Fatalf("NewClient: %v", err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := faultlinetest.Serve(t, func(gs *grpc.Server) { testpb.RegisterTestServiceServer(gs, impl) }, nil, dialOpts...)
 	return testpb.NewTestServiceClient(conn)
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -16,10 +15,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -27,6 +24,7 @@ import (
 	"github.com/faultline-go/faultline/errs"
 	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/interceptor"
+	"github.com/faultline-go/faultline/internal/echotest"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/internal/sandboxtest"
 	testpbe "github.com/faultline-go/faultline/internal/testpb"
@@ -523,7 +521,7 @@ func (permissionServer) PingClientStream(stream testpb.TestService_PingClientStr
 // as a plain grpc-go stream does, and RecvMsg the error.
 func TestStreamSendAfterFinalFailure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := newPingWith(t, permissionServer{}, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()))...)
+		c := newPing(t, permissionServer{}, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()))...)
 		st, err := c.PingClientStream(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -664,48 +662,6 @@ func TestCreateAfterSideEffect(t *testing.T) {
 	}
 }
 
-// echoServer counts calls per method and fails the first failFirst calls of each with a
-// bare UNAVAILABLE after recording the request.
-type echoServer struct {
-	testpbe.UnimplementedEchoServer
-	failFirst int
-
-	mu    sync.Mutex
-	calls map[string][]*testpbe.EchoRequest
-}
-
-func (s *echoServer) handle(method string, req *testpbe.EchoRequest) (*testpbe.EchoResponse, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.calls == nil {
-		s.calls = map[string][]*testpbe.EchoRequest{}
-	}
-	s.calls[method] = append(s.calls[method], proto.CloneOf(req))
-	if len(s.calls[method]) <= s.failFirst {
-		return nil, status.Error(codes.Unavailable, "restarting")
-	}
-	return &testpbe.EchoResponse{Text: req.GetText()}, nil
-}
-
-func (s *echoServer) requests(method string) []*testpbe.EchoRequest {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.calls[method]
-}
-
-func (s *echoServer) Read(_ context.Context, r *testpbe.EchoRequest) (*testpbe.EchoResponse, error) {
-	return s.handle("Read", r)
-}
-func (s *echoServer) Put(_ context.Context, r *testpbe.EchoRequest) (*testpbe.EchoResponse, error) {
-	return s.handle("Put", r)
-}
-func (s *echoServer) Do(_ context.Context, r *testpbe.EchoRequest) (*testpbe.EchoResponse, error) {
-	return s.handle("Do", r)
-}
-func (s *echoServer) Create(_ context.Context, r *testpbe.EchoRequest) (*testpbe.EchoResponse, error) {
-	return s.handle("Create", r)
-}
-
 // TestIdempotencyResolution: what the caller configured, then an idempotency key, then the
 // method's descriptor, then the configured default decide whether a failure that may have
 // reached the server is retried.
@@ -736,9 +692,10 @@ func TestIdempotencyResolution(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				srv := &echoServer{failFirst: 2}
+				srv := echotest.New() // the first two calls of the method fail with a bare UNAVAILABLE
+				srv.FailNext("/faultline.test.v1.Echo/"+tc.method, 2, status.New(codes.Unavailable, "restarting"))
 				opts := append([]interceptor.Option{interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())}, tc.opts...)
-				conn := serveEcho(t, srv, interceptor.DialOptions(opts...)...)
+				conn := faultlinetest.Serve(t, func(gs *grpc.Server) { srv.Register(gs) }, nil, interceptor.DialOptions(opts...)...)
 				c := testpbe.NewEchoClient(conn)
 				ctx := context.Background()
 				req := &testpbe.EchoRequest{Text: "hi"}
@@ -753,7 +710,7 @@ func TestIdempotencyResolution(t *testing.T) {
 				case "Create":
 					_, err = c.Create(ctx, req)
 				}
-				got := srv.requests(tc.method)
+				got := srv.Requests("/faultline.test.v1.Echo/" + tc.method)
 				if len(got) != tc.calls {
 					t.Errorf("server calls = %d, want %d (err %v)", len(got), tc.calls, err)
 				}
@@ -784,32 +741,4 @@ func TestIdempotencyResolution(t *testing.T) {
 			}
 		}
 	})
-}
-
-// serveEcho serves srv on bufconn and returns a connection dialled with opts; both closed by
-// t.Cleanup.
-func serveEcho(t testing.TB, srv testpbe.EchoServer, opts ...grpc.DialOption) *grpc.ClientConn {
-	t.Helper()
-	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer()
-	testpbe.RegisterEchoServer(gs, srv)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = gs.Serve(lis)
-	}()
-	t.Cleanup(func() {
-		gs.Stop()
-		<-done
-	})
-	all := append([]grpc.DialOption{
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-	}, opts...)
-	conn, err := grpc.NewClient("passthrough:///bufconn", all...)
-	if err != nil {
-		t.Fatalf("NewClient: %v", err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return conn
 }
