@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/internal/sandboxtest"
 	"github.com/faultline-go/faultline/otelfaultline"
@@ -27,7 +28,7 @@ import (
 const (
 	getSandbox = sandboxpb.SandboxService_GetSandbox_FullMethodName
 	streamLogs = sandboxpb.SandboxService_StreamLogs_FullMethodName
-	target     = "passthrough:///bufconn" // sandboxtest.DialBufconn's
+	target     = "passthrough:///bufconn" // faultlinetest.Serve's
 )
 
 // telemetry is an OpenTelemetry SDK that keeps what it records: metrics for a manual
@@ -129,13 +130,7 @@ type env struct {
 func newEnv(t testing.TB, dialOpts ...grpc.DialOption) *env {
 	t.Helper()
 	srv := sandboxtest.New(sandboxtest.WithSandboxes("sb-1"))
-	lis, stop := srv.StartBufconn()
-	t.Cleanup(stop)
-	conn, err := sandboxtest.DialBufconn(lis, dialOpts...)
-	if err != nil {
-		t.Fatalf("DialBufconn: %v", err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := faultlinetest.Serve(t, func(gs *grpc.Server) { srv.Register(gs) }, srv.ServerOptions(), dialOpts...)
 	return &env{srv: srv, conn: conn, sb: sandboxpb.NewSandboxServiceClient(conn)}
 }
 
@@ -146,8 +141,10 @@ func seconds(maxAttempts int) retry.Policy {
 	return p
 }
 
-func unavailable() *status.Status { return sandboxtest.Status(codes.Unavailable, "backend restarting") }
+func unavailable() *status.Status {
+	return faultlinetest.Status(codes.Unavailable, "backend restarting")
+}
 
 func withHint(d time.Duration) *status.Status {
-	return sandboxtest.Status(codes.Unavailable, "backend restarting", sandboxtest.RetryInfo(d))
+	return faultlinetest.Status(codes.Unavailable, "backend restarting", faultlinetest.RetryInfo(d))
 }

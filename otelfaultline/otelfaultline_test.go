@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/internal/sandboxtest"
@@ -134,7 +135,7 @@ func TestStops(t *testing.T) {
 		{
 			name:      "not retryable",
 			policy:    seconds(3),
-			script:    func(s *sandboxtest.Server) { s.FailNext(getSandbox, 1, sandboxtest.Status(codes.NotFound, "gone")) },
+			script:    func(s *sandboxtest.Server) { s.FailNext(getSandbox, 1, faultlinetest.Status(codes.NotFound, "gone")) },
 			stops:     "error.type=NOT_FOUND faultline.kind=SandboxNotFoundError faultline.stop_reason=not_retryable " + callAttrs + ": 1",
 			stopEvent: "faultline.retry.stopped error.type=NOT_FOUND faultline.kind=SandboxNotFoundError faultline.retry.attempts=1 faultline.retry.total_wait=0 faultline.stop_reason=not_retryable",
 		},
@@ -142,7 +143,7 @@ func TestStops(t *testing.T) {
 			name:   "no server signal",
 			policy: seconds(3),
 			script: func(s *sandboxtest.Server) {
-				s.FailNext(getSandbox, 1, sandboxtest.Status(codes.ResourceExhausted, "quota"))
+				s.FailNext(getSandbox, 1, faultlinetest.Status(codes.ResourceExhausted, "quota"))
 			},
 			stops:     "error.type=RESOURCE_EXHAUSTED faultline.kind=SandboxResourceExhaustedError faultline.stop_reason=no_server_signal " + callAttrs + ": 1",
 			stopEvent: "faultline.retry.stopped error.type=RESOURCE_EXHAUSTED faultline.kind=SandboxResourceExhaustedError faultline.retry.attempts=1 faultline.retry.total_wait=0 faultline.stop_reason=no_server_signal",
