@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/faultline-go/faultline/faultlinetest"
 )
 
 // detailsBin returns the base64 grpc-status-details-bin value of st, as a log shows it.
@@ -24,10 +24,9 @@ func detailsBin(st *status.Status) string {
 }
 
 func Example() {
-	st, _ := status.New(codes.Unavailable, "runner is restarting").WithDetails(
-		&errdetails.ErrorInfo{Reason: "CWSANDBOX_RUNNER_UNAVAILABLE", Domain: "cwsandbox.com", Metadata: map[string]string{"runner": "r-7"}},
-		&errdetails.RetryInfo{RetryDelay: durationpb.New(2 * time.Second)},
-	)
+	st := faultlinetest.Status(codes.Unavailable, "runner is restarting",
+		faultlinetest.ErrorInfo("cwsandbox.com", "CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"runner": "r-7"}),
+		faultlinetest.RetryInfo(2*time.Second))
 	_ = run([]string{"-method", "/coreweave.sandbox.v1.SandboxService/GetSandbox", detailsBin(st)}, nil, os.Stdout)
 	// Output:
 	// code:          Unavailable
@@ -79,8 +78,8 @@ func TestRunErrors(t *testing.T) {
 }
 
 func TestStdinAndUntrusted(t *testing.T) {
-	st, _ := status.New(codes.Internal, "boom").WithDetails(
-		&errdetails.ErrorInfo{Reason: "CWSANDBOX_BACKEND_UNAVAILABLE", Domain: "evil.example"})
+	st := faultlinetest.Status(codes.Internal, "boom",
+		faultlinetest.ErrorInfo("evil.example", "CWSANDBOX_BACKEND_UNAVAILABLE", nil))
 	var out strings.Builder
 	if err := run(nil, strings.NewReader(detailsBin(st)+"\n"), &out); err != nil {
 		t.Fatalf("run(stdin) = %v", err)
