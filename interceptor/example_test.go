@@ -20,21 +20,12 @@ import (
 	"github.com/faultline-go/faultline/retry"
 )
 
-// examplePolicy is the default policy with millisecond backoffs and no jitter, so that the
-// examples run fast and print the same every time.
-func examplePolicy() retry.Policy {
-	p := retry.DefaultPolicy()
-	p.InitialBackoff, p.MaxBackoff = time.Millisecond, 4*time.Millisecond
-	p.Jitter, p.HintJitter = 0, 0
-	return p
-}
-
 func ExampleUnary() {
 	srv := sandboxtest.New(sandboxtest.WithSandboxes("sb-1"))
 	lis, stop := srv.StartBufconn()
 	defer stop()
 	conn, err := sandboxtest.DialBufconn(lis,
-		grpc.WithChainUnaryInterceptor(interceptor.Unary(interceptor.WithPolicy(examplePolicy()))))
+		grpc.WithChainUnaryInterceptor(interceptor.Unary(interceptor.WithPolicy(millisecondPolicy()))))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -77,7 +68,7 @@ func ExampleStream() {
 	lis, stop := srv.StartBufconn()
 	defer stop()
 	conn, err := sandboxtest.DialBufconn(lis,
-		grpc.WithChainStreamInterceptor(interceptor.Stream(interceptor.WithPolicy(examplePolicy()))))
+		grpc.WithChainStreamInterceptor(interceptor.Stream(interceptor.WithPolicy(millisecondPolicy()))))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -142,10 +133,10 @@ func ExampleDialOptions() {
 	defer stop()
 	// Both interceptors, sharing one budget, with grpc-go's own retries off; GetSandbox
 	// gets three attempts, the rest of the service the default five.
-	three := examplePolicy()
+	three := millisecondPolicy()
 	three.MaxAttempts = 3
 	conn, err := sandboxtest.DialBufconn(lis, interceptor.DialOptions(
-		interceptor.WithPolicy(examplePolicy()),
+		interceptor.WithPolicy(millisecondPolicy()),
 		interceptor.WithMethodPolicy(sandboxpb.SandboxService_GetSandbox_FullMethodName, three))...)
 	if err != nil {
 		log.Fatal(err)
@@ -180,7 +171,7 @@ func ExampleWithCallPolicy() {
 	srv := sandboxtest.New(sandboxtest.WithSandboxes("sb-1"))
 	lis, stop := srv.StartBufconn()
 	defer stop()
-	conn, err := sandboxtest.DialBufconn(lis, interceptor.DialOptions(interceptor.WithPolicy(examplePolicy()))...)
+	conn, err := sandboxtest.DialBufconn(lis, interceptor.DialOptions(interceptor.WithPolicy(millisecondPolicy()))...)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -191,7 +182,7 @@ func ExampleWithCallPolicy() {
 	srv.FailAlways(method, faultlinetest.Status(codes.Unavailable, "backend restarting"))
 
 	// Make the option once and reuse it: then it costs nothing per call.
-	patient := examplePolicy()
+	patient := millisecondPolicy()
 	patient.MaxAttempts = 8
 	withPatience := interceptor.WithCallPolicy(patient)
 

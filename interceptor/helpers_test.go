@@ -40,9 +40,10 @@ func secondsPolicy() retry.Policy {
 	return p
 }
 
-// fastPolicy is the default policy with millisecond backoffs and no jitter, for tests and
-// examples on the real clock.
-func fastPolicy() retry.Policy {
+// millisecondPolicy is the default policy with backoffs of 1 ms, then 2 ms, and no jitter,
+// for tests and examples on the real clock (their output and assertions do not depend on
+// the waits).
+func millisecondPolicy() retry.Policy {
 	p := retry.DefaultPolicy()
 	p.InitialBackoff, p.MaxBackoff, p.Jitter, p.HintJitter = time.Millisecond, 2*time.Millisecond, 0, 0
 	return p

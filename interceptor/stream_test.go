@@ -487,9 +487,9 @@ func TestStreamEstablishmentRetried(t *testing.T) {
 // TestStreamNoLeak: streams that were retried, gave up, were abandoned by a cancelled
 // caller, or ended normally leave no goroutine behind while the connection stays open.
 func TestStreamNoLeak(t *testing.T) {
-	e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(fastPolicy())))
+	e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(millisecondPolicy())))
 	p := &pingServer{failFirst: 2, failAfter: 1}
-	ping := newPing(t, p, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(fastPolicy()))...)
+	ping := newPing(t, p, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(millisecondPolicy()))...)
 	ctx := context.Background()
 	// Warm up both connections, so that their own goroutines exist before the snapshot.
 	if _, err := e.sb.GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"}); err != nil {

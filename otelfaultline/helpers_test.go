@@ -134,10 +134,12 @@ func newEnv(t testing.TB, dialOpts ...grpc.DialOption) *env {
 	return &env{srv: srv, conn: conn, sb: sandboxpb.NewSandboxServiceClient(conn)}
 }
 
-// seconds returns a policy with waits of whole seconds and no jitter: 1s, 2s, 4s.
-func seconds(maxAttempts int) retry.Policy {
+// secondsPolicy is the default policy with maxAttempts attempts and backoffs of whole
+// seconds (1s, 2s, 4s, 8s) and no jitter, so that waits are exact and visible on a synctest
+// bubble's virtual clock.
+func secondsPolicy(maxAttempts int) retry.Policy {
 	p := retry.DefaultPolicy()
-	p.MaxAttempts, p.InitialBackoff, p.MaxBackoff, p.Jitter, p.HintJitter = maxAttempts, time.Second, 4*time.Second, 0, 0
+	p.MaxAttempts, p.InitialBackoff, p.MaxBackoff, p.Jitter, p.HintJitter = maxAttempts, time.Second, 8*time.Second, 0, 0
 	return p
 }
 

@@ -41,8 +41,9 @@ func notFound() *errs.Error {
 	return errs.New(errs.ErrSandboxNotFound, "no such sandbox", errs.WithSandboxID("sb-1"))
 }
 
-// fixed returns DefaultPolicy without jitter, with MaxAttempts n.
-func fixed(n int) retry.Policy {
+// noJitter returns DefaultPolicy without jitter, with MaxAttempts n: its waits (100 ms,
+// 200 ms, ...) are exact on a synctest bubble's virtual clock.
+func noJitter(n int) retry.Policy {
 	p := retry.DefaultPolicy()
 	p.MaxAttempts, p.Jitter, p.HintJitter = n, 0, 0
 	return p

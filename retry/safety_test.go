@@ -37,11 +37,11 @@ const (
 	untrusted = "evil.example.com"
 )
 
-// firstFailure reports the first attempt's failure err to a fresh Tracker of fixed(3) and
+// firstFailure reports the first attempt's failure err to a fresh Tracker of noJitter(3) and
 // returns Failed's result: nil when the failure is to be retried (after its wait).
 func firstFailure(t *testing.T, err error, f retry.Failure) *retry.Error {
 	t.Helper()
-	r, nerr := retry.New(fixed(3), retry.WithBudget(nil))
+	r, nerr := retry.New(noJitter(3), retry.WithBudget(nil))
 	if nerr != nil {
 		t.Fatal(nerr)
 	}
@@ -139,7 +139,7 @@ func TestWithIdempotency(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				var ev events
 				op := failThen(10, tt.err)
-				err := retry.Do(t.Context(), fixed(3), op.op, append(tt.opts, retry.WithHooks(ev.hooks()))...)
+				err := retry.Do(t.Context(), noJitter(3), op.op, append(tt.opts, retry.WithHooks(ev.hooks()))...)
 				re := asRetryError(t, err)
 				if op.calls() != tt.wantCalls || re.Attempts() != tt.wantCalls || re.StopReason() != tt.wantCause {
 					t.Errorf("Do(%s) = %d calls, %d attempts, cause %v; want %d, %d, %v",
@@ -156,7 +156,7 @@ func TestWithIdempotency(t *testing.T) {
 	}
 	t.Run("Retrier", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			r, err := retry.New(fixed(3), retry.WithBudget(nil), retry.WithIdempotency(retry.NotIdempotent))
+			r, err := retry.New(noJitter(3), retry.WithBudget(nil), retry.WithIdempotency(retry.NotIdempotent))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -164,7 +164,7 @@ func TestWithIdempotency(t *testing.T) {
 			if re := asRetryError(t, r.Do(t.Context(), op.op)); op.calls() != 1 || re.StopReason() != retry.StopUnsafe {
 				t.Errorf("Retrier(NotIdempotent).Do(unavailable) = %d calls, cause %v; want 1, %v", op.calls(), re.StopReason(), retry.StopUnsafe)
 			}
-			r2, err := r.WithPolicy(fixed(4))
+			r2, err := r.WithPolicy(noJitter(4))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -176,7 +176,7 @@ func TestWithIdempotency(t *testing.T) {
 	})
 	t.Run("own per-attempt timeout is ambiguous", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			p := fixed(3)
+			p := noJitter(3)
 			p.PerAttemptTimeout = time.Second
 			calls := 0
 			op := func(ctx context.Context) error {
@@ -254,7 +254,7 @@ func TestResourceExhaustedNeedsSignal(t *testing.T) {
 				var ev events
 				op := failThen(10, tt.err)
 				start := time.Now()
-				err := retry.Do(t.Context(), fixed(3), op.op, append(tt.opts, retry.WithHooks(ev.hooks()))...)
+				err := retry.Do(t.Context(), noJitter(3), op.op, append(tt.opts, retry.WithHooks(ev.hooks()))...)
 				re := asRetryError(t, err)
 				if op.calls() != tt.wantCalls || re.Attempts() != tt.wantCalls || re.StopReason() != tt.wantCause {
 					t.Errorf("Do(%s) = %d calls, %d attempts, cause %v; want %d, %d, %v",
@@ -323,7 +323,7 @@ func TestBaseKindTransient(t *testing.T) {
 				t.Fatalf("%s classified as %v, want %v", tt.name, tt.err.Kind(), tt.kind)
 			}
 			synctest.Test(t, func(t *testing.T) {
-				p := fixed(3)
+				p := noJitter(3)
 				if tt.policy != nil {
 					tt.policy(&p)
 				}
@@ -404,9 +404,9 @@ func TestNestedRetryError(t *testing.T) {
 				op := failThen(100, rpcErr)
 				var inner *retry.Error
 				outerCalls := 0
-				err := retry.Do(t.Context(), fixed(3), func(ctx context.Context) error {
+				err := retry.Do(t.Context(), noJitter(3), func(ctx context.Context) error {
 					outerCalls++
-					ierr := retry.Do(ctx, fixed(3), op.op, retry.WithHooks(innerEv.hooks()))
+					ierr := retry.Do(ctx, noJitter(3), op.op, retry.WithHooks(innerEv.hooks()))
 					inner = asRetryError(t, ierr)
 					return tt.wrap(ierr)
 				}, retry.WithHooks(outerEv.hooks()))
@@ -434,8 +434,8 @@ func TestNestedRetryError(t *testing.T) {
 	}
 	t.Run("Tracker", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			inner := asRetryError(t, retry.Do(t.Context(), fixed(2), failThen(5, unavailable()).op))
-			r, err := retry.New(fixed(5), retry.WithBudget(nil))
+			inner := asRetryError(t, retry.Do(t.Context(), noJitter(2), failThen(5, unavailable()).op))
+			r, err := retry.New(noJitter(5), retry.WithBudget(nil))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -478,7 +478,7 @@ func TestInterrupt(t *testing.T) {
 			const closeAt = 5 * time.Second
 			time.AfterFunc(closeAt, func() { close(in.done) })
 			var ev events
-			r, err := retry.New(fixed(5), retry.WithBudget(nil), retry.WithHooks(ev.hooks()))
+			r, err := retry.New(noJitter(5), retry.WithBudget(nil), retry.WithHooks(ev.hooks()))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -556,7 +556,7 @@ func TestInterrupt(t *testing.T) {
 			time.AfterFunc(time.Second, cancel)
 			in := newInterrupter()
 			time.AfterFunc(2*time.Second, func() { close(in.done) })
-			r, err := retry.New(fixed(5), retry.WithBudget(nil))
+			r, err := retry.New(noJitter(5), retry.WithBudget(nil))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -92,7 +92,7 @@ func TestSlogHooks(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				h := &recordHandler{}
-				r, err := retry.New(fixed(2), retry.WithBudget(nil), retry.WithHooks(retry.SlogHooks(slog.New(h))))
+				r, err := retry.New(noJitter(2), retry.WithBudget(nil), retry.WithHooks(retry.SlogHooks(slog.New(h))))
 				if err != nil {
 					t.Fatal(err)
 				}
