@@ -64,16 +64,7 @@ type clients struct {
 func start(t *testing.T, opts ...sandboxtest.Option) (*sandboxtest.Server, clients) {
 	t.Helper()
 	srv := sandboxtest.New(opts...)
-	lis, stop := srv.StartBufconn()
-	conn, err := sandboxtest.DialBufconn(lis)
-	if err != nil {
-		stop()
-		t.Fatalf("DialBufconn() error = %v", err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		stop()
-	})
+	conn := faultlinetest.Serve(t, func(gs *grpc.Server) { srv.Register(gs) }, srv.ServerOptions())
 	return srv, clients{sandboxpb.NewSandboxServiceClient(conn), sandboxpb.NewDiscoveryServiceClient(conn)}
 }
 
