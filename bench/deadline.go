@@ -12,8 +12,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
-	"github.com/faultline-go/faultline/internal/sandboxtest"
 )
 
 // deadline measures what each peer does when the server asks for a wait (RetryInfo 2 s)
@@ -31,8 +31,8 @@ func deadline(ctx context.Context, e *env) error {
 		return err
 	}
 	defer done()
-	srv.sb.FailAlways(getSandbox, sandboxtest.Status(codes.Unavailable, "backend is restarting",
-		sandboxtest.ErrorInfo("CWSANDBOX_BACKEND_UNAVAILABLE", nil), sandboxtest.RetryInfo(hint)))
+	srv.sb.FailAlways(getSandbox, faultlinetest.Status(codes.Unavailable, "backend is restarting",
+		faultlinetest.ErrorInfo("cwsandbox.com", "CWSANDBOX_BACKEND_UNAVAILABLE", nil), faultlinetest.RetryInfo(hint)))
 	req := &sandboxpb.GetSandboxRequest{SandboxId: sandboxID}
 	elapsed := make([]samples, len(peers))
 	attempts := make([]samples, len(peers))

@@ -12,8 +12,8 @@ import (
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
-	"github.com/faultline-go/faultline/internal/sandboxtest"
 )
 
 // decoder is one way of reading a failed call's error details.
@@ -97,10 +97,10 @@ func failedCall(ctx context.Context) (error, error) {
 		return nil, err
 	}
 	defer done()
-	srv.sb.FailNext(getSandbox, 1, sandboxtest.Status(codes.Unavailable, "backend is restarting",
-		sandboxtest.ErrorInfo("CWSANDBOX_BACKEND_UNAVAILABLE", map[string]string{"region": "us-east-04", "runner": "r-17"}),
-		sandboxtest.RetryInfo(2*time.Second),
-		sandboxtest.BadRequest("spec.image", "must not be empty")))
+	srv.sb.FailNext(getSandbox, 1, faultlinetest.Status(codes.Unavailable, "backend is restarting",
+		faultlinetest.ErrorInfo("cwsandbox.com", "CWSANDBOX_BACKEND_UNAVAILABLE", map[string]string{"region": "us-east-04", "runner": "r-17"}),
+		faultlinetest.RetryInfo(2*time.Second),
+		faultlinetest.BadRequest(faultlinetest.FieldViolation("spec.image", "must not be empty"))))
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	_, callErr := cs[0].api.GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: sandboxID})

@@ -9,8 +9,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
-	"github.com/faultline-go/faultline/internal/sandboxtest"
 )
 
 // outageConfig sizes one outage run.
@@ -84,7 +84,7 @@ func outageRun(ctx context.Context, p Peer, cfg outageConfig) (outageResult, err
 		return res, err
 	}
 	defer done()
-	down := sandboxtest.Status(codes.Unavailable, "backend is restarting")
+	down := faultlinetest.Status(codes.Unavailable, "backend is restarting")
 	start := time.Now()
 	up := start.Add(cfg.outage)
 	srv.setGate(func(now time.Time) *status.Status {

@@ -10,8 +10,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
-	"github.com/faultline-go/faultline/internal/sandboxtest"
 )
 
 // overloadConfig sizes one overload run.
@@ -198,9 +198,9 @@ func overloadRun(ctx context.Context, p Peer, cfg overloadConfig) (overloadResul
 // rejection is the overloaded server's answer, with RetryInfo when hint > 0.
 func rejection(hint time.Duration) *status.Status {
 	if hint <= 0 {
-		return sandboxtest.Status(codes.ResourceExhausted, "over capacity")
+		return faultlinetest.Status(codes.ResourceExhausted, "over capacity")
 	}
-	return sandboxtest.Status(codes.ResourceExhausted, "over capacity", sandboxtest.RetryInfo(hint))
+	return faultlinetest.Status(codes.ResourceExhausted, "over capacity", faultlinetest.RetryInfo(hint))
 }
 
 // tokenBucket admits rate calls per second with bursts of up to burst calls.

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/internal/sandboxtest"
 )
@@ -61,8 +62,8 @@ func measureGaps(ctx context.Context, peers []Peer, calls int, hint time.Duratio
 		return nil, nil, err
 	}
 	defer done()
-	st := sandboxtest.Status(codes.Unavailable, "backend is restarting",
-		sandboxtest.ErrorInfo("CWSANDBOX_BACKEND_UNAVAILABLE", nil), sandboxtest.RetryInfo(hint))
+	st := faultlinetest.Status(codes.Unavailable, "backend is restarting",
+		faultlinetest.ErrorInfo("cwsandbox.com", "CWSANDBOX_BACKEND_UNAVAILABLE", nil), faultlinetest.RetryInfo(hint))
 	req := &sandboxpb.GetSandboxRequest{SandboxId: sandboxID}
 	gaps := make([]samples, len(peers))
 	retried := make([]int, len(peers))

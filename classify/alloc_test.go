@@ -20,7 +20,7 @@ import (
 const maxErrorPathAllocs = 28
 
 func TestErrorPathAllocs(t *testing.T) {
-	err := benchStatus(t).Err()
+	err := benchStatus.Err()
 	call := classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/GetSandbox", Resource: errs.Resource{SandboxID: "sb-1"}}
 	c := classify.New()
 	if e := c.Classify(err, call); e.Kind() != errs.ErrSandboxUnavailable {

@@ -4,33 +4,24 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/faultlinetest"
 )
 
 // benchStatus is the error-path benchmark's status: ErrorInfo with two metadata entries,
 // RetryInfo and a BadRequest with one violation.
-func benchStatus(tb testing.TB) *status.Status {
-	st, err := status.New(codes.Unavailable, "backend is restarting").WithDetails(
-		&errdetails.ErrorInfo{Reason: "CWSANDBOX_BACKEND_UNAVAILABLE", Domain: "cwsandbox.com",
-			Metadata: map[string]string{"region": "us-east-04", "runner": "r-17"}},
-		&errdetails.RetryInfo{RetryDelay: durationpb.New(2 * time.Second)},
-		&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
-			{Field: "spec.image", Description: "must not be empty"}}},
-	)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return st
-}
+var benchStatus = faultlinetest.Status(codes.Unavailable, "backend is restarting",
+	faultlinetest.ErrorInfo("cwsandbox.com", "CWSANDBOX_BACKEND_UNAVAILABLE",
+		map[string]string{"region": "us-east-04", "runner": "r-17"}),
+	faultlinetest.RetryInfo(2*time.Second),
+	faultlinetest.BadRequest(faultlinetest.FieldViolation("spec.image", "must not be empty")))
 
 func BenchmarkErrorPath(b *testing.B) {
-	err := benchStatus(b).Err()
+	err := benchStatus.Err()
 	call := classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/GetSandbox", Resource: errs.Resource{SandboxID: "sb-1"}}
 	c := classify.New()
 	b.Run("impl=faultline", func(b *testing.B) {

@@ -12,11 +12,12 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/faultlinetest"
 )
 
 var (
@@ -61,16 +62,6 @@ var reasonKinds = []struct {
 	{"CWSANDBOX_FSS_INFLIGHT_LIMIT", errs.ErrSnapshotBackendThrottled},
 }
 
-// statusErr returns the error of a status with code c, message msg and details.
-func statusErr(t *testing.T, c codes.Code, msg string, details ...protoadapt.MessageV1) error {
-	t.Helper()
-	return withDetails(t, c, msg, details...).Err()
-}
-
-func errorInfo(reason, domain string, md map[string]string) *errdetails.ErrorInfo {
-	return &errdetails.ErrorInfo{Reason: reason, Domain: domain, Metadata: md}
-}
-
 // TestClassifyReason checks every reason of the table under the trusted domain, and the same
 // reasons under untrusted and empty domains, where the code decides and the reason stays
 // attached. On a discovery call no reason of the table picks a kind (rule 3): the failure
@@ -105,7 +96,7 @@ func TestClassifyReason(t *testing.T) {
 					{"", fam.base},
 				} {
 					md := map[string]string{"k": "v"}
-					err := statusErr(t, codes.Internal, "server message", errorInfo(tc.reason, d.domain, md), retryInfo(2, 0))
+					err := faultlinetest.Error(codes.Internal, "server message", faultlinetest.ErrorInfo(d.domain, tc.reason, md), faultlinetest.RetryInfo(2*time.Second))
 					e := c.Classify(err, fam.call)
 					if e.Kind() != d.want {
 						t.Errorf("Classify(Internal, %s@%q) on %s = %v, want %v", tc.reason, d.domain, fam.name, e.Kind(), d.want)
@@ -129,13 +120,13 @@ func TestClassifyReason(t *testing.T) {
 // on a discovery call (the discovery rules decide), and CWSANDBOX_RUNNER_NOT_FOUND outside
 // the discovery family (the family base, whatever the code).
 func TestClassifyReasonFallsThrough(t *testing.T) {
-	violation := badRequest(&errdetails.BadRequest_FieldViolation{Field: "f", Description: "d"})
+	violation := faultlinetest.BadRequest(faultlinetest.FieldViolation("f", "d"))
 	tests := []struct {
 		name    string
 		call    classify.Call
 		code    codes.Code
 		reason  string
-		details []protoadapt.MessageV1
+		details []proto.Message
 		want    errs.Kind
 	}{
 		{"runner not found on a discovery call", discoveryCall, codes.Internal, "CWSANDBOX_RUNNER_NOT_FOUND", nil, errs.ErrRunnerNotFound},
@@ -147,12 +138,12 @@ func TestClassifyReasonFallsThrough(t *testing.T) {
 		{"runner not found on a sandbox call, deadline exceeded", sandboxCall, codes.DeadlineExceeded, "CWSANDBOX_RUNNER_NOT_FOUND", nil, errs.ErrSandbox},
 		{"runner not found on a sandbox call, cancelled", sandboxCall, codes.Canceled, "CWSANDBOX_RUNNER_NOT_FOUND", nil, errs.ErrSandbox},
 		{"runner not found on a sandbox call with NOT_FOUND is not a SandboxNotFoundError", sandboxCall, codes.NotFound, "CWSANDBOX_RUNNER_NOT_FOUND", nil, errs.ErrSandbox},
-		{"runner not found on a sandbox call with violations", sandboxCall, codes.InvalidArgument, "CWSANDBOX_RUNNER_NOT_FOUND", []protoadapt.MessageV1{violation}, errs.ErrSandbox},
+		{"runner not found on a sandbox call with violations", sandboxCall, codes.InvalidArgument, "CWSANDBOX_RUNNER_NOT_FOUND", []proto.Message{violation}, errs.ErrSandbox},
 		{"runner not found without a method", noMethodCall, codes.FailedPrecondition, "CWSANDBOX_RUNNER_NOT_FOUND", nil, errs.ErrSandbox},
 		{"runner not found without a method, unavailable", noMethodCall, codes.Unavailable, "CWSANDBOX_RUNNER_NOT_FOUND", nil, errs.ErrSandbox},
 		{"runner not found on another service", otherCall, codes.Internal, "CWSANDBOX_RUNNER_NOT_FOUND", nil, errs.ErrCWSandbox},
 		{"runner not found on another service, not found", otherCall, codes.NotFound, "CWSANDBOX_RUNNER_NOT_FOUND", nil, errs.ErrCWSandbox},
-		{"invalid request with violations", sandboxCall, codes.InvalidArgument, "CWSANDBOX_INVALID_REQUEST", []protoadapt.MessageV1{violation}, errs.ErrSandboxValidation},
+		{"invalid request with violations", sandboxCall, codes.InvalidArgument, "CWSANDBOX_INVALID_REQUEST", []proto.Message{violation}, errs.ErrSandboxValidation},
 		{"invalid request without violations", sandboxCall, codes.InvalidArgument, "CWSANDBOX_INVALID_REQUEST", nil, errs.ErrSandbox},
 		{"placement reason", sandboxCall, codes.ResourceExhausted, "CWSANDBOX_PLACEMENT_FAILED", nil, errs.ErrSandboxResourceExhausted},
 		{"serverless gate", sandboxCall, codes.FailedPrecondition, "CWSANDBOX_SERVERLESS_DISABLED", nil, errs.ErrSandbox},
@@ -166,7 +157,7 @@ func TestClassifyReasonFallsThrough(t *testing.T) {
 		{"command timeout reason on a discovery call", discoveryCall, codes.DeadlineExceeded, "CWSANDBOX_COMMAND_TIMEOUT", nil, errs.ErrDiscovery},
 		{"transient reason on a discovery call", discoveryCall, codes.Unavailable, "CWSANDBOX_RUNNER_UNAVAILABLE", nil, errs.ErrDiscovery},
 		{"bucket provisioning on a discovery call", discoveryCall, codes.FailedPrecondition, "CWSANDBOX_FSS_BUCKET_PROVISIONING", nil, errs.ErrDiscovery},
-		{"sandbox reason on a discovery call with violations", discoveryCall, codes.InvalidArgument, "CWSANDBOX_FILE_NOT_FOUND", []protoadapt.MessageV1{violation}, errs.ErrDiscoveryValidation},
+		{"sandbox reason on a discovery call with violations", discoveryCall, codes.InvalidArgument, "CWSANDBOX_FILE_NOT_FOUND", []proto.Message{violation}, errs.ErrDiscoveryValidation},
 		{"snapshot reason on another service", otherCall, codes.Internal, "CWSANDBOX_FSS_NOT_READY", nil, errs.ErrSnapshotNotReady},
 		{"bucket provisioning on any code", sandboxCall, codes.FailedPrecondition, "CWSANDBOX_FSS_BUCKET_PROVISIONING", nil, errs.ErrSandboxUnavailable},
 		{"bucket provisioning on another service", otherCall, codes.Internal, "CWSANDBOX_FSS_BUCKET_PROVISIONING", nil, errs.ErrSandboxUnavailable},
@@ -177,8 +168,8 @@ func TestClassifyReasonFallsThrough(t *testing.T) {
 	c := classify.New()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			details := append([]protoadapt.MessageV1{errorInfo(tc.reason, classify.DefaultDomain, nil)}, tc.details...)
-			e := c.Classify(statusErr(t, tc.code, "m", details...), tc.call)
+			details := append([]proto.Message{faultlinetest.ErrorInfo(classify.DefaultDomain, tc.reason, nil)}, tc.details...)
+			e := c.Classify(faultlinetest.Error(tc.code, "m", details...), tc.call)
 			if e.Kind() != tc.want || e.Reason() != tc.reason {
 				t.Errorf("Classify(%v, %s) on %q = %v, reason %q, want %v, reason %q", tc.code, tc.reason, tc.call.Method, e.Kind(), e.Reason(), tc.want, tc.reason)
 			}
@@ -257,8 +248,8 @@ func TestClassifyCode(t *testing.T) {
 
 // TestClassifyValidation checks INVALID_ARGUMENT with and without violations in each family.
 func TestClassifyValidation(t *testing.T) {
-	violations := badRequest(
-		&errdetails.BadRequest_FieldViolation{Field: "spec.image", Description: "must not be empty"},
+	violations := faultlinetest.BadRequest(
+		faultlinetest.FieldViolation("spec.image", "must not be empty"),
 		&errdetails.BadRequest_FieldViolation{Field: "tags[0]", LocalizedMessage: &errdetails.LocalizedMessage{Message: "Invalid tag"}})
 	tests := []struct {
 		name       string
@@ -282,11 +273,11 @@ func TestClassifyValidation(t *testing.T) {
 	c := classify.New()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var details []protoadapt.MessageV1
+			var details []proto.Message
 			if tc.violations {
 				details = append(details, violations)
 			}
-			e := c.Classify(statusErr(t, codes.InvalidArgument, "bad request", details...), tc.call)
+			e := c.Classify(faultlinetest.Error(codes.InvalidArgument, "bad request", details...), tc.call)
 			if e.Kind() != tc.want || e.Error() != tc.wantError {
 				t.Errorf("Classify(InvalidArgument) on %q = %v, %q, want %v, %q", tc.call.Method, e.Kind(), e.Error(), tc.want, tc.wantError)
 			}
@@ -347,11 +338,11 @@ func TestClassifyOptions(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var details []protoadapt.MessageV1
+			var details []proto.Message
 			if tc.reason != "" {
-				details = append(details, errorInfo(tc.reason, tc.domain, nil))
+				details = append(details, faultlinetest.ErrorInfo(tc.domain, tc.reason, nil))
 			}
-			e := classify.New(tc.opts...).Classify(statusErr(t, tc.code, "m", details...), tc.call)
+			e := classify.New(tc.opts...).Classify(faultlinetest.Error(tc.code, "m", details...), tc.call)
 			if e.Kind() != tc.want {
 				t.Errorf("New(...).Classify(%v, %s@%q) on %q = %v, want %v", tc.code, tc.reason, tc.domain, tc.call.Method, e.Kind(), tc.want)
 			}
@@ -362,7 +353,7 @@ func TestClassifyOptions(t *testing.T) {
 		if got := classify.New().Family(discoveryCall.Method); got != classify.FamilyDiscovery {
 			t.Errorf("New().Family(%q) = %v after another classifier's WithService, want FamilyDiscovery", discoveryCall.Method, got)
 		}
-		e := classify.Classify(statusErr(t, codes.Internal, "m", errorInfo("CWSANDBOX_FILE_NOT_FOUND", classify.DefaultDomain, nil)))
+		e := classify.Classify(faultlinetest.Error(codes.Internal, "m", faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_FILE_NOT_FOUND", nil)))
 		if e.Kind() != errs.ErrSandboxFile {
 			t.Errorf("Classify(FILE_NOT_FOUND) = %v after another classifier's options, want ErrSandboxFile", e.Kind())
 		}
@@ -392,12 +383,12 @@ func TestFamily(t *testing.T) {
 // TestClassifyResource checks the call context: the file path from the call or from
 // metadata["filepath"] (the call wins), and the snapshot id on NOT_FOUND.
 func TestClassifyResource(t *testing.T) {
-	fileInfo := errorInfo("CWSANDBOX_FILE_NOT_FOUND", classify.DefaultDomain, map[string]string{"filepath": "/from/metadata"})
+	fileInfo := faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_FILE_NOT_FOUND", map[string]string{"filepath": "/from/metadata"})
 	tests := []struct {
 		name      string
 		call      classify.Call
 		code      codes.Code
-		details   []protoadapt.MessageV1
+		details   []proto.Message
 		wantKind  errs.Kind
 		wantPath  string
 		wantSnap  string
@@ -405,23 +396,23 @@ func TestClassifyResource(t *testing.T) {
 	}{
 		{"file path from the call wins",
 			classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/ReadFile", Resource: errs.Resource{SandboxID: "sb-1", FilePath: "/from/call"}},
-			codes.NotFound, []protoadapt.MessageV1{fileInfo}, errs.ErrSandboxFile, "/from/call", "",
+			codes.NotFound, []proto.Message{fileInfo}, errs.ErrSandboxFile, "/from/call", "",
 			"ReadFile: file not found: no such file (sandbox sb-1, file /from/call)"},
 		{"file path from metadata when the call has none",
 			classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/ReadFile", Resource: errs.Resource{SandboxID: "sb-1"}},
-			codes.NotFound, []protoadapt.MessageV1{fileInfo}, errs.ErrSandboxFile, "/from/metadata", "",
+			codes.NotFound, []proto.Message{fileInfo}, errs.ErrSandboxFile, "/from/metadata", "",
 			"ReadFile: file not found: no such file (sandbox sb-1, file /from/metadata)"},
 		{"no file path at all",
 			classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/ReadFile"},
-			codes.NotFound, []protoadapt.MessageV1{errorInfo("CWSANDBOX_FILE_TOO_LARGE", classify.DefaultDomain, nil)}, errs.ErrSandboxFile, "", "",
+			codes.NotFound, []proto.Message{faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_FILE_TOO_LARGE", nil)}, errs.ErrSandboxFile, "", "",
 			"ReadFile: file too large: no such file"},
 		{"metadata file path only for file errors",
 			classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/GetSandbox"},
-			codes.NotFound, []protoadapt.MessageV1{errorInfo("R", classify.DefaultDomain, map[string]string{"filepath": "/x"})}, errs.ErrSandboxNotFound, "", "",
+			codes.NotFound, []proto.Message{faultlinetest.ErrorInfo(classify.DefaultDomain, "R", map[string]string{"filepath": "/x"})}, errs.ErrSandboxNotFound, "", "",
 			"GetSandbox: sandbox not found: no such file"},
 		{"metadata file path ignored under an untrusted domain",
 			classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/ReadFile"},
-			codes.NotFound, []protoadapt.MessageV1{errorInfo("CWSANDBOX_FILE_NOT_FOUND", "evil.example.com", map[string]string{"filepath": "/x"})}, errs.ErrSandboxNotFound, "", "",
+			codes.NotFound, []proto.Message{faultlinetest.ErrorInfo("evil.example.com", "CWSANDBOX_FILE_NOT_FOUND", map[string]string{"filepath": "/x"})}, errs.ErrSandboxNotFound, "", "",
 			"ReadFile: sandbox not found: no such file"},
 		{"snapshot id: NOT_FOUND is a SnapshotNotFoundError",
 			classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/RestoreSnapshot", Resource: errs.Resource{SnapshotID: "fss-9"}},
@@ -439,7 +430,7 @@ func TestClassifyResource(t *testing.T) {
 	c := classify.New()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := c.Classify(statusErr(t, tc.code, "no such file", tc.details...), tc.call)
+			e := c.Classify(faultlinetest.Error(tc.code, "no such file", tc.details...), tc.call)
 			if e.Kind() != tc.wantKind || e.FilePath() != tc.wantPath || e.SnapshotID() != tc.wantSnap || e.Error() != tc.wantError {
 				t.Errorf("Classify(%v) on %+v = %v, file %q, snapshot %q, %q, want %v, %q, %q, %q",
 					tc.code, tc.call, e.Kind(), e.FilePath(), e.SnapshotID(), e.Error(), tc.wantKind, tc.wantPath, tc.wantSnap, tc.wantError)
@@ -471,7 +462,7 @@ func TestClassifyMessages(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.code.String()+tc.call.Method, func(t *testing.T) {
-			err := statusErr(t, tc.code, "server message", errorInfo("R", "other.example.com", secret), &errdetails.DebugInfo{Detail: "SECRET"})
+			err := faultlinetest.Error(tc.code, "server message", faultlinetest.ErrorInfo("other.example.com", "R", secret), &errdetails.DebugInfo{Detail: "SECRET"})
 			if got := classify.New().Classify(err, tc.call).Error(); got != tc.want {
 				t.Errorf("Classify(%v).Error() = %q, want %q", tc.code, got, tc.want)
 			}
@@ -519,7 +510,7 @@ func TestClassifyErrors(t *testing.T) {
 		}
 	}
 	t.Run("wrapped status error", func(t *testing.T) {
-		orig := statusErr(t, codes.Unavailable, "down", errorInfo("CWSANDBOX_FSS_INFLIGHT_LIMIT", classify.DefaultDomain, nil))
+		orig := faultlinetest.Error(codes.Unavailable, "down", faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_FSS_INFLIGHT_LIMIT", nil))
 		err := fmt.Errorf("create snapshot: %w", orig)
 		e := c.Classify(err, sandboxCall)
 		if e.Kind() != errs.ErrSnapshotBackendThrottled || status.Code(e) != codes.Unavailable {
@@ -529,7 +520,7 @@ func TestClassifyErrors(t *testing.T) {
 			t.Errorf("Classify(wrapped).Unwrap() = %v, want the wrapped error", e.Unwrap())
 		}
 	})
-	done := c.Classify(statusErr(t, codes.Unavailable, "down"), sandboxCall)
+	done := c.Classify(faultlinetest.Error(codes.Unavailable, "down"), sandboxCall)
 	for _, tc := range []struct {
 		name string
 		err  error
@@ -552,8 +543,8 @@ func TestClassifyErrors(t *testing.T) {
 // TestClassifyKeepsStatus checks that the classified error keeps the original status and
 // error for status.FromError, status.Code and errors.Is.
 func TestClassifyKeepsStatus(t *testing.T) {
-	st := withDetails(t, codes.Unavailable, "backend is restarting",
-		errorInfo("CWSANDBOX_BACKEND_UNAVAILABLE", classify.DefaultDomain, map[string]string{"k": "v"}), retryInfo(2, 0))
+	st := faultlinetest.Status(codes.Unavailable, "backend is restarting",
+		faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_BACKEND_UNAVAILABLE", map[string]string{"k": "v"}), faultlinetest.RetryInfo(2*time.Second))
 	before := st.Proto()
 	orig := st.Err()
 	e := classify.Classify(orig)
@@ -587,11 +578,8 @@ func TestFilePhrases(t *testing.T) {
 		{"CWSANDBOX_FILE_NOT_FOUND", "proxy.example", "ReadFile: failed: x (file /f)"},
 	} {
 		t.Run(tc.reason+"@"+tc.domain, func(t *testing.T) {
-			st, err := status.New(codes.Unknown, "x").WithDetails(&errdetails.ErrorInfo{Reason: tc.reason, Domain: tc.domain})
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := classify.New().Classify(st.Err(), classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/ReadFile", Resource: errs.Resource{FilePath: "/f"}})
+			err := faultlinetest.Error(codes.Unknown, "x", faultlinetest.ErrorInfo(tc.domain, tc.reason, nil))
+			got := classify.New().Classify(err, classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/ReadFile", Resource: errs.Resource{FilePath: "/f"}})
 			if got.Error() != tc.want {
 				t.Errorf("Classify(%s@%s).Error() = %q, want %q", tc.reason, tc.domain, got.Error(), tc.want)
 			}

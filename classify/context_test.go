@@ -12,6 +12,7 @@ import (
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/faultlinetest"
 )
 
 // families are the four kinds of call the rules tell apart.
@@ -93,7 +94,7 @@ func TestClassifyCallerContextAnyFailure(t *testing.T) {
 	}{
 		{"unavailable", status.Error(codes.Unavailable, "transport is closing")},
 		{"internal", status.Error(codes.Internal, "stream reset")},
-		{"trusted reason", statusErr(t, codes.Unavailable, "m", errorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", classify.DefaultDomain, nil))},
+		{"trusted reason", faultlinetest.Error(codes.Unavailable, "m", faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_RUNNER_UNAVAILABLE", nil))},
 		{"plain error", errors.New("connection reset")},
 		{"the context error itself", context.Canceled},
 		{"wrapped status", fmt.Errorf("get: %w", status.Error(codes.Canceled, "x"))},

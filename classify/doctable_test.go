@@ -12,10 +12,11 @@ import (
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/retry"
 )
 
@@ -356,7 +357,7 @@ func readCodeTable(t *testing.T, header, rows []string, kindOf func(string) errs
 // (domain, reason) when reason is set.
 func failure(t *testing.T, c docCase, fam classify.Family, domain, reason string) (classify.Call, error) {
 	t.Helper()
-	var details []protoadapt.MessageV1
+	var details []proto.Message
 	if reason != "" {
 		details = append(details, &errdetails.ErrorInfo{Reason: reason, Domain: domain})
 	}
@@ -369,7 +370,7 @@ func failure(t *testing.T, c docCase, fam classify.Family, domain, reason string
 	if c.snapshot {
 		call.Resource.SnapshotID = "snap-1"
 	}
-	return call, statusErr(t, c.code, "server message", details...)
+	return call, faultlinetest.Error(c.code, "server message", details...)
 }
 
 // checkKinds classifies every case with the ErrorInfo (domain, reason) on a call of family
@@ -491,8 +492,7 @@ func TestDocTransientReasons(t *testing.T) {
 				if domain == classify.DefaultDomain && slices.Contains(tabs.transient, reason) {
 					want = retry.StopExhausted
 				}
-				st := withDetails(t, codes.Internal, "server message",
-					&errdetails.ErrorInfo{Reason: reason, Domain: domain})
+				st := faultlinetest.Status(codes.Internal, "server message", faultlinetest.ErrorInfo(domain, reason, nil))
 				e := classify.New().Classify(st.Err(), call)
 				if e.Kind() != errs.ErrDiscovery {
 					t.Fatalf("Classify(INTERNAL, reason %q) on %s = %v, want %v",

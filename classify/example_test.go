@@ -5,31 +5,22 @@ import (
 	"fmt"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/faultlinetest"
 )
 
 // fileNotFound is an AIP-193 status as the sandbox service sends it.
 func fileNotFound() *status.Status {
-	st, err := status.New(codes.NotFound, "no such file or directory").WithDetails(
-		&errdetails.ErrorInfo{
-			Reason:   "CWSANDBOX_FILE_NOT_FOUND",
-			Domain:   "cwsandbox.com",
-			Metadata: map[string]string{"filepath": "/workspace/data.csv"},
-		},
-		&errdetails.RetryInfo{RetryDelay: durationpb.New(0)},
-	)
-	if err != nil {
-		panic(err)
-	}
-	return st
+	return faultlinetest.Status(codes.NotFound, "no such file or directory",
+		faultlinetest.ErrorInfo("cwsandbox.com", "CWSANDBOX_FILE_NOT_FOUND",
+			map[string]string{"filepath": "/workspace/data.csv"}),
+		faultlinetest.RetryInfo(0))
 }
 
 func ExampleClassify() {
@@ -90,9 +81,9 @@ func ExampleNew() {
 		classify.WithService("example.runners.v1.Runners", classify.FamilyDiscovery),
 	)
 
-	busy, _ := status.New(codes.Internal, "backend busy").WithDetails(
-		&errdetails.ErrorInfo{Reason: "BACKEND_BUSY", Domain: "gateway.example.com"},
-		&errdetails.RetryInfo{RetryDelay: durationpb.New(2 * time.Second)})
+	busy := faultlinetest.Status(codes.Internal, "backend busy",
+		faultlinetest.ErrorInfo("gateway.example.com", "BACKEND_BUSY", nil),
+		faultlinetest.RetryInfo(2*time.Second))
 	err := c.Classify(busy.Err(), classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/Exec"})
 	delay, _ := err.RetryDelay()
 	fmt.Println(err.Kind(), delay)

@@ -70,7 +70,7 @@ func seedStatuses(tb testing.TB) [][]byte {
 	for _, d := range ds {
 		all.Details = append(all.Details, anyOf(tb, d))
 	}
-	out = append(out, marshal(tb, all), marshal(tb, benchStatus(tb).Proto()), nil)
+	out = append(out, marshal(tb, all), marshal(tb, benchStatus.Proto()), nil)
 	return out
 }
 

@@ -8,7 +8,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/anypb"
 
@@ -41,17 +40,8 @@ func diffInfo(got, want errs.Info) string {
 	return cmp.Diff(normInfo(want), normInfo(got), protocmp.Transform())
 }
 
-// withDetails returns a status of code c and message msg with details, failing tb on error.
-func withDetails(tb testing.TB, c codes.Code, msg string, details ...protoadapt.MessageV1) *status.Status {
-	tb.Helper()
-	st, err := status.New(c, msg).WithDetails(details...)
-	if err != nil {
-		tb.Fatalf("WithDetails: %v", err)
-	}
-	return st
-}
-
-// rawStatus returns a status whose details are the given Any messages, as sent.
+// rawStatus returns a status whose details are the given Any messages, as sent: unlike
+// faultlinetest.Status, it keeps nil details and invalid UTF-8.
 func rawStatus(c codes.Code, msg string, details ...*anypb.Any) *status.Status {
 	return status.FromProto(&spb.Status{Code: int32(c), Message: msg, Details: details})
 }

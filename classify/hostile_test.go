@@ -15,6 +15,7 @@ import (
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/faultlinetest"
 )
 
 // TestHostile classifies statuses a hostile or broken server could send: nothing panics,
@@ -29,7 +30,7 @@ func TestHostile(t *testing.T) {
 		unknown = append(unknown, &anypb.Any{TypeUrl: fmt.Sprintf("type.googleapis.com/evil.Type%d", i),
 			Value: marshal(t, &errdetails.ErrorInfo{Reason: "CWSANDBOX_BACKEND_UNAVAILABLE", Domain: classify.DefaultDomain})})
 		garbageAll = append(garbageAll, garbage(detailURLs[i%3]))
-		manyBadRequests = append(manyBadRequests, anyOf(t, badRequest(&errdetails.BadRequest_FieldViolation{
+		manyBadRequests = append(manyBadRequests, anyOf(t, faultlinetest.BadRequest(&errdetails.BadRequest_FieldViolation{
 			Field: fmt.Sprintf("f%d\n", i), Description: "bad\r\x00value"})))
 		manyEmptyInfos = append(manyEmptyInfos, anyOf(t, &errdetails.ErrorInfo{Domain: classify.DefaultDomain}))
 		manyDebug = append(manyDebug, anyOf(t, &errdetails.DebugInfo{Detail: "SECRET-STACK"}))
@@ -63,14 +64,14 @@ func TestHostile(t *testing.T) {
 			details: []*anypb.Any{anyOf(t, &errdetails.ErrorInfo{Reason: "CWSANDBOX_FSS_NOT_READY", Domain: "evil.example.com", Metadata: manyMetadata})},
 			want:    errs.ErrSandboxUnavailable},
 		{name: "1 MiB server message", code: codes.Unavailable, msg: strings.Repeat("m\n\x00\xff", 1<<18), want: errs.ErrSandboxUnavailable},
-		{name: "RetryInfo of 10^18 s", code: codes.Unavailable, details: []*anypb.Any{anyOf(t, retryInfo(1e18, 0))}, want: errs.ErrSandboxUnavailable},
-		{name: "RetryInfo of 10^10 s", code: codes.Unavailable, details: []*anypb.Any{anyOf(t, retryInfo(1e10, 0))},
+		{name: "RetryInfo of 10^18 s", code: codes.Unavailable, details: []*anypb.Any{anyOf(t, rawRetryInfo(1e18, 0))}, want: errs.ErrSandboxUnavailable},
+		{name: "RetryInfo of 10^10 s", code: codes.Unavailable, details: []*anypb.Any{anyOf(t, rawRetryInfo(1e10, 0))},
 			want: errs.ErrSandboxUnavailable, wantDelay: math.MaxInt64, wantHas: true},
 		{name: "20k DebugInfos", code: codes.Internal, details: manyDebug, want: errs.ErrSandbox, wantOther: 20000},
-		{name: "RetryInfo of -5 s", code: codes.ResourceExhausted, details: []*anypb.Any{anyOf(t, retryInfo(-5, 0))},
+		{name: "RetryInfo of -5 s", code: codes.ResourceExhausted, details: []*anypb.Any{anyOf(t, faultlinetest.RetryInfo(-5*time.Second))},
 			want: errs.ErrSandboxResourceExhausted, wantDelay: -5 * time.Second, wantHas: true},
 		{name: "untrusted reason does not make an error retryable", code: codes.PermissionDenied,
-			details: []*anypb.Any{anyOf(t, &errdetails.ErrorInfo{Reason: "CWSANDBOX_BACKEND_UNAVAILABLE", Domain: "sidecar.local"}), anyOf(t, retryInfo(1, 0))},
+			details: []*anypb.Any{anyOf(t, &errdetails.ErrorInfo{Reason: "CWSANDBOX_BACKEND_UNAVAILABLE", Domain: "sidecar.local"}), anyOf(t, faultlinetest.RetryInfo(time.Second))},
 			want:    errs.ErrCWSandboxAuthentication, wantDelay: time.Second, wantHas: true},
 	}
 	for _, tc := range tests {

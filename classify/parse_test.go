@@ -20,14 +20,13 @@ import (
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/faultlinetest"
 )
 
-func retryInfo(seconds int64, nanos int32) *errdetails.RetryInfo {
+// rawRetryInfo returns a RetryInfo whose retry_delay has the given fields as sent, valid
+// or not, in or out of time.Duration's range (faultlinetest.RetryInfo builds valid ones).
+func rawRetryInfo(seconds int64, nanos int32) *errdetails.RetryInfo {
 	return &errdetails.RetryInfo{RetryDelay: &durationpb.Duration{Seconds: seconds, Nanos: nanos}}
-}
-
-func badRequest(vs ...*errdetails.BadRequest_FieldViolation) *errdetails.BadRequest {
-	return &errdetails.BadRequest{FieldViolations: vs}
 }
 
 func fv(field, description string) errs.FieldViolation {
@@ -43,8 +42,8 @@ func TestParse(t *testing.T) {
 	unknownTypes := []proto.Message{
 		&anypb.Any{TypeUrl: "type.googleapis.com/google.rpc.ErrorInfoV2", Value: marshal(t, &errdetails.ErrorInfo{Reason: "X"})},
 		&anypb.Any{TypeUrl: "type.googleapis.com/evil.google.rpc.ErrorInfo", Value: marshal(t, &errdetails.ErrorInfo{Reason: "X"})},
-		&anypb.Any{TypeUrl: "google.rpc.RetryInfoX", Value: marshal(t, retryInfo(1, 0))},
-		&anypb.Any{TypeUrl: "", Value: marshal(t, badRequest(&errdetails.BadRequest_FieldViolation{Field: "f"}))},
+		&anypb.Any{TypeUrl: "google.rpc.RetryInfoX", Value: marshal(t, faultlinetest.RetryInfo(time.Second))},
+		&anypb.Any{TypeUrl: "", Value: marshal(t, faultlinetest.BadRequest(&errdetails.BadRequest_FieldViolation{Field: "f"}))},
 		&anypb.Any{TypeUrl: "type.googleapis.com/example.Unknown", Value: []byte("\xff\xff")},
 	}
 	otherTypes := []proto.Message{
@@ -99,84 +98,84 @@ func TestParse(t *testing.T) {
 		// RetryInfo.
 		{
 			name:    "example: RetryInfo without the field is skipped, a later one wins",
-			details: []proto.Message{&errdetails.RetryInfo{}, retryInfo(7, 0)},
+			details: []proto.Message{&errdetails.RetryInfo{}, rawRetryInfo(7, 0)},
 			want:    errs.Info{RetryDelay: 7 * time.Second, HasRetryDelay: true},
 		},
 		{
 			name:    "example: present zero",
-			details: []proto.Message{retryInfo(0, 0), retryInfo(7, 0)},
+			details: []proto.Message{rawRetryInfo(0, 0), rawRetryInfo(7, 0)},
 			want:    errs.Info{HasRetryDelay: true},
 		},
 		{
 			name:    "first present RetryInfo wins",
-			details: []proto.Message{retryInfo(3, 0), retryInfo(7, 0)},
+			details: []proto.Message{rawRetryInfo(3, 0), rawRetryInfo(7, 0)},
 			want:    errs.Info{RetryDelay: 3 * time.Second, HasRetryDelay: true},
 		},
 		{
 			name:    "negative delay kept as given",
-			details: []proto.Message{retryInfo(-5, 0)},
+			details: []proto.Message{rawRetryInfo(-5, 0)},
 			want:    errs.Info{RetryDelay: -5 * time.Second, HasRetryDelay: true},
 		},
 		{
 			name:    "fractional delay",
-			details: []proto.Message{retryInfo(1, 500_000_000)},
+			details: []proto.Message{rawRetryInfo(1, 500_000_000)},
 			want:    errs.Info{RetryDelay: 1500 * time.Millisecond, HasRetryDelay: true},
 		},
 		{
 			name:    "example: 10^18 s is absent",
-			details: []proto.Message{retryInfo(1e18, 0)},
+			details: []proto.Message{rawRetryInfo(1e18, 0)},
 			want:    errs.Info{},
 		},
 		{
 			name:    "an invalid delay is absent and a later one wins",
-			details: []proto.Message{retryInfo(1e18, 0), retryInfo(2, 0)},
+			details: []proto.Message{rawRetryInfo(1e18, 0), rawRetryInfo(2, 0)},
 			want:    errs.Info{RetryDelay: 2 * time.Second, HasRetryDelay: true},
 		},
 		{
 			name:    "nanos out of range is absent",
-			details: []proto.Message{retryInfo(0, 1e9), retryInfo(0, -1e9)},
+			details: []proto.Message{rawRetryInfo(0, 1e9), rawRetryInfo(0, -1e9)},
 			want:    errs.Info{},
 		},
 		{
 			name:    "sign mismatch is absent",
-			details: []proto.Message{retryInfo(1, -1), retryInfo(-1, 1)},
+			details: []proto.Message{rawRetryInfo(1, -1), rawRetryInfo(-1, 1)},
 			want:    errs.Info{},
 		},
 		{
 			name:    "10^10 s then 2 s: the first, clamped, wins",
-			details: []proto.Message{retryInfo(1e10, 0), retryInfo(2, 0)},
+			details: []proto.Message{rawRetryInfo(1e10, 0), rawRetryInfo(2, 0)},
 			want:    errs.Info{RetryDelay: math.MaxInt64, HasRetryDelay: true},
 		},
 		{
 			name:    "one nanosecond too long for time.Duration is clamped",
-			details: []proto.Message{retryInfo(9223372036, 854775808)},
+			details: []proto.Message{rawRetryInfo(9223372036, 854775808)},
 			want:    errs.Info{RetryDelay: math.MaxInt64, HasRetryDelay: true},
 		},
 		{
 			// classification.md section 1 rule 3 and its example row: clamped and present, so
 			// that the retry layer stops as "hint too long" instead of reading "no hint".
 			name:    "example: 10^10 s is the longest time.Duration, present",
-			details: []proto.Message{retryInfo(1e10, 0)},
+			details: []proto.Message{rawRetryInfo(1e10, 0)},
 			want:    errs.Info{RetryDelay: math.MaxInt64, HasRetryDelay: true},
 		},
 		{
 			name:    "one nanosecond past the longest time.Duration is clamped, present",
-			details: []proto.Message{retryInfo(9223372036, 854775808), retryInfo(2, 0)},
+			details: []proto.Message{rawRetryInfo(9223372036, 854775808), rawRetryInfo(2, 0)},
 			want:    errs.Info{RetryDelay: math.MaxInt64, HasRetryDelay: true},
 		},
 		{
 			name:    "durationpb's longest valid duration is clamped, present",
-			details: []proto.Message{retryInfo(315576000000, 999999999)},
+			details: []proto.Message{rawRetryInfo(315576000000, 999999999)},
 			want:    errs.Info{RetryDelay: math.MaxInt64, HasRetryDelay: true},
 		},
 		{
 			name:    "one nanosecond beyond the longest valid Duration is absent",
-			details: []proto.Message{retryInfo(315576000001, 0), retryInfo(2, 0)},
+			details: []proto.Message{rawRetryInfo(315576000001, 0), rawRetryInfo(2, 0)},
 			want:    errs.Info{RetryDelay: 2 * time.Second, HasRetryDelay: true},
 		},
 		{
 			name:    "-10^10 s is clamped to the most negative, present",
-			details: []proto.Message{retryInfo(-1e10, 0)},
+			details: []proto.Message{rawRetryInfo(-1e10, 0)},
 			want:    errs.Info{RetryDelay: math.MinInt64, HasRetryDelay: true},
 		},
 		{
@@ -184,56 +183,56 @@ func TestParse(t *testing.T) {
 			// negative value (as durationpb.Duration.AsDuration saturates). The retry layer
 			// reads any delay <= 0 as no hint.
 			name:    "too negative for time.Duration is clamped, present",
-			details: []proto.Message{retryInfo(-9223372036, -854775809), retryInfo(2, 0)},
+			details: []proto.Message{rawRetryInfo(-9223372036, -854775809), rawRetryInfo(2, 0)},
 			want:    errs.Info{RetryDelay: math.MinInt64, HasRetryDelay: true},
 		},
 		{
 			name:    "one second past durationpb's range is absent",
-			details: []proto.Message{retryInfo(315576000001, 0), retryInfo(-315576000001, 0)},
+			details: []proto.Message{rawRetryInfo(315576000001, 0), rawRetryInfo(-315576000001, 0)},
 			want:    errs.Info{},
 		},
 		{
 			name:    "the longest time.Duration",
-			details: []proto.Message{retryInfo(9223372036, 854775807)},
+			details: []proto.Message{rawRetryInfo(9223372036, 854775807)},
 			want:    errs.Info{RetryDelay: math.MaxInt64, HasRetryDelay: true},
 		},
 		{
 			name:    "the most negative time.Duration",
-			details: []proto.Message{retryInfo(-9223372036, -854775808)},
+			details: []proto.Message{rawRetryInfo(-9223372036, -854775808)},
 			want:    errs.Info{RetryDelay: math.MinInt64, HasRetryDelay: true},
 		},
 		{
 			name: "repeated retry_delay fields merge, as proto does",
 			details: []proto.Message{&anypb.Any{TypeUrl: retryInfoURL, Value: append(
-				marshal(t, retryInfo(1, 0)), marshal(t, retryInfo(0, 5))...)}},
+				marshal(t, rawRetryInfo(1, 0)), marshal(t, rawRetryInfo(0, 5))...)}},
 			want: errs.Info{RetryDelay: time.Second + 5, HasRetryDelay: true},
 		},
 		{
 			name:    "RetryInfo that does not decode is skipped",
-			details: []proto.Message{garbage(retryInfoURL), retryInfo(4, 0)},
+			details: []proto.Message{garbage(retryInfoURL), rawRetryInfo(4, 0)},
 			want:    errs.Info{RetryDelay: 4 * time.Second, HasRetryDelay: true},
 		},
 		// BadRequest.
 		{
 			name: "example: description falls back to the localized message",
-			details: []proto.Message{badRequest(&errdetails.BadRequest_FieldViolation{
+			details: []proto.Message{faultlinetest.BadRequest(&errdetails.BadRequest_FieldViolation{
 				Field: "tags[0]", LocalizedMessage: &errdetails.LocalizedMessage{Locale: "en-US", Message: "Invalid tag"}, Reason: "TAG_INVALID"})},
 			want: errs.Info{FieldViolations: []errs.FieldViolation{fv("tags[0]", "Invalid tag")}},
 		},
 		{
 			name:    "description falls back to the reason",
-			details: []proto.Message{badRequest(&errdetails.BadRequest_FieldViolation{Field: "f", Reason: "F_BAD", LocalizedMessage: &errdetails.LocalizedMessage{Locale: "en"}})},
+			details: []proto.Message{faultlinetest.BadRequest(&errdetails.BadRequest_FieldViolation{Field: "f", Reason: "F_BAD", LocalizedMessage: &errdetails.LocalizedMessage{Locale: "en"}})},
 			want:    errs.Info{FieldViolations: []errs.FieldViolation{fv("f", "F_BAD")}},
 		},
 		{
 			name: "description wins over the fallbacks",
-			details: []proto.Message{badRequest(&errdetails.BadRequest_FieldViolation{
+			details: []proto.Message{faultlinetest.BadRequest(&errdetails.BadRequest_FieldViolation{
 				Field: "f", Description: "D", LocalizedMessage: &errdetails.LocalizedMessage{Message: "L"}, Reason: "R"})},
 			want: errs.Info{FieldViolations: []errs.FieldViolation{fv("f", "D")}},
 		},
 		{
 			name: "a violation with neither field nor description is dropped",
-			details: []proto.Message{badRequest(
+			details: []proto.Message{faultlinetest.BadRequest(
 				&errdetails.BadRequest_FieldViolation{},
 				&errdetails.BadRequest_FieldViolation{LocalizedMessage: &errdetails.LocalizedMessage{Locale: "en"}},
 				&errdetails.BadRequest_FieldViolation{Description: "only a description"},
@@ -245,18 +244,18 @@ func TestParse(t *testing.T) {
 		{
 			name: "violations of every BadRequest in order",
 			details: []proto.Message{
-				badRequest(&errdetails.BadRequest_FieldViolation{Field: "a", Description: "1"}, &errdetails.BadRequest_FieldViolation{Field: "b", Description: "2"}),
+				faultlinetest.BadRequest(faultlinetest.FieldViolation("a", "1"), faultlinetest.FieldViolation("b", "2")),
 				&errdetails.ErrorInfo{Reason: "R"},
-				badRequest(&errdetails.BadRequest_FieldViolation{Field: "c", Description: "3"}),
+				faultlinetest.BadRequest(faultlinetest.FieldViolation("c", "3")),
 			},
 			want: errs.Info{Reason: "R", Metadata: map[string]string{}, FieldViolations: []errs.FieldViolation{fv("a", "1"), fv("b", "2"), fv("c", "3")}},
 		},
 		{
 			name: "BadRequest that does not decode contributes nothing",
 			details: []proto.Message{
-				badRequest(&errdetails.BadRequest_FieldViolation{Field: "a", Description: "1"}),
-				&anypb.Any{TypeUrl: badRequestURL, Value: append(marshal(t, badRequest(&errdetails.BadRequest_FieldViolation{Field: "half"})), 0x0a, 0x05)},
-				badRequest(&errdetails.BadRequest_FieldViolation{Field: "c", Description: "3"}),
+				faultlinetest.BadRequest(faultlinetest.FieldViolation("a", "1")),
+				&anypb.Any{TypeUrl: badRequestURL, Value: append(marshal(t, faultlinetest.BadRequest(&errdetails.BadRequest_FieldViolation{Field: "half"})), 0x0a, 0x05)},
+				faultlinetest.BadRequest(faultlinetest.FieldViolation("c", "3")),
 			},
 			want: errs.Info{FieldViolations: []errs.FieldViolation{fv("a", "1"), fv("c", "3")}},
 		},
@@ -265,8 +264,8 @@ func TestParse(t *testing.T) {
 			name: "garbage under every known type URL is skipped, the others count",
 			details: []proto.Message{
 				garbage(errorInfoURL), garbage(retryInfoURL), garbage(badRequestURL),
-				&errdetails.ErrorInfo{Reason: "R", Domain: "d"}, retryInfo(1, 0),
-				badRequest(&errdetails.BadRequest_FieldViolation{Field: "f", Description: "d"}),
+				&errdetails.ErrorInfo{Reason: "R", Domain: "d"}, faultlinetest.RetryInfo(time.Second),
+				faultlinetest.BadRequest(faultlinetest.FieldViolation("f", "d")),
 				garbage(errorInfoURL), garbage(retryInfoURL), garbage(badRequestURL),
 			},
 			want: errs.Info{Reason: "R", Domain: "d", Metadata: map[string]string{}, RetryDelay: time.Second, HasRetryDelay: true,
@@ -281,7 +280,7 @@ func TestParse(t *testing.T) {
 			name: "type URLs match by full name after the last slash",
 			details: []proto.Message{
 				&anypb.Any{TypeUrl: "google.rpc.ErrorInfo", Value: marshal(t, &errdetails.ErrorInfo{Reason: "BARE"})},
-				&anypb.Any{TypeUrl: "example.com/x/google.rpc.RetryInfo", Value: marshal(t, retryInfo(2, 0))},
+				&anypb.Any{TypeUrl: "example.com/x/google.rpc.RetryInfo", Value: marshal(t, faultlinetest.RetryInfo(2*time.Second))},
 			},
 			want: errs.Info{Reason: "BARE", Metadata: map[string]string{}, RetryDelay: 2 * time.Second, HasRetryDelay: true},
 		},
@@ -293,8 +292,8 @@ func TestParse(t *testing.T) {
 		{
 			name: "other details are kept in order around the parsed ones",
 			details: []proto.Message{
-				otherTypes[0], &errdetails.ErrorInfo{Reason: "R"}, unknownTypes[0], retryInfo(1, 0), otherTypes[4],
-				badRequest(&errdetails.BadRequest_FieldViolation{Field: "f"}), otherTypes[5],
+				otherTypes[0], &errdetails.ErrorInfo{Reason: "R"}, unknownTypes[0], faultlinetest.RetryInfo(time.Second), otherTypes[4],
+				faultlinetest.BadRequest(&errdetails.BadRequest_FieldViolation{Field: "f"}), otherTypes[5],
 			},
 			want: errs.Info{Reason: "R", Metadata: map[string]string{}, RetryDelay: time.Second, HasRetryDelay: true,
 				FieldViolations: []errs.FieldViolation{fv("f", "")},
@@ -307,7 +306,7 @@ func TestParse(t *testing.T) {
 		},
 		{
 			name:    "a nil detail is kept as an empty Any",
-			details: []proto.Message{(*anypb.Any)(nil), retryInfo(1, 0)},
+			details: []proto.Message{(*anypb.Any)(nil), faultlinetest.RetryInfo(time.Second)},
 			want:    errs.Info{RetryDelay: time.Second, HasRetryDelay: true, Other: []proto.Message{&anypb.Any{}}},
 		},
 	}
@@ -377,7 +376,7 @@ func TestParseGroupDepth(t *testing.T) {
 	}{{1, true}, {64, true}, {1000, true}, {20000, false}} {
 		t.Run(fmt.Sprint(tc.depth), func(t *testing.T) {
 			value := append(marshal(t, &errdetails.ErrorInfo{Reason: "R"}), deepGroups(tc.depth)...)
-			details := []*anypb.Any{{TypeUrl: errorInfoURL, Value: value}, anyOf(t, retryInfo(1, 0))}
+			details := []*anypb.Any{{TypeUrl: errorInfoURL, Value: value}, anyOf(t, faultlinetest.RetryInfo(time.Second))}
 			got := classify.Parse(rawStatus(codes.Internal, "", details...))
 			if (got.Reason == "R") != tc.found {
 				t.Errorf("Parse(ErrorInfo with %d nested groups).Reason = %q, want found %v", tc.depth, got.Reason, tc.found)
@@ -402,7 +401,7 @@ func TestParseTrailer(t *testing.T) {
 		return string(marshal(t, sp))
 	}
 	reason := encode(&errdetails.ErrorInfo{Reason: "R", Domain: "d"})
-	retry := encode(retryInfo(3, 0))
+	retry := encode(faultlinetest.RetryInfo(3 * time.Second))
 	unusable := encode(&errdetails.DebugInfo{Detail: "x"}, &errdetails.ErrorInfo{Domain: "only"})
 	badAny := string(append(marshal(t, &spb.Status{Code: 14, Details: []*anypb.Any{anyOf(t, &errdetails.ErrorInfo{Reason: "R"})}}),
 		0x1a, 0x03, 0x0a, 0x01, 0xff)) // a second Any whose type URL is not UTF-8
@@ -451,8 +450,8 @@ func TestOtherDetails(t *testing.T) {
 	unknown := &anypb.Any{TypeUrl: "type.googleapis.com/example.Unknown", Value: []byte("\x08\x01")}
 	badQuota := garbage("type.googleapis.com/google.rpc.QuotaFailure")
 	st := rawStatus(codes.Unavailable, "down",
-		anyOf(t, &errdetails.ErrorInfo{Reason: "R"}), anyOf(t, quota), anyOf(t, retryInfo(1, 0)), anyOf(t, debug),
-		garbage(errorInfoURL), anyOf(t, badRequest()), anyOf(t, help), unknown, badQuota)
+		anyOf(t, &errdetails.ErrorInfo{Reason: "R"}), anyOf(t, quota), anyOf(t, faultlinetest.RetryInfo(time.Second)), anyOf(t, debug),
+		garbage(errorInfoURL), anyOf(t, faultlinetest.BadRequest()), anyOf(t, help), unknown, badQuota)
 	e := classify.New().Classify(st.Err(), sandboxCall)
 	want := []proto.Message{quota, debug, help, unknown, badQuota}
 	if d := cmp.Diff(want, e.OtherDetails(), protocmp.Transform()); d != "" {

@@ -11,7 +11,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -19,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/faultlinetest"
 )
 
 // view is every observable attribute of an *errs.Error, for comparison with cmp.
@@ -388,8 +388,7 @@ func TestOtherDetails(t *testing.T) {
 	garbage := &anypb.Any{TypeUrl: "type.googleapis.com/google.rpc.QuotaFailure", Value: []byte("\x0a\x05")}
 	other := []proto.Message{quota, debug, help, unknown, garbage}
 	// The status holds details that OtherDetails must not decode: only Info.Other counts.
-	st := status.FromProto(&spb.Status{Code: int32(codes.Internal), Details: []*anypb.Any{
-		mustAny(t, &errdetails.ErrorInfo{Reason: "R"}), mustAny(t, quota), mustAny(t, debug)}})
+	st := faultlinetest.Status(codes.Internal, "", faultlinetest.ErrorInfo("", "R", nil), quota, debug)
 	tests := []struct {
 		name string
 		e    *errs.Error
@@ -419,15 +418,6 @@ func TestOtherDetails(t *testing.T) {
 			}
 		})
 	}
-}
-
-func mustAny(t *testing.T, m proto.Message) *anypb.Any {
-	t.Helper()
-	a, err := anypb.New(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
 }
 
 // TestErrorHostile checks that Error() stays one bounded line for hostile input in every
@@ -484,7 +474,7 @@ func TestMetadataNeverPrinted(t *testing.T) {
 	md := map[string]string{"token": "SECRET-VALUE", "SECRET-KEY": "v", "filepath": "SECRET-PATH"}
 	for _, k := range errs.Kinds() {
 		t.Run(k.String(), func(t *testing.T) {
-			st := withDetails(t, codes.Internal, "server message", &errdetails.ErrorInfo{Reason: "R", Domain: "d", Metadata: md},
+			st := faultlinetest.Status(codes.Internal, "server message", faultlinetest.ErrorInfo("d", "R", md),
 				&errdetails.DebugInfo{Detail: "SECRET-DEBUG"})
 			for _, e := range []*errs.Error{
 				errs.New(k, "m", errs.WithErrorInfo("cwsandbox.com", "CWSANDBOX_FILE_NOT_FOUND", md)),

@@ -11,9 +11,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/protoadapt"
 
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/faultlinetest"
 )
 
 // class is one class of the tree in spec/taxonomy.md, copied by hand: the kind, the class
@@ -165,7 +165,7 @@ func TestIsMatrix(t *testing.T) {
 	for _, form := range forms {
 		for _, c := range taxonomy {
 			t.Run(form.name+"/"+c.name, func(t *testing.T) {
-				st := withDetails(t, codes.Aborted, "server said no", &errdetails.ErrorInfo{Reason: "R", Domain: "d"})
+				st := faultlinetest.Status(codes.Aborted, "server said no", faultlinetest.ErrorInfo("d", "R", nil))
 				orig := errs.FromStatus(c.kind, st, nil, errs.Info{}, errs.Resource{})
 				err := form.wrap(orig)
 				for _, target := range taxonomy {
@@ -203,8 +203,8 @@ func TestIsMatrix(t *testing.T) {
 func TestGRPCStatusUnmodified(t *testing.T) {
 	for _, c := range taxonomy {
 		t.Run(c.name, func(t *testing.T) {
-			st := withDetails(t, codes.Unavailable, "backend is restarting",
-				&errdetails.ErrorInfo{Reason: "CWSANDBOX_BACKEND_UNAVAILABLE", Domain: "cwsandbox.com", Metadata: map[string]string{"k": "v"}},
+			st := faultlinetest.Status(codes.Unavailable, "backend is restarting",
+				faultlinetest.ErrorInfo("cwsandbox.com", "CWSANDBOX_BACKEND_UNAVAILABLE", map[string]string{"k": "v"}),
 				&errdetails.DebugInfo{Detail: "stack"})
 			before := st.Proto()
 			e := errs.FromStatus(c.kind, st, st.Err(), errs.Info{Reason: "X"}, errs.Resource{Operation: "Op", SandboxID: "sb-1"})
@@ -226,14 +226,4 @@ func TestGRPCStatusUnmodified(t *testing.T) {
 			}
 		})
 	}
-}
-
-// withDetails returns a status of code c and message msg with details, failing t on error.
-func withDetails(t *testing.T, c codes.Code, msg string, details ...protoadapt.MessageV1) *status.Status {
-	t.Helper()
-	st, err := status.New(c, msg).WithDetails(details...)
-	if err != nil {
-		t.Fatalf("WithDetails: %v", err)
-	}
-	return st
 }

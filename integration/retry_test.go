@@ -14,7 +14,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/internal/sandboxtest"
@@ -22,10 +24,10 @@ import (
 )
 
 var (
-	stUnavailable = sandboxtest.Status(codes.Unavailable, "runner unavailable",
-		sandboxtest.ErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", nil))
-	stBackend = sandboxtest.Status(codes.Internal, "backend restarting",
-		sandboxtest.ErrorInfo("CWSANDBOX_BACKEND_UNAVAILABLE", nil))
+	stUnavailable = faultlinetest.Status(codes.Unavailable, "runner unavailable",
+		faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_RUNNER_UNAVAILABLE", nil))
+	stBackend = faultlinetest.Status(codes.Internal, "backend restarting",
+		faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_BACKEND_UNAVAILABLE", nil))
 )
 
 // TestRetryEndToEnd runs the retry rules of spec/retry.md through the real server over TCP
@@ -73,7 +75,7 @@ func TestRetryEndToEnd(t *testing.T) {
 			name:   "RESOURCE_EXHAUSTED with a hint waits exactly the hint",
 			policy: fastPolicy(3),
 			script: func(s *sandboxtest.Server) {
-				s.FailAlways(mGet, sandboxtest.Status(codes.ResourceExhausted, "slow down", sandboxtest.RetryInfo(15*time.Millisecond)))
+				s.FailAlways(mGet, faultlinetest.Status(codes.ResourceExhausted, "slow down", faultlinetest.RetryInfo(15*time.Millisecond)))
 			},
 			want: result{calls: 3, attempts: 3, cause: retry.StopExhausted, kind: errs.ErrSandboxResourceExhausted, code: codes.ResourceExhausted, wait: 30 * time.Millisecond},
 		},
@@ -81,7 +83,7 @@ func TestRetryEndToEnd(t *testing.T) {
 			name:   "hint above MaxRetryDelay: returned at once",
 			policy: fastPolicy(5),
 			script: func(s *sandboxtest.Server) {
-				s.FailAlways(mGet, sandboxtest.Status(codes.Unavailable, "come back in an hour", sandboxtest.RetryInfo(time.Hour)))
+				s.FailAlways(mGet, faultlinetest.Status(codes.Unavailable, "come back in an hour", faultlinetest.RetryInfo(time.Hour)))
 			},
 			want: result{calls: 1, attempts: 1, cause: retry.StopHintTooLong, kind: errs.ErrSandboxUnavailable, code: codes.Unavailable},
 		},
@@ -95,8 +97,8 @@ func TestRetryEndToEnd(t *testing.T) {
 			name:   "spoofed domain on INTERNAL is not retried",
 			policy: fastPolicy(5),
 			script: func(s *sandboxtest.Server) {
-				s.FailAlways(mGet, sandboxtest.Status(codes.Internal, "evil",
-					sandboxtest.ErrorInfoDomain("cwsandbox.com.evil", "CWSANDBOX_BACKEND_UNAVAILABLE", nil)))
+				s.FailAlways(mGet, faultlinetest.Status(codes.Internal, "evil",
+					faultlinetest.ErrorInfo("cwsandbox.com.evil", "CWSANDBOX_BACKEND_UNAVAILABLE", nil)))
 			},
 			want: result{calls: 1, attempts: 1, cause: retry.StopNotRetryable, kind: errs.ErrSandbox, code: codes.Internal},
 		},
@@ -104,7 +106,7 @@ func TestRetryEndToEnd(t *testing.T) {
 			name:   "deadline first: a hint past the deadline is not waited for",
 			policy: fastPolicy(5),
 			script: func(s *sandboxtest.Server) {
-				s.FailAlways(mGet, sandboxtest.Status(codes.Unavailable, "later", sandboxtest.RetryInfo(20*time.Second)))
+				s.FailAlways(mGet, faultlinetest.Status(codes.Unavailable, "later", faultlinetest.RetryInfo(20*time.Second)))
 			},
 			timeout: 10 * time.Second,
 			want:    result{calls: 1, attempts: 1, cause: retry.StopDeadline, kind: errs.ErrSandboxUnavailable, code: codes.Unavailable},
@@ -170,7 +172,7 @@ func TestRetryEndToEnd(t *testing.T) {
 			policy: func() retry.Policy {
 				return fastPolicy(5)
 			}(),
-			script: func(s *sandboxtest.Server) { s.FailNext(mGet, 2, sandboxtest.Status(codes.Aborted, "conflict")) },
+			script: func(s *sandboxtest.Server) { s.FailNext(mGet, 2, faultlinetest.Status(codes.Aborted, "conflict")) },
 			callOpts: []grpc.CallOption{interceptor.WithCallPolicy(func() retry.Policy {
 				p := fastPolicy(3)
 				p.RetryOn = retry.On(errs.ErrSandbox)

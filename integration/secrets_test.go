@@ -13,9 +13,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/internal/sandboxtest"
@@ -92,7 +93,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	retryAuth.RetryOn = retry.On(errs.ErrCWSandboxAuthentication)
 	secretMD := map[string]string{"token": mdCanary, "authorization": "Bearer " + mdCanary, "sandbox_id": "sb-1"}
 	secretDetails := []proto.Message{
-		sandboxtest.ErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", secretMD),
+		faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_RUNNER_UNAVAILABLE", secretMD),
 		&errdetails.DebugInfo{Detail: "token=" + mdCanary, StackEntries: []string{"at " + mdCanary}},
 		&errdetails.RequestInfo{RequestId: "r-1", ServingData: mdCanary},
 	}
@@ -119,7 +120,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 			name: "ErrorInfo metadata and debug details, retried",
 			ctx:  rightAuth,
 			script: func() {
-				srv.FailAlways(mGet, sandboxtest.Status(codes.Unavailable, "runner unavailable", secretDetails...))
+				srv.FailAlways(mGet, faultlinetest.Status(codes.Unavailable, "runner unavailable", secretDetails...))
 			},
 			calls: 3, kind: errs.ErrSandboxUnavailable,
 			check: func(t *testing.T, e *errs.Error) {
@@ -132,8 +133,8 @@ func TestSecretsNeverPrinted(t *testing.T) {
 			name: "ErrorInfo metadata on a file error, not retried",
 			ctx:  rightAuth,
 			script: func() {
-				srv.FailAlways(mGet, sandboxtest.Status(codes.NotFound, "no such file",
-					sandboxtest.ErrorInfo("CWSANDBOX_FILE_NOT_FOUND", map[string]string{"filepath": "/x", "secret": mdCanary})))
+				srv.FailAlways(mGet, faultlinetest.Status(codes.NotFound, "no such file",
+					faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_FILE_NOT_FOUND", map[string]string{"filepath": "/x", "secret": mdCanary})))
 			},
 			calls: 1, kind: errs.ErrSandboxFile,
 		},
@@ -173,10 +174,10 @@ func TestSecretsNeverPrinted(t *testing.T) {
 // authorization trailers, and metadata in details whose code contradicts grpc-status
 // (grpc-go then writes the details, metadata included, into the status message).
 func TestSecretsFromHostileServer(t *testing.T) {
-	withSecret := statusProto(codes.Unavailable, "runner unavailable",
-		errorInfo("cwsandbox.com", "CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"token": mdCanary}),
-		retryInfo(durationpb.New(time.Millisecond)))
-	mismatched := statusProto(codes.NotFound, "", errorInfo("", "R", map[string]string{"t": mdCanary}))
+	withSecret := faultlinetest.Status(codes.Unavailable, "runner unavailable",
+		faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"token": mdCanary}),
+		faultlinetest.RetryInfo(time.Millisecond)).Proto()
+	mismatched := faultlinetest.Status(codes.NotFound, "", faultlinetest.ErrorInfo("", "R", map[string]string{"t": mdCanary})).Proto()
 	tests := []struct {
 		name    string
 		fields  [][2]string

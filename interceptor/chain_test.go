@@ -15,10 +15,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
-	"github.com/faultline-go/faultline/internal/sandboxtest"
 	"github.com/faultline-go/faultline/retry"
 )
 
@@ -171,7 +172,7 @@ func TestHalves(t *testing.T) {
 					grpc.WithChainUnaryInterceptor(tc.unary(s)),
 					grpc.WithChainStreamInterceptor(tc.stream(s)),
 				})
-				sent := sandboxtest.Status(codes.Unavailable, "down", sandboxtest.ErrorInfo("CWSANDBOX_BACKEND_UNAVAILABLE", nil))
+				sent := faultlinetest.Status(codes.Unavailable, "down", faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_BACKEND_UNAVAILABLE", nil))
 				e.srv.FailAlways(getSandbox, sent)
 				e.srv.FailAlways(streamLogs, sent)
 				st, err := e.sb.StreamLogs(context.Background(), &sandboxpb.StreamLogsRequest{SandboxId: "sb-1"})

@@ -46,7 +46,7 @@ func TestConcurrentCalls(t *testing.T) {
 	const goroutines, calls = 100, 100
 	var retries atomic.Int64
 	hooks := retry.Hooks{OnRetry: func(context.Context, retry.RetryEvent) { retries.Add(1) }}
-	p := attempts(fastPolicy(), 3)
+	p := attempts(millisecondPolicy(), 3)
 	e := serve(t, sandboxtest.New(sandboxtest.WithSandboxes("sb-1", "sb-ok", "sb-flaky", "sb-down")),
 		interceptor.DialOptions(interceptor.WithPolicy(p), interceptor.WithBudget(nil), interceptor.WithHooks(hooks)),
 		grpc.ChainUnaryInterceptor(flakyServer))

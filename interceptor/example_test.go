@@ -13,27 +13,19 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/internal/sandboxtest"
 	"github.com/faultline-go/faultline/retry"
 )
 
-// examplePolicy is the default policy with millisecond backoffs and no jitter, so that the
-// examples run fast and print the same every time.
-func examplePolicy() retry.Policy {
-	p := retry.DefaultPolicy()
-	p.InitialBackoff, p.MaxBackoff = time.Millisecond, 4*time.Millisecond
-	p.Jitter, p.HintJitter = 0, 0
-	return p
-}
-
 func ExampleUnary() {
 	srv := sandboxtest.New(sandboxtest.WithSandboxes("sb-1"))
 	lis, stop := srv.StartBufconn()
 	defer stop()
 	conn, err := sandboxtest.DialBufconn(lis,
-		grpc.WithChainUnaryInterceptor(interceptor.Unary(interceptor.WithPolicy(examplePolicy()))))
+		grpc.WithChainUnaryInterceptor(interceptor.Unary(interceptor.WithPolicy(millisecondPolicy()))))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -43,9 +35,9 @@ func ExampleUnary() {
 	const method = sandboxpb.SandboxService_GetSandbox_FullMethodName
 
 	// Two transient failures, with a server hint: the caller sees only the success.
-	srv.FailNext(method, 2, sandboxtest.Status(codes.Unavailable, "runner unavailable",
-		sandboxtest.ErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", nil),
-		sandboxtest.RetryInfo(time.Millisecond)))
+	srv.FailNext(method, 2, faultlinetest.Status(codes.Unavailable, "runner unavailable",
+		faultlinetest.ErrorInfo("cwsandbox.com", "CWSANDBOX_RUNNER_UNAVAILABLE", nil),
+		faultlinetest.RetryInfo(time.Millisecond)))
 	sb, err := client.GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"})
 	fmt.Println("got", sb.GetSandboxId(), "error", err, "server calls", srv.Calls(method))
 
@@ -58,7 +50,7 @@ func ExampleUnary() {
 
 	// A server that stays down: the policy's five attempts, then the last error.
 	srv.Reset()
-	srv.FailAlways(method, sandboxtest.Status(codes.Unavailable, "backend restarting"))
+	srv.FailAlways(method, faultlinetest.Status(codes.Unavailable, "backend restarting"))
 	_, err = client.GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"})
 	var re *retry.Error
 	if errors.As(err, &re) {
@@ -76,7 +68,7 @@ func ExampleStream() {
 	lis, stop := srv.StartBufconn()
 	defer stop()
 	conn, err := sandboxtest.DialBufconn(lis,
-		grpc.WithChainStreamInterceptor(interceptor.Stream(interceptor.WithPolicy(examplePolicy()))))
+		grpc.WithChainStreamInterceptor(interceptor.Stream(interceptor.WithPolicy(millisecondPolicy()))))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -109,7 +101,7 @@ func ExampleStream() {
 
 	// The stream fails before its first entry: it is retried, invisibly.
 	srv.ScriptStreamLogs(
-		sandboxtest.StreamLogsScript{Err: sandboxtest.Status(codes.Unavailable, "stream reset")},
+		sandboxtest.StreamLogsScript{Err: faultlinetest.Status(codes.Unavailable, "stream reset")},
 		sandboxtest.StreamLogsScript{Entries: 2})
 	read()
 	fmt.Println("server calls", srv.Calls(method))
@@ -118,7 +110,7 @@ func ExampleStream() {
 	// StreamLogs is resumed from the last entry's cursor, and no entry is delivered twice.
 	srv.Reset()
 	srv.ScriptStreamLogs(
-		sandboxtest.StreamLogsScript{Entries: 2, Err: sandboxtest.Status(codes.Unavailable, "stream reset")},
+		sandboxtest.StreamLogsScript{Entries: 2, Err: faultlinetest.Status(codes.Unavailable, "stream reset")},
 		sandboxtest.StreamLogsScript{Entries: 2})
 	read()
 	fmt.Println("server calls", srv.Calls(method))
@@ -141,10 +133,10 @@ func ExampleDialOptions() {
 	defer stop()
 	// Both interceptors, sharing one budget, with grpc-go's own retries off; GetSandbox
 	// gets three attempts, the rest of the service the default five.
-	three := examplePolicy()
+	three := millisecondPolicy()
 	three.MaxAttempts = 3
 	conn, err := sandboxtest.DialBufconn(lis, interceptor.DialOptions(
-		interceptor.WithPolicy(examplePolicy()),
+		interceptor.WithPolicy(millisecondPolicy()),
 		interceptor.WithMethodPolicy(sandboxpb.SandboxService_GetSandbox_FullMethodName, three))...)
 	if err != nil {
 		log.Fatal(err)
@@ -153,7 +145,7 @@ func ExampleDialOptions() {
 	client := sandboxpb.NewSandboxServiceClient(conn)
 	ctx := context.Background()
 
-	down := sandboxtest.Status(codes.Unavailable, "backend restarting")
+	down := faultlinetest.Status(codes.Unavailable, "backend restarting")
 	srv.FailAlways(sandboxpb.SandboxService_GetSandbox_FullMethodName, down)
 	srv.FailAlways(sandboxpb.SandboxService_ReadFile_FullMethodName, down)
 	_, err = client.GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"})
@@ -179,7 +171,7 @@ func ExampleWithCallPolicy() {
 	srv := sandboxtest.New(sandboxtest.WithSandboxes("sb-1"))
 	lis, stop := srv.StartBufconn()
 	defer stop()
-	conn, err := sandboxtest.DialBufconn(lis, interceptor.DialOptions(interceptor.WithPolicy(examplePolicy()))...)
+	conn, err := sandboxtest.DialBufconn(lis, interceptor.DialOptions(interceptor.WithPolicy(millisecondPolicy()))...)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -187,10 +179,10 @@ func ExampleWithCallPolicy() {
 	client := sandboxpb.NewSandboxServiceClient(conn)
 	ctx := context.Background()
 	const method = sandboxpb.SandboxService_GetSandbox_FullMethodName
-	srv.FailAlways(method, sandboxtest.Status(codes.Unavailable, "backend restarting"))
+	srv.FailAlways(method, faultlinetest.Status(codes.Unavailable, "backend restarting"))
 
 	// Make the option once and reuse it: then it costs nothing per call.
-	patient := examplePolicy()
+	patient := millisecondPolicy()
 	patient.MaxAttempts = 8
 	withPatience := interceptor.WithCallPolicy(patient)
 

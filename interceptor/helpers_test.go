@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -12,11 +11,10 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/testing/testpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/internal/sandboxtest"
 	"github.com/faultline-go/faultline/retry"
@@ -42,9 +40,10 @@ func secondsPolicy() retry.Policy {
 	return p
 }
 
-// fastPolicy is the default policy with millisecond backoffs and no jitter, for tests and
-// examples on the real clock.
-func fastPolicy() retry.Policy {
+// millisecondPolicy is the default policy with backoffs of 1 ms, then 2 ms, and no jitter,
+// for tests and examples on the real clock (their output and assertions do not depend on
+// the waits).
+func millisecondPolicy() retry.Policy {
 	p := retry.DefaultPolicy()
 	p.InitialBackoff, p.MaxBackoff, p.Jitter, p.HintJitter = time.Millisecond, 2*time.Millisecond, 0, 0
 	return p
@@ -77,13 +76,8 @@ func newEnv(t testing.TB, dialOpts []grpc.DialOption, srvOpts ...grpc.ServerOpti
 // serve is newEnv with a given server, which must have sandbox "sb-1".
 func serve(t testing.TB, srv *sandboxtest.Server, dialOpts []grpc.DialOption, srvOpts ...grpc.ServerOption) *env {
 	t.Helper()
-	lis, stop := srv.StartBufconn(srvOpts...)
-	t.Cleanup(stop)
-	conn, err := sandboxtest.DialBufconn(lis, dialOpts...)
-	if err != nil {
-		t.Fatalf("DialBufconn: %v", err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := faultlinetest.Serve(t, func(gs *grpc.Server) { srv.Register(gs) },
+		append(srv.ServerOptions(), srvOpts...), dialOpts...)
 	e := &env{srv: srv, conn: conn, sb: sandboxpb.NewSandboxServiceClient(conn),
 		disc: sandboxpb.NewDiscoveryServiceClient(conn)}
 	if _, err := e.sb.WriteFile(context.Background(), &sandboxpb.WriteFileRequest{
@@ -96,12 +90,12 @@ func serve(t testing.TB, srv *sandboxtest.Server, dialOpts []grpc.DialOption, sr
 
 // unavailable is a plain UNAVAILABLE status, retried by default.
 func unavailable() *status.Status {
-	return sandboxtest.Status(codes.Unavailable, "backend restarting")
+	return faultlinetest.Status(codes.Unavailable, "backend restarting")
 }
 
 // withHint is an UNAVAILABLE status carrying a RetryInfo of d.
 func withHint(d time.Duration) *status.Status {
-	return sandboxtest.Status(codes.Unavailable, "backend restarting", sandboxtest.RetryInfo(d))
+	return faultlinetest.Status(codes.Unavailable, "backend restarting", faultlinetest.RetryInfo(d))
 }
 
 // headerValues returns, for each recorded call, the values of key in its metadata, "" for
@@ -249,37 +243,11 @@ func (p *pingServer) PingList(req *testpb.PingListRequest, stream testpb.TestSer
 	return nil
 }
 
-// newPing serves p on bufconn and returns a client dialled with dialOpts; both are closed
-// by t.Cleanup.
-func newPing(t testing.TB, p *pingServer, dialOpts ...grpc.DialOption) testpb.TestServiceClient {
+// newPing serves impl (a *pingServer, or any implementation of the test service) on bufconn
+// and returns a client dialled with dialOpts; both are closed by t.Cleanup.
+func newPing(t testing.TB, impl testpb.TestServiceServer, dialOpts ...grpc.DialOption) testpb.TestServiceClient {
 	t.Helper()
-	return newPingWith(t, p, dialOpts...)
-}
-
-// newPingWith is newPing for any implementation of the test service.
-func newPingWith(t testing.TB, impl testpb.TestServiceServer, dialOpts ...grpc.DialOption) testpb.TestServiceClient {
-	t.Helper()
-	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer(grpc.WaitForHandlers(true))
-	testpb.RegisterTestServiceServer(gs, impl)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = gs.Serve(lis)
-	}()
-	t.Cleanup(func() {
-		gs.Stop()
-		<-done
-	})
-	all := append([]grpc.DialOption{
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-	}, dialOpts...)
-	conn, err := grpc.NewClient("passthrough:///bufconn", all...)
-	if err != nil {
-		t.Fatalf("NewClient: %v", err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := faultlinetest.Serve(t, func(gs *grpc.Server) { testpb.RegisterTestServiceServer(gs, impl) }, nil, dialOpts...)
 	return testpb.NewTestServiceClient(conn)
 }
 

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/internal/sandboxtest"
@@ -39,7 +40,7 @@ func (l *eventLog) hooks() retry.Hooks {
 // connection's canonical target, for unary calls and streams.
 func TestHookEventsNameTheCall(t *testing.T) {
 	var l eventLog
-	e := newEnv(t, interceptor.DialOptions(interceptor.WithPolicy(fastPolicy()), interceptor.WithHooks(l.hooks())))
+	e := newEnv(t, interceptor.DialOptions(interceptor.WithPolicy(millisecondPolicy()), interceptor.WithHooks(l.hooks())))
 	target := e.conn.CanonicalTarget()
 	if target != "passthrough:///bufconn" {
 		t.Fatalf("CanonicalTarget() = %q, want passthrough:///bufconn", target)
@@ -50,7 +51,7 @@ func TestHookEventsNameTheCall(t *testing.T) {
 	if _, err := e.sb.GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"}); err != nil {
 		t.Fatalf("GetSandbox: %v", err)
 	}
-	e.srv.FailNext(getSandbox, 1, sandboxtest.Status(codes.NotFound, "gone"))
+	e.srv.FailNext(getSandbox, 1, faultlinetest.Status(codes.NotFound, "gone"))
 	if _, err := e.sb.GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"}); err == nil {
 		t.Fatal("GetSandbox = nil error, want NOT_FOUND")
 	}
@@ -83,7 +84,7 @@ func TestHookEventsNameTheCall(t *testing.T) {
 // unit test of a chain) emits events with an empty Target instead of failing.
 func TestHooksWithoutConn(t *testing.T) {
 	var l eventLog
-	u := interceptor.Unary(interceptor.WithPolicy(fastPolicy()), interceptor.WithHooks(l.hooks()))
+	u := interceptor.Unary(interceptor.WithPolicy(millisecondPolicy()), interceptor.WithHooks(l.hooks()))
 	calls := 0
 	invoker := func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error {
 		calls++

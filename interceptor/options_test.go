@@ -50,7 +50,7 @@ func TestNilsAreOff(t *testing.T) {
 		{"zero RatioBudget allows no retry", []interceptor.Option{interceptor.WithBudget(&retry.RatioBudget{})}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			u := interceptor.Unary(append(tc.opts, interceptor.WithPolicy(attempts(fastPolicy(), 2)))...)
+			u := interceptor.Unary(append(tc.opts, interceptor.WithPolicy(attempts(millisecondPolicy(), 2)))...)
 			ctx := context.Background()
 			if err := u(ctx, getSandbox, &sandboxpb.GetSandboxRequest{}, &sandboxpb.Sandbox{}, nil, okInvoker); err != nil {
 				t.Fatalf("successful call = %v", err)

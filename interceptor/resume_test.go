@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/internal/sandboxtest"
@@ -142,8 +143,8 @@ func TestResumeRefused(t *testing.T) {
 	}{
 		{name: "no cursor", opts: []interceptor.Option{interceptor.WithResumer(streamLogs, refuse)}, err: unavailable(), code: codes.Unavailable, calls: 1},
 		{name: "resumer off", opts: []interceptor.Option{interceptor.WithResumer(streamLogs, nil)}, err: unavailable(), code: codes.Unavailable, calls: 1},
-		{name: "CANCELLED", err: sandboxtest.Status(codes.Canceled, "stopped"), code: codes.Canceled, stop: retry.StopNotRetryable, calls: 1},
-		{name: "DEADLINE_EXCEEDED", err: sandboxtest.Status(codes.DeadlineExceeded, "slow"), code: codes.DeadlineExceeded, stop: retry.StopNotRetryable, calls: 1},
+		{name: "CANCELLED", err: faultlinetest.Status(codes.Canceled, "stopped"), code: codes.Canceled, stop: retry.StopNotRetryable, calls: 1},
+		{name: "DEADLINE_EXCEEDED", err: faultlinetest.Status(codes.DeadlineExceeded, "slow"), code: codes.DeadlineExceeded, stop: retry.StopNotRetryable, calls: 1},
 		{name: "budget", opts: []interceptor.Option{interceptor.WithBudget(refusingBudget{})}, err: unavailable(), code: codes.Unavailable, stop: retry.StopBudget, calls: 1},
 		{name: "not idempotent", opts: []interceptor.Option{interceptor.WithIdempotency(streamLogs, retry.NotIdempotent)}, err: unavailable(), code: codes.Unavailable, calls: 1},
 	} {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -16,15 +15,16 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/interceptor"
+	"github.com/faultline-go/faultline/internal/echotest"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/internal/sandboxtest"
 	testpbe "github.com/faultline-go/faultline/internal/testpb"
@@ -101,12 +101,12 @@ func TestResourceExhaustedNeedsServerSignal(t *testing.T) {
 		calls int
 		stop  retry.StopReason
 	}{
-		{name: "bare", st: sandboxtest.Status(codes.ResourceExhausted, "quota"), calls: 1, stop: retry.StopNoServerSignal},
-		{name: "RetryInfo", st: sandboxtest.Status(codes.ResourceExhausted, "slow down", sandboxtest.RetryInfo(time.Second)), calls: 5, stop: retry.StopExhausted},
-		{name: "transient reason", st: sandboxtest.Status(codes.ResourceExhausted, "throttled",
-			sandboxtest.ErrorInfo("CWSANDBOX_FSS_INFLIGHT_LIMIT", nil)), calls: 5, stop: retry.StopExhausted},
-		{name: "untrusted transient reason", st: sandboxtest.Status(codes.ResourceExhausted, "throttled",
-			sandboxtest.ErrorInfoDomain("proxy.example", "CWSANDBOX_FSS_INFLIGHT_LIMIT", nil)), calls: 1, stop: retry.StopNoServerSignal},
+		{name: "bare", st: faultlinetest.Status(codes.ResourceExhausted, "quota"), calls: 1, stop: retry.StopNoServerSignal},
+		{name: "RetryInfo", st: faultlinetest.Status(codes.ResourceExhausted, "slow down", faultlinetest.RetryInfo(time.Second)), calls: 5, stop: retry.StopExhausted},
+		{name: "transient reason", st: faultlinetest.Status(codes.ResourceExhausted, "throttled",
+			faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_FSS_INFLIGHT_LIMIT", nil)), calls: 5, stop: retry.StopExhausted},
+		{name: "untrusted transient reason", st: faultlinetest.Status(codes.ResourceExhausted, "throttled",
+			faultlinetest.ErrorInfo("proxy.example", "CWSANDBOX_FSS_INFLIGHT_LIMIT", nil)), calls: 1, stop: retry.StopNoServerSignal},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -312,7 +312,7 @@ func TestStreamOneContextAndHeader(t *testing.T) {
 func TestHugeHintStopsRetrying(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())))
-		st := sandboxtest.Status(codes.Unavailable, "come back much later", hugeRetryInfo())
+		st := faultlinetest.Status(codes.Unavailable, "come back much later", hugeRetryInfo())
 		e.srv.FailAlways(getSandbox, st)
 		_, err := e.sb.GetSandbox(context.Background(), &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"})
 		if cause, n := stopOf(err); cause != retry.StopHintTooLong || n != 1 {
@@ -390,8 +390,8 @@ func TestNotIdempotentCreate(t *testing.T) {
 	}{
 		{name: "bare UNAVAILABLE", st: unavailable(), calls: 1, stop: retry.StopUnsafe},
 		{name: "RetryInfo", st: withHint(time.Second), calls: 3, stop: retry.StopExhausted},
-		{name: "transient reason", st: sandboxtest.Status(codes.Unavailable, "no runner",
-			sandboxtest.ErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", nil)), calls: 3, stop: retry.StopExhausted},
+		{name: "transient reason", st: faultlinetest.Status(codes.Unavailable, "no runner",
+			faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_RUNNER_UNAVAILABLE", nil)), calls: 3, stop: retry.StopExhausted},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -521,7 +521,7 @@ func (permissionServer) PingClientStream(stream testpb.TestService_PingClientStr
 // as a plain grpc-go stream does, and RecvMsg the error.
 func TestStreamSendAfterFinalFailure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := newPingWith(t, permissionServer{}, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()))...)
+		c := newPing(t, permissionServer{}, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()))...)
 		st, err := c.PingClientStream(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -578,11 +578,11 @@ func TestStreamHeaderRecvNoRace(t *testing.T) {
 func TestFinalErrorBounded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(attempts(secondsPolicy(), 3))))
-		var fields []string
+		var violations []*errdetails.BadRequest_FieldViolation
 		for i := range 20 {
-			fields = append(fields, fmt.Sprintf("spec.field_%02d_%s", i, strings.Repeat("x", 40)), strings.Repeat("bad value ", 12))
+			violations = append(violations, faultlinetest.FieldViolation(fmt.Sprintf("spec.field_%02d_%s", i, strings.Repeat("x", 40)), strings.Repeat("bad value ", 12)))
 		}
-		st := sandboxtest.Status(codes.Unavailable, strings.Repeat("m", 400), sandboxtest.BadRequest(fields[0], fields[1], fields[2:]...))
+		st := faultlinetest.Status(codes.Unavailable, strings.Repeat("m", 400), faultlinetest.BadRequest(violations...))
 		e.srv.FailAlways(getSandbox, st)
 		_, err := e.sb.GetSandbox(context.Background(), &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"})
 		msg := err.Error()
@@ -607,8 +607,8 @@ func TestExecNeverRepeated(t *testing.T) {
 	}{
 		{name: "bare UNAVAILABLE after the command ran", step: sandboxtest.FailAfter(unavailable()), runs: 1},
 		{name: "UNAVAILABLE with RetryInfo", step: sandboxtest.Fail(withHint(time.Second)), runs: 0},
-		{name: "trusted transient reason", step: sandboxtest.Fail(sandboxtest.Status(codes.Unavailable, "no runner",
-			sandboxtest.ErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", nil))), runs: 0},
+		{name: "trusted transient reason", step: sandboxtest.Fail(faultlinetest.Status(codes.Unavailable, "no runner",
+			faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_RUNNER_UNAVAILABLE", nil))), runs: 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -662,48 +662,6 @@ func TestCreateAfterSideEffect(t *testing.T) {
 	}
 }
 
-// echoServer counts calls per method and fails the first failFirst calls of each with a
-// bare UNAVAILABLE after recording the request.
-type echoServer struct {
-	testpbe.UnimplementedEchoServer
-	failFirst int
-
-	mu    sync.Mutex
-	calls map[string][]*testpbe.EchoRequest
-}
-
-func (s *echoServer) handle(method string, req *testpbe.EchoRequest) (*testpbe.EchoResponse, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.calls == nil {
-		s.calls = map[string][]*testpbe.EchoRequest{}
-	}
-	s.calls[method] = append(s.calls[method], proto.CloneOf(req))
-	if len(s.calls[method]) <= s.failFirst {
-		return nil, status.Error(codes.Unavailable, "restarting")
-	}
-	return &testpbe.EchoResponse{Text: req.GetText()}, nil
-}
-
-func (s *echoServer) requests(method string) []*testpbe.EchoRequest {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.calls[method]
-}
-
-func (s *echoServer) Read(_ context.Context, r *testpbe.EchoRequest) (*testpbe.EchoResponse, error) {
-	return s.handle("Read", r)
-}
-func (s *echoServer) Put(_ context.Context, r *testpbe.EchoRequest) (*testpbe.EchoResponse, error) {
-	return s.handle("Put", r)
-}
-func (s *echoServer) Do(_ context.Context, r *testpbe.EchoRequest) (*testpbe.EchoResponse, error) {
-	return s.handle("Do", r)
-}
-func (s *echoServer) Create(_ context.Context, r *testpbe.EchoRequest) (*testpbe.EchoResponse, error) {
-	return s.handle("Create", r)
-}
-
 // TestIdempotencyResolution: what the caller configured, then an idempotency key, then the
 // method's descriptor, then the configured default decide whether a failure that may have
 // reached the server is retried.
@@ -734,9 +692,10 @@ func TestIdempotencyResolution(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				srv := &echoServer{failFirst: 2}
+				srv := echotest.New() // the first two calls of the method fail with a bare UNAVAILABLE
+				srv.FailNext("/faultline.test.v1.Echo/"+tc.method, 2, status.New(codes.Unavailable, "restarting"))
 				opts := append([]interceptor.Option{interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())}, tc.opts...)
-				conn := serveEcho(t, srv, interceptor.DialOptions(opts...)...)
+				conn := faultlinetest.Serve(t, func(gs *grpc.Server) { srv.Register(gs) }, nil, interceptor.DialOptions(opts...)...)
 				c := testpbe.NewEchoClient(conn)
 				ctx := context.Background()
 				req := &testpbe.EchoRequest{Text: "hi"}
@@ -751,7 +710,7 @@ func TestIdempotencyResolution(t *testing.T) {
 				case "Create":
 					_, err = c.Create(ctx, req)
 				}
-				got := srv.requests(tc.method)
+				got := srv.Requests("/faultline.test.v1.Echo/" + tc.method)
 				if len(got) != tc.calls {
 					t.Errorf("server calls = %d, want %d (err %v)", len(got), tc.calls, err)
 				}
@@ -782,32 +741,4 @@ func TestIdempotencyResolution(t *testing.T) {
 			}
 		}
 	})
-}
-
-// serveEcho serves srv on bufconn and returns a connection dialled with opts; both closed by
-// t.Cleanup.
-func serveEcho(t testing.TB, srv testpbe.EchoServer, opts ...grpc.DialOption) *grpc.ClientConn {
-	t.Helper()
-	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer()
-	testpbe.RegisterEchoServer(gs, srv)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = gs.Serve(lis)
-	}()
-	t.Cleanup(func() {
-		gs.Stop()
-		<-done
-	})
-	all := append([]grpc.DialOption{
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-	}, opts...)
-	conn, err := grpc.NewClient("passthrough:///bufconn", all...)
-	if err != nil {
-		t.Fatalf("NewClient: %v", err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return conn
 }

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/internal/sandboxtest"
@@ -105,7 +106,7 @@ func TestStreamGivesUp(t *testing.T) {
 		wantKind  errs.Kind
 	}{
 		{name: "exhausted", st: unavailable(), wantCalls: 5, wantCause: retry.StopExhausted, wantKind: errs.ErrSandboxUnavailable},
-		{name: "not retryable", st: sandboxtest.Status(codes.PermissionDenied, "no"), wantCalls: 1,
+		{name: "not retryable", st: faultlinetest.Status(codes.PermissionDenied, "no"), wantCalls: 1,
 			wantCause: retry.StopNotRetryable, wantKind: errs.ErrCWSandboxAuthentication},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -486,9 +487,9 @@ func TestStreamEstablishmentRetried(t *testing.T) {
 // TestStreamNoLeak: streams that were retried, gave up, were abandoned by a cancelled
 // caller, or ended normally leave no goroutine behind while the connection stays open.
 func TestStreamNoLeak(t *testing.T) {
-	e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(fastPolicy())))
+	e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(millisecondPolicy())))
 	p := &pingServer{failFirst: 2, failAfter: 1}
-	ping := newPing(t, p, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(fastPolicy()))...)
+	ping := newPing(t, p, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(millisecondPolicy()))...)
 	ctx := context.Background()
 	// Warm up both connections, so that their own goroutines exist before the snapshot.
 	if _, err := e.sb.GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"}); err != nil {

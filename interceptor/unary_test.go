@@ -16,6 +16,7 @@ import (
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/internal/sandboxtest"
@@ -118,7 +119,7 @@ func TestUnaryEveryCode(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil),
 					interceptor.WithPolicy(attempts(secondsPolicy(), maxAttempts))))
-				sent := sandboxtest.Status(tc.code, "scripted "+tc.code.String())
+				sent := faultlinetest.Status(tc.code, "scripted "+tc.code.String())
 				e.srv.FailAlways(getSandbox, sent)
 				_, err := e.sb.GetSandbox(context.Background(), &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"})
 				if got := e.srv.Calls(getSandbox); got != tc.wantCalls {
@@ -163,37 +164,37 @@ func TestUnaryReasons(t *testing.T) {
 	}{
 		{
 			name: "INTERNAL + trusted BACKEND_UNAVAILABLE retried",
-			st: sandboxtest.Status(codes.Internal, "backend down",
-				sandboxtest.ErrorInfo("CWSANDBOX_BACKEND_UNAVAILABLE", nil)),
+			st: faultlinetest.Status(codes.Internal, "backend down",
+				faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_BACKEND_UNAVAILABLE", nil)),
 			wantCalls: 3, wantWait: 3 * time.Second,
 		},
 		{
 			name: "UNAVAILABLE + trusted COMMAND_TIMEOUT not retried",
-			st: sandboxtest.Status(codes.Unavailable, "command timed out",
-				sandboxtest.ErrorInfo("CWSANDBOX_COMMAND_TIMEOUT", nil)),
+			st: faultlinetest.Status(codes.Unavailable, "command timed out",
+				faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_COMMAND_TIMEOUT", nil)),
 			wantCalls: 1, wantKind: errs.ErrSandboxCommandTimeout,
 		},
 		{
 			name:      "RESOURCE_EXHAUSTED without a server signal is not retried",
-			st:        sandboxtest.Status(codes.ResourceExhausted, "quota"),
+			st:        faultlinetest.Status(codes.ResourceExhausted, "quota"),
 			wantCalls: 1, wantKind: errs.ErrSandboxResourceExhausted,
 		},
 		{
 			name: "RESOURCE_EXHAUSTED with RetryInfo waits for the hint",
-			st: sandboxtest.Status(codes.ResourceExhausted, "quota",
-				sandboxtest.RetryInfo(7*time.Second)),
+			st: faultlinetest.Status(codes.ResourceExhausted, "quota",
+				faultlinetest.RetryInfo(7*time.Second)),
 			wantCalls: 3, wantWait: 14 * time.Second,
 		},
 		{
 			name: "INTERNAL + untrusted BACKEND_UNAVAILABLE not retried",
-			st: sandboxtest.Status(codes.Internal, "backend down",
-				sandboxtest.ErrorInfoDomain("evil.example", "CWSANDBOX_BACKEND_UNAVAILABLE", nil)),
+			st: faultlinetest.Status(codes.Internal, "backend down",
+				faultlinetest.ErrorInfo("evil.example", "CWSANDBOX_BACKEND_UNAVAILABLE", nil)),
 			wantCalls: 1, wantKind: errs.ErrSandbox,
 		},
 		{
 			name: "UNAVAILABLE + untrusted COMMAND_TIMEOUT retried",
-			st: sandboxtest.Status(codes.Unavailable, "backend down",
-				sandboxtest.ErrorInfoDomain("evil.example", "CWSANDBOX_COMMAND_TIMEOUT", nil)),
+			st: faultlinetest.Status(codes.Unavailable, "backend down",
+				faultlinetest.ErrorInfo("evil.example", "CWSANDBOX_COMMAND_TIMEOUT", nil)),
 			wantCalls: 3, wantWait: 3 * time.Second,
 		},
 	} {
@@ -335,9 +336,9 @@ func TestUnaryTiming(t *testing.T) {
 // kind matches, the *retry.Error says how it ended, and the *errs.Error says what the call
 // was about, read from the request and overridden by WithCall.
 func TestUnaryFinalError(t *testing.T) {
-	sent := sandboxtest.Status(codes.Unavailable, "backend restarting",
-		sandboxtest.ErrorInfo("CWSANDBOX_BACKEND_UNAVAILABLE", map[string]string{"region": "us-east-04"}),
-		sandboxtest.RetryInfo(time.Second),
+	sent := faultlinetest.Status(codes.Unavailable, "backend restarting",
+		faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_BACKEND_UNAVAILABLE", map[string]string{"region": "us-east-04"}),
+		faultlinetest.RetryInfo(time.Second),
 		&errdetails.DebugInfo{Detail: "shard 7"},
 		&errdetails.LocalizedMessage{Locale: "en-US", Message: "The backend is restarting."})
 	type call func(context.Context, *env) error
@@ -408,8 +409,8 @@ func TestUnaryFinalError(t *testing.T) {
 				// Attempts 1 to 4 fail with statuses of their own; the 5th and later with sent.
 				var earlier []*status.Status
 				for i := range 4 {
-					st := sandboxtest.Status(codes.Unavailable, fmt.Sprintf("attempt %d", i+1),
-						sandboxtest.ErrorInfo("CWSANDBOX_BACKEND_UNAVAILABLE", nil), sandboxtest.RetryInfo(time.Second))
+					st := faultlinetest.Status(codes.Unavailable, fmt.Sprintf("attempt %d", i+1),
+						faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_BACKEND_UNAVAILABLE", nil), faultlinetest.RetryInfo(time.Second))
 					earlier = append(earlier, st)
 					e.srv.Script(tc.method, sandboxtest.Fail(st))
 				}

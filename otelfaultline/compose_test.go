@@ -87,7 +87,7 @@ func TestComposeWithGRPCOpenTelemetry(t *testing.T) {
 					MetricsOptions: grpcotel.MetricsOptions{MeterProvider: tm.mp},
 					TraceOptions:   experimental.TraceOptions{TracerProvider: tm.tp, TextMapPropagator: propagation.TraceContext{}},
 				})
-				ours := interceptor.DialOptions(interceptor.WithPolicy(seconds(3)), interceptor.WithHooks(tm.hooks()))
+				ours := interceptor.DialOptions(interceptor.WithPolicy(secondsPolicy(3)), interceptor.WithHooks(tm.hooks()))
 				var opts []grpc.DialOption
 				if tt.before {
 					opts = append([]grpc.DialOption{grpcOTel}, ours...)

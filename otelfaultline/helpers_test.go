@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/internal/sandboxtest"
 	"github.com/faultline-go/faultline/otelfaultline"
@@ -27,7 +28,7 @@ import (
 const (
 	getSandbox = sandboxpb.SandboxService_GetSandbox_FullMethodName
 	streamLogs = sandboxpb.SandboxService_StreamLogs_FullMethodName
-	target     = "passthrough:///bufconn" // sandboxtest.DialBufconn's
+	target     = "passthrough:///bufconn" // faultlinetest.Serve's
 )
 
 // telemetry is an OpenTelemetry SDK that keeps what it records: metrics for a manual
@@ -129,25 +130,23 @@ type env struct {
 func newEnv(t testing.TB, dialOpts ...grpc.DialOption) *env {
 	t.Helper()
 	srv := sandboxtest.New(sandboxtest.WithSandboxes("sb-1"))
-	lis, stop := srv.StartBufconn()
-	t.Cleanup(stop)
-	conn, err := sandboxtest.DialBufconn(lis, dialOpts...)
-	if err != nil {
-		t.Fatalf("DialBufconn: %v", err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := faultlinetest.Serve(t, func(gs *grpc.Server) { srv.Register(gs) }, srv.ServerOptions(), dialOpts...)
 	return &env{srv: srv, conn: conn, sb: sandboxpb.NewSandboxServiceClient(conn)}
 }
 
-// seconds returns a policy with waits of whole seconds and no jitter: 1s, 2s, 4s.
-func seconds(maxAttempts int) retry.Policy {
+// secondsPolicy is the default policy with maxAttempts attempts and backoffs of whole
+// seconds (1s, 2s, 4s, 8s) and no jitter, so that waits are exact and visible on a synctest
+// bubble's virtual clock.
+func secondsPolicy(maxAttempts int) retry.Policy {
 	p := retry.DefaultPolicy()
-	p.MaxAttempts, p.InitialBackoff, p.MaxBackoff, p.Jitter, p.HintJitter = maxAttempts, time.Second, 4*time.Second, 0, 0
+	p.MaxAttempts, p.InitialBackoff, p.MaxBackoff, p.Jitter, p.HintJitter = maxAttempts, time.Second, 8*time.Second, 0, 0
 	return p
 }
 
-func unavailable() *status.Status { return sandboxtest.Status(codes.Unavailable, "backend restarting") }
+func unavailable() *status.Status {
+	return faultlinetest.Status(codes.Unavailable, "backend restarting")
+}
 
 func withHint(d time.Duration) *status.Status {
-	return sandboxtest.Status(codes.Unavailable, "backend restarting", sandboxtest.RetryInfo(d))
+	return faultlinetest.Status(codes.Unavailable, "backend restarting", faultlinetest.RetryInfo(d))
 }

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/internal/sandboxtest"
@@ -33,7 +34,7 @@ const (
 func TestRetriedCall(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tm := newTelemetry()
-		e := newEnv(t, interceptor.DialOptions(interceptor.WithPolicy(seconds(5)), interceptor.WithHooks(tm.hooks()))...)
+		e := newEnv(t, interceptor.DialOptions(interceptor.WithPolicy(secondsPolicy(5)), interceptor.WithHooks(tm.hooks()))...)
 		e.srv.FailNext(getSandbox, 1, withHint(1500*time.Millisecond)) // waits the hint: 1.5s
 		e.srv.FailNext(getSandbox, 1, unavailable())                   // waits the second backoff: 2s
 
@@ -133,23 +134,23 @@ func TestStops(t *testing.T) {
 	}{
 		{
 			name:      "not retryable",
-			policy:    seconds(3),
-			script:    func(s *sandboxtest.Server) { s.FailNext(getSandbox, 1, sandboxtest.Status(codes.NotFound, "gone")) },
+			policy:    secondsPolicy(3),
+			script:    func(s *sandboxtest.Server) { s.FailNext(getSandbox, 1, faultlinetest.Status(codes.NotFound, "gone")) },
 			stops:     "error.type=NOT_FOUND faultline.kind=SandboxNotFoundError faultline.stop_reason=not_retryable " + callAttrs + ": 1",
 			stopEvent: "faultline.retry.stopped error.type=NOT_FOUND faultline.kind=SandboxNotFoundError faultline.retry.attempts=1 faultline.retry.total_wait=0 faultline.stop_reason=not_retryable",
 		},
 		{
 			name:   "no server signal",
-			policy: seconds(3),
+			policy: secondsPolicy(3),
 			script: func(s *sandboxtest.Server) {
-				s.FailNext(getSandbox, 1, sandboxtest.Status(codes.ResourceExhausted, "quota"))
+				s.FailNext(getSandbox, 1, faultlinetest.Status(codes.ResourceExhausted, "quota"))
 			},
 			stops:     "error.type=RESOURCE_EXHAUSTED faultline.kind=SandboxResourceExhaustedError faultline.stop_reason=no_server_signal " + callAttrs + ": 1",
 			stopEvent: "faultline.retry.stopped error.type=RESOURCE_EXHAUSTED faultline.kind=SandboxResourceExhaustedError faultline.retry.attempts=1 faultline.retry.total_wait=0 faultline.stop_reason=no_server_signal",
 		},
 		{
 			name:      "exhausted",
-			policy:    seconds(3),
+			policy:    secondsPolicy(3),
 			script:    func(s *sandboxtest.Server) { s.FailNext(getSandbox, 3, unavailable()) },
 			stops:     unavail + " faultline.stop_reason=exhausted " + callAttrs + ": 1",
 			retries:   []string{callAttrs + ": count=1 sum=2"},
@@ -157,14 +158,14 @@ func TestStops(t *testing.T) {
 		},
 		{
 			name:      "hint too long",
-			policy:    seconds(3),
+			policy:    secondsPolicy(3),
 			script:    func(s *sandboxtest.Server) { s.FailNext(getSandbox, 1, withHint(time.Hour)) },
 			stops:     unavail + " faultline.stop_reason=hint_too_long " + callAttrs + ": 1",
 			stopEvent: "faultline.retry.stopped " + unavail + " faultline.retry.attempts=1 faultline.retry.total_wait=0 faultline.stop_reason=hint_too_long",
 		},
 		{
 			name:   "budget",
-			policy: seconds(3),
+			policy: secondsPolicy(3),
 			// A token bucket of 2 that takes 1 per retryable failure: after the first
 			// failure one token is left, not more than half, so the retry is refused.
 			budget:    mustBucket(t, 2, 0.1),
@@ -309,7 +310,7 @@ func TestFilters(t *testing.T) {
 func TestStreamRetried(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tm := newTelemetry()
-		e := newEnv(t, interceptor.DialOptions(interceptor.WithPolicy(seconds(3)), interceptor.WithHooks(tm.hooks()))...)
+		e := newEnv(t, interceptor.DialOptions(interceptor.WithPolicy(secondsPolicy(3)), interceptor.WithHooks(tm.hooks()))...)
 		e.srv.FailNext(streamLogs, 1, unavailable())
 		st, err := e.sb.StreamLogs(context.Background(), &sandboxpb.StreamLogsRequest{SandboxId: "sb-1"})
 		if err != nil {
@@ -340,7 +341,7 @@ func TestStreamRetried(t *testing.T) {
 func TestCancelledDuringWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tm := newTelemetry()
-		e := newEnv(t, interceptor.DialOptions(interceptor.WithPolicy(seconds(3)), interceptor.WithHooks(tm.hooks()))...)
+		e := newEnv(t, interceptor.DialOptions(interceptor.WithPolicy(secondsPolicy(3)), interceptor.WithHooks(tm.hooks()))...)
 		e.srv.FailNext(getSandbox, 1, unavailable())
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(500*time.Millisecond, cancel) // during the 1s wait

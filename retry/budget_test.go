@@ -147,7 +147,7 @@ func TestTokenBucketRetries(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := retry.New(fixed(100), retry.WithBudget(b))
+		r, err := retry.New(noJitter(100), retry.WithBudget(b))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -403,7 +403,7 @@ func TestBudgetUnderOutage(t *testing.T) {
 func TestBudgetSpentOnlyByRetries(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b, _ := retry.NewRatioBudget(0, 0.5, 10*time.Second) // 5 retries per window
-		r, err := retry.New(fixed(10), retry.WithBudget(b))
+		r, err := retry.New(noJitter(10), retry.WithBudget(b))
 		if err != nil {
 			t.Fatal(err)
 		}

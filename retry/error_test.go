@@ -16,7 +16,7 @@ import (
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
-	"github.com/faultline-go/faultline/internal/sandboxtest"
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/retry"
 )
 
@@ -26,12 +26,12 @@ const canary = "s3cr3t-canary"
 // answered, and adds attempts, wait and cause.
 func TestFinalError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		st := sandboxtest.Status(codes.Unavailable, "runner unavailable",
-			sandboxtest.ErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"token": canary}))
+		st := faultlinetest.Status(codes.Unavailable, "runner unavailable",
+			faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"token": canary}))
 		first := rpcUnavailable(0)
 		last := classify.Classify(st.Err())
 		op := newScript(first, first, last)
-		err := retry.Do(t.Context(), fixed(3), op.op)
+		err := retry.Do(t.Context(), noJitter(3), op.op)
 
 		got, ok := status.FromError(err)
 		if !ok || got != st {
@@ -81,7 +81,7 @@ func TestFinalError(t *testing.T) {
 func TestFinalErrorLastAttemptWins(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		op := newScript(errs.New(errs.ErrSandboxResourceExhausted, "quota", errs.WithRetryDelay(time.Millisecond)), rpcUnavailable(0), notFound())
-		err := retry.Do(t.Context(), fixed(5), op.op)
+		err := retry.Do(t.Context(), noJitter(5), op.op)
 		if status.Code(err) != codes.NotFound {
 			t.Errorf("status.Code(err) = %v, want %v (the last attempt's)", status.Code(err), codes.NotFound)
 		}
@@ -115,7 +115,7 @@ func TestFinalErrorStatusLikeInner(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				err := retry.Do(t.Context(), fixed(2), failThen(5, tt.err).op, tt.opts...)
+				err := retry.Do(t.Context(), noJitter(2), failThen(5, tt.err).op, tt.opts...)
 				asRetryError(t, err)
 				wantSt, wantOK := status.FromError(tt.err)
 				gotSt, gotOK := status.FromError(err)
@@ -147,7 +147,7 @@ func TestErrorBounded(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				inner := fmt.Errorf("%s: %w", tt.text, errs.ErrSandboxUnavailable)
-				err := retry.Do(t.Context(), fixed(2), failThen(5, inner).op)
+				err := retry.Do(t.Context(), noJitter(2), failThen(5, inner).op)
 				msg := err.Error()
 				if len(msg) > 1024 {
 					t.Errorf("len(Error()) = %d, want <= 1024 (safety.md section 5)", len(msg))
@@ -194,14 +194,14 @@ func TestStopReasonString(t *testing.T) {
 func TestHooks(t *testing.T) {
 	type key struct{}
 	secret := errs.WithErrorInfo("cwsandbox.com", "CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"token": canary})
-	rpcSecret := classify.Classify(sandboxtest.Status(codes.Unavailable, "runner unavailable",
-		sandboxtest.ErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"token": canary}),
-		sandboxtest.RetryInfo(2*time.Second)).Err())
+	rpcSecret := classify.Classify(faultlinetest.Status(codes.Unavailable, "runner unavailable",
+		faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"token": canary}),
+		faultlinetest.RetryInfo(2*time.Second)).Err())
 	e1 := errs.New(errs.ErrSandboxUnavailable, "backend restarting", secret, errs.WithRetryDelay(time.Second))
 	// A RESOURCE_EXHAUSTED with a trusted transient reason and no hint: retried, after the
 	// backoff.
-	e2 := classify.Classify(sandboxtest.Status(codes.ResourceExhausted, "inflight limit",
-		sandboxtest.ErrorInfo("CWSANDBOX_FSS_INFLIGHT_LIMIT", map[string]string{"token": canary})).Err())
+	e2 := classify.Classify(faultlinetest.Status(codes.ResourceExhausted, "inflight limit",
+		faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_FSS_INFLIGHT_LIMIT", map[string]string{"token": canary})).Err())
 	e3 := rpcSecret
 
 	t.Run("gives up", func(t *testing.T) {
@@ -224,7 +224,7 @@ func TestHooks(t *testing.T) {
 				},
 			}
 			op := newScript(e1, e2, e3, e2)
-			err := retry.Do(ctx, fixed(4), op.op, retry.WithHooks(h))
+			err := retry.Do(ctx, noJitter(4), op.op, retry.WithHooks(h))
 			want := []retry.RetryEvent{
 				{Attempt: 1, Err: e1, Delay: time.Second, FromHint: true},
 				{Attempt: 2, Err: e2, Delay: 400 * time.Millisecond, FromHint: false},
@@ -266,7 +266,7 @@ func TestHooks(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			var ev events
 			op := failThen(2, e2)
-			if err := retry.Do(t.Context(), fixed(4), op.op, retry.WithHooks(ev.hooks())); err != nil {
+			if err := retry.Do(t.Context(), noJitter(4), op.op, retry.WithHooks(ev.hooks())); err != nil {
 				t.Fatalf("Do() = %v, want nil", err)
 			}
 			if len(ev.retries) != 2 || len(ev.stops) != 0 {
@@ -276,7 +276,7 @@ func TestHooks(t *testing.T) {
 	})
 	t.Run("not retryable", func(t *testing.T) {
 		var ev events
-		err := retry.Do(context.Background(), fixed(4), failThen(2, notFound()).op, retry.WithHooks(ev.hooks()))
+		err := retry.Do(context.Background(), noJitter(4), failThen(2, notFound()).op, retry.WithHooks(ev.hooks()))
 		if len(ev.retries) != 0 || len(ev.stops) != 1 || ev.stops[0].Reason != retry.StopNotRetryable || ev.stops[0].Attempts != 1 {
 			t.Errorf("OnRetry %v, OnStop %v; want none, one (1 attempt, not retryable)", ev.retries, ev.stops)
 		}
@@ -286,7 +286,7 @@ func TestHooks(t *testing.T) {
 	})
 	t.Run("nil hooks", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			if err := retry.Do(t.Context(), fixed(3), failThen(2, e2).op, retry.WithHooks(retry.Hooks{})); err != nil {
+			if err := retry.Do(t.Context(), noJitter(3), failThen(2, e2).op, retry.WithHooks(retry.Hooks{})); err != nil {
 				t.Errorf("Do() = %v, want nil", err)
 			}
 		})
@@ -328,20 +328,20 @@ func TestErrorOneKiB(t *testing.T) {
 		ctx    func(context.Context) (context.Context, context.CancelFunc)
 		suffix string
 	}{
-		{"exhausted", fixed(2), func(t *testing.T) error { return longest(t) }, nil, "[2 attempts, attempts exhausted]"},
-		{"no server signal", fixed(2), func(*testing.T) error {
+		{"exhausted", noJitter(2), func(t *testing.T) error { return longest(t) }, nil, "[2 attempts, attempts exhausted]"},
+		{"no server signal", noJitter(2), func(*testing.T) error {
 			return errs.New(errs.ErrSandboxResourceExhausted, strings.Repeat("q", 2000), errs.WithSandboxID(strings.Repeat("s", 200)))
 		}, nil, "[1 attempt, no server signal]"},
-		{"cancelled during a wait", fixed(5), func(t *testing.T) error { return longest(t) },
+		{"cancelled during a wait", noJitter(5), func(t *testing.T) error { return longest(t) },
 			func(ctx context.Context) (context.Context, context.CancelFunc) {
 				ctx, cancel := context.WithCancel(ctx)
 				time.AfterFunc(100*time.Millisecond, cancel)
 				return ctx, cancel
 			}, "[1 attempt, cancelled: context canceled]"},
-		{"plain error of several lines", fixed(2), func(*testing.T) error {
+		{"plain error of several lines", noJitter(2), func(*testing.T) error {
 			return fmt.Errorf("first line\nsecond line\r\n%s: %w", strings.Repeat("x", 3000), errs.ErrSandboxUnavailable)
 		}, nil, "[2 attempts, attempts exhausted]"},
-		{"plain error, not retryable", fixed(2), func(*testing.T) error {
+		{"plain error, not retryable", noJitter(2), func(*testing.T) error {
 			return errors.New("first line\nsecond line " + strings.Repeat("y", 3000))
 		}, nil, ""},
 	}

@@ -19,11 +19,11 @@ func kindOf(err error) errs.Kind {
 	return 0
 }
 
-// quick returns a deterministic policy with millisecond waits, for examples.
-func quick() retry.Policy {
+// millisecondPolicy is the default policy with backoffs of 1 ms, then 2 ms, and no jitter,
+// for examples on the real clock (their output does not depend on the waits).
+func millisecondPolicy() retry.Policy {
 	p := retry.DefaultPolicy()
-	p.InitialBackoff, p.MaxBackoff = time.Millisecond, 5*time.Millisecond
-	p.Jitter, p.HintJitter = 0, 0
+	p.InitialBackoff, p.MaxBackoff, p.Jitter, p.HintJitter = time.Millisecond, 2*time.Millisecond, 0, 0
 	return p
 }
 
@@ -41,7 +41,7 @@ func ExampleDo() {
 	hooks := retry.Hooks{OnRetry: func(_ context.Context, ev retry.RetryEvent) {
 		fmt.Printf("attempt %d: %v, retrying\n", ev.Attempt, kindOf(ev.Err))
 	}}
-	err := retry.Do(context.Background(), quick(), func(ctx context.Context) error {
+	err := retry.Do(context.Background(), millisecondPolicy(), func(ctx context.Context) error {
 		state, err := getState(ctx)
 		if err != nil {
 			return err
@@ -61,7 +61,7 @@ func ExampleDo() {
 // When retrying stops, the error says why, after how many attempts, and still matches the
 // last attempt's kind.
 func ExampleDo_giveUp() {
-	p := quick()
+	p := millisecondPolicy()
 	p.MaxAttempts = 3
 	err := retry.Do(context.Background(), p, func(context.Context) error {
 		return errs.New(errs.ErrSandboxUnavailable, "backend restarting")
@@ -90,7 +90,7 @@ func ExampleDo_giveUp() {
 // A server hint above MaxRetryDelay is not waited for: the error comes back at once,
 // carrying the delay for the caller to decide.
 func ExampleDo_hintTooLong() {
-	err := retry.Do(context.Background(), quick(), func(context.Context) error {
+	err := retry.Do(context.Background(), millisecondPolicy(), func(context.Context) error {
 		return errs.New(errs.ErrSandboxResourceExhausted, "quota", errs.WithRetryDelay(time.Hour))
 	})
 	var re *retry.Error
@@ -105,7 +105,7 @@ func ExampleDo_hintTooLong() {
 
 // A Retrier shares one policy, budget and hooks across calls.
 func ExampleNew() {
-	r, err := retry.New(quick(), retry.WithBudget(retry.DefaultBudget()))
+	r, err := retry.New(millisecondPolicy(), retry.WithBudget(retry.DefaultBudget()))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -126,7 +126,7 @@ func ExampleNew() {
 // Track is for code that makes the attempts itself, such as a stream retried from inside
 // RecvMsg.
 func ExampleRetrier_Track() {
-	r, err := retry.New(quick(), retry.WithBudget(nil))
+	r, err := retry.New(millisecondPolicy(), retry.WithBudget(nil))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -165,7 +165,7 @@ func ExampleNewTokenBucket() {
 		fmt.Println(err)
 		return
 	}
-	p := quick()
+	p := millisecondPolicy()
 	p.MaxAttempts = 100
 	r, err := retry.New(p, retry.WithBudget(b))
 	if err != nil {

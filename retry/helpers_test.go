@@ -12,7 +12,7 @@ import (
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
-	"github.com/faultline-go/faultline/internal/sandboxtest"
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/retry"
 )
 
@@ -29,9 +29,9 @@ func withHint(d time.Duration) *errs.Error {
 // rpcUnavailable returns a classified real gRPC status error: UNAVAILABLE, with a RetryInfo
 // of hint when hint != 0.
 func rpcUnavailable(hint time.Duration) *errs.Error {
-	st := sandboxtest.Status(codes.Unavailable, "runner unavailable")
+	st := faultlinetest.Status(codes.Unavailable, "runner unavailable")
 	if hint != 0 {
-		st = sandboxtest.Status(codes.Unavailable, "runner unavailable", sandboxtest.RetryInfo(hint))
+		st = faultlinetest.Status(codes.Unavailable, "runner unavailable", faultlinetest.RetryInfo(hint))
 	}
 	return classify.Classify(st.Err())
 }
@@ -41,8 +41,9 @@ func notFound() *errs.Error {
 	return errs.New(errs.ErrSandboxNotFound, "no such sandbox", errs.WithSandboxID("sb-1"))
 }
 
-// fixed returns DefaultPolicy without jitter, with MaxAttempts n.
-func fixed(n int) retry.Policy {
+// noJitter returns DefaultPolicy without jitter, with MaxAttempts n: its waits (100 ms,
+// 200 ms, ...) are exact on a synctest bubble's virtual clock.
+func noJitter(n int) retry.Policy {
 	p := retry.DefaultPolicy()
 	p.MaxAttempts, p.Jitter, p.HintJitter = n, 0, 0
 	return p
@@ -113,5 +114,5 @@ func (ev *events) hooks() retry.Hooks {
 // for protobuf, too long for time.Duration, so the parser clamps it to the longest duration.
 func rpcHugeHint() *errs.Error {
 	ri := &errdetails.RetryInfo{RetryDelay: &durationpb.Duration{Seconds: 1e10}}
-	return classify.Classify(sandboxtest.Status(codes.Unavailable, "come back much later", ri).Err())
+	return classify.Classify(faultlinetest.Status(codes.Unavailable, "come back much later", ri).Err())
 }

@@ -76,7 +76,7 @@ func TestDone(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				var ev allEvents
-				r, err := retry.New(fixed(3), retry.WithBudget(nil), retry.WithHooks(ev.hooks("a")))
+				r, err := retry.New(noJitter(3), retry.WithBudget(nil), retry.WithHooks(ev.hooks("a")))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -100,7 +100,7 @@ func TestDone(t *testing.T) {
 func TestSetTarget(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var ev allEvents
-		r, err := retry.New(fixed(3), retry.WithBudget(nil), retry.WithHooks(ev.hooks("h")))
+		r, err := retry.New(noJitter(3), retry.WithBudget(nil), retry.WithHooks(ev.hooks("h")))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -136,7 +136,7 @@ func TestJoinHooks(t *testing.T) {
 		var ev allEvents
 		onlyDone := retry.Hooks{OnDone: func(context.Context, retry.DoneEvent) { ev.log = append(ev.log, "c done") }}
 		h := retry.JoinHooks(ev.hooks("a"), retry.Hooks{}, ev.hooks("b"), onlyDone)
-		err := retry.Do(context.Background(), fixed(2), newScript(unavailable()).op, retry.WithHooks(h))
+		err := retry.Do(context.Background(), noJitter(2), newScript(unavailable()).op, retry.WithHooks(h))
 		if err == nil {
 			t.Fatal("Do() = nil, want the exhausted error")
 		}

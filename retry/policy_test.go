@@ -296,7 +296,7 @@ func TestZeroMeansOff(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				p := fixed(3)
+				p := noJitter(3)
 				tt.set(&p)
 				calls := 0
 				_ = retry.Do(t.Context(), p, func(ctx context.Context) error {

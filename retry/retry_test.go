@@ -13,7 +13,7 @@ import (
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
-	"github.com/faultline-go/faultline/internal/sandboxtest"
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/retry"
 )
 
@@ -29,94 +29,94 @@ func TestAttempts(t *testing.T) {
 		wantKind   errs.Kind // errors.Is(err, wantKind) when wantErr
 		wantNoKind errs.Kind // !errors.Is(err, wantNoKind) when set
 	}{
-		{name: "success first time", policy: fixed(5), op: failThen(0, unavailable()), wantCalls: 1},
-		{name: "fail once then succeed", policy: fixed(5), op: failThen(1, unavailable()), wantCalls: 2},
-		{name: "fail 3 times then succeed", policy: fixed(5), op: failThen(3, unavailable()), wantCalls: 4},
-		{name: "fail 4 times then succeed on the last attempt", policy: fixed(5), op: failThen(4, unavailable()), wantCalls: 5},
+		{name: "success first time", policy: noJitter(5), op: failThen(0, unavailable()), wantCalls: 1},
+		{name: "fail once then succeed", policy: noJitter(5), op: failThen(1, unavailable()), wantCalls: 2},
+		{name: "fail 3 times then succeed", policy: noJitter(5), op: failThen(3, unavailable()), wantCalls: 4},
+		{name: "fail 4 times then succeed on the last attempt", policy: noJitter(5), op: failThen(4, unavailable()), wantCalls: 5},
 		{
-			name: "exhausted", policy: fixed(5), op: failThen(5, unavailable()),
+			name: "exhausted", policy: noJitter(5), op: failThen(5, unavailable()),
 			wantCalls: 5, wantErr: true, wantCause: retry.StopExhausted, wantKind: errs.ErrSandboxUnavailable,
 		},
 		{
-			name: "MaxAttempts 1 makes no retry", policy: fixed(1), op: failThen(1, unavailable()),
+			name: "MaxAttempts 1 makes no retry", policy: noJitter(1), op: failThen(1, unavailable()),
 			wantCalls: 1, wantErr: true, wantCause: retry.StopExhausted, wantKind: errs.ErrSandboxUnavailable,
 		},
 		{
-			name: "resource exhausted with a server hint is retried", policy: fixed(3),
+			name: "resource exhausted with a server hint is retried", policy: noJitter(3),
 			op:        failThen(3, errs.New(errs.ErrSandboxResourceExhausted, "quota", errs.WithRetryDelay(time.Second))),
 			wantCalls: 3, wantErr: true, wantCause: retry.StopExhausted, wantKind: errs.ErrSandboxResourceExhausted,
 		},
 		{
-			name: "bare resource exhausted is not retried", policy: fixed(3),
+			name: "bare resource exhausted is not retried", policy: noJitter(3),
 			op:        failThen(3, errs.New(errs.ErrSandboxResourceExhausted, "quota")),
 			wantCalls: 1, wantErr: true, wantCause: retry.StopNoServerSignal, wantKind: errs.ErrSandboxResourceExhausted,
 		},
 		{
-			name: "not retryable stops at once", policy: fixed(5), op: failThen(1, notFound()),
+			name: "not retryable stops at once", policy: noJitter(5), op: failThen(1, notFound()),
 			wantCalls: 1, wantErr: true, wantCause: retry.StopNotRetryable, wantKind: errs.ErrSandboxNotFound,
 		},
 		{
-			name: "parent of a retried kind is not retried", policy: fixed(5),
+			name: "parent of a retried kind is not retried", policy: noJitter(5),
 			op:        failThen(1, errs.New(errs.ErrSandboxNotRunning, "starting")),
 			wantCalls: 1, wantErr: true, wantCause: retry.StopNotRetryable,
 			wantKind: errs.ErrSandboxNotRunning, wantNoKind: errs.ErrSandboxUnavailable,
 		},
 		{
-			name: "command timeout is never retried by default", policy: fixed(5),
+			name: "command timeout is never retried by default", policy: noJitter(5),
 			op:        failThen(1, errs.New(errs.ErrSandboxCommandTimeout, "sleep 100")),
 			wantCalls: 1, wantErr: true, wantCause: retry.StopNotRetryable, wantKind: errs.ErrSandboxCommandTimeout,
 		},
 		{
-			name: "not retryable after retryable ones", policy: fixed(5),
+			name: "not retryable after retryable ones", policy: noJitter(5),
 			op:        newScript(unavailable(), unavailable(), notFound()),
 			wantCalls: 3, wantErr: true, wantCause: retry.StopNotRetryable,
 			wantKind: errs.ErrSandboxNotFound, wantNoKind: errs.ErrSandboxUnavailable,
 		},
 		{
-			name: "child kind matches RetryOn", policy: fixed(5),
+			name: "child kind matches RetryOn", policy: noJitter(5),
 			op:        failThen(2, errs.New(errs.ErrSnapshotBackendThrottled, "slow down")),
 			wantCalls: 3,
 		},
 		{
-			name: "user error wrapping a kind", policy: fixed(5),
+			name: "user error wrapping a kind", policy: noJitter(5),
 			op:        failThen(2, fmt.Errorf("poll sb-1: %w", errs.ErrSandboxUnavailable)),
 			wantCalls: 3,
 		},
 		{
-			name: "user error wrapping an *errs.Error", policy: fixed(5),
+			name: "user error wrapping an *errs.Error", policy: noJitter(5),
 			op:        failThen(2, fmt.Errorf("poll sb-1: %w", unavailable())),
 			wantCalls: 3,
 		},
 		{
-			name: "classified gRPC status", policy: fixed(5),
+			name: "classified gRPC status", policy: noJitter(5),
 			op:        failThen(2, rpcUnavailable(0)),
 			wantCalls: 3,
 		},
 		{
-			name: "raw gRPC status without classifier is not retried", policy: fixed(5),
+			name: "raw gRPC status without classifier is not retried", policy: noJitter(5),
 			op:        failThen(2, status.Error(codes.Unavailable, "down")),
 			wantCalls: 1, wantErr: true, wantCause: retry.StopNotRetryable,
 		},
 		{
-			name: "raw gRPC status with classifier", policy: fixed(5),
+			name: "raw gRPC status with classifier", policy: noJitter(5),
 			op:        failThen(2, status.Error(codes.Unavailable, "down")),
 			opts:      []retry.Option{retry.WithClassifyFunc(classify.Classify)},
 			wantCalls: 3,
 		},
 		{
-			name: "raw not-found status with classifier", policy: fixed(5),
+			name: "raw not-found status with classifier", policy: noJitter(5),
 			op:        failThen(2, status.Error(codes.NotFound, "gone")),
 			opts:      []retry.Option{retry.WithClassifyFunc(classify.Classify)},
 			wantCalls: 1, wantErr: true, wantCause: retry.StopNotRetryable,
 		},
 		{
-			name: "plain error", policy: fixed(5), op: failThen(2, errors.New("boom")),
+			name: "plain error", policy: noJitter(5), op: failThen(2, errors.New("boom")),
 			wantCalls: 1, wantErr: true, wantCause: retry.StopNotRetryable,
 		},
 		{
 			name: "kind outside a custom RetryOn is not retried",
 			policy: func() retry.Policy {
-				p := fixed(5)
+				p := noJitter(5)
 				p.RetryOn = retry.On(errs.ErrSandboxResourceExhausted)
 				return p
 			}(),
@@ -126,7 +126,7 @@ func TestAttempts(t *testing.T) {
 		{
 			name: "custom RetryOn",
 			policy: func() retry.Policy {
-				p := fixed(5)
+				p := noJitter(5)
 				p.RetryOn = retry.On(errs.ErrSandboxNotRunning)
 				return p
 			}(),
@@ -193,9 +193,9 @@ func TestClassifierOnlyForRawErrors(t *testing.T) {
 			return classify.Classify(err)
 		}
 		// A RESOURCE_EXHAUSTED with a server hint, so that it is retried.
-		raw := sandboxtest.Status(codes.ResourceExhausted, "slow down", sandboxtest.RetryInfo(time.Millisecond)).Err()
+		raw := faultlinetest.Status(codes.ResourceExhausted, "slow down", faultlinetest.RetryInfo(time.Millisecond)).Err()
 		op := newScript(unavailable(), raw, raw)
-		err := retry.Do(t.Context(), fixed(3), op.op, retry.WithClassifyFunc(cl))
+		err := retry.Do(t.Context(), noJitter(3), op.op, retry.WithClassifyFunc(cl))
 		if len(seen) != 2 || seen[0] != raw || seen[1] != raw {
 			t.Errorf("classifier saw %v, want the raw error twice", seen)
 		}
@@ -220,12 +220,12 @@ func TestClassifierOnlyForRawErrors(t *testing.T) {
 // Retrier each get the full number of attempts, and WithPolicy derives another policy.
 func TestRetrierShared(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r, err := retry.New(fixed(3), retry.WithBudget(nil))
+		r, err := retry.New(noJitter(3), retry.WithBudget(nil))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := r.Policy(); got != fixed(3) {
-			t.Errorf("Policy() = %+v, want %+v", got, fixed(3))
+		if got := r.Policy(); got != noJitter(3) {
+			t.Errorf("Policy() = %+v, want %+v", got, noJitter(3))
 		}
 		for i := range 3 {
 			op := failThen(10, unavailable())
@@ -234,19 +234,19 @@ func TestRetrierShared(t *testing.T) {
 				t.Errorf("call %d: %d op calls, err %v; want 3 attempts", i, op.calls(), err)
 			}
 		}
-		r2, err := r.WithPolicy(fixed(2))
+		r2, err := r.WithPolicy(noJitter(2))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := r2.Policy(); got != fixed(2) {
-			t.Errorf("WithPolicy(fixed(2)).Policy() = %+v, want %+v", got, fixed(2))
+		if got := r2.Policy(); got != noJitter(2) {
+			t.Errorf("WithPolicy(noJitter(2)).Policy() = %+v, want %+v", got, noJitter(2))
 		}
 		op := failThen(10, unavailable())
 		if err := r2.Do(t.Context(), op.op); op.calls() != 2 {
-			t.Errorf("WithPolicy(fixed(2)).Do(): %d op calls (%v), want 2", op.calls(), err)
+			t.Errorf("WithPolicy(noJitter(2)).Do(): %d op calls (%v), want 2", op.calls(), err)
 		}
-		if got := r.Policy(); got != fixed(3) {
-			t.Errorf("after WithPolicy, r.Policy() = %+v, want %+v unchanged", got, fixed(3))
+		if got := r.Policy(); got != noJitter(3) {
+			t.Errorf("after WithPolicy, r.Policy() = %+v, want %+v unchanged", got, noJitter(3))
 		}
 	})
 }
@@ -255,7 +255,7 @@ func TestRetrierShared(t *testing.T) {
 // counter visible.
 func TestTracker(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r, err := retry.New(fixed(4), retry.WithBudget(nil))
+		r, err := retry.New(noJitter(4), retry.WithBudget(nil))
 		if err != nil {
 			t.Fatal(err)
 		}

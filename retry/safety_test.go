@@ -14,7 +14,7 @@ import (
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
-	"github.com/faultline-go/faultline/internal/sandboxtest"
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/retry"
 )
 
@@ -28,25 +28,20 @@ var (
 
 // rpc returns the classified error of a status with code c and details, on call.
 func rpc(call classify.Call, c codes.Code, details ...proto.Message) *errs.Error {
-	return classify.New().Classify(sandboxtest.Status(c, "server message", details...).Err(), call)
+	return classify.New().Classify(faultlinetest.Status(c, "server message", details...).Err(), call)
 }
 
-// reason returns an ErrorInfo of the trusted domain.
-func reason(r string) proto.Message { return sandboxtest.ErrorInfo(r, nil) }
+// ErrorInfo domains: one the classifier trusts, one it does not.
+const (
+	trusted   = classify.DefaultDomain
+	untrusted = "evil.example.com"
+)
 
-// untrusted returns an ErrorInfo of a domain the classifier does not trust.
-func untrusted(r string) proto.Message {
-	return sandboxtest.ErrorInfoDomain("evil.example.com", r, nil)
-}
-
-// hint returns a RetryInfo of d.
-func hint(d time.Duration) proto.Message { return sandboxtest.RetryInfo(d) }
-
-// firstFailure reports the first attempt's failure err to a fresh Tracker of fixed(3) and
+// firstFailure reports the first attempt's failure err to a fresh Tracker of noJitter(3) and
 // returns Failed's result: nil when the failure is to be retried (after its wait).
 func firstFailure(t *testing.T, err error, f retry.Failure) *retry.Error {
 	t.Helper()
-	r, nerr := retry.New(fixed(3), retry.WithBudget(nil))
+	r, nerr := retry.New(noJitter(3), retry.WithBudget(nil))
 	if nerr != nil {
 		t.Fatal(nerr)
 	}
@@ -65,13 +60,13 @@ func TestIdempotencyOrigin(t *testing.T) {
 	}{
 		{"bare unavailable", rpc(sandboxCall, codes.Unavailable), false},
 		{"client-made unavailable", unavailable(), false},
-		{"unavailable with an untrusted transient reason", rpc(sandboxCall, codes.Unavailable, untrusted("CWSANDBOX_RUNNER_UNAVAILABLE")), false},
+		{"unavailable with an untrusted transient reason", rpc(sandboxCall, codes.Unavailable, faultlinetest.ErrorInfo(untrusted, "CWSANDBOX_RUNNER_UNAVAILABLE", nil)), false},
 		{"unavailable on a discovery call", rpc(discoveryCall, codes.Unavailable), false},
-		{"RetryInfo", rpc(sandboxCall, codes.Unavailable, hint(time.Second)), true},
+		{"RetryInfo", rpc(sandboxCall, codes.Unavailable, faultlinetest.RetryInfo(time.Second)), true},
 		{"client-made hint", withHint(time.Second), true},
-		{"trusted transient reason", rpc(sandboxCall, codes.Unavailable, reason("CWSANDBOX_RUNNER_UNAVAILABLE")), true},
-		{"trusted transient reason on a discovery call", rpc(discoveryCall, codes.Unavailable, reason("CWSANDBOX_BACKEND_UNAVAILABLE")), true},
-		{"resource exhausted, throttled", rpc(sandboxCall, codes.ResourceExhausted, reason("CWSANDBOX_FSS_BACKEND_THROTTLED")), true},
+		{"trusted transient reason", rpc(sandboxCall, codes.Unavailable, faultlinetest.ErrorInfo(trusted, "CWSANDBOX_RUNNER_UNAVAILABLE", nil)), true},
+		{"trusted transient reason on a discovery call", rpc(discoveryCall, codes.Unavailable, faultlinetest.ErrorInfo(trusted, "CWSANDBOX_BACKEND_UNAVAILABLE", nil)), true},
+		{"resource exhausted, throttled", rpc(sandboxCall, codes.ResourceExhausted, faultlinetest.ErrorInfo(trusted, "CWSANDBOX_FSS_BACKEND_THROTTLED", nil)), true},
 	}
 	// retried[level] = {ambiguous, server declined}: safety.md section 2.
 	retried := map[retry.Idempotency][2]bool{
@@ -130,12 +125,12 @@ func TestWithIdempotency(t *testing.T) {
 		{"no side effects", []retry.Option{retry.WithIdempotency(retry.NoSideEffects)}, unavailable(), 3, retry.StopExhausted},
 		{"idempotent", []retry.Option{retry.WithIdempotency(retry.Idempotent)}, rpc(sandboxCall, codes.Unavailable), 3, retry.StopExhausted},
 		{"not idempotent, ambiguous", []retry.Option{retry.WithIdempotency(retry.NotIdempotent)}, rpc(sandboxCall, codes.Unavailable), 1, retry.StopUnsafe},
-		{"not idempotent, server hint", []retry.Option{retry.WithIdempotency(retry.NotIdempotent)}, rpc(sandboxCall, codes.Unavailable, hint(time.Second)), 3, retry.StopExhausted},
+		{"not idempotent, server hint", []retry.Option{retry.WithIdempotency(retry.NotIdempotent)}, rpc(sandboxCall, codes.Unavailable, faultlinetest.RetryInfo(time.Second)), 3, retry.StopExhausted},
 		{"not idempotent, transient reason", []retry.Option{retry.WithIdempotency(retry.NotIdempotent)},
-			rpc(sandboxCall, codes.Unavailable, reason("CWSANDBOX_FSS_BUCKET_PROVISIONING")), 3, retry.StopExhausted},
-		{"never, server hint", []retry.Option{retry.WithIdempotency(retry.NeverRetry)}, rpc(sandboxCall, codes.Unavailable, hint(time.Second)), 1, retry.StopUnsafe},
+			rpc(sandboxCall, codes.Unavailable, faultlinetest.ErrorInfo(trusted, "CWSANDBOX_FSS_BUCKET_PROVISIONING", nil)), 3, retry.StopExhausted},
+		{"never, server hint", []retry.Option{retry.WithIdempotency(retry.NeverRetry)}, rpc(sandboxCall, codes.Unavailable, faultlinetest.RetryInfo(time.Second)), 1, retry.StopUnsafe},
 		{"never, transient reason", []retry.Option{retry.WithIdempotency(retry.NeverRetry)},
-			rpc(sandboxCall, codes.Unavailable, reason("CWSANDBOX_RUNNER_UNAVAILABLE")), 1, retry.StopUnsafe},
+			rpc(sandboxCall, codes.Unavailable, faultlinetest.ErrorInfo(trusted, "CWSANDBOX_RUNNER_UNAVAILABLE", nil)), 1, retry.StopUnsafe},
 		{"last option wins", []retry.Option{retry.WithIdempotency(retry.NeverRetry), retry.WithIdempotency(retry.Idempotent)}, unavailable(), 3, retry.StopExhausted},
 		{"last option wins, unsafe", []retry.Option{retry.WithIdempotency(retry.Idempotent), retry.WithIdempotency(retry.NotIdempotent)}, unavailable(), 1, retry.StopUnsafe},
 	}
@@ -144,7 +139,7 @@ func TestWithIdempotency(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				var ev events
 				op := failThen(10, tt.err)
-				err := retry.Do(t.Context(), fixed(3), op.op, append(tt.opts, retry.WithHooks(ev.hooks()))...)
+				err := retry.Do(t.Context(), noJitter(3), op.op, append(tt.opts, retry.WithHooks(ev.hooks()))...)
 				re := asRetryError(t, err)
 				if op.calls() != tt.wantCalls || re.Attempts() != tt.wantCalls || re.StopReason() != tt.wantCause {
 					t.Errorf("Do(%s) = %d calls, %d attempts, cause %v; want %d, %d, %v",
@@ -161,7 +156,7 @@ func TestWithIdempotency(t *testing.T) {
 	}
 	t.Run("Retrier", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			r, err := retry.New(fixed(3), retry.WithBudget(nil), retry.WithIdempotency(retry.NotIdempotent))
+			r, err := retry.New(noJitter(3), retry.WithBudget(nil), retry.WithIdempotency(retry.NotIdempotent))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -169,7 +164,7 @@ func TestWithIdempotency(t *testing.T) {
 			if re := asRetryError(t, r.Do(t.Context(), op.op)); op.calls() != 1 || re.StopReason() != retry.StopUnsafe {
 				t.Errorf("Retrier(NotIdempotent).Do(unavailable) = %d calls, cause %v; want 1, %v", op.calls(), re.StopReason(), retry.StopUnsafe)
 			}
-			r2, err := r.WithPolicy(fixed(4))
+			r2, err := r.WithPolicy(noJitter(4))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -181,7 +176,7 @@ func TestWithIdempotency(t *testing.T) {
 	})
 	t.Run("own per-attempt timeout is ambiguous", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			p := fixed(3)
+			p := noJitter(3)
 			p.PerAttemptTimeout = time.Second
 			calls := 0
 			op := func(ctx context.Context) error {
@@ -234,24 +229,24 @@ func TestResourceExhaustedNeedsSignal(t *testing.T) {
 		{"client-made, bare", errs.New(errs.ErrSandboxResourceExhausted, "quota"), nil, 1, retry.StopNoServerSignal},
 		{"client-made, hint", errs.New(errs.ErrSandboxResourceExhausted, "quota", errs.WithRetryDelay(time.Second)), nil, 3, retry.StopExhausted},
 		{"sandbox, bare", rpc(sandboxCall, codes.ResourceExhausted), nil, 1, retry.StopNoServerSignal},
-		{"sandbox, RetryInfo", rpc(sandboxCall, codes.ResourceExhausted, hint(time.Second)), nil, 3, retry.StopExhausted},
-		{"sandbox, trusted transient reason", rpc(sandboxCall, codes.ResourceExhausted, reason("CWSANDBOX_RUNNER_UNAVAILABLE")), nil, 3, retry.StopExhausted},
-		{"sandbox, inflight limit", rpc(sandboxCall, codes.ResourceExhausted, reason("CWSANDBOX_FSS_INFLIGHT_LIMIT")), nil, 3, retry.StopExhausted},
-		{"sandbox, trusted reason that is not transient", rpc(sandboxCall, codes.ResourceExhausted, reason("CWSANDBOX_PLACEMENT_FAILED")), nil, 1, retry.StopNoServerSignal},
-		{"sandbox, untrusted transient reason", rpc(sandboxCall, codes.ResourceExhausted, untrusted("CWSANDBOX_RUNNER_UNAVAILABLE")), nil, 1, retry.StopNoServerSignal},
-		{"sandbox, snapshot quota", rpc(sandboxCall, codes.ResourceExhausted, reason("CWSANDBOX_FSS_QUOTA_EXCEEDED")), nil, 1, retry.StopNotRetryable},
+		{"sandbox, RetryInfo", rpc(sandboxCall, codes.ResourceExhausted, faultlinetest.RetryInfo(time.Second)), nil, 3, retry.StopExhausted},
+		{"sandbox, trusted transient reason", rpc(sandboxCall, codes.ResourceExhausted, faultlinetest.ErrorInfo(trusted, "CWSANDBOX_RUNNER_UNAVAILABLE", nil)), nil, 3, retry.StopExhausted},
+		{"sandbox, inflight limit", rpc(sandboxCall, codes.ResourceExhausted, faultlinetest.ErrorInfo(trusted, "CWSANDBOX_FSS_INFLIGHT_LIMIT", nil)), nil, 3, retry.StopExhausted},
+		{"sandbox, trusted reason that is not transient", rpc(sandboxCall, codes.ResourceExhausted, faultlinetest.ErrorInfo(trusted, "CWSANDBOX_PLACEMENT_FAILED", nil)), nil, 1, retry.StopNoServerSignal},
+		{"sandbox, untrusted transient reason", rpc(sandboxCall, codes.ResourceExhausted, faultlinetest.ErrorInfo(untrusted, "CWSANDBOX_RUNNER_UNAVAILABLE", nil)), nil, 1, retry.StopNoServerSignal},
+		{"sandbox, snapshot quota", rpc(sandboxCall, codes.ResourceExhausted, faultlinetest.ErrorInfo(trusted, "CWSANDBOX_FSS_QUOTA_EXCEEDED", nil)), nil, 1, retry.StopNotRetryable},
 		{"discovery, bare", rpc(discoveryCall, codes.ResourceExhausted), nil, 1, retry.StopNoServerSignal},
-		{"discovery, RetryInfo", rpc(discoveryCall, codes.ResourceExhausted, hint(time.Second)), nil, 3, retry.StopExhausted},
-		{"discovery, trusted transient reason", rpc(discoveryCall, codes.ResourceExhausted, reason("CWSANDBOX_BACKEND_UNAVAILABLE")), nil, 3, retry.StopExhausted},
+		{"discovery, RetryInfo", rpc(discoveryCall, codes.ResourceExhausted, faultlinetest.RetryInfo(time.Second)), nil, 3, retry.StopExhausted},
+		{"discovery, trusted transient reason", rpc(discoveryCall, codes.ResourceExhausted, faultlinetest.ErrorInfo(trusted, "CWSANDBOX_BACKEND_UNAVAILABLE", nil)), nil, 3, retry.StopExhausted},
 		{"unknown service, bare", rpc(otherCall, codes.ResourceExhausted), nil, 1, retry.StopNoServerSignal},
-		{"unknown service, RetryInfo", rpc(otherCall, codes.ResourceExhausted, hint(time.Second)), nil, 3, retry.StopExhausted},
+		{"unknown service, RetryInfo", rpc(otherCall, codes.ResourceExhausted, faultlinetest.RetryInfo(time.Second)), nil, 3, retry.StopExhausted},
 		{"raw status through the classifier, bare", status.Error(codes.ResourceExhausted, "quota"),
 			[]retry.Option{retry.WithClassifyFunc(classify.Classify)}, 1, retry.StopNoServerSignal},
-		{"raw status through the classifier, RetryInfo", sandboxtest.Status(codes.ResourceExhausted, "quota", sandboxtest.RetryInfo(time.Second)).Err(),
+		{"raw status through the classifier, RetryInfo", faultlinetest.Status(codes.ResourceExhausted, "quota", faultlinetest.RetryInfo(time.Second)).Err(),
 			[]retry.Option{retry.WithClassifyFunc(classify.Classify)}, 3, retry.StopExhausted},
 		{"bare, no side effects", rpc(sandboxCall, codes.ResourceExhausted), []retry.Option{retry.WithIdempotency(retry.NoSideEffects)}, 1, retry.StopNoServerSignal},
 		{"bare, idempotent", rpc(sandboxCall, codes.ResourceExhausted), []retry.Option{retry.WithIdempotency(retry.Idempotent)}, 1, retry.StopNoServerSignal},
-		{"RetryInfo, not idempotent", rpc(sandboxCall, codes.ResourceExhausted, hint(time.Second)), []retry.Option{retry.WithIdempotency(retry.NotIdempotent)}, 3, retry.StopExhausted},
+		{"RetryInfo, not idempotent", rpc(sandboxCall, codes.ResourceExhausted, faultlinetest.RetryInfo(time.Second)), []retry.Option{retry.WithIdempotency(retry.NotIdempotent)}, 3, retry.StopExhausted},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -259,7 +254,7 @@ func TestResourceExhaustedNeedsSignal(t *testing.T) {
 				var ev events
 				op := failThen(10, tt.err)
 				start := time.Now()
-				err := retry.Do(t.Context(), fixed(3), op.op, append(tt.opts, retry.WithHooks(ev.hooks()))...)
+				err := retry.Do(t.Context(), noJitter(3), op.op, append(tt.opts, retry.WithHooks(ev.hooks()))...)
 				re := asRetryError(t, err)
 				if op.calls() != tt.wantCalls || re.Attempts() != tt.wantCalls || re.StopReason() != tt.wantCause {
 					t.Errorf("Do(%s) = %d calls, %d attempts, cause %v; want %d, %d, %v",
@@ -297,30 +292,30 @@ func TestBaseKindTransient(t *testing.T) {
 		{"discovery unavailable", rpc(discoveryCall, codes.Unavailable), errs.ErrDiscovery, nil, 3},
 		{"unknown service unavailable", rpc(otherCall, codes.Unavailable), errs.ErrCWSandbox, nil, 3},
 		{"health check unavailable", rpc(healthCall, codes.Unavailable), errs.ErrCWSandbox, nil, 3},
-		{"sandbox base kind unavailable", rpc(sandboxCall, codes.Unavailable, reason("CWSANDBOX_RUNNER_NOT_FOUND")), errs.ErrSandbox, nil, 3},
+		{"sandbox base kind unavailable", rpc(sandboxCall, codes.Unavailable, faultlinetest.ErrorInfo(trusted, "CWSANDBOX_RUNNER_NOT_FOUND", nil)), errs.ErrSandbox, nil, 3},
 		{"client-made base kind with a transient code", errs.New(errs.ErrDiscovery, "x", errs.WithCode(codes.Unavailable)), errs.ErrDiscovery, nil, 3},
 		{"discovery internal", rpc(discoveryCall, codes.Internal), errs.ErrDiscovery, nil, 1},
 		{"unknown service deadline", rpc(otherCall, codes.DeadlineExceeded), errs.ErrCWSandbox, nil, 1},
 		{"discovery cancelled", rpc(discoveryCall, codes.Canceled), errs.ErrDiscovery, nil, 1},
 		{"client-made base kind", errs.New(errs.ErrCWSandbox, "x"), errs.ErrCWSandbox, nil, 1},
-		{"discovery internal, trusted transient reason", rpc(discoveryCall, codes.Internal, reason("CWSANDBOX_BACKEND_UNAVAILABLE")), errs.ErrDiscovery, nil, 3},
-		{"discovery, bucket provisioning on any code", rpc(discoveryCall, codes.FailedPrecondition, reason("CWSANDBOX_FSS_BUCKET_PROVISIONING")), errs.ErrDiscovery, nil, 3},
-		{"discovery internal, untrusted transient reason", rpc(discoveryCall, codes.Internal, untrusted("CWSANDBOX_BACKEND_UNAVAILABLE")), errs.ErrDiscovery, nil, 1},
-		{"discovery internal, trusted reason that is not transient", rpc(discoveryCall, codes.Internal, reason("CWSANDBOX_FILE_NOT_FOUND")), errs.ErrDiscovery, nil, 1},
-		{"unknown service, bucket provisioning", rpc(otherCall, codes.Internal, reason("CWSANDBOX_FSS_BUCKET_PROVISIONING")), errs.ErrSandboxUnavailable, nil, 3},
+		{"discovery internal, trusted transient reason", rpc(discoveryCall, codes.Internal, faultlinetest.ErrorInfo(trusted, "CWSANDBOX_BACKEND_UNAVAILABLE", nil)), errs.ErrDiscovery, nil, 3},
+		{"discovery, bucket provisioning on any code", rpc(discoveryCall, codes.FailedPrecondition, faultlinetest.ErrorInfo(trusted, "CWSANDBOX_FSS_BUCKET_PROVISIONING", nil)), errs.ErrDiscovery, nil, 3},
+		{"discovery internal, untrusted transient reason", rpc(discoveryCall, codes.Internal, faultlinetest.ErrorInfo(untrusted, "CWSANDBOX_BACKEND_UNAVAILABLE", nil)), errs.ErrDiscovery, nil, 1},
+		{"discovery internal, trusted reason that is not transient", rpc(discoveryCall, codes.Internal, faultlinetest.ErrorInfo(trusted, "CWSANDBOX_FILE_NOT_FOUND", nil)), errs.ErrDiscovery, nil, 1},
+		{"unknown service, bucket provisioning", rpc(otherCall, codes.Internal, faultlinetest.ErrorInfo(trusted, "CWSANDBOX_FSS_BUCKET_PROVISIONING", nil)), errs.ErrSandboxUnavailable, nil, 3},
 		{"TransientCodes empty", rpc(discoveryCall, codes.Unavailable), errs.ErrDiscovery, noCodes, 1},
-		{"TransientCodes empty, transient reason still counts", rpc(discoveryCall, codes.Unavailable, reason("CWSANDBOX_RUNNER_UNAVAILABLE")), errs.ErrDiscovery, noCodes, 3},
+		{"TransientCodes empty, transient reason still counts", rpc(discoveryCall, codes.Unavailable, faultlinetest.ErrorInfo(trusted, "CWSANDBOX_RUNNER_UNAVAILABLE", nil)), errs.ErrDiscovery, noCodes, 3},
 		{"TransientCodes empty, RetryOn still counts", rpc(sandboxCall, codes.Unavailable), errs.ErrSandboxUnavailable, noCodes, 3},
 		{"custom TransientCodes: internal", rpc(discoveryCall, codes.Internal), errs.ErrDiscovery, internalOnly, 3},
 		{"custom TransientCodes: unavailable left out", rpc(otherCall, codes.Unavailable), errs.ErrCWSandbox, internalOnly, 1},
 		// Specific kinds outside RetryOn.
-		{"command timeout on unavailable", rpc(sandboxCall, codes.Unavailable, reason("CWSANDBOX_COMMAND_TIMEOUT")), errs.ErrSandboxCommandTimeout, nil, 1},
-		{"sandbox not running on unavailable", rpc(sandboxCall, codes.Unavailable, reason("CWSANDBOX_SANDBOX_NOT_RUNNING")), errs.ErrSandboxNotRunning, nil, 1},
-		{"runner not found on unavailable", rpc(discoveryCall, codes.Unavailable, reason("CWSANDBOX_RUNNER_NOT_FOUND")), errs.ErrRunnerNotFound, nil, 1},
+		{"command timeout on unavailable", rpc(sandboxCall, codes.Unavailable, faultlinetest.ErrorInfo(trusted, "CWSANDBOX_COMMAND_TIMEOUT", nil)), errs.ErrSandboxCommandTimeout, nil, 1},
+		{"sandbox not running on unavailable", rpc(sandboxCall, codes.Unavailable, faultlinetest.ErrorInfo(trusted, "CWSANDBOX_SANDBOX_NOT_RUNNING", nil)), errs.ErrSandboxNotRunning, nil, 1},
+		{"runner not found on unavailable", rpc(discoveryCall, codes.Unavailable, faultlinetest.ErrorInfo(trusted, "CWSANDBOX_RUNNER_NOT_FOUND", nil)), errs.ErrRunnerNotFound, nil, 1},
 		{"client-made not found on unavailable", errs.New(errs.ErrSandboxNotFound, "x", errs.WithCode(codes.Unavailable)), errs.ErrSandboxNotFound, nil, 1},
 		{"client-made specific kind on a custom transient code", errs.New(errs.ErrSandboxFailed, "x", errs.WithCode(codes.Internal)), errs.ErrSandboxFailed, internalOnly, 1},
-		{"transient reason mapped to a specific kind", remap.Classify(sandboxtest.Status(codes.Unavailable, "m",
-			sandboxtest.ErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", nil)).Err(), sandboxCall), errs.ErrSandboxFailed, nil, 1},
+		{"transient reason mapped to a specific kind", remap.Classify(faultlinetest.Status(codes.Unavailable, "m",
+			faultlinetest.ErrorInfo(trusted, "CWSANDBOX_RUNNER_UNAVAILABLE", nil)).Err(), sandboxCall), errs.ErrSandboxFailed, nil, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -328,7 +323,7 @@ func TestBaseKindTransient(t *testing.T) {
 				t.Fatalf("%s classified as %v, want %v", tt.name, tt.err.Kind(), tt.kind)
 			}
 			synctest.Test(t, func(t *testing.T) {
-				p := fixed(3)
+				p := noJitter(3)
 				if tt.policy != nil {
 					tt.policy(&p)
 				}
@@ -356,8 +351,8 @@ func TestLocalNeverRetried(t *testing.T) {
 	}{
 		{"unavailable", unavailable(), retry.IdempotencyUnknown},
 		{"no side effects", unavailable(), retry.NoSideEffects},
-		{"server hint", rpc(sandboxCall, codes.Unavailable, hint(time.Second)), retry.Idempotent},
-		{"transient reason", rpc(sandboxCall, codes.Unavailable, reason("CWSANDBOX_RUNNER_UNAVAILABLE")), retry.Idempotent},
+		{"server hint", rpc(sandboxCall, codes.Unavailable, faultlinetest.RetryInfo(time.Second)), retry.Idempotent},
+		{"transient reason", rpc(sandboxCall, codes.Unavailable, faultlinetest.ErrorInfo(trusted, "CWSANDBOX_RUNNER_UNAVAILABLE", nil)), retry.Idempotent},
 		{"resource exhausted over the receive limit", status.Error(codes.ResourceExhausted, "grpc: received message larger than max"), retry.Idempotent},
 		{"not retryable kind", notFound(), retry.Idempotent},
 	} {
@@ -409,9 +404,9 @@ func TestNestedRetryError(t *testing.T) {
 				op := failThen(100, rpcErr)
 				var inner *retry.Error
 				outerCalls := 0
-				err := retry.Do(t.Context(), fixed(3), func(ctx context.Context) error {
+				err := retry.Do(t.Context(), noJitter(3), func(ctx context.Context) error {
 					outerCalls++
-					ierr := retry.Do(ctx, fixed(3), op.op, retry.WithHooks(innerEv.hooks()))
+					ierr := retry.Do(ctx, noJitter(3), op.op, retry.WithHooks(innerEv.hooks()))
 					inner = asRetryError(t, ierr)
 					return tt.wrap(ierr)
 				}, retry.WithHooks(outerEv.hooks()))
@@ -439,8 +434,8 @@ func TestNestedRetryError(t *testing.T) {
 	}
 	t.Run("Tracker", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			inner := asRetryError(t, retry.Do(t.Context(), fixed(2), failThen(5, unavailable()).op))
-			r, err := retry.New(fixed(5), retry.WithBudget(nil))
+			inner := asRetryError(t, retry.Do(t.Context(), noJitter(2), failThen(5, unavailable()).op))
+			r, err := retry.New(noJitter(5), retry.WithBudget(nil))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -477,13 +472,13 @@ func (in *interrupter) interrupt() (<-chan struct{}, func()) {
 func TestInterrupt(t *testing.T) {
 	t.Run("during a wait", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			st := sandboxtest.Status(codes.Unavailable, "runner unavailable", sandboxtest.RetryInfo(30*time.Second))
+			st := faultlinetest.Status(codes.Unavailable, "runner unavailable", faultlinetest.RetryInfo(30*time.Second))
 			last := classify.Classify(st.Err())
 			in := newInterrupter()
 			const closeAt = 5 * time.Second
 			time.AfterFunc(closeAt, func() { close(in.done) })
 			var ev events
-			r, err := retry.New(fixed(5), retry.WithBudget(nil), retry.WithHooks(ev.hooks()))
+			r, err := retry.New(noJitter(5), retry.WithBudget(nil), retry.WithHooks(ev.hooks()))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -561,7 +556,7 @@ func TestInterrupt(t *testing.T) {
 			time.AfterFunc(time.Second, cancel)
 			in := newInterrupter()
 			time.AfterFunc(2*time.Second, func() { close(in.done) })
-			r, err := retry.New(fixed(5), retry.WithBudget(nil))
+			r, err := retry.New(noJitter(5), retry.WithBudget(nil))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -598,7 +593,7 @@ func TestHintTooLargeForDuration(t *testing.T) {
 // TestFailureClassified checks Failure.Classified: a raw error is judged by the
 // classification given with it, and the caller still gets the raw error.
 func TestFailureClassified(t *testing.T) {
-	st := sandboxtest.Status(codes.ResourceExhausted, "slow down", sandboxtest.RetryInfo(time.Second))
+	st := faultlinetest.Status(codes.ResourceExhausted, "slow down", faultlinetest.RetryInfo(time.Second))
 	raw := st.Err()
 	for _, tt := range []struct {
 		name       string

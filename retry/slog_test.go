@@ -14,7 +14,7 @@ import (
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
-	"github.com/faultline-go/faultline/internal/sandboxtest"
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/retry"
 )
 
@@ -53,8 +53,8 @@ func (h *recordHandler) lines() []string {
 // rpcError returns a classified gRPC error of code c with a trusted ErrorInfo reason and
 // metadata that must never be logged.
 func rpcError(c codes.Code, reason string) *errs.Error {
-	st := sandboxtest.Status(c, "server says no",
-		sandboxtest.ErrorInfo(reason, map[string]string{"token": "s3cr3t"}))
+	st := faultlinetest.Status(c, "server says no",
+		faultlinetest.ErrorInfo(classify.DefaultDomain, reason, map[string]string{"token": "s3cr3t"}))
 	return classify.New().Classify(st.Err(), classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/GetSandbox", Resource: errs.Resource{SandboxID: "sb-1"}})
 }
 
@@ -92,7 +92,7 @@ func TestSlogHooks(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				h := &recordHandler{}
-				r, err := retry.New(fixed(2), retry.WithBudget(nil), retry.WithHooks(retry.SlogHooks(slog.New(h))))
+				r, err := retry.New(noJitter(2), retry.WithBudget(nil), retry.WithHooks(retry.SlogHooks(slog.New(h))))
 				if err != nil {
 					t.Fatal(err)
 				}

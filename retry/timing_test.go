@@ -29,48 +29,48 @@ func TestServerHint(t *testing.T) {
 		wantPassed time.Duration
 	}{
 		{
-			name: "hint 30s honoured twice", policy: fixed(5), err: withHint(30 * time.Second),
+			name: "hint 30s honoured twice", policy: noJitter(5), err: withHint(30 * time.Second),
 			wantWait: 30 * time.Second, wantHint: true, wantCalls: 3, wantPassed: 60 * time.Second,
 		},
 		{
-			name: "hint from a real status", policy: fixed(5), err: rpcUnavailable(30 * time.Second),
+			name: "hint from a real status", policy: noJitter(5), err: rpcUnavailable(30 * time.Second),
 			wantWait: 30 * time.Second, wantHint: true, wantCalls: 3, wantPassed: 60 * time.Second,
 		},
 		{
 			name: "hint shorter than the backoff wins",
 			policy: func() retry.Policy {
-				p := fixed(5)
+				p := noJitter(5)
 				p.InitialBackoff, p.MaxBackoff = 10*time.Second, 10*time.Second
 				return p
 			}(),
 			err: withHint(time.Second), wantWait: time.Second, wantHint: true, wantCalls: 3, wantPassed: 2 * time.Second,
 		},
 		{
-			name: "hint longer than the backoff wins", policy: fixed(5), err: withHint(5 * time.Second),
+			name: "hint longer than the backoff wins", policy: noJitter(5), err: withHint(5 * time.Second),
 			wantWait: 5 * time.Second, wantHint: true, wantCalls: 3, wantPassed: 10 * time.Second,
 		},
 		{
-			name: "hint equal to MaxRetryDelay is honoured", policy: fixed(5), err: withHint(30 * time.Second),
+			name: "hint equal to MaxRetryDelay is honoured", policy: noJitter(5), err: withHint(30 * time.Second),
 			wantWait: 30 * time.Second, wantHint: true, wantCalls: 3, wantPassed: 60 * time.Second,
 		},
 		{
-			name: "hint 1ns", policy: fixed(5), err: withHint(1),
+			name: "hint 1ns", policy: noJitter(5), err: withHint(1),
 			wantWait: 1, wantHint: true, wantCalls: 3, wantPassed: 2,
 		},
 		{
-			name: "hint zero means backoff", policy: fixed(5), err: withHint(0),
+			name: "hint zero means backoff", policy: noJitter(5), err: withHint(0),
 			wantWait: 200 * time.Millisecond, wantCalls: 2, wantPassed: 200 * time.Millisecond,
 		},
 		{
-			name: "hint negative means backoff", policy: fixed(5), err: withHint(-5 * time.Second),
+			name: "hint negative means backoff", policy: noJitter(5), err: withHint(-5 * time.Second),
 			wantWait: 200 * time.Millisecond, wantCalls: 2, wantPassed: 200 * time.Millisecond,
 		},
 		{
-			name: "no hint means backoff", policy: fixed(5), err: unavailable(),
+			name: "no hint means backoff", policy: noJitter(5), err: unavailable(),
 			wantWait: 200 * time.Millisecond, wantCalls: 2, wantPassed: 200 * time.Millisecond,
 		},
 		{
-			name: "no hint on a real status means backoff", policy: fixed(5), err: rpcUnavailable(0),
+			name: "no hint on a real status means backoff", policy: noJitter(5), err: rpcUnavailable(0),
 			wantWait: 200 * time.Millisecond, wantCalls: 2, wantPassed: 200 * time.Millisecond,
 		},
 	}
@@ -195,21 +195,21 @@ func TestDeadlineFirst(t *testing.T) {
 		wantCause  retry.StopReason // 0: success
 	}{
 		{
-			name: "hint 20s, deadline 10s", deadline: 10 * time.Second, policy: fixed(5),
+			name: "hint 20s, deadline 10s", deadline: 10 * time.Second, policy: noJitter(5),
 			err: rpcUnavailable(20 * time.Second), wantCalls: 1, wantPassed: 0, wantCause: retry.StopDeadline,
 		},
 		{
-			name: "hint ending exactly at the deadline", deadline: 10 * time.Second, policy: fixed(5),
+			name: "hint ending exactly at the deadline", deadline: 10 * time.Second, policy: noJitter(5),
 			err: rpcUnavailable(10 * time.Second), wantCalls: 1, wantPassed: 0, wantCause: retry.StopDeadline,
 		},
 		{
-			name: "hint ending just before the deadline", deadline: 10 * time.Second, policy: fixed(2),
+			name: "hint ending just before the deadline", deadline: 10 * time.Second, policy: noJitter(2),
 			err: rpcUnavailable(10*time.Second - 1), wantCalls: 2, wantPassed: 10*time.Second - 1, wantCause: retry.StopExhausted,
 		},
 		{
 			name: "backoff would pass the deadline", deadline: 2500 * time.Millisecond,
 			policy: func() retry.Policy {
-				p := fixed(5)
+				p := noJitter(5)
 				p.InitialBackoff = time.Second
 				return p
 			}(),
@@ -370,7 +370,7 @@ func TestMaxElapsed(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				p := fixed(10)
+				p := noJitter(10)
 				p.InitialBackoff, p.MaxBackoff, p.Multiplier, p.MaxElapsed = time.Second, time.Minute, tt.multiplier, tt.maxElapsed
 				calls := 0
 				op := func(context.Context) error {
@@ -408,7 +408,7 @@ func TestPerAttemptTimeout(t *testing.T) {
 	}
 	t.Run("own timeout is retried", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			p := fixed(3)
+			p := noJitter(3)
 			p.PerAttemptTimeout = time.Second
 			calls := 0
 			start := time.Now()
@@ -428,7 +428,7 @@ func TestPerAttemptTimeout(t *testing.T) {
 	})
 	t.Run("caller deadline is not retried", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			p := fixed(5)
+			p := noJitter(5)
 			p.PerAttemptTimeout = time.Second
 			ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
 			defer cancel()
@@ -450,7 +450,7 @@ func TestPerAttemptTimeout(t *testing.T) {
 	})
 	t.Run("caller deadline shorter than the attempt timeout", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			p := fixed(5)
+			p := noJitter(5)
 			p.PerAttemptTimeout = time.Minute
 			ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 			defer cancel()
@@ -464,7 +464,7 @@ func TestPerAttemptTimeout(t *testing.T) {
 	})
 	t.Run("each attempt gets its own deadline", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			p := fixed(3)
+			p := noJitter(3)
 			p.PerAttemptTimeout = time.Second
 			var deadlines []time.Duration
 			start := time.Now()
@@ -490,7 +490,7 @@ func TestPerAttemptTimeout(t *testing.T) {
 	})
 	t.Run("fast non-retryable failure is not retried", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			p := fixed(5)
+			p := noJitter(5)
 			p.PerAttemptTimeout = time.Second
 			op := failThen(5, notFound())
 			err := retry.Do(t.Context(), p, op.op)
@@ -501,7 +501,7 @@ func TestPerAttemptTimeout(t *testing.T) {
 	})
 	t.Run("success first time", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			p := fixed(5)
+			p := noJitter(5)
 			p.PerAttemptTimeout = time.Second
 			op := failThen(0, nil)
 			if err := retry.Do(t.Context(), p, op.op); err != nil || op.calls() != 1 {
@@ -530,7 +530,7 @@ func TestBackoffSequence(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				p := fixed(len(tt.want) + 1)
+				p := noJitter(len(tt.want) + 1)
 				p.InitialBackoff, p.MaxBackoff, p.Multiplier = tt.initial, tt.max, tt.multiplier
 				op := failThen(100, unavailable())
 				var ev events
@@ -558,7 +558,7 @@ func TestBackoffSequence(t *testing.T) {
 func TestBackoffAfterHint(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		op := newScript(withHint(3*time.Second), unavailable(), withHint(time.Second), unavailable(), nil)
-		if err := retry.Do(t.Context(), fixed(5), op.op); err != nil {
+		if err := retry.Do(t.Context(), noJitter(5), op.op); err != nil {
 			t.Fatalf("Do() = %v, want nil", err)
 		}
 		want := []time.Duration{3 * time.Second, 400 * time.Millisecond, time.Second, 1600 * time.Millisecond}

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/internal/sandboxtest"
@@ -63,11 +64,11 @@ func run(out io.Writer) error {
 	client := sandboxpb.NewSandboxServiceClient(conn)
 
 	unavailable := func(hint time.Duration) *status.Status {
-		details := []proto.Message{sandboxtest.ErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"runner": "r-7"})}
+		details := []proto.Message{faultlinetest.ErrorInfo("cwsandbox.com", "CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"runner": "r-7"})}
 		if hint > 0 {
-			details = append(details, sandboxtest.RetryInfo(hint))
+			details = append(details, faultlinetest.RetryInfo(hint))
 		}
-		return sandboxtest.Status(codes.Unavailable, "runner is restarting", details...)
+		return faultlinetest.Status(codes.Unavailable, "runner is restarting", details...)
 	}
 	steps := []step{
 		{
@@ -75,7 +76,7 @@ func run(out io.Writer) error {
 			script: func(srv *sandboxtest.Server) {
 				// The sandbox is created, then the connection drops before the answer.
 				srv.FailAfterNext(sandboxpb.SandboxService_CreateSandbox_FullMethodName, 1,
-					sandboxtest.Status(codes.Unavailable, "connection reset"))
+					faultlinetest.Status(codes.Unavailable, "connection reset"))
 			},
 			call: func(ctx context.Context, c sandboxpb.SandboxServiceClient) (string, error) {
 				before := srv.SandboxesCreated()
@@ -103,7 +104,7 @@ func run(out io.Writer) error {
 			script: func(srv *sandboxtest.Server) {
 				// The command runs, then the connection drops before the answer.
 				srv.FailAfterNext(sandboxpb.SandboxService_Exec_FullMethodName, 1,
-					sandboxtest.Status(codes.Unavailable, "connection reset"))
+					faultlinetest.Status(codes.Unavailable, "connection reset"))
 			},
 			call: func(ctx context.Context, c sandboxpb.SandboxServiceClient) (string, error) {
 				_, err := c.Exec(ctx, &sandboxpb.ExecRequest{SandboxId: "sb-new", Command: []string{"train.sh"}})
@@ -114,7 +115,7 @@ func run(out io.Writer) error {
 			name: "WriteFile (quota)",
 			script: func(srv *sandboxtest.Server) {
 				srv.FailNext(sandboxpb.SandboxService_WriteFile_FullMethodName, 1,
-					sandboxtest.Status(codes.ResourceExhausted, "file quota exceeded"))
+					faultlinetest.Status(codes.ResourceExhausted, "file quota exceeded"))
 			},
 			call: func(ctx context.Context, c sandboxpb.SandboxServiceClient) (string, error) {
 				_, err := c.WriteFile(ctx, &sandboxpb.WriteFileRequest{SandboxId: "sb-new", Path: "/work/in.txt", Content: []byte("hi")})
@@ -125,7 +126,7 @@ func run(out io.Writer) error {
 			name: "WriteFile (throttled)",
 			script: func(srv *sandboxtest.Server) {
 				srv.FailNext(sandboxpb.SandboxService_WriteFile_FullMethodName, 1,
-					sandboxtest.Status(codes.ResourceExhausted, "too many writes in flight", sandboxtest.RetryInfo(200*time.Millisecond)))
+					faultlinetest.Status(codes.ResourceExhausted, "too many writes in flight", faultlinetest.RetryInfo(200*time.Millisecond)))
 			},
 			call: func(ctx context.Context, c sandboxpb.SandboxServiceClient) (string, error) {
 				_, err := c.WriteFile(ctx, &sandboxpb.WriteFileRequest{SandboxId: "sb-new", Path: "/work/in.txt", Content: []byte("hi")})
@@ -143,9 +144,11 @@ func run(out io.Writer) error {
 			name: "CreateSandbox (bad spec)",
 			script: func(srv *sandboxtest.Server) {
 				srv.FailNext(sandboxpb.SandboxService_CreateSandbox_FullMethodName, 1,
-					sandboxtest.Status(codes.InvalidArgument, "invalid sandbox spec",
-						sandboxtest.ErrorInfo("CWSANDBOX_INVALID_REQUEST", nil),
-						sandboxtest.BadRequest("spec.image", "must not be empty", "spec.tags[0]", "must be lower case")))
+					faultlinetest.Status(codes.InvalidArgument, "invalid sandbox spec",
+						faultlinetest.ErrorInfo("cwsandbox.com", "CWSANDBOX_INVALID_REQUEST", nil),
+						faultlinetest.BadRequest(
+							faultlinetest.FieldViolation("spec.image", "must not be empty"),
+							faultlinetest.FieldViolation("spec.tags[0]", "must be lower case"))))
 			},
 			call: func(ctx context.Context, c sandboxpb.SandboxServiceClient) (string, error) {
 				_, err := c.CreateSandbox(ctx, &sandboxpb.CreateSandboxRequest{Sandbox: &sandboxpb.Sandbox{}, RequestId: "req-1"})
@@ -155,7 +158,7 @@ func run(out io.Writer) error {
 		{
 			name: "StreamLogs",
 			script: func(srv *sandboxtest.Server) {
-				srv.ScriptStreamLogs(sandboxtest.StreamLogsScript{Err: sandboxtest.Status(codes.Unavailable, "log stream reset")})
+				srv.ScriptStreamLogs(sandboxtest.StreamLogsScript{Err: faultlinetest.Status(codes.Unavailable, "log stream reset")})
 			},
 			call: tail,
 		},

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/internal/sandboxtest"
@@ -82,9 +83,9 @@ func runLogs(out io.Writer) error {
 	defer cancel()
 
 	srv.FailNext(sandboxpb.SandboxService_GetSandbox_FullMethodName, 2,
-		sandboxtest.Status(codes.Unavailable, "runner is restarting",
-			sandboxtest.ErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"token": "never-logged"}),
-			sandboxtest.RetryInfo(100*time.Millisecond)))
+		faultlinetest.Status(codes.Unavailable, "runner is restarting",
+			faultlinetest.ErrorInfo("cwsandbox.com", "CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"token": "never-logged"}),
+			faultlinetest.RetryInfo(100*time.Millisecond)))
 	_, err = client.GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"})
 	fmt.Fprintf(out, "GetSandbox(sb-1) returned %v after %d server calls\n", err,
 		srv.Calls(sandboxpb.SandboxService_GetSandbox_FullMethodName))

@@ -20,6 +20,7 @@ import (
 	experimental "google.golang.org/grpc/experimental/opentelemetry"
 	grpcotel "google.golang.org/grpc/stats/opentelemetry"
 
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/internal/sandboxtest"
@@ -73,15 +74,15 @@ func runOTel(out io.Writer) error {
 		script func()
 	}{
 		{name: "flaky", id: "sb-1", script: func() {
-			srv.FailNext(getSandbox, 2, sandboxtest.Status(codes.Unavailable, "runner is restarting",
-				sandboxtest.RetryInfo(100*time.Millisecond)))
+			srv.FailNext(getSandbox, 2, faultlinetest.Status(codes.Unavailable, "runner is restarting",
+				faultlinetest.RetryInfo(100*time.Millisecond)))
 		}},
 		{name: "gone", id: "sb-gone", script: func() {}},
 		{name: "quota", id: "sb-1", script: func() {
-			srv.FailNext(getSandbox, 1, sandboxtest.Status(codes.ResourceExhausted, "sandbox quota reached"))
+			srv.FailNext(getSandbox, 1, faultlinetest.Status(codes.ResourceExhausted, "sandbox quota reached"))
 		}},
 		{name: "outage", id: "sb-1", script: func() {
-			srv.FailNext(getSandbox, 1, sandboxtest.Status(codes.Unavailable, "runner is restarting"))
+			srv.FailNext(getSandbox, 1, faultlinetest.Status(codes.Unavailable, "runner is restarting"))
 		}},
 	}
 	for _, c := range calls {

@@ -17,18 +17,19 @@
 //	if err != nil { ... }
 //	defer conn.Close()
 //
-//	// Fail the next two GetSandbox calls, then succeed.
+//	// Fail the next two GetSandbox calls, then succeed. The statuses are built with
+//	// package faultlinetest.
 //	srv.FailNext(sandboxpb.SandboxService_GetSandbox_FullMethodName, 2,
-//		sandboxtest.Status(codes.Unavailable, "runner unavailable",
-//			sandboxtest.ErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", nil),
-//			sandboxtest.RetryInfo(100*time.Millisecond)))
+//		faultlinetest.Status(codes.Unavailable, "runner unavailable",
+//			faultlinetest.ErrorInfo(sandboxtest.Domain, "CWSANDBOX_RUNNER_UNAVAILABLE", nil),
+//			faultlinetest.RetryInfo(100*time.Millisecond)))
 //	// Send two log lines, then fail the stream.
 //	srv.ScriptStreamLogs(sandboxtest.StreamLogsScript{
-//		Entries: 2, Err: sandboxtest.Status(codes.Unavailable, "stream reset")})
+//		Entries: 2, Err: faultlinetest.Status(codes.Unavailable, "stream reset")})
 //
 //	// Create a sandbox, then fail as if the connection had been reset.
 //	srv.FailAfterNext(sandboxpb.SandboxService_CreateSandbox_FullMethodName, 1,
-//		sandboxtest.Status(codes.Unavailable, "connection reset"))
+//		faultlinetest.Status(codes.Unavailable, "connection reset"))
 //
 //	client := sandboxpb.NewSandboxServiceClient(conn)
 //	... // call through the code under test
@@ -80,5 +81,6 @@
 // which is only deterministic for calls that do not overlap.
 //
 // This package is internal to faultline and imports no other faultline
-// package than sandboxpb; it is not covered by any compatibility promise.
+// packages than sandboxpb and faultlinetest (for its statuses); it is not
+// covered by any compatibility promise.
 package sandboxtest

@@ -21,7 +21,7 @@ type Step struct {
 	after bool // st replaces the handler's result
 }
 
-// Fail returns a Step that fails the call with st (build it with [Status]).
+// Fail returns a Step that fails the call with st (build it with faultlinetest.Status).
 // Fail panics if st is nil or has code OK.
 func Fail(st *status.Status) Step {
 	if st == nil || st.Code() == codes.OK {

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/internal/sandboxtest"
 )
@@ -63,16 +64,7 @@ type clients struct {
 func start(t *testing.T, opts ...sandboxtest.Option) (*sandboxtest.Server, clients) {
 	t.Helper()
 	srv := sandboxtest.New(opts...)
-	lis, stop := srv.StartBufconn()
-	conn, err := sandboxtest.DialBufconn(lis)
-	if err != nil {
-		stop()
-		t.Fatalf("DialBufconn() error = %v", err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		stop()
-	})
+	conn := faultlinetest.Serve(t, func(gs *grpc.Server) { srv.Register(gs) }, srv.ServerOptions())
 	return srv, clients{sandboxpb.NewSandboxServiceClient(conn), sandboxpb.NewDiscoveryServiceClient(conn)}
 }
 
@@ -104,9 +96,9 @@ func getSandbox(ctx context.Context, c clients, id string) error {
 
 func TestFailNext(t *testing.T) {
 	srv, c := start(t, sandboxtest.WithSandboxes("sb-1"))
-	unavailable := sandboxtest.Status(codes.Unavailable, "runner unavailable",
-		sandboxtest.ErrorInfo("CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"runner": "r1"}),
-		sandboxtest.RetryInfo(250*time.Millisecond))
+	unavailable := faultlinetest.Status(codes.Unavailable, "runner unavailable",
+		faultlinetest.ErrorInfo(sandboxtest.Domain, "CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"runner": "r1"}),
+		faultlinetest.RetryInfo(250*time.Millisecond))
 	srv.FailNext(mGet, 2, unavailable)
 
 	for i := range 2 {
@@ -129,11 +121,11 @@ func TestFailNext(t *testing.T) {
 func TestScriptAndFailAlways(t *testing.T) {
 	srv, c := start(t, sandboxtest.WithSandboxes("sb-1"))
 	srv.Script(mGet,
-		sandboxtest.Fail(sandboxtest.Status(codes.ResourceExhausted, "slow down")),
+		sandboxtest.Fail(faultlinetest.Status(codes.ResourceExhausted, "slow down")),
 		sandboxtest.Succeed(),
-		sandboxtest.Fail(sandboxtest.Status(codes.Internal, "boom")),
+		sandboxtest.Fail(faultlinetest.Status(codes.Internal, "boom")),
 	)
-	srv.FailAlways(mGet, sandboxtest.Status(codes.Unavailable, "down"))
+	srv.FailAlways(mGet, faultlinetest.Status(codes.Unavailable, "down"))
 
 	want := []codes.Code{codes.ResourceExhausted, codes.OK, codes.Internal, codes.Unavailable, codes.Unavailable}
 	for i, w := range want {
@@ -218,11 +210,6 @@ func TestScriptPanics(t *testing.T) {
 		{"FailAfter OK status", func() { sandboxtest.FailAfter(status.New(codes.OK, "")) }},
 		{"FailAfterNext unknown method", func() { srv.FailAfterNext("Exec", 1, status.New(codes.Unavailable, "")) }},
 		{"WaitCalls unknown method", func() { _ = srv.WaitCalls(context.Background(), "/x.Y/Z", 0) }},
-		{"OK status with details", func() { sandboxtest.Status(codes.OK, "", sandboxtest.RetryInfo(time.Second)) }},
-		{"odd BadRequest", func() {
-			//lint:ignore SA5012 the odd count is what this case tests
-			sandboxtest.BadRequest("a", "b", "c")
-		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -393,7 +380,7 @@ func TestDeleteSandbox(t *testing.T) {
 		t.Errorf("GetFileSystemSnapshot(fss-sb-1) = %v, want nil", err)
 	}
 	checkStatus(t, "GetSandbox(deleted)", getSandbox(ctx, c, "sb-1"), codes.NotFound,
-		sandboxtest.ErrorInfo(sandboxtest.ReasonSandboxNotFound, map[string]string{"sandbox_id": "sb-1"}))
+		faultlinetest.ErrorInfo(sandboxtest.Domain, sandboxtest.ReasonSandboxNotFound, map[string]string{"sandbox_id": "sb-1"}))
 	res, err = c.sandbox.DeleteSandbox(ctx, &sandboxpb.DeleteSandboxRequest{SandboxId: "sb-1", AllowMissing: true})
 	if err != nil || !proto.Equal(res, &sandboxpb.DeleteSandboxResponse{}) {
 		t.Errorf("DeleteSandbox(deleted, allow_missing) = %v, %v, want empty, nil", res, err)
@@ -402,7 +389,7 @@ func TestDeleteSandbox(t *testing.T) {
 
 func TestAuth(t *testing.T) {
 	srv, c := start(t, sandboxtest.WithBearerToken("secret"), sandboxtest.WithSandboxes("sb-1"))
-	srv.FailNext(mGet, 1, sandboxtest.Status(codes.Unavailable, "down"))
+	srv.FailNext(mGet, 1, faultlinetest.Status(codes.Unavailable, "down"))
 	with := func(v string) context.Context {
 		return metadata.AppendToOutgoingContext(callCtx(t), "authorization", v)
 	}
@@ -439,7 +426,7 @@ func TestAuth(t *testing.T) {
 
 func TestRecording(t *testing.T) {
 	srv, c := start(t, sandboxtest.WithSandboxes("sb-1"))
-	srv.FailNext(mGet, 1, sandboxtest.Status(codes.Unavailable, "down"))
+	srv.FailNext(mGet, 1, faultlinetest.Status(codes.Unavailable, "down"))
 	for _, attempt := range []string{"1", "2"} {
 		ctx := metadata.AppendToOutgoingContext(callCtx(t), "x-retry-attempt", attempt)
 		_ = getSandbox(ctx, c, "sb-"+attempt) // the first fails (scripted), the second is NOT_FOUND
@@ -459,7 +446,7 @@ func TestRecording(t *testing.T) {
 		t.Errorf("x-retry-attempt values mismatch (-want +got):\n%s", diff)
 	}
 
-	srv.FailAlways(mGet, sandboxtest.Status(codes.Internal, "x"))
+	srv.FailAlways(mGet, faultlinetest.Status(codes.Internal, "x"))
 	srv.Reset()
 	if got := srv.Calls(mGet); got != 0 {
 		t.Errorf("Calls after Reset = %d, want 0", got)
@@ -510,9 +497,9 @@ func TestStreamLogs(t *testing.T) {
 		wantCode codes.Code
 	}{
 		{"default", nil, 0, []*sandboxpb.LogEntry{entry(0), entry(1), entry(2)}, codes.OK},
-		{"two then fail", &sandboxtest.StreamLogsScript{Entries: 2, Err: sandboxtest.Status(codes.Unavailable, "reset")},
+		{"two then fail", &sandboxtest.StreamLogsScript{Entries: 2, Err: faultlinetest.Status(codes.Unavailable, "reset")},
 			0, []*sandboxpb.LogEntry{entry(0), entry(1)}, codes.Unavailable},
-		{"resume then fail at once", &sandboxtest.StreamLogsScript{Err: sandboxtest.Status(codes.Internal, "x")},
+		{"resume then fail at once", &sandboxtest.StreamLogsScript{Err: faultlinetest.Status(codes.Internal, "x")},
 			2, nil, codes.Internal},
 		{"in-band error", &sandboxtest.StreamLogsScript{Entries: 1, InBandError: inBand},
 			3, []*sandboxpb.LogEntry{entry(3), {LogSessionId: "logs-sb-1", NextLogOffset: 4, Error: inBand}}, codes.OK},
@@ -624,12 +611,12 @@ func TestStreamExec(t *testing.T) {
 		{name: "half-close exits", script: &sandboxtest.StreamExecScript{ExitCode: 3},
 			reqs: []*sandboxpb.ExecStreamRequest{execInit("sb-1"), stdin("a")},
 			want: []*sandboxpb.ExecStreamResponse{ready(), out("a"), exit(3)}},
-		{name: "fail before ready", steps: []sandboxtest.Step{sandboxtest.Fail(sandboxtest.Status(codes.Unavailable, "no runner"))},
+		{name: "fail before ready", steps: []sandboxtest.Step{sandboxtest.Fail(faultlinetest.Status(codes.Unavailable, "no runner"))},
 			reqs: []*sandboxpb.ExecStreamRequest{execInit("sb-1")}, wantCode: codes.Unavailable},
 		{name: "in-band error after one chunk", script: &sandboxtest.StreamExecScript{Chunks: 1, InBandError: inBand},
 			reqs: []*sandboxpb.ExecStreamRequest{execInit("sb-1"), stdin("a"), stdin("b"), execClose},
 			want: []*sandboxpb.ExecStreamResponse{ready(), out("a"), errFrame}},
-		{name: "status after ready", script: &sandboxtest.StreamExecScript{Err: sandboxtest.Status(codes.Unavailable, "reset")},
+		{name: "status after ready", script: &sandboxtest.StreamExecScript{Err: faultlinetest.Status(codes.Unavailable, "reset")},
 			reqs: []*sandboxpb.ExecStreamRequest{execInit("sb-1"), stdin("a")},
 			want: []*sandboxpb.ExecStreamResponse{ready()}, wantCode: codes.Unavailable},
 		{name: "unknown sandbox", reqs: []*sandboxpb.ExecStreamRequest{execInit("nope")}, wantCode: codes.NotFound},
@@ -674,7 +661,7 @@ func TestStreamExecRecordsMessages(t *testing.T) {
 func TestConcurrentFailNext(t *testing.T) {
 	const calls, failures = 40, 7
 	srv, c := start(t, sandboxtest.WithSandboxes("sb-1"))
-	srv.FailNext(mReadFile, failures, sandboxtest.Status(codes.Unavailable, "down"))
+	srv.FailNext(mReadFile, failures, faultlinetest.Status(codes.Unavailable, "down"))
 	var (
 		mu     sync.Mutex
 		failed int
@@ -747,31 +734,7 @@ func TestStopWithStreamInFlight(t *testing.T) {
 	}
 }
 
-func TestStatusHelpers(t *testing.T) {
-	st := sandboxtest.Status(codes.InvalidArgument, "bad",
-		sandboxtest.BadRequest("a", "x", "b", "y"),
-		sandboxtest.ErrorInfoDomain("example.com", "R", nil))
-	if st.Code() != codes.InvalidArgument || st.Message() != "bad" {
-		t.Errorf("Status() = %v %q, want InvalidArgument %q", st.Code(), st.Message(), "bad")
-	}
-	want := []any{
-		&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
-			{Field: "a", Description: "x"}, {Field: "b", Description: "y"},
-		}},
-		&errdetails.ErrorInfo{Domain: "example.com", Reason: "R"},
-	}
-	if diff := cmp.Diff(want, st.Details(), protocmp.Transform()); diff != "" {
-		t.Errorf("Status().Details() mismatch (-want +got):\n%s", diff)
-	}
-	md := map[string]string{"k": "v"}
-	info := sandboxtest.ErrorInfo("R", md)
-	md["k"] = "changed"
-	if info.GetMetadata()["k"] != "v" || info.GetDomain() != sandboxtest.Domain {
-		t.Errorf("ErrorInfo(R, md) = %v, want domain %q and a copy of md", info, sandboxtest.Domain)
-	}
-}
-
-var stReset = sandboxtest.Status(codes.Unavailable, "connection reset")
+var stReset = faultlinetest.Status(codes.Unavailable, "connection reset")
 
 // sideEffects is what the server did, as its counters say.
 type sideEffects struct{ sandboxes, runs, snapshots int }
@@ -945,7 +908,7 @@ func TestFailAfterCreateSandboxRetried(t *testing.T) {
 // queue, taken in order.
 func TestScriptMixesSteps(t *testing.T) {
 	srv, c := start(t)
-	srv.FailNext(mCreate, 1, sandboxtest.Status(codes.ResourceExhausted, "slow down", sandboxtest.RetryInfo(time.Second)))
+	srv.FailNext(mCreate, 1, faultlinetest.Status(codes.ResourceExhausted, "slow down", faultlinetest.RetryInfo(time.Second)))
 	srv.Script(mCreate, sandboxtest.FailAfter(stReset), sandboxtest.Succeed())
 	want := []struct {
 		code      codes.Code
@@ -1076,7 +1039,7 @@ func TestCreateFileSystemSnapshotDedup(t *testing.T) {
 	// A failed call is not remembered: its request_id may be used again.
 	_, err = snap("nope", "req-c")
 	checkStatus(t, "CreateFileSystemSnapshot(nope)", err, codes.NotFound,
-		sandboxtest.ErrorInfo(sandboxtest.ReasonSandboxNotFound, map[string]string{"sandbox_id": "nope"}))
+		faultlinetest.ErrorInfo(sandboxtest.Domain, sandboxtest.ReasonSandboxNotFound, map[string]string{"sandbox_id": "nope"}))
 	if c := mustSnap("req-c"); c.GetFileSystemSnapshotId() == "" {
 		t.Errorf("CreateFileSystemSnapshot(sb-1, req-c) after a failed req-c = %v, want a new snapshot", c)
 	}
@@ -1121,7 +1084,7 @@ func TestDeleteSandboxDedup(t *testing.T) {
 	checkStatus(t, "DeleteSandbox(sb-2) #1", err, codes.Unavailable)
 	_, err = del("sb-2", "")
 	checkStatus(t, "DeleteSandbox(sb-2) #2", err, codes.NotFound,
-		sandboxtest.ErrorInfo(sandboxtest.ReasonSandboxNotFound, map[string]string{"sandbox_id": "sb-2"}))
+		faultlinetest.ErrorInfo(sandboxtest.Domain, sandboxtest.ReasonSandboxNotFound, map[string]string{"sandbox_id": "sb-2"}))
 	if n := srv.SnapshotsCreated(); n != 2 {
 		t.Errorf("SnapshotsCreated() = %d, want 2", n)
 	}
@@ -1129,7 +1092,7 @@ func TestDeleteSandboxDedup(t *testing.T) {
 	// A failed delete is not remembered.
 	_, err = del("sb-3", "del-3")
 	checkStatus(t, "DeleteSandbox(sb-3, del-3) before sb-3 exists", err, codes.NotFound,
-		sandboxtest.ErrorInfo(sandboxtest.ReasonSandboxNotFound, map[string]string{"sandbox_id": "sb-3"}))
+		faultlinetest.ErrorInfo(sandboxtest.Domain, sandboxtest.ReasonSandboxNotFound, map[string]string{"sandbox_id": "sb-3"}))
 	if _, err := c.sandbox.CreateSandbox(ctx, &sandboxpb.CreateSandboxRequest{Sandbox: &sandboxpb.Sandbox{SandboxId: "sb-3"}}); err != nil {
 		t.Fatalf("CreateSandbox(sb-3) error = %v", err)
 	}

@@ -12,7 +12,19 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
+)
+
+// Domain is the ErrorInfo domain of the sandbox service.
+const Domain = "cwsandbox.com"
+
+// ErrorInfo reasons the Server itself returns.
+const (
+	ReasonSandboxNotFound = "CWSANDBOX_SANDBOX_NOT_FOUND" // metadata: sandbox_id
+	ReasonFileNotFound    = "CWSANDBOX_FILE_NOT_FOUND"    // metadata: filepath
+	ReasonFSSNotFound     = "CWSANDBOX_FSS_NOT_FOUND"     // metadata: file_system_snapshot_id
+	ReasonRunnerNotFound  = "CWSANDBOX_RUNNER_NOT_FOUND"  // metadata: runner_id
 )
 
 type sandboxService struct {
@@ -37,12 +49,12 @@ func newSandbox(id string, spec *sandboxpb.SandboxSpec) *sandbox {
 }
 
 func sandboxNotFound(id string) error {
-	return Status(codes.NotFound, fmt.Sprintf("sandbox %q not found", id),
-		ErrorInfo(ReasonSandboxNotFound, map[string]string{"sandbox_id": id})).Err()
+	return faultlinetest.Error(codes.NotFound, fmt.Sprintf("sandbox %q not found", id),
+		faultlinetest.ErrorInfo(Domain, ReasonSandboxNotFound, map[string]string{"sandbox_id": id}))
 }
 
 func invalid(field, description string) error {
-	return Status(codes.InvalidArgument, field+": "+description, BadRequest(field, description)).Err()
+	return faultlinetest.Error(codes.InvalidArgument, field+": "+description, faultlinetest.BadRequest(faultlinetest.FieldViolation(field, description)))
 }
 
 // lookup returns the sandbox with the given id; s.mu must be held.
@@ -71,7 +83,7 @@ func (h *sandboxService) CreateSandbox(_ context.Context, req *sandboxpb.CreateS
 			id = fmt.Sprintf("sb-%d", s.nextID)
 		}
 	} else if s.sandboxes[id] != nil {
-		return nil, Status(codes.AlreadyExists, fmt.Sprintf("sandbox %q already exists", id)).Err()
+		return nil, faultlinetest.Error(codes.AlreadyExists, fmt.Sprintf("sandbox %q already exists", id))
 	}
 	var spec *sandboxpb.SandboxSpec
 	if sp := req.GetSandbox().GetSpec(); sp != nil {
@@ -150,8 +162,8 @@ func (h *sandboxService) ReadFile(_ context.Context, req *sandboxpb.ReadFileRequ
 	}
 	content, ok := sb.files[req.GetPath()]
 	if !ok {
-		return nil, Status(codes.NotFound, fmt.Sprintf("file %q not found", req.GetPath()),
-			ErrorInfo(ReasonFileNotFound, map[string]string{"filepath": req.GetPath()})).Err()
+		return nil, faultlinetest.Error(codes.NotFound, fmt.Sprintf("file %q not found", req.GetPath()),
+			faultlinetest.ErrorInfo(Domain, ReasonFileNotFound, map[string]string{"filepath": req.GetPath()}))
 	}
 	return &sandboxpb.ReadFileResponse{Content: append([]byte(nil), content...)}, nil
 }
@@ -179,8 +191,8 @@ func (h *sandboxService) GetFileSystemSnapshot(_ context.Context, req *sandboxpb
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.snapshots[id] {
-		return nil, Status(codes.NotFound, fmt.Sprintf("file system snapshot %q not found", id),
-			ErrorInfo(ReasonFSSNotFound, map[string]string{"file_system_snapshot_id": id})).Err()
+		return nil, faultlinetest.Error(codes.NotFound, fmt.Sprintf("file system snapshot %q not found", id),
+			faultlinetest.ErrorInfo(Domain, ReasonFSSNotFound, map[string]string{"file_system_snapshot_id": id}))
 	}
 	return &sandboxpb.FileSystemSnapshot{
 		FileSystemSnapshotId: id,
@@ -393,8 +405,8 @@ func (h *discoveryService) GetAvailableRunner(_ context.Context, req *sandboxpb.
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.runners[id] {
-		return nil, Status(codes.NotFound, fmt.Sprintf("runner %q not found", id),
-			ErrorInfo(ReasonRunnerNotFound, map[string]string{"runner_id": id})).Err()
+		return nil, faultlinetest.Error(codes.NotFound, fmt.Sprintf("runner %q not found", id),
+			faultlinetest.ErrorInfo(Domain, ReasonRunnerNotFound, map[string]string{"runner_id": id}))
 	}
 	return &sandboxpb.AvailableRunner{RunnerId: id}, nil
 }
