@@ -305,7 +305,9 @@ func (t *Tracker) failed(ctx context.Context, err error, f Failure, ownTimeout b
 	if t.bo == nil {
 		t.bo = r.newBackoff()
 	}
-	wait, fromHint := t.bo.NextBackOff(), false
+	// At least 1ns: the backoff library truncates to whole nanoseconds, so a nanosecond-scale
+	// backoff could otherwise come out as no wait at all.
+	wait, fromHint := max(t.bo.NextBackOff(), 1), false
 	if e != nil {
 		if hint, ok := e.RetryDelay(); ok && hint > 0 {
 			if hint > p.MaxRetryDelay {
