@@ -742,3 +742,53 @@ func TestIdempotencyResolution(t *testing.T) {
 		}
 	})
 }
+
+// TestStreamHeaderAfterRetries: Header in one goroutine while another receives, on a stream
+// whose first two attempts fail without headers: Header returns the headers of the attempt
+// that delivers them, even when the stream has ended by the time Header learns how the
+// attempt it waited on ended. Real scheduling, many rounds: the interleavings vary.
+func TestStreamHeaderAfterRetries(t *testing.T) {
+	p := &pingServer{failFirst: 1 << 30}
+	c := newPing(t, p, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(millisecondPolicy()))...)
+	nilHeaders := 0
+	const rounds = 200
+	for range rounds {
+		p.mu.Lock()
+		p.attempts, p.failFirst = 0, 2
+		p.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		st, err := c.PingStream(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Send(&testpb.PingStreamRequest{Value: "a"}); err != nil {
+			t.Fatalf("Send = %v", err)
+		}
+		_ = st.CloseSend()
+		var wg sync.WaitGroup
+		var md metadata.MD
+		wg.Go(func() { md, _ = st.Header() })
+		var got []string
+		for {
+			m, err := st.Recv()
+			if err != nil {
+				if err != io.EOF {
+					t.Fatalf("Recv = %v", err)
+				}
+				break
+			}
+			got = append(got, m.GetValue())
+		}
+		wg.Wait()
+		cancel()
+		if fmt.Sprint(got) != "[a]" {
+			t.Fatalf("received %v, want [a]", got)
+		}
+		if md == nil {
+			nilHeaders++
+		}
+	}
+	if nilHeaders > 0 {
+		t.Errorf("Header() = nil in %d of %d rounds, want the delivering attempt's headers", nilHeaders, rounds)
+	}
+}

@@ -514,18 +514,13 @@ func (rs *retryStream) Header() (metadata.MD, error) {
 			rs.commit()
 			return md, nil
 		case err != nil:
-			if _, err := rs.recover(cs, err); err != nil {
-				return nil, err
-			}
-			continue
+			_, _ = rs.recover(cs, err)
+			continue // the stream goes on with the next attempt, or it ended: see above
 		}
-		// The attempt ended without headers: wait for its outcome.
-		if _, err := rs.settleEnded(cs); err != nil {
-			if err == io.EOF {
-				return nil, nil
-			}
-			return nil, err
-		}
+		// The attempt ended without headers: wait for its outcome. Whether the stream goes on,
+		// or ended (it may have committed on a later attempt meanwhile: its headers are the
+		// stream's), the next turn of the loop says what to return.
+		_, _ = rs.settleEnded(cs)
 	}
 }
 
