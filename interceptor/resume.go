@@ -2,6 +2,8 @@ package interceptor
 
 import (
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -28,8 +30,15 @@ const streamLogs = sandboxService + "StreamLogs"
 // message starts a new burst, so a long stream may be resumed many times, each time within
 // the policy. Resumes spend the retry budget, are reported to the hooks as retries with
 // Resumed set, and carry the attempt header. The stream keeps one Context, the first
-// attempt's headers and the last attempt's trailer. A nil r turns resuming the method off.
-// Client-streaming and bidi streams are never resumed. Built in:
+// attempt's headers and the last attempt's trailer. A CANCELLED or DEADLINE_EXCEEDED is never
+// resumed, whatever the policy. A nil r turns resuming the method off. Client-streaming and
+// bidi streams are never resumed. The stream stays committed after a resume: an error that
+// ends it is a *retry.Error when resuming gave up, an *errs.Error otherwise.
+//
+// r reads the last message the caller received, as it is when the failure comes: it relies
+// on the caller not modifying received messages, as grpc-go's generated Recv does (a new
+// message for each). A caller that resets or reuses one message for every RecvMsg leaves no
+// cursor to resume from, and its stream ends with the error instead. Built in:
 // /coreweave.sandbox.v1.SandboxService/StreamLogs, by [ResumeStreamLogs].
 func WithResumer(method string, r Resumer) Option {
 	return optionFunc(func(cfg *config) {
@@ -46,8 +55,9 @@ func WithResumer(method string, r Resumer) Option {
 // resume_log_session_id and resume_log_offset set from it and tail_lines and since_time
 // cleared (they select history, which a resumed stream must not replay), everything else
 // (sandbox id, follow, container, timestamps) kept. Without a cursor (an entry without a
-// session id, or messages of other shapes) the stream is not resumed. In-band LogStreamError
-// entries are messages like any other: delivered unchanged.
+// session id or with next_log_offset 0, or messages of other shapes) the stream is not
+// resumed. In-band LogStreamError entries are messages like any other, delivered unchanged;
+// one is the last entry of its stream, so a failure after it is not resumed.
 func ResumeStreamLogs(req, last proto.Message) (proto.Message, bool) {
 	if req == nil || last == nil {
 		return nil, false
@@ -58,8 +68,11 @@ func ResumeStreamLogs(req, last proto.Message) (proto.Message, bool) {
 		return nil, false
 	}
 	off, ok := field(lm, "next_log_offset", protoreflect.Uint64Kind)
-	if !ok {
-		return nil, false
+	if !ok || lm.Get(off).Uint() == 0 {
+		return nil, false // no position: resuming would replay the log from its start
+	}
+	if fd := lm.Descriptor().Fields().ByName("error"); fd != nil && lm.Has(fd) {
+		return nil, false // a LogStreamError is the last entry of its stream
 	}
 	next := proto.Clone(req)
 	nm := next.ProtoReflect()
@@ -111,6 +124,11 @@ func (rs *retryStream) resume(cs grpc.ClientStream, err error) (grpc.ClientStrea
 
 	level := rs.set.idempotency(rs.method, keyNone)
 	if level != retry.NoSideEffects && level != retry.Idempotent {
+		return nil, rs.end(rs.out(err))
+	}
+	switch status.Code(err) {
+	case codes.Canceled, codes.DeadlineExceeded:
+		// Whoever ended the stream meant it to end: never resumed, whatever the policy.
 		return nil, rs.end(rs.out(err))
 	}
 	next, ok := rs.resumer(req, last)

@@ -13,6 +13,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/faultline-go/faultline/classify"
+	"github.com/faultline-go/faultline/errs"
 	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
@@ -143,8 +145,12 @@ func TestResumeRefused(t *testing.T) {
 	}{
 		{name: "no cursor", opts: []interceptor.Option{interceptor.WithResumer(streamLogs, refuse)}, err: unavailable(), code: codes.Unavailable, calls: 1},
 		{name: "resumer off", opts: []interceptor.Option{interceptor.WithResumer(streamLogs, nil)}, err: unavailable(), code: codes.Unavailable, calls: 1},
-		{name: "CANCELLED", err: faultlinetest.Status(codes.Canceled, "stopped"), code: codes.Canceled, stop: retry.StopNotRetryable, calls: 1},
-		{name: "DEADLINE_EXCEEDED", err: faultlinetest.Status(codes.DeadlineExceeded, "slow"), code: codes.DeadlineExceeded, stop: retry.StopNotRetryable, calls: 1},
+		{name: "CANCELLED", err: faultlinetest.Status(codes.Canceled, "stopped"), code: codes.Canceled, calls: 1},
+		{name: "DEADLINE_EXCEEDED", err: faultlinetest.Status(codes.DeadlineExceeded, "slow"), code: codes.DeadlineExceeded, calls: 1},
+		{name: "CANCELLED with a transient reason", err: faultlinetest.Status(codes.Canceled, "stopped",
+			faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_RUNNER_UNAVAILABLE", nil)), code: codes.Canceled, calls: 1},
+		{name: "DEADLINE_EXCEEDED with a policy that retries it", opts: []interceptor.Option{interceptor.WithPolicy(retryTimeouts())},
+			err: faultlinetest.Status(codes.DeadlineExceeded, "slow"), code: codes.DeadlineExceeded, calls: 1},
 		{name: "budget", opts: []interceptor.Option{interceptor.WithBudget(refusingBudget{})}, err: unavailable(), code: codes.Unavailable, stop: retry.StopBudget, calls: 1},
 		{name: "not idempotent", opts: []interceptor.Option{interceptor.WithIdempotency(streamLogs, retry.NotIdempotent)}, err: unavailable(), code: codes.Unavailable, calls: 1},
 	} {
@@ -195,6 +201,13 @@ func TestResumeRefused(t *testing.T) {
 	})
 }
 
+// retryTimeouts is secondsPolicy retrying request timeouts and cancellations too.
+func retryTimeouts() retry.Policy {
+	p := secondsPolicy()
+	p.RetryOn |= retry.On(errs.ErrSandboxRequestTimeout, errs.ErrSandboxNotRunning)
+	return p
+}
+
 // refusingBudget allows no retry.
 type refusingBudget struct{}
 
@@ -238,6 +251,9 @@ func TestResumeStreamLogs(t *testing.T) {
 	}{
 		{name: "cursor", last: &sandboxpb.LogEntry{LogSessionId: "s", NextLogOffset: 7}, ok: true},
 		{name: "no session id", last: &sandboxpb.LogEntry{NextLogOffset: 7}},
+		{name: "no offset", last: &sandboxpb.LogEntry{LogSessionId: "s"}},
+		{name: "in-band error entry", last: &sandboxpb.LogEntry{LogSessionId: "s", NextLogOffset: 7,
+			Error: &sandboxpb.LogStreamError{Message: "truncated", Code: "STREAM_TRUNCATED"}}},
 		{name: "nothing delivered", last: nil},
 		{name: "another message", last: &sandboxpb.Sandbox{SandboxId: "x"}},
 	} {
