@@ -266,15 +266,22 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 			finish(finishers, nil)
 			return nil
 		}
+		if nested(err) {
+			// Another faultline retry loop down the chain gave up: its error is the call's,
+			// never retried again (attempts must not multiply), and classified if it is not yet.
+			if classifyOut && !holdsClassified(err) {
+				err = s.classify(ctx, err, method, req, opts)
+			}
+			finish(finishers, err)
+			return err
+		}
 		f := retry.Failure{Method: method, Idempotency: s.idempotency(method, key), Interrupt: closeWatch(cc)}
 		if localFailure(err) {
 			f.Origin = retry.OriginLocal
 		}
-		if !nested(err) {
-			f.Classified = s.classify(ctx, err, method, req, opts)
-			if classifyOut {
-				err = f.Classified
-			}
+		f.Classified = s.classify(ctx, err, method, req, opts)
+		if classifyOut {
+			err = f.Classified
 		}
 		if stop := t.Failed(ctx, err, f); stop != nil {
 			finish(finishers, stop)
@@ -284,10 +291,17 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 }
 
 // nested reports whether err is already the final error of a faultline retry loop further
-// down the chain: it is returned as it is, never classified or retried again.
+// down the chain: it is returned as it is (classified, if it holds no *errs.Error), never
+// retried again.
 func nested(err error) bool {
 	var re *retry.Error
 	return errors.As(err, &re)
+}
+
+// holdsClassified reports whether err holds an *errs.Error.
+func holdsClassified(err error) bool {
+	var e *errs.Error
+	return errors.As(err, &e)
 }
 
 // route is how the calls of a method, or of a per-call policy, are retried.

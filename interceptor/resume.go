@@ -146,13 +146,14 @@ func (rs *retryStream) resume(cs grpc.ClientStream, err error) (grpc.ClientStrea
 		rs.tracker.Restart()
 	}
 	for {
+		if nested(err) { // another faultline loop down the chain gave up: never again
+			return nil, rs.end(rs.out(err))
+		}
 		f := retry.Failure{Method: rs.method, Idempotency: level, Interrupt: closeWatch(rs.cc), Resume: true}
 		out := err
-		if !nested(err) {
-			f.Classified = rs.classified(err)
-			if rs.classifyOut {
-				out = f.Classified
-			}
+		f.Classified = rs.classified(err)
+		if rs.classifyOut {
+			out = f.Classified
 		}
 		if stop := rs.tracker.Failed(rs.ctx, out, f); stop != nil {
 			return nil, rs.end(stop)

@@ -792,3 +792,31 @@ func TestStreamHeaderAfterRetries(t *testing.T) {
 		t.Errorf("Header() = nil in %d of %d rounds, want the delivering attempt's headers", nilHeaders, rounds)
 	}
 }
+
+// TestInnerRetryLoopClassified: an SDK interceptor placed after ours that retries raw errors
+// with retry.Do returns its *retry.Error; the call is not retried again, and the caller
+// still gets a classified error, with the inner loop's attempts.
+func TestInnerRetryLoopClassified(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		inner := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			return retry.Do(ctx, attempts(secondsPolicy(), 2), func(ctx context.Context) error {
+				return invoker(ctx, method, req, reply, cc, opts...)
+			}, retry.WithClassifyFunc(func(err error) *errs.Error { return classify.Classify(err) }))
+		}
+		opts := append(interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())),
+			grpc.WithChainUnaryInterceptor(inner))
+		e := newEnv(t, opts)
+		e.srv.FailAlways(getSandbox, unavailable())
+		_, err := e.sb.GetSandbox(context.Background(), &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"})
+		var ee *errs.Error
+		if !errors.As(err, &ee) || !errors.Is(err, errs.ErrSandboxUnavailable) || status.Code(err) != codes.Unavailable {
+			t.Errorf("GetSandbox = %v (%T), want a classified SandboxUnavailableError", err, err)
+		}
+		if cause, n := stopOf(err); cause != retry.StopExhausted || n != 2 {
+			t.Errorf("stop = %v after %d attempts, want the inner loop's %v after 2", cause, n, retry.StopExhausted)
+		}
+		if n := e.srv.Calls(getSandbox); n != 2 {
+			t.Errorf("server calls = %d, want 2", n)
+		}
+	})
+}

@@ -217,7 +217,7 @@ func (rs *retryStream) watchFinish() {
 
 // out is the error as the caller sees it: classified, or as the chain returned it.
 func (rs *retryStream) out(err error) error {
-	if !rs.classifyOut || err == nil || err == io.EOF || nested(err) {
+	if !rs.classifyOut || err == nil || err == io.EOF || nested(err) && holdsClassified(err) {
 		return err
 	}
 	return rs.classified(err)
@@ -252,6 +252,9 @@ func (rs *retryStream) recover(cs grpc.ClientStream, err error) (grpc.ClientStre
 		return nil, rs.end(rs.out(err))
 	}
 	for {
+		if nested(err) { // another faultline loop down the chain gave up: never again
+			return nil, rs.end(rs.out(err))
+		}
 		f := retry.Failure{Method: rs.method, Idempotency: rs.set.idempotency(rs.method, keyNone), Interrupt: closeWatch(rs.cc)}
 		switch {
 		case localFailure(err):
@@ -260,11 +263,9 @@ func (rs *retryStream) recover(cs grpc.ClientStream, err error) (grpc.ClientStre
 			f.Origin = retry.OriginNotSent
 		}
 		out := err
-		if !nested(err) {
-			f.Classified = rs.classified(err)
-			if rs.classifyOut {
-				out = f.Classified
-			}
+		f.Classified = rs.classified(err)
+		if rs.classifyOut {
+			out = f.Classified
 		}
 		if stop := rs.tracker.Failed(rs.ctx, out, f); stop != nil {
 			return nil, rs.end(stop)
