@@ -33,7 +33,8 @@ type Call struct {
 
 	// ContextErr is the caller's context error (context.Canceled or
 	// context.DeadlineExceeded) when the call's context had already ended as the failure
-	// came back, nil while it was alive. It makes the failure the caller's doing: a CANCELLED
+	// came back, nil while it was alive (package interceptor also sets context.Canceled when
+	// the caller closed the connection). It makes the failure the caller's doing: a CANCELLED
 	// is then the family's base kind rather than SandboxNotRunningError, and errors.Is(err,
 	// ContextErr) holds on the classified error.
 	ContextErr error

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -99,6 +100,9 @@ func New(opts ...Option) (*Set, error) {
 		if field == "" {
 			delete(s.keys, method)
 			continue
+		}
+		if l, _ := lookup(builtinIdempotency, method); l == retry.NeverRetry {
+			return nil, fmt.Errorf("interceptor: idempotency key of %s: the method is never repeated", method)
 		}
 		if !protoreflect.Name(field).IsValid() {
 			return nil, fmt.Errorf("interceptor: idempotency key field %q of %s is not a field name", field, method)
@@ -237,6 +241,8 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 	if retrying {
 		var err error
 		if rt, err = s.route(method, opts); err != nil {
+			_, fns := onFinish(opts)
+			finish(fns, err) // the call ended before it began: once, with its error
 			return err
 		}
 	}
@@ -245,7 +251,7 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 		if err == nil || !classifyOut {
 			return err
 		}
-		return s.classify(ctx, err, method, req, opts)
+		return s.classify(ctx, cc, err, method, req, opts)
 	}
 	// The attempts are made here, step by step, rather than in a closure handed to
 	// Retrier.Do: the success path then costs the budget's deposit and little else.
@@ -270,7 +276,7 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 			// Another faultline retry loop down the chain gave up: its error is the call's,
 			// never retried again (attempts must not multiply), and classified if it is not yet.
 			if classifyOut && !holdsClassified(err) {
-				err = s.classify(ctx, err, method, req, opts)
+				err = s.classify(ctx, cc, err, method, req, opts)
 			}
 			finish(finishers, err)
 			return err
@@ -279,7 +285,7 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 		if localFailure(err) {
 			f.Origin = retry.OriginLocal
 		}
-		f.Classified = s.classify(ctx, err, method, req, opts)
+		f.Classified = s.classify(ctx, cc, err, method, req, opts)
 		if classifyOut {
 			err = f.Classified
 		}
@@ -382,10 +388,16 @@ func (e *invalidPolicyError) GRPCStatus() *status.Status {
 }
 
 // classify classifies err with what the call was about: the request's fields, overridden
-// by a WithCall option, and whether the caller's context had ended.
-func (s *Set) classify(ctx context.Context, err error, method string, req any, opts []grpc.CallOption) *errs.Error {
+// by a WithCall option, and whether the caller's context had ended (or the caller closed the
+// connection).
+func (s *Set) classify(ctx context.Context, cc *grpc.ClientConn, err error, method string, req any, opts []grpc.CallOption) *errs.Error {
 	call := classify.CallFromRequest(method, req)
 	call.ContextErr = callerEnded(ctx)
+	if call.ContextErr == nil && cc != nil && cc.GetState() == connectivity.Shutdown {
+		// The client closed the connection (grpc-go reports CANCELLED): the caller's doing,
+		// as a cancelled context is, not a statement about the sandbox.
+		call.ContextErr = context.Canceled
+	}
 	for _, o := range opts {
 		if co, ok := o.(*callOption); ok && co.call != nil {
 			r, set := &call.Resource, co.call.Resource

@@ -83,8 +83,9 @@ func WithHooks(h retry.Hooks) Option {
 	return optionFunc(func(cfg *config) { cfg.hooks = retry.JoinHooks(cfg.hooks, h) })
 }
 
-// WithAttemptHeader sets the outgoing metadata key that carries N on the N-th retry (the
-// first attempt carries none); "" turns it off. Default: [DefaultAttemptHeader]. New
+// WithAttemptHeader sets the outgoing metadata key that carries N on the N-th retry,
+// replacing any value of that key in the caller's outgoing metadata (the first attempt goes
+// out with the caller's metadata as it is); "" turns it off. Default: [DefaultAttemptHeader]. New
 // rejects keys that are not valid lower-case metadata keys or that start with "grpc-".
 func WithAttemptHeader(key string) Option {
 	return optionFunc(func(cfg *config) { cfg.header = key })

@@ -820,3 +820,20 @@ func TestInnerRetryLoopClassified(t *testing.T) {
 		}
 	})
 }
+
+// TestConnCloseIsNotTheSandbox: a call on a connection the caller closed fails with grpc-go's
+// CANCELLED; that is the caller's doing, not a sandbox that stopped running.
+func TestConnCloseIsNotTheSandbox(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil)))
+		_ = e.conn.Close()
+		_, err := e.sb.GetSandbox(context.Background(), &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"})
+		if status.Code(err) != codes.Canceled || errors.Is(err, errs.ErrSandboxNotRunning) || !errors.Is(err, errs.ErrSandbox) {
+			t.Errorf("GetSandbox on a closed connection = %v (code %v), want CANCELLED, the family base, not SandboxNotRunningError",
+				err, status.Code(err))
+		}
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("errors.Is(%v, context.Canceled) = false, want true", err)
+		}
+	})
+}

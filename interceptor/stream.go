@@ -66,6 +66,8 @@ func (s *Set) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.Client
 	if retrying && !s.neverRetried(method) {
 		var err error
 		if rt, err = s.route(method, opts); err != nil {
+			_, fns := onFinish(opts)
+			finish(fns, err)
 			return nil, err
 		}
 	}
@@ -75,9 +77,9 @@ func (s *Set) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.Client
 			return cs, err
 		}
 		if err != nil {
-			return nil, s.classify(ctx, err, method, nil, opts)
+			return nil, s.classify(ctx, cc, err, method, nil, opts)
 		}
-		return &classifiedStream{ClientStream: cs, set: s, ctx: ctx, method: method, opts: opts}, nil
+		return &classifiedStream{ClientStream: cs, set: s, ctx: ctx, cc: cc, method: method, opts: opts}, nil
 	}
 	rs := &retryStream{
 		set: s, ctx: ctx, desc: desc, cc: cc, method: method, streamer: streamer,
@@ -122,6 +124,7 @@ type classifiedStream struct {
 	grpc.ClientStream
 	set    *Set
 	ctx    context.Context
+	cc     *grpc.ClientConn
 	method string
 	opts   []grpc.CallOption
 
@@ -153,7 +156,7 @@ func (c *classifiedStream) err(err error) error {
 	c.mu.Lock()
 	first := c.first
 	c.mu.Unlock()
-	return c.set.classify(c.ctx, err, c.method, first, c.opts)
+	return c.set.classify(c.ctx, c.cc, err, c.method, first, c.opts)
 }
 
 // retryStream is a stream retried until it commits.
@@ -227,7 +230,7 @@ func (rs *retryStream) classified(err error) *errs.Error {
 	rs.mu.Lock()
 	first := rs.first
 	rs.mu.Unlock()
-	return rs.set.classify(rs.ctx, err, rs.method, first, rs.opts)
+	return rs.set.classify(rs.ctx, rs.cc, err, rs.method, first, rs.opts)
 }
 
 // recover handles the failure err of attempt cs (nil: the stream could not be opened)
