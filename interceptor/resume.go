@@ -106,17 +106,10 @@ func field(m protoreflect.Message, name protoreflect.Name, kind protoreflect.Kin
 func (rs *retryStream) resume(cs grpc.ClientStream, err error) (grpc.ClientStream, error) {
 	rs.retryMu.Lock()
 	defer rs.retryMu.Unlock()
-	rs.mu.Lock()
-	switch {
-	case rs.ended:
-		final := rs.final
-		rs.mu.Unlock()
-		return nil, final
-	case rs.cur != cs:
-		next := rs.cur
-		rs.mu.Unlock()
-		return next, nil
+	if next, done, final := rs.dealtWith(cs); done {
+		return next, final
 	}
+	rs.mu.Lock()
 	req, _ := rs.first.(proto.Message)
 	last, _ := rs.last.(proto.Message)
 	progressed := rs.sinceOpen > 0
@@ -145,26 +138,6 @@ func (rs *retryStream) resume(cs grpc.ClientStream, err error) (grpc.ClientStrea
 	if progressed {
 		rs.tracker.Restart()
 	}
-	for {
-		if nested(err) { // another faultline loop down the chain gave up: never again
-			return nil, rs.end(rs.out(err))
-		}
-		f := retry.Failure{Method: rs.method, Idempotency: level, Interrupt: closeWatch(rs.cc), Resume: true}
-		out := err
-		f.Classified = rs.classified(err)
-		if rs.classifyOut {
-			out = f.Classified
-		}
-		if stop := rs.tracker.Failed(rs.ctx, out, f); stop != nil {
-			return nil, rs.end(stop)
-		}
-		ncs, oerr := rs.openWith(next)
-		if oerr == nil {
-			return ncs, nil
-		}
-		if oerr == errCommitted {
-			return nil, rs.end(out)
-		}
-		err = oerr
-	}
+	f := retry.Failure{Method: rs.method, Idempotency: level, Resume: true}
+	return rs.retry(err, f, false, func() (grpc.ClientStream, error) { return rs.openWith(next) })
 }

@@ -238,42 +238,61 @@ func (rs *retryStream) classified(err error) *errs.Error {
 func (rs *retryStream) recover(cs grpc.ClientStream, err error) (grpc.ClientStream, error) {
 	rs.retryMu.Lock()
 	defer rs.retryMu.Unlock()
-	rs.mu.Lock()
-	switch {
-	case rs.ended:
-		final := rs.final
-		rs.mu.Unlock()
-		return nil, final
-	case rs.cur != cs: // another goroutine already dealt with this attempt
-		next := rs.cur
-		rs.mu.Unlock()
-		return next, nil
+	if next, done, final := rs.dealtWith(cs); done {
+		return next, final
 	}
+	rs.mu.Lock()
 	committed, notSent := rs.committed, !rs.attemptSent
 	rs.mu.Unlock()
 	if committed { // by a SendMsg past the replay limit, while the attempt was failing
 		return nil, rs.end(rs.out(err))
 	}
+	f := retry.Failure{Method: rs.method, Idempotency: rs.set.idempotency(rs.method, keyNone)}
+	return rs.retry(err, f, notSent, rs.open)
+}
+
+// dealtWith reports whether attempt cs's failure needs no decision: the stream ended (its
+// final error), or another goroutine already replaced the attempt (the next one). Called
+// with retryMu held.
+func (rs *retryStream) dealtWith(cs grpc.ClientStream) (next grpc.ClientStream, done bool, final error) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	switch {
+	case rs.ended:
+		return nil, true, rs.final
+	case rs.cur != cs:
+		return rs.cur, true, nil
+	}
+	return nil, false, nil
+}
+
+// retry puts the failure err of the current attempt to the policy, waits, and makes the next
+// attempt with open, until one opens or the policy says stop: it returns the new attempt, or
+// the stream's final error. notSent says whether err's attempt sent nothing. Called with
+// retryMu held.
+func (rs *retryStream) retry(err error, f retry.Failure, notSent bool, open func() (grpc.ClientStream, error)) (grpc.ClientStream, error) {
+	f.Interrupt = closeWatch(rs.cc)
 	for {
 		if nested(err) { // another faultline loop down the chain gave up: never again
 			return nil, rs.end(rs.out(err))
 		}
-		f := retry.Failure{Method: rs.method, Idempotency: rs.set.idempotency(rs.method, keyNone), Interrupt: closeWatch(rs.cc)}
 		switch {
 		case localFailure(err):
 			f.Origin = retry.OriginLocal
 		case notSent:
 			f.Origin = retry.OriginNotSent
+		default:
+			f.Origin = retry.OriginUnknown
 		}
-		out := err
 		f.Classified = rs.classified(err)
+		out := err
 		if rs.classifyOut {
 			out = f.Classified
 		}
 		if stop := rs.tracker.Failed(rs.ctx, out, f); stop != nil {
 			return nil, rs.end(stop)
 		}
-		next, oerr := rs.open()
+		next, oerr := open()
 		switch {
 		case oerr == nil:
 			return next, nil
