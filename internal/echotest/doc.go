@@ -9,11 +9,8 @@
 // Usage:
 //
 //	srv := echotest.New()
-//	lis, stop := srv.StartBufconn()
-//	defer stop()
-//	conn, err := echotest.DialBufconn(lis)
-//	if err != nil { ... }
-//	defer conn.Close()
+//	conn := faultlinetest.Serve(t, func(gs *grpc.Server) { srv.Register(gs) }, nil,
+//		interceptor.DialOptions()...) // the client under test
 //
 //	// The next Do call runs, then fails as if the connection had been reset.
 //	srv.FailAfterNext(testpb.Echo_Do_FullMethodName, 1, status.New(codes.Unavailable, "reset"))

@@ -3,14 +3,11 @@ package echotest
 import (
 	"context"
 	"fmt"
-	"net"
 	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/faultline-go/faultline/internal/testpb"
@@ -52,41 +49,6 @@ func New() *Server {
 // interceptor: counting and scripts run in the handlers.
 func (s *Server) Register(gs grpc.ServiceRegistrar) {
 	testpb.RegisterEchoServer(gs, &echo{s: s})
-}
-
-// StartBufconn serves s on a new in-memory listener with opts. Dial it with
-// [DialBufconn]. stop stops the gRPC server (cancelling calls in flight),
-// waits for every handler and the serving goroutine to return, and closes
-// the listener; it may be called more than once.
-func (s *Server) StartBufconn(opts ...grpc.ServerOption) (lis *bufconn.Listener, stop func()) {
-	lis = bufconn.Listen(1 << 20)
-	gs := grpc.NewServer(append([]grpc.ServerOption{grpc.WaitForHandlers(true)}, opts...)...)
-	s.Register(gs)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = gs.Serve(lis) // returns nil after Stop
-	}()
-	var once sync.Once
-	return lis, func() {
-		once.Do(func() {
-			gs.Stop() // closes lis and all connections
-			<-done
-		})
-	}
-}
-
-// DialBufconn returns a client connection to lis with insecure transport
-// credentials, then opts. The caller closes it. The error is the one from
-// [grpc.NewClient].
-func DialBufconn(lis *bufconn.Listener, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
-	all := []grpc.DialOption{
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-			return lis.DialContext(ctx)
-		}),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-	}
-	return grpc.NewClient("passthrough:///bufconn", append(all, opts...)...)
 }
 
 // FailNext makes the next n calls of the full method (for example

@@ -7,10 +7,12 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/testing/protocmp"
 
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/internal/echotest"
 	"github.com/faultline-go/faultline/internal/testpb"
 )
@@ -40,16 +42,7 @@ func callCtx(t *testing.T) context.Context {
 func start(t *testing.T) (*echotest.Server, testpb.EchoClient) {
 	t.Helper()
 	srv := echotest.New()
-	lis, stop := srv.StartBufconn()
-	conn, err := echotest.DialBufconn(lis)
-	if err != nil {
-		stop()
-		t.Fatalf("DialBufconn() error = %v", err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		stop()
-	})
+	conn := faultlinetest.Serve(t, func(gs *grpc.Server) { srv.Register(gs) }, nil)
 	return srv, testpb.NewEchoClient(conn)
 }
 
