@@ -316,6 +316,9 @@ func (rs *retryStream) open() (grpc.ClientStream, error) {
 // openWith is open, sending msg and closing the send side instead of replaying when msg is
 // not nil (a resumed stream).
 func (rs *retryStream) openWith(msg any) (grpc.ClientStream, error) {
+	if rs.stale(msg) { // committed (or ended) while the retry waited: nothing to replay
+		return nil, errCommitted
+	}
 	ctx, cancel := context.WithCancel(rs.ctx)
 	rs.retries++
 	if rs.set.header != "" {
@@ -328,7 +331,7 @@ func (rs *retryStream) openWith(msg any) (grpc.ClientStream, error) {
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	if rs.ended || (rs.committed && msg == nil) {
+	if rs.staleLocked(msg) { // committed while the stream was being opened
 		cancel()
 		return nil, errCommitted
 	}
@@ -352,6 +355,16 @@ func (rs *retryStream) openWith(msg any) (grpc.ClientStream, error) {
 	rs.cond.Broadcast()
 	return cs, nil
 }
+
+// stale reports whether a new attempt would be of no use: the stream ended, or (for a retry,
+// msg nil) it committed, so the messages to replay are gone.
+func (rs *retryStream) stale(msg any) bool {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return rs.staleLocked(msg)
+}
+
+func (rs *retryStream) staleLocked(msg any) bool { return rs.ended || rs.committed && msg == nil }
 
 // end finishes the stream with err (io.EOF or nil for a clean end) once: later receives
 // return it, sends return io.EOF, the OnFinish callbacks run, and the contexts the stream
