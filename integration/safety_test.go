@@ -123,8 +123,8 @@ func TestNoRepeatUnderResets(t *testing.T) {
 }
 
 // flapResets turns toxiproxy's reset_peer toxic (downstream: responses are lost after the
-// server handled the request) on and off every period, until the returned stop is called or
-// limit passes. stop returns how many times the toxic was turned on.
+// server handled the request) on for one period in four, until the returned stop is called
+// or limit passes. stop returns how many times the toxic was turned on.
 func flapResets(t *testing.T, e *faultEnv, period, limit time.Duration) (stop func() int) {
 	t.Helper()
 	done := make(chan struct{})
@@ -134,19 +134,22 @@ func flapResets(t *testing.T, e *faultEnv, period, limit time.Duration) (stop fu
 		deadline := time.After(limit)
 		tick := time.NewTicker(period)
 		defer tick.Stop()
-		on := false
+		on, ticks := false, 0
 		for {
 			select {
 			case <-done:
 			case <-deadline:
 			case <-tick.C:
-				if on {
+				// On for one period in four: most calls get through, many are cut.
+				switch ticks++; {
+				case on:
 					healReset(t, e)
-				} else {
+					on = false
+				case ticks%4 == 0:
 					injectReset(t, e)
+					on = true
 					n++
 				}
-				on = !on
 				continue
 			}
 			if on {
