@@ -107,9 +107,10 @@ func (r *Retrier) Policy() Policy { return r.policy }
 // Do runs op with a Retrier built from p and opts, without a budget unless WithBudget is
 // given. op is taken to be safe to repeat when it fails in a way that may have reached a
 // server (a bare UNAVAILABLE): give [WithIdempotency] NotIdempotent or NeverRetry for an op
-// that creates something without an idempotency key or runs a command. It returns an error matching [ErrInvalidPolicy], without calling op, when p is not
-// valid; otherwise what [Retrier.Do] returns. Like [Retrier.Do], it allocates nothing
-// when op succeeds the first time.
+// that creates something without an idempotency key or runs a command. It returns an error
+// matching [ErrInvalidPolicy], without calling op, when p is not valid; otherwise what
+// [Retrier.Do] returns. Like [Retrier.Do], it allocates nothing when op succeeds the first
+// time.
 func Do(ctx context.Context, p Policy, op func(context.Context) error, opts ...Option) error {
 	if err := p.Validate(); err != nil {
 		return err
