@@ -120,9 +120,9 @@ func fromStatus(kind Kind, st *status.Status, cause error, info Info, res Resour
 // GRPCStatus returns a status with that code, the message as given (Error renders it with
 // the operation, resource and violations; a classifier renders it again on the other side)
 // and the AIP-193 details a server would send for the attributes: a google.rpc.ErrorInfo
-// (reason, domain, metadata) when [WithErrorInfo] was given, a google.rpc.RetryInfo with the delay as given (zero and
-// negative included) after [WithRetryDelay], and a google.rpc.BadRequest with the field
-// violations, in order, after [WithFieldViolations]. So an *Error returned by a server
+// (reason, domain, metadata) when [WithErrorInfo] was given, a google.rpc.RetryInfo with
+// the delay as given (zero and negative included) after [WithRetryDelay], and a
+// google.rpc.BadRequest with the field violations, in order, after [WithFieldViolations]. So an *Error returned by a server
 // handler reaches the client with its details, and classifying status.Convert(e).Err()
 // gives back the code, reason, domain, metadata, retry delay and violations (the kind too,
 // when the classifier can tell it from the code and a trusted reason: not for kinds only

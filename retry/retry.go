@@ -51,7 +51,8 @@ func (o idempotencyOption) apply(r Retrier) Retrier { r.level = o.l; return r }
 func WithIdempotency(l Idempotency) Option { return idempotencyOption{l} }
 
 // WithBudget sets the retry budget shared by every call through the Retrier; nil (or a nil
-// pointer of a Budget type) turns budgeting off. Default: a new [DefaultBudget] per Retrier built by [New], none for [Do].
+// pointer of a Budget type) turns budgeting off. Default: a new [DefaultBudget] per Retrier
+// built by [New], none for [Do].
 func WithBudget(b Budget) Option { return budgetOption{b} }
 
 // WithHooks adds a set of hooks, called when a retry is scheduled, when retrying stops and
