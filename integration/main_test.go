@@ -163,6 +163,21 @@ func attemptsOf(err error) int {
 	}
 }
 
+// attemptsAgree reports whether the attempts err reports agree with those the hooks
+// counted (the retries scheduled, plus the first): the same number, or one fewer when the
+// caller's deadline ended the call in the wait before the last retry scheduled. That wait
+// ends before the deadline (the loop schedules no wait that would not), but a process
+// stalled past both finds the wait's timer and the deadline due together, and either may
+// end the wait.
+func attemptsAgree(err error, counted int, deadline, returned time.Time) bool {
+	n := attemptsOf(err)
+	if n == counted {
+		return true
+	}
+	var re *retry.Error
+	return n == counted-1 && errors.As(err, &re) && re.Cause() == retry.StopDeadline && !returned.Before(deadline)
+}
+
 // asErrs returns the *errs.Error in err, failing the test if there is none.
 func asErrs(t testing.TB, err error) *errs.Error {
 	t.Helper()

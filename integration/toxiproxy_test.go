@@ -203,8 +203,8 @@ func (e *faultEnv) load(t *testing.T, name string, workers, perWorker int, deadl
 					var ce *errs.Error
 					if !errors.As(err, &ce) {
 						t.Errorf("call error %v (%T), want a classified *errs.Error", err, err)
-					} else if n := attemptsOf(err); n != attempts() {
-						t.Errorf("Attempts() = %d, hooks counted %d (%v)", n, attempts(), err)
+					} else if !attemptsAgree(err, attempts(), dl, end) {
+						t.Errorf("Attempts() = %d, hooks counted %d (%v)", attemptsOf(err), attempts(), err)
 					}
 				}
 				mu.Unlock()
