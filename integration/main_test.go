@@ -163,6 +163,21 @@ func attemptsOf(err error) int {
 	}
 }
 
+// attemptsAgree reports whether the attempts err reports agree with those the hooks
+// counted (the retries scheduled, plus the first): the same number, or one fewer when the
+// caller's deadline ended the call in the wait before the last retry scheduled. That wait
+// ends before the deadline (the loop schedules no wait that would not), but a process
+// stalled past both finds the wait's timer and the deadline due together, and either may
+// end the wait.
+func attemptsAgree(err error, counted int, deadline, returned time.Time) bool {
+	n := attemptsOf(err)
+	if n == counted {
+		return true
+	}
+	var re *retry.Error
+	return n == counted-1 && errors.As(err, &re) && re.Cause() == retry.StopDeadline && !returned.Before(deadline)
+}
+
 // asErrs returns the *errs.Error in err, failing the test if there is none.
 func asErrs(t testing.TB, err error) *errs.Error {
 	t.Helper()
@@ -180,6 +195,7 @@ type stats struct {
 	successes int
 	attempts  []int         // per call, including the first
 	overshoot time.Duration // the longest return time past a call's deadline
+	late      time.Duration // the same, less the time the process was stalled (stallMeter)
 	maxWall   time.Duration
 
 	afterHeal, failedAfterHeal int // calls started after a fault healed, and how many failed
@@ -193,6 +209,12 @@ func (s *stats) add(attempts int, ok bool, wall time.Duration, overshoot time.Du
 	s.attempts = append(s.attempts, attempts)
 	s.maxWall = max(s.maxWall, wall)
 	s.overshoot = max(s.overshoot, overshoot)
+}
+
+// addLate counts a call that returned at end, past its deadline dl or not, less what the
+// meter (closed: it has recorded every stall up to end) saw of stalls in between.
+func (s *stats) addLate(m *stallMeter, dl, end time.Time) {
+	s.late = max(s.late, end.Sub(dl)-m.within(dl, end))
 }
 
 func (s *stats) rate() float64 {
@@ -252,4 +274,75 @@ func table(rows []*stats) string {
 			s.quantile(0.5), s.quantile(0.99), s.quantile(1), over, s.maxWall.Round(time.Millisecond), s.histogram())
 	}
 	return b.String()
+}
+
+// stallMeter measures when the process could not run its goroutines on time: a loaded
+// machine deschedules it, or the race detector's work delays them. A goroutine asks to
+// wake every millisecond and records each wake-up that came late. How long after its
+// deadline a call returns includes those stalls, which are the machine's, not the retry
+// layer's: checks of that delay subtract them (see maxOvershoot).
+type stallMeter struct {
+	quit chan struct{}
+	done chan struct{}
+
+	mu     sync.Mutex
+	stalls [][2]time.Time // [from, to]: the process ran nothing of the meter's in between
+}
+
+// stallTick is how often the meter asks to wake; a wake-up more than stallTick late is a
+// stall.
+const stallTick = time.Millisecond
+
+// startStallMeter starts a meter; close ends it (it also ends by itself after an hour).
+func startStallMeter() *stallMeter {
+	m := &stallMeter{quit: make(chan struct{}), done: make(chan struct{})}
+	go m.run(time.Now().Add(time.Hour))
+	return m
+}
+
+func (m *stallMeter) run(until time.Time) {
+	defer close(m.done)
+	tick := time.NewTicker(stallTick)
+	defer tick.Stop()
+	last := time.Now()
+	for last.Before(until) {
+		select {
+		case <-m.quit:
+			return
+		case <-tick.C:
+		}
+		now := time.Now()
+		if now.Sub(last) > 2*stallTick {
+			m.mu.Lock()
+			m.stalls = append(m.stalls, [2]time.Time{last.Add(stallTick), now})
+			m.mu.Unlock()
+		}
+		last = now
+	}
+}
+
+// close ends the meter and waits for its goroutine.
+func (m *stallMeter) close() {
+	close(m.quit)
+	<-m.done
+}
+
+// within returns how much of [from, to] the process spent stalled.
+func (m *stallMeter) within(from, to time.Time) time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var sum time.Duration
+	for _, s := range m.stalls {
+		lo, hi := s[0], s[1]
+		if lo.Before(from) {
+			lo = from
+		}
+		if hi.After(to) {
+			hi = to
+		}
+		if d := hi.Sub(lo); d > 0 {
+			sum += d
+		}
+	}
+	return sum
 }

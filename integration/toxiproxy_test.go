@@ -176,6 +176,8 @@ func (e *faultEnv) load(t *testing.T, name string, workers, perWorker int, deadl
 	call func(context.Context, string) error) (*stats, map[string]int) {
 	st := &stats{name: name}
 	seen := map[string]int{}
+	var ends [][2]time.Time // per call: its deadline, when it returned
+	meter := startStallMeter()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -193,6 +195,7 @@ func (e *faultEnv) load(t *testing.T, name string, workers, perWorker int, deadl
 				e.mu.Unlock()
 				mu.Lock()
 				st.add(attempts(), err == nil, end.Sub(start), end.Sub(dl))
+				ends = append(ends, [2]time.Time{dl, end})
 				if afterHeal {
 					st.afterHeal++
 					if err != nil {
@@ -204,8 +207,8 @@ func (e *faultEnv) load(t *testing.T, name string, workers, perWorker int, deadl
 					var ce *errs.Error
 					if !errors.As(err, &ce) {
 						t.Errorf("call error %v (%T), want a classified *errs.Error", err, err)
-					} else if n := attemptsOf(err); n != attempts() {
-						t.Errorf("Attempts() = %d, hooks counted %d (%v)", n, attempts(), err)
+					} else if !attemptsAgree(err, attempts(), dl, end) {
+						t.Errorf("Attempts() = %d, hooks counted %d (%v)", attemptsOf(err), attempts(), err)
 					}
 				}
 				mu.Unlock()
@@ -213,6 +216,10 @@ func (e *faultEnv) load(t *testing.T, name string, workers, perWorker int, deadl
 		})
 	}
 	wg.Wait()
+	meter.close()
+	for _, e := range ends {
+		st.addLate(meter, e[0], e[1])
+	}
 	return st, seen
 }
 
@@ -288,8 +295,9 @@ func TestTransportFaults(t *testing.T) {
 		for s, n := range seen {
 			t.Logf("%s: %d x %s", st.name, n, s)
 		}
-		if st.overshoot > maxOvershoot {
-			t.Errorf("%s: a call returned %v after its deadline, want at most %v", st.name, st.overshoot, maxOvershoot)
+		if st.late > maxOvershoot {
+			t.Errorf("%s: a call returned %v after its deadline while the process ran (%v in all), want at most %v",
+				st.name, st.late, st.overshoot, maxOvershoot)
 		}
 	}
 	// recovered checks that a call made once the fault healed succeeds. It gives the call
@@ -392,8 +400,10 @@ func TestTransportFaults(t *testing.T) {
 
 	t.Run("latency above the deadline", func(t *testing.T) {
 		e := newFaultEnv(t, recoveryPolicy(8))
-		e.addToxic(t, "slow", "latency", "downstream", `{"latency":400,"jitter":0}`)
-		st, seen := e.load(t, "latency 400ms, deadline 200ms", 2, 3, 200*time.Millisecond, e.create)
+		// Responses come 2s late, 1.8s after the deadline: no call can succeed unless its
+		// deadline timer fires that late.
+		e.addToxic(t, "slow", "latency", "downstream", `{"latency":2000,"jitter":0}`)
+		st, seen := e.load(t, "latency 2s, deadline 200ms", 2, 3, 200*time.Millisecond, e.create)
 		record(st, seen, t)
 		if st.successes != 0 || st.quantile(1) != 1 {
 			t.Errorf("successes, max attempts = %d, %d, want 0, 1", st.successes, st.quantile(1))
@@ -422,8 +432,11 @@ func TestTransportFaults(t *testing.T) {
 		p := recoveryPolicy(10)
 		p.PerAttemptTimeout = 100 * time.Millisecond
 		e := newFaultEnv(t, p)
-		e.addToxic(t, "slow", "latency", "downstream", `{"latency":250,"jitter":0}`)
-		st, seen := e.load(t, "latency 250ms, 100ms/attempt", 2, 3, 500*time.Millisecond, e.create)
+		// Responses come 2s late, 1.9s after each attempt's timeout: no attempt can succeed
+		// unless its timer fires that late. (At 250ms, a process stalled 150ms on a loaded
+		// machine let a response in before the 100ms timer fired.)
+		e.addToxic(t, "slow", "latency", "downstream", `{"latency":2000,"jitter":0}`)
+		st, seen := e.load(t, "latency 2s, 100ms/attempt", 2, 3, 500*time.Millisecond, e.create)
 		record(st, seen, t)
 		ids, retried := e.checkCreates(t)
 		t.Logf("latency: %d create request ids, %d reached the server more than once, %d sandboxes created", ids, retried, e.srv.Created())
