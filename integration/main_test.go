@@ -175,7 +175,7 @@ func attemptsAgree(err error, counted int, deadline, returned time.Time) bool {
 		return true
 	}
 	var re *retry.Error
-	return n == counted-1 && errors.As(err, &re) && re.Cause() == retry.StopDeadline && !returned.Before(deadline)
+	return n == counted-1 && errors.As(err, &re) && re.StopReason() == retry.StopDeadline && !returned.Before(deadline)
 }
 
 // asErrs returns the *errs.Error in err, failing the test if there is none.
