@@ -108,6 +108,9 @@ func New(opts ...Option) (*Set, error) {
 			return nil, fmt.Errorf("interceptor: idempotency key field %q of %s is not a field name", field, method)
 		}
 		if md := registered(method); md != nil {
+			if md.IsStreamingClient() || md.IsStreamingServer() {
+				return nil, fmt.Errorf("interceptor: idempotency key of %s: keys are set on unary requests only", method)
+			}
 			fd := md.Input().Fields().ByName(protoreflect.Name(field))
 			if fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() {
 				return nil, fmt.Errorf("interceptor: idempotency key of %s: %s has no string field %q",

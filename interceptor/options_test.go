@@ -24,6 +24,8 @@ func TestNewRejectsWhatCannotWork(t *testing.T) {
 		{"default idempotency out of range", interceptor.WithDefaultIdempotency(retry.Idempotency(99)), "not a level"},
 		{"key field that is a message", interceptor.WithIdempotencyKey(createSandbox, "sandbox"), `no string field "sandbox"`},
 		{"key field that does not exist", interceptor.WithIdempotencyKey(createSandbox, "nope"), `no string field "nope"`},
+		{"key on a stream", interceptor.WithIdempotencyKey(streamLogs, "sandbox_id"), "unary requests only"},
+		{"key on a method never repeated", interceptor.WithIdempotencyKey(sandboxpb.SandboxService_Exec_FullMethodName, "container"), "never repeated"},
 		{"resumer on a unary method", interceptor.WithResumer(getSandbox, interceptor.ResumeStreamLogs), "only server-streaming"},
 		{"resumer on a bidi method", interceptor.WithResumer(streamExec, interceptor.ResumeStreamLogs), "only server-streaming"},
 	} {
