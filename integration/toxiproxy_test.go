@@ -217,8 +217,8 @@ func (e *faultEnv) load(t *testing.T, name string, workers, perWorker int, deadl
 	}
 	wg.Wait()
 	meter.close()
-	for _, e := range ends {
-		st.addLate(meter, e[0], e[1])
+	for _, c := range ends {
+		st.addLate(meter, c[0], c[1])
 	}
 	return st, seen
 }
