@@ -326,8 +326,14 @@ func TestStreamReplay(t *testing.T) {
 func TestStreamCommitDuringWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := &pingServer{failFirst: 1, failAfter: 0}
-		c := newPing(t, p, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()),
-			interceptor.WithReplayLimit(10))...)
+		opened := 0 // streams the interceptor opens, whether or not they reach the server
+		count := func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string,
+			streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+			opened++
+			return streamer(ctx, desc, cc, method, opts...)
+		}
+		c := newPing(t, p, append(interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()),
+			interceptor.WithReplayLimit(10)), grpc.WithChainStreamInterceptor(count))...)
 		st, err := c.PingStream(context.Background())
 		if err != nil {
 			t.Fatalf("PingStream = %v", err)
@@ -346,8 +352,8 @@ func TestStreamCommitDuringWait(t *testing.T) {
 		if _, ok := err.(*errs.Error); !ok || !errors.Is(err, errs.ErrCWSandbox) || status.Code(err) != codes.Unavailable {
 			t.Errorf("Recv = %v (%T), want the first attempt's *errs.Error", err, err)
 		}
-		if got, _ := p.Received(); len(got) != 1 {
-			t.Errorf("server attempts = %v, want 1", got)
+		if got, _ := p.Received(); len(got) != 1 || opened != 1 {
+			t.Errorf("server attempts = %v, streams opened = %d; want 1 and 1", got, opened)
 		}
 	})
 }

@@ -100,9 +100,7 @@ func FuzzWait(f *testing.F) {
 					if h > p.MaxRetryDelay {
 						t.Fatalf("wait %d: hint %v above MaxRetryDelay %v was honoured", i+1, h, p.MaxRetryDelay)
 					}
-					// The same bound as the loop's, in float: truncating HintJitter*h
-					// first would make the bound 1ns tighter than the promise.
-					if d < h || float64(d) > float64(h)*(1+p.HintJitter) {
+					if d < h || float64(d-h) > p.HintJitter*float64(h) {
 						t.Fatalf("wait %d = %v for hint %v, want in [hint, hint*(1+%v)]", i+1, d, h, p.HintJitter)
 					}
 					continue

@@ -468,7 +468,8 @@ func jitterUp(hint time.Duration, j float64) time.Duration {
 	if j <= 0 {
 		return hint
 	}
-	return between(float64(hint), float64(hint)*(1+j))
+	// The extra alone is drawn: hint*(1+j) can round up past the true bound in float.
+	return hint + between(0, j*float64(hint))
 }
 
 // between returns a whole number of nanoseconds drawn uniformly from [lo, hi], rounded but
