@@ -16,6 +16,7 @@ import (
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/internal/ended"
 	"github.com/faultline-go/faultline/retry"
 )
 
@@ -395,7 +396,7 @@ func (e *invalidPolicyError) GRPCStatus() *status.Status {
 // connection).
 func (s *Set) classify(ctx context.Context, cc *grpc.ClientConn, err error, method string, req any, opts []grpc.CallOption) *errs.Error {
 	call := classify.CallFromRequest(method, req)
-	call.ContextErr = callerEnded(ctx)
+	call.ContextErr = ended.Err(ctx)
 	if call.ContextErr == nil && cc != nil && cc.GetState() == connectivity.Shutdown {
 		// The client closed the connection (grpc-go reports CANCELLED): the caller's doing,
 		// as a cancelled context is, not a statement about the sandbox.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
@@ -249,18 +248,6 @@ func localFailure(err error) bool {
 		}
 	}
 	return false
-}
-
-// callerEnded returns the caller's context error when it has ended, counting a passed
-// deadline whose timer has not fired yet (the server can report it a moment before).
-func callerEnded(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if d, ok := ctx.Deadline(); ok && !d.After(time.Now()) {
-		return context.DeadlineExceeded
-	}
-	return nil
 }
 
 // withAttempt returns ctx with the attempt header set to n, replacing any value of the key

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/internal/ended"
 	"github.com/faultline-go/faultline/internal/seam"
 )
 
@@ -265,8 +266,8 @@ func (t *Tracker) Succeeded(ctx context.Context, method string) {
 // holds the final *Error of another retry loop, that error itself.
 func (t *Tracker) Failed(ctx context.Context, err error, f Failure) *Error {
 	// The attempt's own deadline is read off the clock, not off its context, for the reason
-	// given at ended.
-	own := !t.due.IsZero() && !time.Now().Before(t.due) && ended(ctx) == nil
+	// given at ended.Err.
+	own := !t.due.IsZero() && !time.Now().Before(t.due) && ended.Err(ctx) == nil
 	t.release()
 	return t.failed(ctx, err, f, own)
 }
@@ -285,7 +286,7 @@ func (t *Tracker) failed(ctx context.Context, err error, f Failure, ownTimeout b
 		r.record(first, OutcomeFinal)
 		return inner
 	}
-	if ctxErr := ended(ctx); ctxErr != nil {
+	if ctxErr := ended.Err(ctx); ctxErr != nil {
 		r.record(first, OutcomeFinal)
 		return stop(stopCause(ctxErr), ctxErr, false)
 	}
@@ -400,19 +401,6 @@ func (p *Policy) retries(err error, e *errs.Error, signal bool) bool {
 // classifier found.
 func transient(e *errs.Error) bool {
 	return seam.FactsOf.(func(*errs.Error) seam.Facts)(e).Transient
-}
-
-// ended returns ctx's error, or context.DeadlineExceeded once its deadline has passed even
-// if its timer has not fired yet: a server that resets an expired stream can report the
-// deadline to the client a moment before the client's own timer does.
-func ended(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
-		return context.DeadlineExceeded
-	}
-	return nil
 }
 
 func (r *Retrier) record(first bool, o Outcome) {
