@@ -2,6 +2,7 @@ package classify_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"go/parser"
 	"go/token"
@@ -498,8 +499,9 @@ func TestDocTransientReasons(t *testing.T) {
 					t.Fatalf("Classify(INTERNAL, reason %q) on %s = %v, want %v",
 						reason, method, e.Kind(), errs.ErrDiscovery)
 				}
-				stop := r.Track().Failed(context.Background(), e, retry.Failure{})
-				if stop == nil {
+				err := r.Do(context.Background(), func(context.Context) error { return e })
+				var stop *retry.Error
+				if !errors.As(err, &stop) {
 					t.Fatalf("Failed(INTERNAL, reason %q, domain %q) = nil, want a final error", reason, domain)
 				}
 				if stop.StopReason() != want {

@@ -16,6 +16,7 @@ import (
 	"github.com/faultline-go/faultline/errs"
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
+	"github.com/faultline-go/faultline/retry"
 )
 
 // TestSuccessAllocs: a call that succeeds the first time costs no allocation in the
@@ -42,8 +43,8 @@ func TestSuccessAllocs(t *testing.T) {
 		{name: "exact method policy", u: set.Unary(), method: getSandbox},
 		{name: "service policy", u: set.Unary(), method: readFile},
 		{name: "default policy beside method policies", u: set.Unary(), method: getRunner},
-		{name: "UnaryClassify", u: set.UnaryClassify(), method: getSandbox},
-		{name: "UnaryRetry", u: set.UnaryRetry(), method: getSandbox},
+		{name: "one-attempt policy", u: interceptor.Unary(interceptor.WithPolicy(retry.NoRetry())), method: getSandbox},
+		{name: "throttling on", u: interceptor.Unary(interceptor.WithThrottle(retry.DefaultThrottle())), method: getSandbox},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()

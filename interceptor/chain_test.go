@@ -145,32 +145,27 @@ func TestChainSelector(t *testing.T) {
 	})
 }
 
-// TestHalves: the classifying halves classify without retrying; the retrying halves retry
-// and hand back the chain's own errors.
-func TestHalves(t *testing.T) {
+// TestClassifyOnly: a one-attempt policy classifies without retrying; the default
+// classifies and retries.
+func TestClassifyOnly(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
-		unary      func(*interceptor.Set) grpc.UnaryClientInterceptor
-		stream     func(*interceptor.Set) grpc.StreamClientInterceptor
+		policy     retry.Policy
 		wantCalls  int
 		classified bool
 	}{
-		{name: "classify", unary: (*interceptor.Set).UnaryClassify, stream: (*interceptor.Set).StreamClassify,
-			wantCalls: 1, classified: true},
-		{name: "retry", unary: (*interceptor.Set).UnaryRetry, stream: (*interceptor.Set).StreamRetry,
-			wantCalls: 5, classified: false},
-		{name: "both", unary: (*interceptor.Set).Unary, stream: (*interceptor.Set).Stream,
-			wantCalls: 5, classified: true},
+		{name: "one attempt", policy: retry.NoRetry(), wantCalls: 1, classified: true},
+		{name: "retried", policy: secondsPolicy(), wantCalls: 5, classified: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				s, err := interceptor.New(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()))
+				s, err := interceptor.New(interceptor.WithBudget(nil), interceptor.WithPolicy(tc.policy))
 				if err != nil {
 					t.Fatal(err)
 				}
 				e := newEnv(t, []grpc.DialOption{
-					grpc.WithChainUnaryInterceptor(tc.unary(s)),
-					grpc.WithChainStreamInterceptor(tc.stream(s)),
+					grpc.WithChainUnaryInterceptor(s.Unary()),
+					grpc.WithChainStreamInterceptor(s.Stream()),
 				})
 				sent := faultlinetest.Status(codes.Unavailable, "down", faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_BACKEND_UNAVAILABLE", nil))
 				e.srv.FailAlways(getSandbox, sent)

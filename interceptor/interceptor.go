@@ -7,24 +7,28 @@ import (
 	"maps"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
 	"github.com/faultline-go/faultline/internal/ended"
+	"github.com/faultline-go/faultline/internal/engine"
 	"github.com/faultline-go/faultline/retry"
 )
 
 // Set is one configured pair of interceptors: classification and retries sharing one
-// classifier, one retry budget and one set of hooks. Build it with [New]. Its configuration
-// never changes after New, and it is safe for concurrent use.
+// classifier and one retrier (its budget, throttle and hooks). Build it with [New]. Its
+// configuration never changes after New, and it is safe for concurrent use.
 type Set struct {
 	classifier  *classify.Classifier
+	retrier     *retry.Retrier
 	def         *route
 	methods     map[string]*route // exact methods and "/svc/" prefixes
 	header      string
@@ -46,7 +50,8 @@ const maxPerCall = 64
 
 // New validates opts and returns the interceptors they describe. Errors: an invalid policy
 // (matching retry.ErrInvalidPolicy), a method policy name not of the form "/pkg.Service/" or
-// "/pkg.Service/Method", an invalid attempt header key, a negative replay limit.
+// "/pkg.Service/Method", an invalid attempt header key, a negative replay limit, an
+// idempotency, key or resumer entry that cannot work.
 func New(opts ...Option) (*Set, error) {
 	cfg := config{policy: retry.DefaultPolicy(), header: DefaultAttemptHeader, replayLimit: DefaultReplayLimit}
 	for _, o := range opts {
@@ -57,9 +62,6 @@ func New(opts ...Option) (*Set, error) {
 	if cfg.classifier == nil {
 		cfg.classifier = classify.New()
 	}
-	if !cfg.budgetSet {
-		cfg.budget = retry.DefaultBudget()
-	}
 	if !validHeader(cfg.header) {
 		return nil, fmt.Errorf("interceptor: attempt header %q is not a valid metadata key (lower case, not grpc-, not -bin)", cfg.header)
 	}
@@ -68,24 +70,73 @@ func New(opts ...Option) (*Set, error) {
 	}
 	s := &Set{classifier: cfg.classifier, header: cfg.header, replayLimit: cfg.replayLimit,
 		levels: cfg.levels, defaultLevel: cfg.defaultLevel, keysOff: cfg.keysOff}
+	if err := s.setLevels(cfg); err != nil {
+		return nil, err
+	}
+	if err := s.setResumers(cfg.resumers); err != nil {
+		return nil, err
+	}
+	if err := s.setKeys(cfg.keys); err != nil {
+		return nil, err
+	}
+	if err := s.setRoutes(cfg); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// setRoutes builds the retrier and the routes of the default and method policies.
+func (s *Set) setRoutes(cfg config) error {
+	ropts := []retry.Option{retry.WithHooks(cfg.hooks), retry.WithThrottle(cfg.throttle)}
+	if cfg.budgetSet {
+		ropts = append(ropts, retry.WithBudget(cfg.budget))
+	}
+	r, err := retry.New(cfg.policy, ropts...)
+	if err != nil {
+		return fmt.Errorf("interceptor: default policy: %w", err)
+	}
+	s.retrier, s.def = r, newRoute(r)
+	for name, p := range cfg.methods {
+		if !validMethodName(name) {
+			return fmt.Errorf("interceptor: method policy name %q: want \"/pkg.Service/\" or \"/pkg.Service/Method\"", name)
+		}
+		mr, err := r.WithPolicy(p)
+		if err != nil {
+			return fmt.Errorf("interceptor: policy for %s: %w", name, err)
+		}
+		if s.methods == nil {
+			s.methods = map[string]*route{}
+		}
+		s.methods[name] = newRoute(mr)
+	}
+	return nil
+}
+
+// setLevels checks the configured idempotency levels.
+func (s *Set) setLevels(cfg config) error {
 	for name, l := range cfg.levels {
 		if !validMethodName(name) {
-			return nil, fmt.Errorf("interceptor: idempotency entry %q: want \"/pkg.Service/\" or \"/pkg.Service/Method\"", name)
+			return fmt.Errorf("interceptor: idempotency entry %q: want \"/pkg.Service/\" or \"/pkg.Service/Method\"", name)
 		}
 		if l > retry.NeverRetry {
-			return nil, fmt.Errorf("interceptor: idempotency of %s is %v, not a level", name, l)
+			return fmt.Errorf("interceptor: idempotency of %s is %v, not a level", name, l)
 		}
 	}
 	if cfg.defaultLevel > retry.NeverRetry {
-		return nil, fmt.Errorf("interceptor: default idempotency is %v, not a level", cfg.defaultLevel)
+		return fmt.Errorf("interceptor: default idempotency is %v, not a level", cfg.defaultLevel)
 	}
+	return nil
+}
+
+// setResumers sets the built-in resumers changed by the configured ones.
+func (s *Set) setResumers(resumers map[string]Resumer) error {
 	s.resumers = map[string]Resumer{streamLogs: ResumeStreamLogs}
-	for method, r := range cfg.resumers {
+	for method, r := range resumers {
 		if !validMethodName(method) || strings.HasSuffix(method, "/") {
-			return nil, fmt.Errorf("interceptor: resumer method %q: want \"/pkg.Service/Method\"", method)
+			return fmt.Errorf("interceptor: resumer method %q: want \"/pkg.Service/Method\"", method)
 		}
 		if md := registered(method); md != nil && r != nil && (!md.IsStreamingServer() || md.IsStreamingClient()) {
-			return nil, fmt.Errorf("interceptor: resumer for %s: only server-streaming methods are resumed", method)
+			return fmt.Errorf("interceptor: resumer for %s: only server-streaming methods are resumed", method)
 		}
 		if r == nil {
 			delete(s.resumers, method)
@@ -93,52 +144,39 @@ func New(opts ...Option) (*Set, error) {
 			s.resumers[method] = r
 		}
 	}
+	return nil
+}
+
+// setKeys sets the built-in idempotency keys changed by the configured ones.
+func (s *Set) setKeys(keys map[string]string) error {
 	s.keys = maps.Clone(builtinKeys)
-	for method, field := range cfg.keys {
+	for method, field := range keys {
 		if !validMethodName(method) || strings.HasSuffix(method, "/") {
-			return nil, fmt.Errorf("interceptor: idempotency key method %q: want \"/pkg.Service/Method\"", method)
+			return fmt.Errorf("interceptor: idempotency key method %q: want \"/pkg.Service/Method\"", method)
 		}
 		if field == "" {
 			delete(s.keys, method)
 			continue
 		}
 		if l, _ := lookup(builtinIdempotency, method); l == retry.NeverRetry {
-			return nil, fmt.Errorf("interceptor: idempotency key of %s: the method is never repeated", method)
+			return fmt.Errorf("interceptor: idempotency key of %s: the method is never repeated", method)
 		}
 		if !protoreflect.Name(field).IsValid() {
-			return nil, fmt.Errorf("interceptor: idempotency key field %q of %s is not a field name", field, method)
+			return fmt.Errorf("interceptor: idempotency key field %q of %s is not a field name", field, method)
 		}
 		if md := registered(method); md != nil {
 			if md.IsStreamingClient() || md.IsStreamingServer() {
-				return nil, fmt.Errorf("interceptor: idempotency key of %s: keys are set on unary requests only", method)
+				return fmt.Errorf("interceptor: idempotency key of %s: keys are set on unary requests only", method)
 			}
 			fd := md.Input().Fields().ByName(protoreflect.Name(field))
 			if fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() {
-				return nil, fmt.Errorf("interceptor: idempotency key of %s: %s has no string field %q",
+				return fmt.Errorf("interceptor: idempotency key of %s: %s has no string field %q",
 					method, md.Input().FullName(), field)
 			}
 		}
 		s.keys[method] = keySpec{field: protoreflect.Name(field)}
 	}
-	def, err := retry.New(cfg.policy, retry.WithBudget(cfg.budget), retry.WithHooks(cfg.hooks))
-	if err != nil {
-		return nil, fmt.Errorf("interceptor: default policy: %w", err)
-	}
-	s.def = newRoute(def)
-	for name, p := range cfg.methods {
-		if !validMethodName(name) {
-			return nil, fmt.Errorf("interceptor: method policy name %q: want \"/pkg.Service/\" or \"/pkg.Service/Method\"", name)
-		}
-		r, err := def.WithPolicy(p)
-		if err != nil {
-			return nil, fmt.Errorf("interceptor: policy for %s: %w", name, err)
-		}
-		if s.methods == nil {
-			s.methods = map[string]*route{}
-		}
-		s.methods[name] = newRoute(r)
-	}
-	return s, nil
+	return nil
 }
 
 // Unary returns a unary client interceptor that classifies every failure and retries by
@@ -217,87 +255,117 @@ func (s *Set) DialOptions() []grpc.DialOption {
 //
 // A call that succeeds the first time allocates nothing here and reads no details.
 func (s *Set) Unary() grpc.UnaryClientInterceptor {
-	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		return s.unary(ctx, method, req, reply, cc, invoker, opts, true, true)
-	}
-}
-
-// UnaryClassify returns the classifying half alone: failures become *errs.Error, nothing is
-// retried.
-func (s *Set) UnaryClassify() grpc.UnaryClientInterceptor {
-	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		return s.unary(ctx, method, req, reply, cc, invoker, opts, true, false)
-	}
-}
-
-// UnaryRetry returns the retrying half alone: failures are classified to decide, but the
-// caller gets the errors the rest of the chain returned (inside a *retry.Error when it gives
-// up).
-func (s *Set) UnaryRetry() grpc.UnaryClientInterceptor {
-	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		return s.unary(ctx, method, req, reply, cc, invoker, opts, false, true)
-	}
+	return s.unary
 }
 
 func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
-	invoker grpc.UnaryInvoker, opts []grpc.CallOption, classifyOut, retrying bool) error {
-	var rt *route
-	if retrying {
-		var err error
-		if rt, err = s.route(method, opts); err != nil {
-			_, fns := onFinish(opts)
-			finish(fns, err) // the call ended before it began: once, with its error
-			return err
-		}
+	invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	rt, err := s.route(method, opts)
+	if err != nil {
+		_, fns := onFinish(opts)
+		finish(fns, err) // the call ended before it began: once, with its error
+		return err
 	}
 	if rt == nil {
-		err := invoker(ctx, method, req, reply, cc, opts...)
-		if err == nil || !classifyOut {
-			return err
+		if err := invoker(ctx, method, req, reply, cc, opts...); err != nil {
+			return s.classify(ctx, cc, err, method, req, opts)
 		}
-		return s.classify(ctx, cc, err, method, req, opts)
+		return nil
 	}
 	// The attempts are made here, step by step, rather than in a closure handed to
 	// Retrier.Do: the success path then costs the budget's deposit and little else.
 	req, key := s.withKey(method, req)
 	opts, finishers := onFinish(opts)
-	t := rt.r.Track()
-	if cc != nil {
-		t.SetTarget(cc) // read only if an event is emitted
+	var t engine.Tracker
+	actx := ctx
+	if rt.timeout > 0 { // the first attempt needs a context of its own
+		t = rt.e.Track(method, conn(cc))
+		actx = t.Context(ctx)
 	}
-	for {
-		actx := t.AttemptContext(ctx)
-		if n := t.Attempt(); n > 1 && s.header != "" {
-			actx = withAttempt(actx, s.header, n-1)
-		}
-		err := invoker(actx, method, req, reply, cc, opts...)
+	var pr *probe
+	if err = rt.e.Admit(); err == nil {
+		pr, err = s.attempt(actx, method, req, reply, cc, invoker, opts)
 		if err == nil {
-			t.Succeeded(ctx, method)
+			if t != nil {
+				t.Succeeded(ctx)
+			} else {
+				rt.e.Succeeded()
+			}
 			finish(finishers, nil)
 			return nil
 		}
+	}
+	if t == nil {
+		t = rt.e.Track(method, conn(cc))
+	}
+	for {
 		if nested(err) {
 			// Another faultline retry loop down the chain gave up: its error is the call's,
 			// never retried again (attempts must not multiply), and classified if it is not yet.
-			if classifyOut && !holdsClassified(err) {
+			if !holdsClassified(err) {
 				err = s.classify(ctx, cc, err, method, req, opts)
 			}
+			pr.release()
 			finish(finishers, err)
 			return err
 		}
-		f := retry.Failure{Method: method, Idempotency: s.idempotency(method, key), Interrupt: closeWatch(cc)}
-		if localFailure(err) {
-			f.Origin = retry.OriginLocal
-		}
-		f.Classified = s.classify(ctx, cc, err, method, req, opts)
-		if classifyOut {
-			err = f.Classified
-		}
-		if stop := t.Failed(ctx, err, f); stop != nil {
+		f := engine.Facts{Level: uint8(s.idempotency(method, key)), NotSent: pr.notSent(), Local: localFailure(err)}
+		pr.release()
+		if stop := t.Failed(ctx, s.classify(ctx, cc, err, method, req, opts), f); stop != nil {
 			finish(finishers, stop)
 			return stop
 		}
+		actx = t.Context(ctx)
+		if s.header != "" {
+			actx = withAttempt(actx, s.header, t.Attempt()-1)
+		}
+		if pr, err = s.attempt(actx, method, req, reply, cc, invoker, opts); err == nil {
+			pr.release()
+			t.Succeeded(ctx)
+			finish(finishers, nil)
+			return nil
+		}
 	}
+}
+
+// attempt makes one attempt of a unary call. When the connection is not ready as the
+// attempt starts, it asks grpc-go for the attempt's peer: a failed attempt without one never
+// got a transport stream, so it provably ran nothing. The probe it returns (nil when none
+// was needed) answers that after a failure.
+func (s *Set) attempt(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
+	invoker grpc.UnaryInvoker, opts []grpc.CallOption) (*probe, error) {
+	if cc == nil || cc.GetState() == connectivity.Ready {
+		return nil, invoker(ctx, method, req, reply, cc, opts...)
+	}
+	pr := newProbe(opts)
+	return pr, invoker(ctx, method, req, reply, cc, pr.opts...)
+}
+
+// probe asks grpc-go, through a grpc.Peer call option, whether an attempt got a transport.
+type probe struct {
+	peer peer.Peer
+	opts []grpc.CallOption
+}
+
+var probes = sync.Pool{New: func() any { return new(probe) }}
+
+func newProbe(opts []grpc.CallOption) *probe {
+	pr := probes.Get().(*probe)
+	pr.opts = append(append(pr.opts[:0], opts...), grpc.Peer(&pr.peer))
+	return pr
+}
+
+// notSent reports whether the probed attempt never got a transport stream: grpc-go fills
+// the peer from the stream, so a failed attempt without a peer sent nothing.
+func (pr *probe) notSent() bool { return pr != nil && pr.peer.Addr == nil }
+
+func (pr *probe) release() {
+	if pr == nil {
+		return
+	}
+	pr.peer = peer.Peer{}
+	clear(pr.opts)
+	probes.Put(pr)
 }
 
 // nested reports whether err is already the final error of a faultline retry loop further
@@ -316,16 +384,14 @@ func holdsClassified(err error) bool {
 
 // route is how the calls of a method, or of a per-call policy, are retried.
 type route struct {
-	r       *retry.Retrier // nil for an invalid per-call policy
-	retries bool           // the policy makes more than one attempt
+	e       engine.Route
+	retries bool          // the policy makes more than one attempt
+	timeout time.Duration // the policy's PerAttemptTimeout
 }
 
 func newRoute(r *retry.Retrier) *route {
-	if r == nil {
-		return &route{}
-	}
-	p := r.Policy()
-	return &route{r: r, retries: p.MaxAttempts > 1}
+	e := engine.RouteOf(r)
+	return &route{e: e, retries: e.Retries(), timeout: e.AttemptTimeout()}
 }
 
 // route returns the route of a call, or nil when the call makes one attempt. An invalid
@@ -365,7 +431,7 @@ func (s *Set) callRoute(p *retry.Policy) (*route, error) {
 	if ok {
 		return rt, nil
 	}
-	r, err := s.def.r.WithPolicy(*p)
+	r, err := s.retrier.WithPolicy(*p)
 	if err != nil {
 		return nil, &invalidPolicyError{err}
 	}

@@ -21,6 +21,7 @@ type config struct {
 	methods     map[string]retry.Policy
 	budget      retry.Budget
 	budgetSet   bool
+	throttle    *retry.AdaptiveThrottle
 	hooks       retry.Hooks
 	header      string
 	replayLimit int
@@ -74,6 +75,15 @@ func WithMethodPolicy(name string, p retry.Policy) Option {
 // per second) for each [New].
 func WithBudget(b retry.Budget) Option {
 	return optionFunc(func(cfg *config) { cfg.budget, cfg.budgetSet = b, true })
+}
+
+// WithThrottle turns on client-side adaptive throttling (retry.AdaptiveThrottle) for every
+// call through the interceptors: while the server rejects attempts for overload, the client
+// sheds some of them itself, first attempts included; a call shed before its first attempt
+// fails with an error matching retry.ErrThrottled (code UNAVAILABLE), never retried. nil
+// turns it off. Default: off.
+func WithThrottle(t *retry.AdaptiveThrottle) Option {
+	return optionFunc(func(cfg *config) { cfg.throttle = t })
 }
 
 // WithHooks adds a set of hooks for the retry loop to call, with the full method name in

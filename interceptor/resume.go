@@ -1,12 +1,12 @@
 package interceptor
 
 import (
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/faultline-go/faultline/internal/engine"
 	"github.com/faultline-go/faultline/retry"
 )
 
@@ -100,44 +100,37 @@ func field(m protoreflect.Message, name protoreflect.Name, kind protoreflect.Kin
 	return fd, true
 }
 
-// resume handles the failure err of attempt cs after the stream committed, for a stream
-// with a resumer: it returns the attempt that continues the stream, or the stream's final
-// error.
-func (rs *retryStream) resume(cs grpc.ClientStream, err error) (grpc.ClientStream, error) {
-	rs.retryMu.Lock()
-	defer rs.retryMu.Unlock()
-	if next, done, final := rs.dealtWith(cs); done {
-		return next, final
-	}
-	rs.mu.Lock()
-	req, _ := rs.first.(proto.Message)
-	last, _ := rs.last.(proto.Message)
-	progressed := rs.sinceOpen > 0
-	rs.mu.Unlock()
-
+// resumeLocked handles the failure err of the current attempt after the stream committed,
+// for a stream with a resumer: it opens the attempt that continues the stream (after the
+// policy's wait) and returns nil, or ends the stream and returns its final error. Called
+// with mu held.
+func (rs *retryStream) resumeLocked(err error) error {
 	level := rs.set.idempotency(rs.method, keyNone)
 	if level != retry.NoSideEffects && level != retry.Idempotent {
-		return nil, rs.end(rs.out(err))
+		return rs.endLocked(rs.out(err))
 	}
 	switch status.Code(err) {
 	case codes.Canceled, codes.DeadlineExceeded:
 		// Whoever ended the stream meant it to end: never resumed, whatever the policy.
-		return nil, rs.end(rs.out(err))
+		return rs.endLocked(rs.out(err))
+	}
+	var req proto.Message
+	if len(rs.replay.msgs) > 0 {
+		req = rs.replay.message(0)
+	}
+	last, _ := rs.last.(proto.Message)
+	if req == nil || last == nil {
+		return rs.endLocked(rs.out(err))
 	}
 	next, ok := rs.resumer(req, last)
 	if !ok || next == nil {
-		return nil, rs.end(rs.out(err))
+		return rs.endLocked(rs.out(err))
 	}
 	if rs.header == nil {
-		if md, _ := cs.Header(); md != nil { // at once: the attempt is over
-			rs.mu.Lock()
+		if md, _ := rs.cur.Header(); md != nil { // at once: the attempt is over
 			rs.header = md
-			rs.mu.Unlock()
 		}
 	}
-	if progressed {
-		rs.tracker.Restart()
-	}
-	f := retry.Failure{Method: rs.method, Idempotency: level, Resume: true}
-	return rs.retry(err, f, false, func() (grpc.ClientStream, error) { return rs.openWith(next) })
+	f := engine.Facts{Level: uint8(level), Resume: true, Progressed: rs.sinceOpen > 0}
+	return rs.retryLocked(err, f, next)
 }

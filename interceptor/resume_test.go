@@ -151,7 +151,7 @@ func TestResumeRefused(t *testing.T) {
 			faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_RUNNER_UNAVAILABLE", nil)), code: codes.Canceled, calls: 1},
 		{name: "DEADLINE_EXCEEDED with a policy that retries it", opts: []interceptor.Option{interceptor.WithPolicy(retryTimeouts())},
 			err: faultlinetest.Status(codes.DeadlineExceeded, "slow"), code: codes.DeadlineExceeded, calls: 1},
-		{name: "budget", opts: []interceptor.Option{interceptor.WithBudget(refusingBudget{})}, err: unavailable(), code: codes.Unavailable, stop: retry.StopBudget, calls: 1},
+
 		{name: "not idempotent", opts: []interceptor.Option{interceptor.WithIdempotency(streamLogs, retry.NotIdempotent)}, err: unavailable(), code: codes.Unavailable, calls: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -213,6 +213,49 @@ type refusingBudget struct{}
 
 func (refusingBudget) Record(bool, retry.Outcome) {}
 func (refusingBudget) Allow() bool                { return false }
+
+// TestResumeBudget checks overload.md rule 1 for resumes: a resume after the stream delivered
+// messages is a continuation (the cursor skips what was delivered; the server repeats no
+// work), so it spends no budget; a resume after an attempt that delivered nothing is a retry
+// and spends, as any retry.
+func TestResumeBudget(t *testing.T) {
+	fail := func(n int) sandboxtest.StreamLogsScript {
+		return sandboxtest.StreamLogsScript{Entries: n, Err: unavailable()}
+	}
+	for _, tc := range []struct {
+		name    string
+		scripts []sandboxtest.StreamLogsScript
+		lines   int
+		code    codes.Code
+		stop    retry.StopReason
+		calls   int
+	}{
+		{name: "after progress, free", scripts: []sandboxtest.StreamLogsScript{fail(2), fail(3), fail(1)}, lines: 10, code: codes.OK, calls: 4},
+		{name: "after an empty attempt, spends", scripts: []sandboxtest.StreamLogsScript{fail(2), fail(0)}, lines: 2,
+			code: codes.Unavailable, stop: retry.StopBudget, calls: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				opts := []interceptor.Option{interceptor.WithPolicy(secondsPolicy()), interceptor.WithBudget(refusingBudget{})}
+				e := logEnv(t, 10, opts, tc.scripts...)
+				st, err := e.sb.StreamLogs(context.Background(), &sandboxpb.StreamLogsRequest{SandboxId: "sb-1", Follow: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := recvLogs(st)
+				if fmt.Sprint(got) != fmt.Sprint(lines(0, tc.lines)) || status.Code(err) != tc.code {
+					t.Errorf("stream = %q, %v; want %q then %v", got, err, lines(0, tc.lines), tc.code)
+				}
+				if cause, _ := stopOf(err); cause != tc.stop {
+					t.Errorf("stop = %v, want %v", cause, tc.stop)
+				}
+				if n := e.srv.Calls(streamLogs); n != tc.calls {
+					t.Errorf("server calls = %d, want %d", n, tc.calls)
+				}
+			})
+		})
+	}
+}
 
 // TestResumeOneStream: hooks see the resume marked as one; Header stays the first attempt's.
 func TestResumeOneStream(t *testing.T) {

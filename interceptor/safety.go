@@ -8,7 +8,6 @@ import (
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -290,27 +289,5 @@ func onFinish(opts []grpc.CallOption) ([]grpc.CallOption, []func(error)) {
 func finish(fns []func(error), err error) {
 	for _, f := range fns {
 		f(err)
-	}
-}
-
-// closeWatch returns a retry.Failure.Interrupt that fires when cc is closed, so that no call
-// outlives ClientConn.Close by a backoff. It watches only during a wait, with one goroutine
-// that ends when the wait does. A nil cc (an interceptor called directly) is never closed.
-func closeWatch(cc *grpc.ClientConn) func() (<-chan struct{}, func()) {
-	if cc == nil {
-		return nil
-	}
-	return func() (<-chan struct{}, func()) {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			for st := cc.GetState(); st != connectivity.Shutdown; st = cc.GetState() {
-				if !cc.WaitForStateChange(ctx, st) {
-					return
-				}
-			}
-			close(done)
-		}()
-		return done, cancel
 	}
 }

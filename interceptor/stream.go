@@ -2,7 +2,6 @@ package interceptor
 
 import (
 	"context"
-	"errors"
 	"io"
 	"sync"
 
@@ -10,10 +9,10 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/emptypb"
 
-	"github.com/faultline-go/faultline/errs"
-	"github.com/faultline-go/faultline/retry"
+	"github.com/faultline-go/faultline/internal/engine"
 )
 
 // Stream returns the stream interceptor: errors from creating the stream, SendMsg, RecvMsg,
@@ -23,100 +22,68 @@ import (
 // A stream commits when the first response message or header reaches the caller (or the
 // server's headers arrive while the caller is sending), or when the messages it sent exceed
 // the replay limit. Before that, a failure is retried by the rules of package retry: a new
-// stream is opened, the messages sent so far are replayed in order (and
-// CloseSend, if the caller had called it), and RecvMsg carries on as if nothing happened.
-// After it, errors are classified and returned, never retried, so no response is ever
-// delivered twice. Methods that are never retried (StreamExec) are only classified. The
-// policy's PerAttemptTimeout does not apply to streams, which may live long. A stream that
-// gives up before committing returns a *retry.Error from RecvMsg (or from the stream's
-// creation); after committing, an *errs.Error.
+// stream is opened, the messages sent so far are replayed in order as they were when
+// SendMsg took them (and CloseSend, if the caller had called it), and RecvMsg carries on as
+// if nothing happened. After it, errors are classified and returned, never retried, so no
+// response is ever delivered twice; a server stream with a resumer (see [WithResumer]) is
+// resumed instead. A stream of a method that is never repeated (StreamExec) is retried only
+// when its attempt never reached a transport. The policy's PerAttemptTimeout does not apply
+// to streams, which may live long. A stream that gives up before committing returns a
+// *retry.Error from RecvMsg (or from the stream's creation); after committing, an
+// *errs.Error.
 //
 // The retried stream behaves as one stream: Context returns one context for the whole
 // stream; Header waits for the outcome of an attempt that ends without headers and returns
 // the headers of the attempt that delivers them, (nil, nil) only when the stream ended
 // without any; once a failure will not be retried, SendMsg returns io.EOF and RecvMsg the
-// error, as a plain grpc-go stream does; grpc.OnFinish runs once, with the final outcome.
-// Header, RecvMsg, SendMsg and Context may be called from different goroutines as grpc-go
-// allows.
+// error, as a plain grpc-go stream does; grpc.OnFinish runs once, with the final outcome,
+// and the OnDone hook once, when the stream is over. Header, RecvMsg, SendMsg and Context
+// may be called from different goroutines as grpc-go allows; the hooks run on them, and
+// must not call the stream's methods.
 func (s *Set) Stream() grpc.StreamClientInterceptor {
-	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-		return s.stream(ctx, desc, cc, method, streamer, opts, true, true)
-	}
-}
-
-// StreamClassify returns the classifying half alone: stream errors become *errs.Error,
-// nothing is retried.
-func (s *Set) StreamClassify() grpc.StreamClientInterceptor {
-	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-		return s.stream(ctx, desc, cc, method, streamer, opts, true, false)
-	}
-}
-
-// StreamRetry returns the retrying half alone: streams are retried until they commit, and
-// the caller gets the errors the rest of the chain returned.
-func (s *Set) StreamRetry() grpc.StreamClientInterceptor {
-	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-		return s.stream(ctx, desc, cc, method, streamer, opts, false, true)
-	}
+	return s.stream
 }
 
 func (s *Set) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string,
-	streamer grpc.Streamer, opts []grpc.CallOption, classifyOut, retrying bool) (grpc.ClientStream, error) {
-	var rt *route
-	if retrying && !s.neverRetried(method) {
-		var err error
-		if rt, err = s.route(method, opts); err != nil {
-			_, fns := onFinish(opts)
-			finish(fns, err)
-			return nil, err
-		}
+	streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	rt, err := s.route(method, opts)
+	if err != nil {
+		_, fns := onFinish(opts)
+		finish(fns, err)
+		return nil, err
 	}
 	if rt == nil {
 		cs, err := streamer(ctx, desc, cc, method, opts...)
-		if !classifyOut {
-			return cs, err
-		}
 		if err != nil {
 			return nil, s.classify(ctx, cc, err, method, nil, opts)
 		}
 		return &classifiedStream{ClientStream: cs, set: s, ctx: ctx, cc: cc, method: method, opts: opts}, nil
 	}
-	rs := &retryStream{
-		set: s, ctx: ctx, desc: desc, cc: cc, method: method, streamer: streamer,
-		classifyOut: classifyOut, tracker: *rt.r.Track(),
-	}
+	rs := &retryStream{set: s, ctx: ctx, desc: desc, cc: cc, method: method, streamer: streamer, rt: rt}
 	if desc.ServerStreams && !desc.ClientStreams {
 		rs.resumer = s.resumers[method]
 	}
-	if cc != nil {
-		rs.tracker.SetTarget(cc)
-	}
 	rs.opts, rs.finishers = onFinish(opts)
-	rs.sent = rs.inline[:0]
 	rs.cond.L = &rs.mu
-	// The first attempt runs under the caller's context itself: a failed attempt is finished
-	// by grpc-go, so only later attempts need a context of their own to be abandoned.
-	cs, err := streamer(ctx, desc, cc, method, rs.opts...)
+	rs.mu.Lock()
+	defer rs.unlock()
+	err = rt.e.Admit()
 	if err == nil {
-		rs.cur = cs
-		rs.watchFinish()
-		return rs, nil
+		// The first attempt runs under the caller's context itself: a failed attempt is
+		// finished by grpc-go, so only later attempts need a context of their own.
+		var cs grpc.ClientStream
+		if cs, err = streamer(ctx, desc, cc, method, rs.opts...); err == nil {
+			rs.cur = cs
+			rs.watchFinish()
+			return rs, nil
+		}
 	}
-	if _, err := rs.recover(nil, err); err != nil {
+	// Not created: the attempt never reached a transport.
+	if err := rs.recoverLocked(0, err, true); err != nil {
 		return nil, err
 	}
 	rs.watchFinish()
 	return rs, nil
-}
-
-// neverRetried reports whether the method's configured or built-in level is NeverRetry: its
-// streams are only classified.
-func (s *Set) neverRetried(method string) bool {
-	if l, ok := lookup(s.levels, method); ok {
-		return l == retry.NeverRetry
-	}
-	l, _ := lookup(builtinIdempotency, method)
-	return l == retry.NeverRetry
 }
 
 // classifiedStream classifies the errors of a stream that is not retried.
@@ -129,7 +96,7 @@ type classifiedStream struct {
 	opts   []grpc.CallOption
 
 	mu    sync.Mutex
-	first any // the first message sent, for the call context (callers may not modify it)
+	first any // the first message sent, for the call context
 }
 
 func (c *classifiedStream) SendMsg(m any) error {
@@ -159,485 +126,420 @@ func (c *classifiedStream) err(err error) error {
 	return c.set.classify(c.ctx, c.cc, err, c.method, first, c.opts)
 }
 
-// retryStream is a stream retried until it commits.
-//
-// Two locks: retryMu is held by the one goroutine that decides about a failed attempt and
-// opens the next (the tracker is used only under it; another goroutine that finds the same
-// attempt failed waits for that outcome); mu guards the state below it, and is held only
-// briefly (and while a new attempt replays the sent messages). cond, on mu, reports changes
-// of the current attempt and of who receives on it.
+// retryStream is a stream retried until it commits, and resumed after it when it has a
+// resumer. Every operation goes through withRetry (grpc-go's shape): it runs on the
+// current attempt without the lock; a failure is decided about, and the next attempt
+// opened and replayed, under the lock, by the goroutine that saw it. cond reports changes
+// of the attempt and of who receives on it.
 type retryStream struct {
-	set         *Set
-	ctx         context.Context // the caller's
-	desc        *grpc.StreamDesc
-	cc          *grpc.ClientConn
-	method      string
-	streamer    grpc.Streamer
-	opts        []grpc.CallOption // without grpc.OnFinish
-	finishers   []func(error)     // grpc.OnFinish callbacks, run once by end
-	classifyOut bool
-	resumer     Resumer // nil: the stream is not resumed after commit
+	set       *Set
+	ctx       context.Context // the caller's
+	desc      *grpc.StreamDesc
+	cc        *grpc.ClientConn
+	method    string
+	streamer  grpc.Streamer
+	opts      []grpc.CallOption // without grpc.OnFinish
+	finishers []func(error)     // grpc.OnFinish callbacks, run once by end
+	rt        *route
+	resumer   Resumer // nil: the stream is not resumed after commit
 
-	retryMu sync.Mutex
-	tracker retry.Tracker
-
-	mu          sync.Mutex
-	cond        sync.Cond
-	cur         grpc.ClientStream
-	attemptSent bool // a SendMsg on cur reached its transport
-	receiving   bool // a goroutine is in cur.RecvMsg
-	committed   bool // no more retries
-	settled     bool // the budget was told the stream succeeded
-	final       error
-	ended       bool // final is set: io.EOF for a clean end, else the error RecvMsg returns
-	sent        []any
-	inline      [1]any // sent's storage for the usual single request
-	sentBytes   int
-	closeSent   bool
-	first       any                  // the first message sent, for the call context
-	lctx        context.Context      // the stream's context, made when asked for before commit
-	cancels     []context.CancelFunc // of lctx and of the attempts after the first
-	stopWatch   func() bool          // stops watchFinish's context.AfterFunc
-	retries     int                  // attempts opened after the first, resumes included
-	last        any                  // the last message delivered, when resumer is set
-	sinceOpen   int                  // messages delivered by cur, when resumer is set
-	header      metadata.MD          // the committed attempt's headers, kept when resuming
+	mu        sync.Mutex
+	cond      sync.Cond
+	t         engine.Tracker // made at the first failure: a stream that never fails needs none
+	cur       grpc.ClientStream
+	n         int  // the current attempt's serial number, 0 for the first
+	sent      bool // a SendMsg on cur reached its transport
+	receiving bool // a goroutine is in cur.RecvMsg
+	retrying  bool // a goroutine is deciding about a failure, or opening the next attempt
+	committed bool // no more retries from the start
+	ended     bool // final is set: io.EOF for a clean end, else the error RecvMsg returns
+	final     error
+	replay    replay // the messages sent before commit, as SendMsg took them
+	closeSent bool
+	first     any                  // the first message sent, for the call context
+	lctx      context.Context      // the stream's context, made when asked for before commit
+	cancels   []context.CancelFunc // of lctx and of the attempts after the first
+	stopWatch func() bool          // stops watchFinish's context.AfterFunc
+	sinceOpen int                  // messages the current attempt delivered
+	last      any                  // the last message delivered, when resumer is set
+	header    metadata.MD          // the committed attempt's headers, kept when resuming
+	reporting bool                 // the stream ended: unlock runs report
 }
 
-// watchFinish runs the OnFinish callbacks, if any, when the caller's context ends before the
-// stream does, as grpc-go would for a stream abandoned by its caller.
-func (rs *retryStream) watchFinish() {
-	if len(rs.finishers) == 0 {
+// unlock releases the lock, then, once after the stream ended, reports its end outside the
+// lock (the OnFinish callbacks and the OnDone hook may take time, or locks of their own).
+func (rs *retryStream) unlock() {
+	if !rs.reporting {
+		rs.mu.Unlock()
 		return
 	}
-	stop := context.AfterFunc(rs.ctx, func() {
-		rs.end(status.FromContextError(rs.ctx.Err()).Err())
-	})
-	rs.mu.Lock()
-	rs.stopWatch = stop
-	rs.mu.Unlock()
-}
-
-// out is the error as the caller sees it: classified, or as the chain returned it.
-func (rs *retryStream) out(err error) error {
-	if !rs.classifyOut || err == nil || err == io.EOF || nested(err) && holdsClassified(err) {
-		return err
-	}
-	return rs.classified(err)
-}
-
-func (rs *retryStream) classified(err error) *errs.Error {
-	rs.mu.Lock()
-	first := rs.first
-	rs.mu.Unlock()
-	return rs.set.classify(rs.ctx, rs.cc, err, rs.method, first, rs.opts)
-}
-
-// recover handles the failure err of attempt cs (nil: the stream could not be opened)
-// before commit: it returns the attempt to carry on with, or the stream's final error.
-func (rs *retryStream) recover(cs grpc.ClientStream, err error) (grpc.ClientStream, error) {
-	rs.retryMu.Lock()
-	defer rs.retryMu.Unlock()
-	if next, done, final := rs.dealtWith(cs); done {
-		return next, final
-	}
-	rs.mu.Lock()
-	committed, notSent := rs.committed, !rs.attemptSent
-	rs.mu.Unlock()
-	if committed { // by a SendMsg past the replay limit, while the attempt was failing
-		return nil, rs.end(rs.out(err))
-	}
-	f := retry.Failure{Method: rs.method, Idempotency: rs.set.idempotency(rs.method, keyNone)}
-	return rs.retry(err, f, notSent, rs.open)
-}
-
-// dealtWith reports whether attempt cs's failure needs no decision: the stream ended (its
-// final error), or another goroutine already replaced the attempt (the next one). Called
-// with retryMu held.
-func (rs *retryStream) dealtWith(cs grpc.ClientStream) (next grpc.ClientStream, done bool, final error) {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	switch {
-	case rs.ended:
-		return nil, true, rs.final
-	case rs.cur != cs:
-		return rs.cur, true, nil
-	}
-	return nil, false, nil
-}
-
-// retry puts the failure err of the current attempt to the policy, waits, and makes the next
-// attempt with open, until one opens or the policy says stop: it returns the new attempt, or
-// the stream's final error. notSent says whether err's attempt sent nothing. Called with
-// retryMu held.
-func (rs *retryStream) retry(err error, f retry.Failure, notSent bool, open func() (grpc.ClientStream, error)) (grpc.ClientStream, error) {
-	f.Interrupt = closeWatch(rs.cc)
-	for {
-		if nested(err) { // another faultline loop down the chain gave up: never again
-			return nil, rs.end(rs.out(err))
-		}
-		switch {
-		case localFailure(err):
-			f.Origin = retry.OriginLocal
-		case notSent:
-			f.Origin = retry.OriginNotSent
-		default:
-			f.Origin = retry.OriginUnknown
-		}
-		f.Classified = rs.classified(err)
-		out := err
-		if rs.classifyOut {
-			out = f.Classified
-		}
-		if stop := rs.tracker.Failed(rs.ctx, out, f); stop != nil {
-			return nil, rs.end(stop)
-		}
-		next, oerr := open()
-		switch {
-		case oerr == nil:
-			return next, nil
-		case errors.Is(oerr, errCommitted):
-			return nil, rs.end(out)
-		}
-		err, notSent = oerr, true
-	}
-}
-
-// errCommitted is open's report that the stream committed while a retry waited, so the
-// messages the new attempt would replay are gone.
-var errCommitted = errors.New("interceptor: stream committed before the retry")
-
-// open opens a stream for the next attempt, under a context of its own (released when the
-// stream ends), with the attempt header, and replays what was sent. Called with retryMu held.
-func (rs *retryStream) open() (grpc.ClientStream, error) {
-	return rs.openWith(nil)
-}
-
-// openWith is open, sending msg and closing the send side instead of replaying when msg is
-// not nil (a resumed stream).
-func (rs *retryStream) openWith(msg any) (grpc.ClientStream, error) {
-	if rs.stale(msg) { // committed (or ended) while the retry waited: nothing to replay
-		return nil, errCommitted
-	}
-	ctx, cancel := context.WithCancel(rs.ctx)
-	rs.retries++
-	if rs.set.header != "" {
-		ctx = withAttempt(ctx, rs.set.header, rs.retries)
-	}
-	cs, err := rs.streamer(ctx, rs.desc, rs.cc, rs.method, rs.opts...)
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	if rs.staleLocked(msg) { // committed while the stream was being opened
-		cancel()
-		return nil, errCommitted
-	}
-	sent := false
-	if msg != nil {
-		sent = cs.SendMsg(msg) == nil
-		_ = cs.CloseSend() // a server stream's one request
-	} else {
-		for _, m := range rs.sent {
-			if cs.SendMsg(m) != nil {
-				break // the attempt ended; the next receive or send learns how
-			}
-			sent = true
-		}
-		if rs.closeSent {
-			_ = cs.CloseSend() // as above
-		}
-	}
-	rs.cancels = append(rs.cancels, cancel)
-	rs.cur, rs.attemptSent, rs.sinceOpen = cs, sent, 0
-	rs.cond.Broadcast()
-	return cs, nil
-}
-
-// stale reports whether a new attempt would be of no use: the stream ended, or (for a retry,
-// msg nil) it committed, so the messages to replay are gone.
-func (rs *retryStream) stale(msg any) bool {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	return rs.staleLocked(msg)
-}
-
-func (rs *retryStream) staleLocked(msg any) bool { return rs.ended || rs.committed && msg == nil }
-
-// end finishes the stream with err (io.EOF or nil for a clean end) once: later receives
-// return it, sends return io.EOF, the OnFinish callbacks run, and the contexts the stream
-// made are released. It returns the final error (the first one, if the stream had already
-// ended).
-func (rs *retryStream) end(err error) error {
-	if err == nil {
-		err = io.EOF
-	}
-	rs.mu.Lock()
-	if rs.ended {
-		final := rs.final
-		rs.mu.Unlock()
-		return final
-	}
-	rs.ended, rs.final = true, err
-	rs.sent, rs.sentBytes = nil, 0
-	cancels, stop := rs.cancels, rs.stopWatch
+	rs.reporting = false
+	cancels, stop, t, outcome := rs.cancels, rs.stopWatch, rs.t, rs.final
 	rs.cancels = nil
-	rs.cond.Broadcast()
+	if rs.t == nil && outcome != io.EOF && rs.committed {
+		t = rs.tracker() // a committed stream that failed reaches the hooks too
+	}
 	rs.mu.Unlock()
+	if outcome == io.EOF {
+		outcome = nil
+	}
 	if stop != nil {
 		stop()
 	}
 	for _, c := range cancels {
 		c()
 	}
-	outcome := err
-	if outcome == io.EOF {
-		outcome = nil
+	if t != nil {
+		t.End(rs.ctx, outcome)
 	}
 	finish(rs.finishers, outcome)
-	return err
 }
 
-// commit marks the stream committed: the caller has seen a response, so it is never retried
-// again and the sent messages are dropped.
-func (rs *retryStream) commit() {
-	rs.mu.Lock()
-	if rs.committed {
-		rs.mu.Unlock()
+// watchFinish ends the stream when the caller's context ends before the stream does, as
+// grpc-go does for a stream abandoned by its caller: OnFinish and OnDone run then. It
+// watches when there are OnFinish callbacks, or a tracker (the stream failed once: its
+// OnDone is due); a stream without either has nothing to report. Called with mu held.
+func (rs *retryStream) watchFinish() {
+	if rs.stopWatch != nil || rs.ended || len(rs.finishers) == 0 && rs.t == nil {
 		return
 	}
-	rs.commitLocked()
-	rs.mu.Unlock()
-	// Tell the budget, unless a goroutine is deciding about a failed attempt right now: that
-	// retry is then abandoned (open finds the stream committed) and the stream ends failed.
-	if rs.retryMu.TryLock() {
-		rs.settle()
-		rs.retryMu.Unlock()
+	rs.stopWatch = context.AfterFunc(rs.ctx, func() {
+		rs.mu.Lock()
+		defer rs.unlock()
+		rs.endLocked(rs.classified(status.FromContextError(rs.ctx.Err()).Err()))
+	})
+}
+
+// tracker returns the stream's tracker, made at its first need. Called with mu held.
+func (rs *retryStream) tracker() engine.Tracker {
+	if rs.t == nil {
+		rs.t = rs.rt.e.Track(rs.method, conn(rs.cc))
+		if rs.cur != nil {
+			rs.watchFinish()
+		}
+	}
+	return rs.t
+}
+
+// out is the error as the caller sees it: classified.
+func (rs *retryStream) out(err error) error {
+	if err == nil || err == io.EOF || nested(err) && holdsClassified(err) {
+		return err
+	}
+	return rs.classified(err)
+}
+
+// classified classifies err with what the stream is about. Called with mu held.
+func (rs *retryStream) classified(err error) error {
+	return rs.set.classify(rs.ctx, rs.cc, err, rs.method, rs.first, rs.opts)
+}
+
+// recoverLocked handles the failure err of attempt n: before commit it retries (waiting as
+// the policy says, then opening the next attempt and replaying what was sent); after
+// commit it resumes, for a stream with a resumer, or ends the stream. It returns nil when
+// the stream goes on with a new attempt (or another goroutine already replaced attempt n),
+// else the stream's final error. notSent says whether attempt n reached no transport.
+// Called with mu held; it releases mu while it waits and opens the next attempt, with
+// retrying set, so that the other operations wait for it on cond (a goroutine blocked on a
+// mutex would stop a testing/synctest bubble's clock; one waiting on cond does not).
+func (rs *retryStream) recoverLocked(n int, err error, notSent bool) error {
+	switch {
+	case rs.ended:
+		return rs.final
+	case n != rs.n:
+		return nil
+	case rs.committed && rs.resumer != nil:
+		return rs.resumeLocked(err)
+	case rs.committed:
+		return rs.endLocked(rs.out(err))
+	}
+	f := engine.Facts{Level: uint8(rs.set.idempotency(rs.method, keyNone)), NotSent: notSent}
+	return rs.retryLocked(err, f, nil)
+}
+
+// retryLocked puts the failure err of the current attempt to the tracker and, while it says
+// go on, opens the next attempt: a retry from the start (replaying what was sent), or, with
+// next set, a resume that sends next. It returns nil when an attempt is open, else the
+// stream's final error. Called with mu held, released while waiting and opening.
+func (rs *retryStream) retryLocked(err error, f engine.Facts, next proto.Message) error {
+	rs.retrying = true
+	defer func() {
+		rs.retrying = false
+		rs.cond.Broadcast()
+	}()
+	t := rs.tracker()
+	for {
+		if nested(err) { // another faultline loop down the chain gave up: never again
+			return rs.endLocked(rs.out(err))
+		}
+		f.Local = localFailure(err)
+		classified := rs.classified(err)
+		rs.mu.Unlock()
+		stop := t.Failed(rs.ctx, classified, f)
+		var cs grpc.ClientStream
+		var cancel context.CancelFunc
+		var sent bool
+		if stop == nil {
+			cs, cancel, sent, err = rs.open(t.Attempt(), next)
+		}
+		rs.mu.Lock()
+		switch {
+		case stop != nil:
+			return rs.endLocked(stop)
+		case err == nil && rs.ended: // the caller's context ended meanwhile
+			cancel()
+			return rs.final
+		case err == nil:
+			rs.cancels = append(rs.cancels, cancel)
+			rs.cur, rs.sent, rs.sinceOpen = cs, sent, 0
+			rs.n++
+			return nil
+		}
+		f.NotSent, f.Progressed = true, false // the stream was not created
 	}
 }
 
-// settle tells the budget the stream succeeded, once. Called with retryMu held.
-func (rs *retryStream) settle() {
-	rs.mu.Lock()
-	done := rs.settled || rs.ended
-	rs.settled = true
-	rs.mu.Unlock()
-	if !done {
-		rs.tracker.Succeeded(rs.ctx, rs.method)
+// open opens attempt number attempt under a context of its own (released when the stream
+// ends), with the attempt header, and replays what was sent; or, with next set (a resume),
+// sends next and closes the send side. It reports whether a message reached the attempt's
+// transport. Called with retrying set and mu released: the replay does not change.
+func (rs *retryStream) open(attempt int, next proto.Message) (grpc.ClientStream, context.CancelFunc, bool, error) {
+	ctx, cancel := context.WithCancel(rs.ctx)
+	if rs.set.header != "" {
+		ctx = withAttempt(ctx, rs.set.header, attempt-1)
 	}
+	cs, err := rs.streamer(ctx, rs.desc, rs.cc, rs.method, rs.opts...)
+	if err != nil {
+		cancel()
+		return nil, nil, false, err
+	}
+	if next != nil {
+		sent := cs.SendMsg(next) == nil
+		_ = cs.CloseSend() // a server stream's one request
+		return cs, cancel, sent, nil
+	}
+	sent := rs.replay.to(cs)
+	if rs.closeSent {
+		_ = cs.CloseSend() // the attempt's outcome is learnt by the next receive or send
+	}
+	return cs, cancel, sent, nil
 }
 
-func (rs *retryStream) commitLocked() {
-	rs.committed = true
-	rs.sent, rs.sentBytes = nil, 0
+// endLocked ends the stream with err (nil or io.EOF for a clean end) once: later receives
+// return it, sends return io.EOF; the OnFinish callbacks and the hooks run once the lock is
+// released, and the contexts the stream made are released. It returns the final error (the
+// first one, if the stream had already ended). Called with mu held.
+func (rs *retryStream) endLocked(err error) error {
+	if rs.ended {
+		return rs.final
+	}
+	if err == nil {
+		err = io.EOF
+	}
+	rs.ended, rs.final, rs.reporting = true, err, true
+	rs.replay.drop()
 	rs.cond.Broadcast()
-}
-
-// receive calls cs.RecvMsg(m) as the one goroutine receiving on the stream: a RecvMsg and a
-// Header that probes an ended attempt never receive on it at once.
-func (rs *retryStream) receive(cs grpc.ClientStream, m any) error {
-	err := cs.RecvMsg(m)
-	rs.mu.Lock()
-	rs.receiving = false
-	rs.cond.Broadcast()
-	rs.mu.Unlock()
 	return err
+}
+
+// commitLocked marks the stream committed: the caller has seen a response, so it is never
+// retried from the start again, and the sent messages are dropped (a resumable stream keeps
+// its first, the request it resumes from). The budget is told the stream succeeded. Called
+// with mu held.
+func (rs *retryStream) commitLocked() {
+	if rs.committed {
+		return
+	}
+	rs.committed = true
+	if rs.resumer == nil {
+		rs.replay.drop()
+	}
+	rs.cond.Broadcast()
+	if rs.t == nil {
+		rs.rt.e.Succeeded()
+	} else {
+		rs.t.Committed()
+	}
+}
+
+// delivered counts a message delivered to the caller. Called with mu held.
+func (rs *retryStream) delivered(m any) {
+	if rs.sinceOpen == 0 && rs.committed && rs.n > 0 && rs.resumer != nil {
+		rs.t.Committed() // a resumed attempt delivered: it succeeded
+	}
+	rs.commitLocked()
+	rs.sinceOpen++
+	if rs.resumer != nil {
+		rs.last = m
+	}
+}
+
+// await waits, with mu held, while another goroutine retries the stream, and, when
+// receiving is set, while one receives on it. Called with mu held.
+func (rs *retryStream) await(receiving bool) {
+	for (rs.retrying || receiving && rs.receiving) && !rs.ended {
+		rs.cond.Wait()
+	}
 }
 
 func (rs *retryStream) RecvMsg(m any) error {
+	rs.mu.Lock()
+	defer rs.unlock()
 	for {
-		rs.mu.Lock()
-		for rs.receiving && !rs.ended {
-			rs.cond.Wait() // a Header probing an ended attempt: brief
-		}
+		rs.await(true) // a Header or SendMsg learning how an ended attempt ended: brief
 		if rs.ended {
-			final := rs.final
-			rs.mu.Unlock()
-			return final
+			return rs.final
 		}
-		cs, committed := rs.cur, rs.committed
+		cs, n := rs.cur, rs.n
 		rs.receiving = true
 		rs.mu.Unlock()
-
-		err := rs.receive(cs, m)
+		err := cs.RecvMsg(m)
+		rs.mu.Lock()
+		rs.receiving = false
+		rs.cond.Broadcast()
+		rs.await(false)
 		switch {
+		case n != rs.n:
+			continue // another goroutine moved the stream to a new attempt
 		case err == nil:
-			rs.commit()
-			if rs.resumer != nil {
-				rs.mu.Lock()
-				rs.last = m
-				rs.sinceOpen++
-				rs.mu.Unlock()
-			}
+			rs.delivered(m)
 			if !rs.desc.ServerStreams {
-				rs.end(nil) // its one response: the stream is over
+				rs.endLocked(nil) // its one response: the stream is over
 			}
 			return nil
 		case err == io.EOF:
-			rs.commit()
-			return rs.end(nil)
-		case committed && rs.resumer != nil:
-			if _, err := rs.resume(cs, err); err != nil {
-				return err
-			}
-			continue
-		case committed:
-			return rs.end(rs.out(err))
+			rs.commitLocked()
+			return rs.endLocked(nil)
 		}
-		if _, err := rs.recover(cs, err); err != nil {
+		if err := rs.recoverLocked(n, err, !rs.sent); err != nil {
 			return err
 		}
 	}
 }
 
-// settleEnded learns how attempt cs, which ended without headers before commit, ended, and
-// retries it or ends the stream: it returns the attempt to carry on with, or the final error
-// (io.EOF for a clean end). An attempt without headers holds no message, so receiving on it
-// takes nothing from the caller.
-func (rs *retryStream) settleEnded(cs grpc.ClientStream) (grpc.ClientStream, error) {
-	rs.mu.Lock()
-	for rs.receiving && rs.cur == cs && !rs.ended {
-		rs.cond.Wait() // a RecvMsg on the ended attempt returns at once and deals with it
+// settleLocked learns how attempt n, which ended without headers before commit, ended, and
+// retries it or ends the stream; it returns nil when the stream goes on, else its final
+// error (io.EOF for a clean end). An attempt without headers holds no message, so receiving
+// on it takes nothing from the caller. Called with mu held.
+func (rs *retryStream) settleLocked(n int, cs grpc.ClientStream) error {
+	rs.await(true) // a RecvMsg on the ended attempt returns at once and deals with it
+	if rs.ended {
+		return rs.final
 	}
-	switch {
-	case rs.ended:
-		final := rs.final
-		rs.mu.Unlock()
-		return nil, final
-	case rs.cur != cs:
-		next := rs.cur
-		rs.mu.Unlock()
-		return next, nil
+	if rs.n != n {
+		return nil
 	}
-	rs.receiving = true
-	rs.mu.Unlock()
-	err := rs.receive(cs, new(emptypb.Empty))
+	err := cs.RecvMsg(new(emptypb.Empty)) // returns at once: the attempt is over
 	if err == nil || err == io.EOF {
 		// A message without headers cannot arrive; an ended attempt with a clean status and
 		// no headers is the end of the stream.
-		rs.commit()
-		return nil, rs.end(nil)
+		rs.commitLocked()
+		return rs.endLocked(nil)
 	}
-	return rs.recover(cs, err)
+	return rs.recoverLocked(n, err, !rs.sent)
 }
 
 func (rs *retryStream) Header() (metadata.MD, error) {
+	rs.mu.Lock()
+	defer rs.unlock()
 	for {
-		rs.mu.Lock()
-		cs, committed, ended, final := rs.cur, rs.committed, rs.ended, rs.final
-		rs.mu.Unlock()
-		if ended && !committed {
-			if final == io.EOF {
+		rs.await(false)
+		switch {
+		case rs.header != nil:
+			return rs.header, nil
+		case rs.ended && !rs.committed:
+			if rs.final == io.EOF {
 				return nil, nil
 			}
-			return nil, final
+			return nil, rs.final
 		}
-		if committed {
-			rs.mu.Lock()
-			kept := rs.header
-			rs.mu.Unlock()
-			if kept != nil {
-				return kept, nil
-			}
-		}
+		cs, n, committed := rs.cur, rs.n, rs.committed
+		rs.mu.Unlock()
 		md, err := cs.Header()
+		rs.mu.Lock()
+		rs.await(false) // a retry of this attempt in another goroutine is not undone
 		switch {
+		case n != rs.n && !committed:
+			continue
 		case committed:
 			return md, rs.out(err)
 		case err == nil && md != nil:
-			rs.commit()
+			rs.header = md
+			rs.commitLocked()
 			return md, nil
 		case err != nil:
-			_, _ = rs.recover(cs, err)
-			continue // the stream goes on with the next attempt, or it ended: see above
+			_ = rs.recoverLocked(n, err, !rs.sent)
+		default:
+			// The attempt ended without headers: whether the stream goes on, or ended, the
+			// next turn of the loop says what to return.
+			_ = rs.settleLocked(n, cs)
 		}
-		// The attempt ended without headers: wait for its outcome. Whether the stream goes on,
-		// or ended (it may have committed on a later attempt meanwhile: its headers are the
-		// stream's), the next turn of the loop says what to return.
-		_, _ = rs.settleEnded(cs)
 	}
 }
 
 func (rs *retryStream) SendMsg(m any) error {
 	rs.mu.Lock()
+	defer rs.unlock()
+	rs.await(false)
 	if rs.ended {
-		rs.mu.Unlock()
 		return io.EOF
 	}
-	if !rs.committed {
-		rs.keep(m)
+	if rs.first == nil {
+		rs.first = m
 	}
-	cs, committed := rs.cur, rs.committed
+	if !rs.committed && !rs.replay.keep(m, rs.set.replayLimit) {
+		rs.commitLocked() // past the replay limit, or not a proto message: no more retries
+	}
+	cs, n, committed := rs.cur, rs.n, rs.committed
 	rs.mu.Unlock()
 	err := cs.SendMsg(m)
+	rs.mu.Lock()
+	rs.await(false)
 	switch {
+	case rs.ended:
+		return io.EOF
+	case n != rs.n:
+		return nil // a new attempt replaced this one and replayed m
 	case err == nil:
-		rs.mu.Lock()
-		if rs.cur == cs {
-			rs.attemptSent = true
-		}
-		rs.mu.Unlock()
+		rs.sent = true
 		return nil
 	case committed:
 		return rs.out(err)
 	case err != io.EOF:
-		// grpc-go finishes a stream on an error of the send itself (a message over the
-		// send limit, a codec error): the client made it and would make it again.
-		return rs.end(rs.out(err))
+		// grpc-go finishes a stream on an error of the send itself (a message over the send
+		// limit, a codec error): the client made it and would make it again.
+		return rs.endLocked(rs.out(err))
 	}
 	// The attempt ended. m is kept: a retry replays it. Learn how the attempt ended.
 	if md, _ := cs.Header(); md != nil { // returns at once: the attempt is over
 		// The server answered before failing: what it sent is the caller's to receive, so
 		// the stream commits and RecvMsg reports the outcome, as grpc-go's would.
-		rs.commit()
+		rs.header = md
+		rs.commitLocked()
 		return io.EOF
 	}
-	if _, err := rs.settleEnded(cs); err != nil {
+	if err := rs.settleLocked(n, cs); err != nil {
 		return io.EOF // not retried: RecvMsg returns the error
 	}
-	// Retried: every attempt opened after m was kept replays it.
-	return nil
+	return nil // retried: the new attempt replayed m
 }
-
-// keep keeps m for replay, or commits when it cannot: over the replay limit, counted as
-// grpc-go counts a message on the wire (its encoded size plus the 5-byte message header), or
-// not a proto message, whose size is unknown. grpc-go's contract makes it safe to keep m
-// itself: the caller may not modify a message after SendMsg. The first message also serves
-// as the call context. Called with mu held.
-func (rs *retryStream) keep(m any) {
-	if rs.first == nil {
-		rs.first = m
-	}
-	pm, ok := m.(proto.Message)
-	if !ok {
-		rs.commitLocked()
-		return
-	}
-	size := proto.Size(pm) + messageHeaderLen
-	if rs.sentBytes+size > rs.set.replayLimit {
-		rs.commitLocked()
-		return
-	}
-	rs.sent = append(rs.sent, m)
-	rs.sentBytes += size
-}
-
-// messageHeaderLen is the gRPC message header on the wire: a compression flag and a 4-byte
-// length.
-const messageHeaderLen = 5
 
 func (rs *retryStream) CloseSend() error {
 	rs.mu.Lock()
+	rs.await(false)
 	if rs.ended {
-		rs.mu.Unlock()
+		rs.unlock()
 		return nil
 	}
 	rs.closeSent = true
 	cs := rs.cur
-	rs.mu.Unlock()
-	return rs.out(cs.CloseSend())
+	rs.unlock()
+	if err := cs.CloseSend(); err != nil {
+		rs.mu.Lock()
+		defer rs.unlock()
+		return rs.out(err)
+	}
+	return nil
 }
 
 // Context returns the stream's context. Asked for before the stream commits, or on a stream
@@ -646,7 +548,7 @@ func (rs *retryStream) CloseSend() error {
 // the attempt that committed.
 func (rs *retryStream) Context() context.Context {
 	rs.mu.Lock()
-	defer rs.mu.Unlock()
+	defer rs.unlock()
 	if rs.lctx != nil {
 		return rs.lctx
 	}
@@ -666,6 +568,92 @@ func (rs *retryStream) Context() context.Context {
 func (rs *retryStream) Trailer() metadata.MD {
 	rs.mu.Lock()
 	cs := rs.cur
-	rs.mu.Unlock()
+	rs.unlock()
 	return cs.Trailer()
+}
+
+// replay keeps the messages a stream sent before commit, encoded as SendMsg took them (the
+// caller may reuse a message and change it for the next send: grpc-go's own retries replay
+// the encoded bytes too), for a new attempt to send again. Its buffer comes from a pool and
+// goes back at commit.
+type replay struct {
+	buf    *[]byte
+	msgs   []kept
+	inline [1]kept // msgs' storage for the usual single request
+	bytes  int     // counted as grpc-go counts them on the wire: each message plus its header
+}
+
+// kept is one message of a replay: its type, and where its bytes end in the buffer.
+type kept struct {
+	typ protoreflect.MessageType
+	end int
+}
+
+// messageHeaderLen is the gRPC message header on the wire: a compression flag and a 4-byte
+// length.
+const messageHeaderLen = 5
+
+var replayBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// keep encodes m for replay; it reports false when it cannot keep it: over limit bytes (as
+// on the wire), not a proto message (its size is unknown), or failing to encode.
+func (r *replay) keep(m any, limit int) bool {
+	pm, ok := m.(proto.Message)
+	if !ok {
+		return false
+	}
+	size := proto.Size(pm)
+	if r.bytes+size+messageHeaderLen > limit {
+		return false
+	}
+	if r.buf == nil {
+		r.buf = replayBufs.Get().(*[]byte)
+	}
+	start := len(*r.buf)
+	b, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(*r.buf, pm)
+	if err != nil {
+		*r.buf = (*r.buf)[:start]
+		return false
+	}
+	*r.buf = b
+	if r.msgs == nil {
+		r.msgs = r.inline[:0]
+	}
+	r.msgs = append(r.msgs, kept{typ: pm.ProtoReflect().Type(), end: len(b)})
+	r.bytes += size + messageHeaderLen
+	return true
+}
+
+// message returns a new message equal to the i-th kept one as it was sent.
+func (r *replay) message(i int) proto.Message {
+	start := 0
+	if i > 0 {
+		start = r.msgs[i-1].end
+	}
+	m := r.msgs[i].typ.New().Interface()
+	if err := proto.Unmarshal((*r.buf)[start:r.msgs[i].end], m); err != nil {
+		return nil // cannot happen: the bytes were marshalled from a message of this type
+	}
+	return m
+}
+
+// to sends the kept messages on cs, in order, and reports whether any was sent.
+func (r *replay) to(cs grpc.ClientStream) bool {
+	sent := false
+	for i := range r.msgs {
+		if cs.SendMsg(r.message(i)) != nil {
+			break // the attempt ended; the next receive or send learns how
+		}
+		sent = true
+	}
+	return sent
+}
+
+// drop forgets the kept messages and gives the buffer back.
+func (r *replay) drop() {
+	if r.buf != nil {
+		*r.buf = (*r.buf)[:0]
+		replayBufs.Put(r.buf)
+	}
+	*r = replay{}
 }

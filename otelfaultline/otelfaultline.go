@@ -279,24 +279,11 @@ func errorType(err error) string {
 	return codeNames[c]
 }
 
-var reasonNames = [...]string{
-	retry.StopNotRetryable:   "not_retryable",
-	retry.StopExhausted:      "exhausted",
-	retry.StopHintTooLong:    "hint_too_long",
-	retry.StopDeadline:       "deadline",
-	retry.StopMaxElapsed:     "max_elapsed",
-	retry.StopBudget:         "budget",
-	retry.StopCancelled:      "cancelled",
-	retry.StopNoServerSignal: "no_server_signal",
-	retry.StopUnsafe:         "unsafe",
-	retry.StopLocalFailure:   "local_failure",
-}
-
-// stopReason returns the faultline.stop_reason attribute of c, "_OTHER" for a cause this
-// version does not know.
+// stopReason returns the faultline.stop_reason attribute of c: its name
+// (retry.StopReason.MarshalText), "_OTHER" for a reason this version does not know.
 func stopReason(c retry.StopReason) string {
-	if int(c) < len(reasonNames) && reasonNames[c] != "" {
-		return reasonNames[c]
+	if b, err := c.MarshalText(); err == nil {
+		return string(b)
 	}
 	return "_OTHER"
 }

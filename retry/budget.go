@@ -18,6 +18,10 @@ const (
 	OutcomeRetryable
 	// OutcomeFinal: the attempt failed in a way the policy does not retry.
 	OutcomeFinal
+	// OutcomeNotSent: the attempt failed before it reached the server (the connection was
+	// not ready, the stream was never created): no load on the server and no evidence of
+	// overload. Its retry spends nothing.
+	OutcomeNotSent
 )
 
 // A Budget limits retries across calls, so that a failing server is not hit by every
@@ -27,7 +31,9 @@ const (
 type Budget interface {
 	// Record reports how an attempt ended; first is true for a call's first attempt.
 	Record(first bool, o Outcome)
-	// Allow asks to spend budget on one retry; false means the retry is not made.
+	// Allow asks to spend budget on one retry; false means the retry is not made. It is
+	// asked only for a retry of an attempt that reached (or may have reached) the server:
+	// repeating an attempt that was never sent spends nothing.
 	Allow() bool
 }
 
@@ -36,30 +42,41 @@ type Budget interface {
 // exceed Ratio x calls + MinPerSecond x window length. Calls deposit, retries withdraw;
 // failures that are not retried spend nothing.
 //
-// A call's deposit is one atomic add. The window is brought up to date when a retry asks
-// (under a mutex, on the error path only): the calls counted since the previous update are
-// spread evenly over the time since then, and the share that falls outside the window is
-// dropped, so a long healthy period does not turn into a burst of retries when an outage
-// starts.
+// The floor lets a quiet, healthy client retry a stray failure; it closes while the client
+// is failing ("failures pay", in the spirit of gRFC A6's token bucket): it pays for a retry
+// only while, over the last two tenths of the window, the attempts the server answered with
+// a retryable failure outnumber those that succeeded by at most three. The ratio part always
+// applies, and what the floor paid counts against it. So each client's budget keeps a fleet
+// of clients within the ratio during an overload by itself: the ratio composes across
+// clients, a floor per client would not.
+//
+// A call's deposit on success is one atomic add. The window is brought up to date under a
+// mutex on the error path only (a failure, or a retry asking): the calls counted since the
+// previous update are spread evenly over the time since then, and the share that falls
+// outside the window is dropped, so a long healthy period does not turn into a burst of
+// retries when an outage starts.
 type RatioBudget struct {
 	ratio   float64
 	reserve float64 // MinPerSecond x window
 	width   time.Duration
 
-	pending atomic.Int64 // calls not yet credited to the window
+	pending atomic.Int64 // first attempts that succeeded, not yet credited to the window
 
 	mu          sync.Mutex
 	start       time.Time
 	last        int64 // index of the newest bucket
 	deposits    [budgetBuckets]float64
 	withdrawals [budgetBuckets]float64
+	succeeded   [budgetBuckets]float64 // attempts that succeeded
+	failed      [budgetBuckets]float64 // attempts the server failed with a retryable failure
 }
 
 const budgetBuckets = 10
 
 // NewRatioBudget returns a budget that lets retries be at most ratio of the calls made in
-// the last window, plus minPerSecond retries per second of window. Errors: ratio outside
-// [0, 1000] or NaN, minPerSecond negative, NaN or above 1e6, window below 10ms or above 1h.
+// the last window, plus minPerSecond retries per second of window while the client is not
+// failing. Errors: ratio outside [0, 1000] or NaN, minPerSecond negative, NaN or above
+// 1e6, window below 10ms or above 1h.
 func NewRatioBudget(ratio, minPerSecond float64, window time.Duration) (*RatioBudget, error) {
 	switch {
 	case !(ratio >= 0 && ratio <= 1000):
@@ -78,7 +95,7 @@ func NewRatioBudget(ratio, minPerSecond float64, window time.Duration) (*RatioBu
 }
 
 // DefaultBudget returns a new [RatioBudget] of 20% of the calls in a 10 s window plus 10
-// retries per second.
+// retries per second while the client is not failing.
 func DefaultBudget() *RatioBudget {
 	b, err := NewRatioBudget(0.2, 10, 10*time.Second)
 	if err != nil {
@@ -87,10 +104,28 @@ func DefaultBudget() *RatioBudget {
 	return b
 }
 
-// Record counts a call's first attempt as a deposit.
-func (b *RatioBudget) Record(first bool, _ Outcome) {
+// Record counts a call's first attempt as a deposit, and the outcomes the floor's health
+// check reads: attempts that succeeded, and attempts the server failed with a retryable
+// failure (an attempt that was never sent, or failed in a way not retried, is neither).
+func (b *RatioBudget) Record(first bool, o Outcome) {
+	if first && o == OutcomeSucceeded {
+		b.pending.Add(1) // every successful call's path: kept to one atomic add
+		return
+	}
+	if b.width <= 0 {
+		return // the zero RatioBudget: nothing to count for
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	i := b.advance() % budgetBuckets
 	if first {
-		b.pending.Add(1)
+		b.deposits[i]++
+	}
+	switch o {
+	case OutcomeSucceeded:
+		b.succeeded[i]++
+	case OutcomeRetryable:
+		b.failed[i]++
 	}
 }
 
@@ -102,39 +137,57 @@ func (b *RatioBudget) Allow() bool {
 	if b.width <= 0 {
 		return false
 	}
-	now := int64(time.Since(b.start) / b.width)
-	b.advance(now)
+	now := b.advance()
 	var dep, wd float64
 	for i := range budgetBuckets {
 		dep += b.deposits[i]
 		wd += b.withdrawals[i]
 	}
-	if dep*b.ratio+b.reserve-wd < 1 {
+	room := dep*b.ratio - wd
+	if b.healthy(now) {
+		room += b.reserve
+	}
+	if room < 1 {
 		return false
 	}
 	b.withdrawals[now%budgetBuckets]++
 	return true
 }
 
-// advance moves the window to bucket now and credits the pending calls.
-func (b *RatioBudget) advance(now int64) {
+// floorSlack is how many more retryable failures than successes the recent attempts may
+// have while the floor stays open: a client that just started, or had a quiet spell, may
+// retry a few failures before the floor closes.
+const floorSlack = 3
+
+// healthy reports whether the client is not failing: over the current and the previous
+// bucket, retryable failures outnumber successes by at most floorSlack.
+func (b *RatioBudget) healthy(now int64) bool {
+	cur, prev := now%budgetBuckets, (now+budgetBuckets-1)%budgetBuckets
+	return b.failed[cur]+b.failed[prev] <= b.succeeded[cur]+b.succeeded[prev]+floorSlack
+}
+
+// advance moves the window to the current bucket, credits the pending successful calls, and
+// returns the current bucket's index (not reduced modulo the bucket count).
+func (b *RatioBudget) advance() int64 {
+	now := int64(time.Since(b.start) / b.width)
 	if now < b.last { // the monotonic clock does not go back; be safe anyway
 		now = b.last
 	}
 	gap := now - b.last
 	for i := int64(1); i <= min(gap, budgetBuckets); i++ {
 		j := (b.last + i) % budgetBuckets
-		b.deposits[j], b.withdrawals[j] = 0, 0
+		b.deposits[j], b.withdrawals[j], b.succeeded[j], b.failed[j] = 0, 0, 0, 0
 	}
-	// The pending calls happened in buckets last..now; spread them evenly and keep the
+	// The pending calls succeeded in buckets last..now; spread them evenly and keep the
 	// share that is still inside the window.
 	p := float64(b.pending.Swap(0))
-	span := gap + 1
-	share := p / float64(span)
+	share := p / float64(gap+1)
 	for i := max(b.last, now-budgetBuckets+1); i <= now; i++ {
 		b.deposits[i%budgetBuckets] += share
+		b.succeeded[i%budgetBuckets] += share
 	}
 	b.last = now
+	return now
 }
 
 // TokenBucket is gRPC's retry throttling (gRFC A6): a bucket of MaxTokens tokens; each
@@ -163,7 +216,8 @@ func NewTokenBucket(maxTokens, ratio float64) (*TokenBucket, error) {
 	return t, nil
 }
 
-// Record takes a token for a retryable failure and gives back a fraction for a success.
+// Record takes a token for a retryable failure and gives back a fraction for a success;
+// an attempt that was never sent, or failed in a way not retried, changes nothing.
 func (t *TokenBucket) Record(_ bool, o Outcome) {
 	switch o {
 	case OutcomeSucceeded:

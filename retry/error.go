@@ -1,6 +1,7 @@
 package retry
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -36,29 +37,51 @@ const (
 	// and the failure may have reached the server, or the method is never repeated.
 	StopUnsafe
 	// StopLocalFailure: the client produced the failure and would produce it again (a
-	// message over the client's size limits, a codec error).
+	// message over the client's size limits, a codec error, a certificate it rejects).
 	StopLocalFailure
+	// StopThrottled: client-side throttling ([AdaptiveThrottle]) shed the next attempt.
+	StopThrottled
+	// StopNotReady: the connection did not become ready within the backoff schedule the
+	// policy allows (a server that is gone).
+	StopNotReady
+	// StopCommitted: a stream failed after it delivered messages and could not be resumed.
+	StopCommitted
 )
 
-var causeNames = [...]string{
-	StopNotRetryable:   "not retryable",
-	StopExhausted:      "attempts exhausted",
-	StopHintTooLong:    "server retry delay above the limit",
-	StopDeadline:       "deadline",
-	StopMaxElapsed:     "max elapsed time",
-	StopBudget:         "retry budget exhausted",
-	StopCancelled:      "cancelled",
-	StopNoServerSignal: "no server signal",
-	StopUnsafe:         "not safe to repeat",
-	StopLocalFailure:   "local failure",
+// stopNames are each reason's phrase (String) and name (MarshalText), in one place for
+// every adapter (logs, metrics).
+var stopNames = [...]struct{ phrase, name string }{
+	StopNotRetryable:   {"not retryable", "not_retryable"},
+	StopExhausted:      {"attempts exhausted", "exhausted"},
+	StopHintTooLong:    {"server retry delay above the limit", "hint_too_long"},
+	StopDeadline:       {"deadline", "deadline"},
+	StopMaxElapsed:     {"max elapsed time", "max_elapsed"},
+	StopBudget:         {"retry budget exhausted", "budget"},
+	StopCancelled:      {"cancelled", "cancelled"},
+	StopNoServerSignal: {"no server signal", "no_server_signal"},
+	StopUnsafe:         {"not safe to repeat", "unsafe"},
+	StopLocalFailure:   {"local failure", "local_failure"},
+	StopThrottled:      {"throttled", "throttled"},
+	StopNotReady:       {"connection not ready", "not_ready"},
+	StopCommitted:      {"stream committed", "committed"},
 }
 
 // String returns a short lower-case phrase ("attempts exhausted").
 func (c StopReason) String() string {
-	if int(c) < len(causeNames) && causeNames[c] != "" {
-		return causeNames[c]
+	if int(c) < len(stopNames) && stopNames[c].phrase != "" {
+		return stopNames[c].phrase
 	}
 	return "StopReason(" + strconv.Itoa(int(c)) + ")"
+}
+
+// MarshalText returns the reason's name for logs and metric attributes, lower-case with
+// underscores ("exhausted", "budget", "not_ready"), or an error for a value that is not a
+// reason.
+func (c StopReason) MarshalText() ([]byte, error) {
+	if int(c) < len(stopNames) && stopNames[c].name != "" {
+		return []byte(stopNames[c].name), nil
+	}
+	return nil, errors.New("retry: " + c.String() + " is not a stop reason")
 }
 
 // Error is what [Retrier.Do] returns when it gives up: the last attempt's error, plus how
@@ -74,6 +97,7 @@ func (c StopReason) String() string {
 type Error struct {
 	err      error // the last attempt's error
 	ctxErr   error // the caller's context error, when it ended the retrying
+	earlier  error // an earlier attempt's real failure, when the caller's context ended a later one
 	st       *status.Status
 	attempts int
 	wait     time.Duration
@@ -106,22 +130,34 @@ func (e *Error) Error() string {
 	if e.ctxErr != nil {
 		suffix += ": " + e.ctxErr.Error()
 	}
+	if e.earlier != nil {
+		suffix += "; earlier: " + truncate(errText(e.earlier), maxEarlier)
+	}
 	suffix += "]"
 	return truncate(oneLine(errText(e.err)), maxText-len(suffix)-len(truncMark)) + suffix
 }
+
+// maxEarlier bounds the text of the earlier failure in Error, leaving room for the last one.
+const maxEarlier = 400
 
 // maxText bounds the text of an *Error, suffix included, like every classified error's.
 const maxText = 1024
 
 const truncMark = "..."
 
-// Unwrap returns the last attempt's error and, when the caller's context ended the
-// retrying, the context's error.
+// Unwrap returns the last attempt's error; when the caller's context ended the retrying,
+// also the context's error; and when the caller's context ended a later attempt, also the
+// real failure of the earlier attempt before it ("the runner was unavailable, then time ran
+// out"), in that order, so errors.As finds the last attempt's error first.
 func (e *Error) Unwrap() []error {
+	out := []error{e.err}
 	if e.ctxErr != nil {
-		return []error{e.err, e.ctxErr}
+		out = append(out, e.ctxErr)
 	}
-	return []error{e.err}
+	if e.earlier != nil {
+		out = append(out, e.earlier)
+	}
+	return out
 }
 
 // GRPCStatus returns the last attempt's status, unmodified; or, when the caller's context

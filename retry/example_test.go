@@ -123,40 +123,6 @@ func ExampleNew() {
 	// attempts: 2 err: <nil>
 }
 
-// Track is for code that makes the attempts itself, such as a stream retried from inside
-// RecvMsg.
-func ExampleRetrier_Track() {
-	r, err := retry.New(millisecondPolicy(), retry.WithBudget(nil))
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	ctx := context.Background()
-	results := []error{
-		errs.New(errs.ErrSandboxUnavailable, "connection reset"),
-		errs.New(errs.ErrSandboxResourceExhausted, "too many streams", errs.WithRetryDelay(time.Millisecond)),
-		nil,
-	}
-	t := r.Track()
-	for {
-		err := results[t.Attempt()-1]
-		if err == nil {
-			t.Succeeded(ctx, "")
-			fmt.Println("attempt", t.Attempt(), "succeeded")
-			return
-		}
-		fmt.Println("attempt", t.Attempt(), "failed:", kindOf(err))
-		if final := t.Failed(ctx, err, retry.Failure{}); final != nil {
-			fmt.Println("gave up:", final.StopReason())
-			return
-		}
-	}
-	// Output:
-	// attempt 1 failed: SandboxUnavailableError
-	// attempt 2 failed: SandboxResourceExhaustedError
-	// attempt 3 succeeded
-}
-
 // The gRFC A6 token bucket: each retryable failure takes a token, each success gives back
 // the ratio, and retries are allowed while more than half the tokens remain.
 func ExampleNewTokenBucket() {

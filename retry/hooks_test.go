@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/faultline-go/faultline/internal/engine"
 	"github.com/faultline-go/faultline/retry"
 )
 
@@ -30,25 +31,28 @@ func (a *allEvents) hooks(tag string) retry.Hooks {
 	}
 }
 
-// conn is a stand-in for *grpc.ClientConn that counts how often its target is read.
+// conn is a connection that is always ready and counts how often its target is read.
 type conn struct{ reads int }
 
-func (c *conn) CanonicalTarget() string { c.reads++; return "dns:///sandbox.example:443" }
+func (c *conn) Target() string                 { c.reads++; return "dns:///sandbox.example:443" }
+func (c *conn) Closed() <-chan struct{}        { return nil }
+func (c *conn) Ready() (bool, <-chan struct{}) { return true, nil }
 
-// track runs s's attempts through a Tracker, as the interceptors do.
-func track(ctx context.Context, r *retry.Retrier, c *conn, s *script) error {
+// drive runs s's attempts through the engine, as the interceptors do.
+func drive(ctx context.Context, r *retry.Retrier, c *conn, s *script) error {
 	const method = "/pkg.Service/Get"
-	t := r.Track()
+	var ec engine.Conn
 	if c != nil {
-		t.SetTarget(c)
+		ec = c
 	}
+	t := track(r, method, ec)
 	for {
-		err := s.op(t.AttemptContext(ctx))
+		err := s.op(t.Context(ctx))
 		if err == nil {
-			t.Succeeded(ctx, method)
+			t.Succeeded(ctx)
 			return nil
 		}
-		if stop := t.Failed(ctx, err, retry.Failure{Method: method}); stop != nil {
+		if stop := t.Failed(ctx, err, engine.Facts{}); stop != nil {
 			return stop
 		}
 	}
@@ -80,7 +84,7 @@ func TestDone(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				callErr := track(context.Background(), r, nil, tt.s())
+				callErr := drive(context.Background(), r, nil, tt.s())
 				opt := cmpopts.IgnoreFields(retry.DoneEvent{}, "Err")
 				if diff := cmp.Diff(tt.want, ev.dones, opt, cmpopts.EquateEmpty()); diff != "" {
 					t.Errorf("OnDone events (-want +got):\n%s", diff)
@@ -95,9 +99,9 @@ func TestDone(t *testing.T) {
 	}
 }
 
-// TestSetTarget checks that the events name the connection's target, read once and only
+// TestTarget checks that the events name the connection's target, read once and only
 // when a call emits an event.
-func TestSetTarget(t *testing.T) {
+func TestTarget(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var ev allEvents
 		r, err := retry.New(noJitter(3), retry.WithBudget(nil), retry.WithHooks(ev.hooks("h")))
@@ -105,13 +109,13 @@ func TestSetTarget(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := &conn{}
-		if err := track(context.Background(), r, c, newScript(nil)); err != nil {
+		if err := drive(context.Background(), r, c, newScript(nil)); err != nil {
 			t.Fatal(err)
 		}
 		if c.reads != 0 {
 			t.Errorf("first-try success read the target %d times, want 0", c.reads)
 		}
-		if err := track(context.Background(), r, c, failThen(2, unavailable())); err != nil {
+		if err := drive(context.Background(), r, c, failThen(2, unavailable())); err != nil {
 			t.Fatal(err)
 		}
 		const tg = "dns:///sandbox.example:443"
@@ -123,9 +127,9 @@ func TestSetTarget(t *testing.T) {
 			t.Errorf("a call with three events read the target %d times, want 1", c.reads)
 		}
 		ev.log = nil
-		_ = track(context.Background(), r, nil, newScript(notFound()))
+		_ = drive(context.Background(), r, nil, newScript(notFound()))
 		if want := []string{"h stop ", "h done "}; !cmp.Equal(want, ev.log) {
-			t.Errorf("events without SetTarget = %q, want %q", ev.log, want)
+			t.Errorf("events without a connection = %q, want %q", ev.log, want)
 		}
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
 	"github.com/faultline-go/faultline/faultlinetest"
+	"github.com/faultline-go/faultline/internal/engine"
 	"github.com/faultline-go/faultline/retry"
 )
 
@@ -251,43 +252,43 @@ func TestRetrierShared(t *testing.T) {
 	})
 }
 
-// TestTracker checks the step-wise form: the same decisions as Do, with the attempt
-// counter visible.
+// TestTracker checks the step-wise form transports drive (internal/engine): the same
+// decisions as Do, with the attempt counter visible.
 func TestTracker(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r, err := retry.New(noJitter(4), retry.WithBudget(nil))
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr := r.Track()
+		tr := track(r, "", nil)
 		var attempts []int
-		var final *retry.Error
+		var last *retry.Error
 		for {
 			attempts = append(attempts, tr.Attempt())
-			if final = tr.Failed(t.Context(), unavailable(), retry.Failure{}); final != nil {
+			if last = final(t, tr.Failed(t.Context(), unavailable(), engine.Facts{})); last != nil {
 				break
 			}
 		}
 		if fmt.Sprint(attempts) != "[1 2 3 4]" {
 			t.Errorf("Attempt() values = %v, want [1 2 3 4]", attempts)
 		}
-		if final.Attempts() != 4 || final.StopReason() != retry.StopExhausted {
-			t.Errorf("final = %d attempts, %v; want 4, %v", final.Attempts(), final.StopReason(), retry.StopExhausted)
+		if last.Attempts() != 4 || last.StopReason() != retry.StopExhausted {
+			t.Errorf("final = %d attempts, %v; want 4, %v", last.Attempts(), last.StopReason(), retry.StopExhausted)
 		}
-		if want := (200 + 400 + 800) * time.Millisecond; final.TotalWait() != want {
-			t.Errorf("TotalWait() = %v, want %v", final.TotalWait(), want)
+		if want := (200 + 400 + 800) * time.Millisecond; last.TotalWait() != want {
+			t.Errorf("TotalWait() = %v, want %v", last.TotalWait(), want)
 		}
 
-		tr = r.Track()
-		if f := tr.Failed(t.Context(), unavailable(), retry.Failure{}); f != nil {
+		tr = track(r, "", nil)
+		if f := tr.Failed(t.Context(), unavailable(), engine.Facts{}); f != nil {
 			t.Fatalf("Failed(unavailable) on attempt 1 = %v, want nil (retry)", f)
 		}
-		tr.Succeeded(t.Context(), "")
+		tr.Succeeded(t.Context())
 		if tr.Attempt() != 2 {
 			t.Errorf("Attempt() after one retry = %d, want 2", tr.Attempt())
 		}
-		tr = r.Track()
-		if f := tr.Failed(t.Context(), notFound(), retry.Failure{}); f == nil || f.StopReason() != retry.StopNotRetryable || f.Attempts() != 1 {
+		tr = track(r, "", nil)
+		if f := final(t, tr.Failed(t.Context(), notFound(), engine.Facts{})); f == nil || f.StopReason() != retry.StopNotRetryable || f.Attempts() != 1 {
 			t.Errorf("Failed(notFound) = %v, want a final error after 1 attempt, not retryable", f)
 		}
 	})

@@ -15,6 +15,7 @@ import (
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
 	"github.com/faultline-go/faultline/faultlinetest"
+	"github.com/faultline-go/faultline/internal/engine"
 	"github.com/faultline-go/faultline/retry"
 )
 
@@ -37,21 +38,22 @@ const (
 	untrusted = "evil.example.com"
 )
 
-// firstFailure reports the first attempt's failure err to a fresh Tracker of noJitter(3) and
+// firstFailure reports the first attempt's failure err to a fresh tracker of noJitter(3) and
 // returns Failed's result: nil when the failure is to be retried (after its wait).
-func firstFailure(t *testing.T, err error, f retry.Failure) *retry.Error {
+func firstFailure(t *testing.T, err error, f engine.Facts) *retry.Error {
 	t.Helper()
 	r, nerr := retry.New(noJitter(3), retry.WithBudget(nil))
 	if nerr != nil {
 		t.Fatal(nerr)
 	}
-	return r.Track().Failed(t.Context(), err, f)
+	return final(t, track(r, "", nil).Failed(t.Context(), err, f))
 }
 
 // TestIdempotencyOrigin checks the table of safety.md section 2 for every idempotency level,
 // with the origins of section 1: an ambiguous failure (may have reached the handler), one the
-// server declined (RetryInfo, or a trusted transient reason), one that was provably not sent,
-// and a deterministic local one (never retried).
+// server declined (RetryInfo, or a trusted transient reason), one that was provably not sent
+// (retried whatever the method: not sent means not run), and a deterministic local one
+// (never retried).
 func TestIdempotencyOrigin(t *testing.T) {
 	failures := []struct {
 		name     string
@@ -78,14 +80,16 @@ func TestIdempotencyOrigin(t *testing.T) {
 	}
 	for level, row := range retried {
 		for _, fl := range failures {
-			for _, origin := range []retry.Origin{retry.OriginUnknown, retry.OriginNotSent, retry.OriginLocal} {
+			for _, origin := range []origin{ambiguous, notSent, local} {
 				name := fmt.Sprintf("%v/%s/origin %d", level, fl.name, origin)
 				t.Run(name, func(t *testing.T) {
 					var want retry.StopReason // 0: retried
 					switch {
-					case origin == retry.OriginLocal:
+					case origin == local:
 						want = retry.StopLocalFailure // section 1: never, whatever the method
-					case origin == retry.OriginNotSent || fl.declined:
+					case origin == notSent:
+						// Section 1: it ran nothing, so it is retried for every method.
+					case fl.declined:
 						// The server did not run it.
 						if !row[1] {
 							want = retry.StopUnsafe
@@ -94,7 +98,7 @@ func TestIdempotencyOrigin(t *testing.T) {
 						want = retry.StopUnsafe
 					}
 					synctest.Test(t, func(t *testing.T) {
-						final := firstFailure(t, fl.err, retry.Failure{Idempotency: level, Origin: origin})
+						final := firstFailure(t, fl.err, facts(level, origin))
 						switch {
 						case want == 0 && final != nil:
 							t.Errorf("Failed(%s, %v, origin %d) = %v (cause %v), want nil (retried)", fl.name, level, origin, final, final.StopReason())
@@ -209,9 +213,9 @@ func TestIdempotencyString(t *testing.T) {
 			t.Errorf("Idempotency(%d).String() = %q, want %q", uint8(tt.l), got, tt.want)
 		}
 	}
-	var zero retry.Failure
-	if zero.Idempotency != retry.IdempotencyUnknown || zero.Origin != retry.OriginUnknown {
-		t.Errorf("Failure{} = %+v, want idempotency unknown, origin unknown", zero)
+	var zero engine.Facts
+	if retry.Idempotency(zero.Level) != retry.IdempotencyUnknown || zero.NotSent || zero.Local {
+		t.Errorf("engine.Facts{} = %+v, want idempotency unknown, origin ambiguous", zero)
 	}
 }
 
@@ -365,12 +369,12 @@ func TestLocalNeverRetried(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				tr := r.Track()
+				tr := track(r, "", nil)
 				// A retry first, so that the local failure comes on attempt 2.
-				if f := tr.Failed(t.Context(), unavailable(), retry.Failure{Idempotency: tt.l}); f != nil {
+				if f := tr.Failed(t.Context(), unavailable(), facts(tt.l, ambiguous)); f != nil {
 					t.Fatalf("Failed(unavailable) = %v, want nil (retried)", f)
 				}
-				final := tr.Failed(t.Context(), tt.err, retry.Failure{Idempotency: tt.l, Origin: retry.OriginLocal})
+				final := final(t, tr.Failed(t.Context(), tt.err, facts(tt.l, local)))
 				if final == nil || final.StopReason() != retry.StopLocalFailure || final.Attempts() != 2 || final.Last() != tt.err {
 					t.Fatalf("Failed(local %s) = %v, want a final error after 2 attempts, cause %v", tt.name, final, retry.StopLocalFailure)
 				}
@@ -439,9 +443,9 @@ func TestNestedRetryError(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tr := r.Track()
+			tr := track(r, "", nil)
 			start := time.Now()
-			for _, f := range []retry.Failure{{}, {Idempotency: retry.NoSideEffects, Origin: retry.OriginNotSent}} {
+			for _, f := range []engine.Facts{{}, facts(retry.NoSideEffects, notSent)} {
 				if got := tr.Failed(t.Context(), inner, f); got != inner {
 					t.Errorf("Failed(a *retry.Error, %+v) = %v, want it returned as it is", f, got)
 				}
@@ -453,20 +457,7 @@ func TestNestedRetryError(t *testing.T) {
 	})
 }
 
-// interrupter is a Failure.Interrupt that closes its channel when told, and counts calls.
-type interrupter struct {
-	done            chan struct{}
-	calls, releases int
-}
-
-func newInterrupter() *interrupter { return &interrupter{done: make(chan struct{})} }
-
-func (in *interrupter) interrupt() (<-chan struct{}, func()) {
-	in.calls++
-	return in.done, func() { in.releases++ }
-}
-
-// TestInterrupt checks safety.md section 5: closing the connection (Failure.Interrupt) ends a
+// TestInterrupt checks safety.md section 5: closing the connection (engine.Conn.Closed) ends a
 // wait between attempts at once, with the last error and its status and stop reason
 // cancelled; no call outlives the connection by a backoff.
 func TestInterrupt(t *testing.T) {
@@ -474,16 +465,16 @@ func TestInterrupt(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			st := faultlinetest.Status(codes.Unavailable, "runner unavailable", faultlinetest.RetryInfo(30*time.Second))
 			last := classify.Classify(st.Err())
-			in := newInterrupter()
+			conn := newFakeConn(true)
 			const closeAt = 5 * time.Second
-			time.AfterFunc(closeAt, func() { close(in.done) })
+			time.AfterFunc(closeAt, func() { close(conn.closed) })
 			var ev events
 			r, err := retry.New(noJitter(5), retry.WithBudget(nil), retry.WithHooks(ev.hooks()))
 			if err != nil {
 				t.Fatal(err)
 			}
 			start := time.Now()
-			final := r.Track().Failed(t.Context(), last, retry.Failure{Interrupt: in.interrupt})
+			final := final(t, track(r, "", conn).Failed(t.Context(), last, engine.Facts{}))
 			if got := time.Since(start); got != closeAt {
 				t.Errorf("Failed returned after %v, want %v (when the connection closed)", got, closeAt)
 			}
@@ -503,9 +494,6 @@ func TestInterrupt(t *testing.T) {
 			if !errors.Is(final, errs.ErrSandboxUnavailable) {
 				t.Errorf("errors.Is(final, ErrSandboxUnavailable) = false, want true")
 			}
-			if in.calls != 1 || in.releases != 1 {
-				t.Errorf("Interrupt called %d times, released %d times; want 1, 1", in.calls, in.releases)
-			}
 			if len(ev.retries) != 1 || len(ev.stops) != 1 || ev.stops[0].Reason != retry.StopCancelled {
 				t.Errorf("hooks: %d OnRetry, OnStop %v; want 1, one with cause cancelled", len(ev.retries), ev.stops)
 			}
@@ -513,40 +501,46 @@ func TestInterrupt(t *testing.T) {
 	})
 	t.Run("already closed", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			in := newInterrupter()
-			close(in.done)
+			conn := newFakeConn(true)
+			close(conn.closed)
 			start := time.Now()
-			final := firstFailure(t, unavailable(), retry.Failure{Interrupt: in.interrupt})
+			r, err := retry.New(noJitter(3), retry.WithBudget(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			final := final(t, track(r, "", conn).Failed(t.Context(), unavailable(), engine.Facts{}))
 			if final == nil || final.StopReason() != retry.StopCancelled || time.Since(start) != 0 {
 				t.Errorf("Failed(closed connection) = %v after %v, want cause cancelled at once", final, time.Since(start))
-			}
-			if in.releases != in.calls {
-				t.Errorf("Interrupt called %d times, released %d times; want equal", in.calls, in.releases)
 			}
 		})
 	})
 	t.Run("wait completes", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			in := newInterrupter()
+			conn := newFakeConn(true)
 			start := time.Now()
-			if final := firstFailure(t, unavailable(), retry.Failure{Interrupt: in.interrupt}); final != nil {
-				t.Fatalf("Failed(unavailable) = %v, want nil (retried)", final)
+			r, err := retry.New(noJitter(3), retry.WithBudget(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := track(r, "", conn).Failed(t.Context(), unavailable(), engine.Facts{}); err != nil {
+				t.Fatalf("Failed(unavailable) = %v, want nil (retried)", err)
 			}
 			if got := time.Since(start); got != 200*time.Millisecond {
 				t.Errorf("waited %v, want the backoff 200ms", got)
 			}
-			if in.calls != 1 || in.releases != 1 {
-				t.Errorf("Interrupt called %d times, released %d times; want 1, 1", in.calls, in.releases)
-			}
 		})
 	})
-	t.Run("no wait, no call", func(t *testing.T) {
-		in := newInterrupter()
-		if final := firstFailure(t, notFound(), retry.Failure{Interrupt: in.interrupt}); final == nil || final.StopReason() != retry.StopNotRetryable {
+	t.Run("no wait, no question", func(t *testing.T) {
+		conn := newFakeConn(true)
+		r, err := retry.New(noJitter(3), retry.WithBudget(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if final := final(t, track(r, "", conn).Failed(t.Context(), notFound(), engine.Facts{})); final == nil || final.StopReason() != retry.StopNotRetryable {
 			t.Errorf("Failed(notFound) = %v, want not retryable", final)
 		}
-		if in.calls != in.releases {
-			t.Errorf("Interrupt called %d times, released %d times; want equal", in.calls, in.releases)
+		if conn.readies != 0 {
+			t.Errorf("Ready asked %d times, want 0: nothing waits", conn.readies)
 		}
 	})
 	t.Run("caller cancels first", func(t *testing.T) {
@@ -554,13 +548,13 @@ func TestInterrupt(t *testing.T) {
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
 			time.AfterFunc(time.Second, cancel)
-			in := newInterrupter()
-			time.AfterFunc(2*time.Second, func() { close(in.done) })
+			conn := newFakeConn(true)
+			time.AfterFunc(2*time.Second, func() { close(conn.closed) })
 			r, err := retry.New(noJitter(5), retry.WithBudget(nil))
 			if err != nil {
 				t.Fatal(err)
 			}
-			final := r.Track().Failed(ctx, withHint(30*time.Second), retry.Failure{Interrupt: in.interrupt})
+			final := final(t, track(r, "", conn).Failed(ctx, withHint(30*time.Second), engine.Facts{}))
 			if final == nil || final.StopReason() != retry.StopCancelled || !errors.Is(final, context.Canceled) || status.Code(final) != codes.Canceled {
 				t.Errorf("Failed(caller cancelled during the wait) = %v, want cancelled, matching context.Canceled, code Canceled", final)
 			}
@@ -575,7 +569,7 @@ func TestHintTooLargeForDuration(t *testing.T) {
 	for _, l := range []retry.Idempotency{retry.IdempotencyUnknown, retry.NoSideEffects, retry.NotIdempotent} {
 		t.Run(l.String(), func(t *testing.T) {
 			e := errs.New(errs.ErrSandboxUnavailable, "come back in a century", errs.WithRetryDelay(1<<63-1))
-			final := firstFailure(t, e, retry.Failure{Idempotency: l})
+			final := firstFailure(t, e, facts(l, ambiguous))
 			if final == nil || final.StopReason() != retry.StopHintTooLong || final.Attempts() != 1 {
 				t.Fatalf("Failed(hint MaxInt64) = %v, want a final error after 1 attempt, hint too long", final)
 			}
@@ -586,37 +580,6 @@ func TestHintTooLargeForDuration(t *testing.T) {
 			if d, ok := got.RetryDelay(); !ok || d != 1<<63-1 {
 				t.Errorf("RetryDelay() = %v, %v; want %v, true", d, ok, time.Duration(1<<63-1))
 			}
-		})
-	}
-}
-
-// TestFailureClassified checks Failure.Classified: a raw error is judged by the
-// classification given with it, and the caller still gets the raw error.
-func TestFailureClassified(t *testing.T) {
-	st := faultlinetest.Status(codes.ResourceExhausted, "slow down", faultlinetest.RetryInfo(time.Second))
-	raw := st.Err()
-	for _, tt := range []struct {
-		name       string
-		classified *errs.Error
-		want       retry.StopReason // 0: retried
-	}{
-		{"with RetryInfo", classify.Classify(raw), 0},
-		{"bare", classify.Classify(status.Error(codes.ResourceExhausted, "quota")), retry.StopNoServerSignal},
-		{"not retryable", notFound(), retry.StopNotRetryable},
-		{"none: no classifier, not retried", nil, retry.StopNotRetryable},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				final := firstFailure(t, raw, retry.Failure{Classified: tt.classified})
-				switch {
-				case tt.want == 0 && final != nil:
-					t.Errorf("Failed(raw, Classified %v) = %v, want nil (retried)", tt.classified, final)
-				case tt.want != 0 && (final == nil || final.StopReason() != tt.want):
-					t.Errorf("Failed(raw, Classified %v) = %v, want cause %v", tt.classified, final, tt.want)
-				case tt.want != 0 && final.Last() != raw:
-					t.Errorf("Last() = %v (%T), want the raw error", final.Last(), final.Last())
-				}
-			})
 		})
 	}
 }

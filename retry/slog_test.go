@@ -96,7 +96,7 @@ func TestSlogHooks(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				_ = track(context.Background(), r, &conn{}, tt.s())
+				_ = drive(context.Background(), r, &conn{}, tt.s())
 				got := h.lines()
 				if diff := cmp.Diff(tt.want, got); diff != "" {
 					t.Errorf("records (-want +got):\n%s", diff)

@@ -42,12 +42,14 @@ func TestImportDirection(t *testing.T) {
 	}{
 		{pkg: "errs", allowed: []string{"internal/seam"}, never: []string{otel}},
 		{pkg: "classify", allowed: []string{"errs", "internal/seam"}, never: []string{otel}},
-		{pkg: "retry", allowed: []string{"errs", "internal/ended", "internal/seam"}, never: []string{"google.golang.org/grpc", otel}},
-		{pkg: "interceptor", allowed: []string{"errs", "classify", "retry", "internal/ended", "internal/seam"}, never: []string{otel}},
+		{pkg: "retry", allowed: []string{"errs", "internal/ended", "internal/engine", "internal/seam"}, never: []string{"google.golang.org/grpc", otel}},
+		{pkg: "interceptor", allowed: []string{"errs", "classify", "retry", "internal/ended", "internal/engine", "internal/seam"}, never: []string{otel}},
 		// The OpenTelemetry adapter: the API only, and the retry hooks, not the interceptor.
-		{pkg: "otelfaultline", allowed: []string{"errs", "retry", "internal/ended", "internal/seam"}, never: []string{"google.golang.org/grpc", sdk}},
+		{pkg: "otelfaultline", allowed: []string{"errs", "retry", "internal/ended", "internal/engine", "internal/seam"}, never: []string{"google.golang.org/grpc", sdk}},
 		{pkg: "internal/seam"},
 		{pkg: "internal/ended"},
+		// The transports' face of the retry loop: standard library only.
+		{pkg: "internal/engine"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pkg, func(t *testing.T) {

@@ -13,6 +13,10 @@ type Facts struct {
 	// Transient is whether an ErrorInfo reason from a trusted domain is in the transient set
 	// (the server declined the work and says it may be retried).
 	Transient bool
+	// Local is whether the client produced the failure and would produce it again (grpc-go's
+	// own size, codec and compression failures, a certificate it rejects, a throttle's
+	// shedding): never retried, and its kind is the family's base kind.
+	Local bool
 	// Phrase, when set, says what happened in the error's message instead of the kind's own
 	// phrase ("file not found" for a trusted CWSANDBOX_FILE_NOT_FOUND).
 	Phrase string

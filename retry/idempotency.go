@@ -1,10 +1,6 @@
 package retry
 
-import (
-	"strconv"
-
-	"github.com/faultline-go/faultline/errs"
-)
+import "strconv"
 
 // Idempotency says what running a call twice does: protobuf's MethodOptions
 // idempotency_level (NO_SIDE_EFFECTS, IDEMPOTENT, IDEMPOTENCY_UNKNOWN), plus the two levels
@@ -52,47 +48,4 @@ func (l Idempotency) String() string {
 		return idempotencyNames[l]
 	}
 	return "Idempotency(" + strconv.Itoa(int(l)) + ")"
-}
-
-// Origin says where a failed attempt's failure came from, as far as
-// the code making the attempt knows. The zero value, OriginUnknown, lets the loop judge from
-// the error alone: a failure that carries RetryInfo or a trusted transient reason was
-// declined by the server; any other may have reached the server.
-type Origin uint8
-
-const (
-	// OriginUnknown: judged from the error (see [Origin]).
-	OriginUnknown Origin = iota
-	// OriginNotSent: the request provably never left the client (a stream that failed before
-	// any message was sent). Retried by policy unless the method is NeverRetry.
-	OriginNotSent
-	// OriginLocal: the client produced the failure and will produce it again (a message over
-	// the client's size limits, a codec or compression error). Never retried.
-	OriginLocal
-)
-
-// Failure is what the code making an attempt knows about its failure beyond the error, for
-// [Tracker.Failed]. The zero Failure says nothing: idempotency unknown, origin judged from
-// the error, no interruption.
-type Failure struct {
-	// Method names the call in the hooks' events: a full gRPC method name, or "".
-	Method string
-
-	Idempotency Idempotency
-	Origin      Origin
-
-	// Classified, when set, is the classified form of the error, read for its kind, code,
-	// hint and reason when the error itself holds no *errs.Error (a retry-only interceptor
-	// decides by the classification of the real call but returns the raw error).
-	Classified *errs.Error
-
-	// Resume marks a failure after which the call continues where it stopped rather than
-	// starting over (a server stream resumed from its cursor); the RetryEvent says so.
-	Resume bool
-
-	// Interrupt, when set, is called before a wait between attempts. The wait ends early
-	// when the returned channel closes (for example when the connection is closed), and the
-	// call stops with [StopCancelled] and the last error; release is called when the wait is
-	// over either way.
-	Interrupt func() (done <-chan struct{}, release func())
 }

@@ -1,0 +1,130 @@
+package retry
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// AdaptiveThrottle is client-side throttling as Google's SRE book describes it ("Handling
+// Overload"): while the server rejects attempts for overload, the client sheds attempts
+// itself, first attempts included, so that a fleet whose traffic exceeds a degraded
+// server's capacity backs off as a whole instead of spending the server's capacity on
+// rejections. Each attempt is shed with probability
+//
+//	max(0, (requests - K*accepts) / (requests + 1))
+//
+// over a short sliding window, where requests are the attempts the client wanted to make
+// (shed ones included) and accepts those the server did not reject for overload. Only a
+// RESOURCE_EXHAUSTED or UNAVAILABLE that the server itself sent counts as a rejection: a
+// failure the client produced, an attempt that never reached the server, a NOT_FOUND or a
+// validation error are not evidence of overload. The short window makes it recover quickly
+// once the server accepts again (within the window, 1 s by default).
+//
+// A call whose first attempt is shed fails with an error matching [ErrThrottled], never
+// retried by any faultline loop; a retry that is shed ends its call with the last
+// attempt's error and stop reason [StopThrottled]. Both reach the hooks.
+//
+// Build one with [NewAdaptiveThrottle] and give it to a [Retrier] with [WithThrottle]; it
+// is safe for concurrent use, and on the success path it costs two clock reads and a few
+// atomic operations, no allocation. Throttling is off unless a throttle is given.
+type AdaptiveThrottle struct {
+	k     float64
+	width time.Duration // of one bin
+	start time.Time
+	bins  [throttleBins]throttleBin
+}
+
+const throttleBins = 10
+
+type throttleBin struct {
+	slice    atomic.Int64 // the time slice the counts belong to, plus one; 0 for none yet
+	requests atomic.Int64
+	accepts  atomic.Int64
+}
+
+// ErrThrottled is matched (errors.Is) by the error of a call whose first attempt an
+// [AdaptiveThrottle] shed: nothing was sent. Its gRPC status is UNAVAILABLE.
+var ErrThrottled = errors.New("retry: shed by client-side throttling")
+
+// NewAdaptiveThrottle returns a throttle with multiplier k (the SRE book's K: the client
+// sends up to k times as many attempts as the server accepts) over a sliding window.
+// Errors: k not in [1, 100] or NaN, window not in [100ms, 1h].
+func NewAdaptiveThrottle(k float64, window time.Duration) (*AdaptiveThrottle, error) {
+	switch {
+	case !(k >= 1 && k <= 100):
+		return nil, fmt.Errorf("retry: throttle multiplier is %v, want in [1, 100]", k)
+	case window < 100*time.Millisecond || window > time.Hour:
+		return nil, fmt.Errorf("retry: throttle window is %v, want in [100ms, 1h]", window)
+	}
+	return &AdaptiveThrottle{k: k, width: window / throttleBins, start: time.Now()}, nil
+}
+
+// DefaultThrottle returns a new [AdaptiveThrottle] with K = 2 over a 1 s window.
+func DefaultThrottle() *AdaptiveThrottle {
+	t, err := NewAdaptiveThrottle(2, time.Second)
+	if err != nil {
+		panic(err) // constants
+	}
+	return t
+}
+
+// bin returns the bin of the current time slice, cleared if it held an older slice's
+// counts. Counts of a slice that races with the clearing may be lost: the throttle is a
+// statistic, not a ledger.
+func (t *AdaptiveThrottle) bin() *throttleBin {
+	s := int64(time.Since(t.start)/t.width) + 1
+	b := &t.bins[s%throttleBins]
+	if old := b.slice.Load(); old != s && old < s && b.slice.CompareAndSwap(old, s) {
+		b.requests.Store(0)
+		b.accepts.Store(0)
+	}
+	return b
+}
+
+// admit counts a request and reports whether it may be sent.
+func (t *AdaptiveThrottle) admit() bool {
+	b := t.bin()
+	b.requests.Add(1)
+	cur := b.slice.Load()
+	var req, acc int64
+	for i := range t.bins {
+		o := &t.bins[i]
+		if s := o.slice.Load(); s > cur-throttleBins && s <= cur {
+			req += o.requests.Load()
+			acc += o.accepts.Load()
+		}
+	}
+	p := (float64(req) - t.k*float64(acc)) / float64(req+1)
+	return p <= 0 || rand.Float64() >= p
+}
+
+// record reports how an admitted attempt ended: sent and accepted, sent and rejected for
+// overload, or never sent (its request is taken back: it is not evidence either way).
+func (t *AdaptiveThrottle) record(sent, rejected bool) {
+	b := t.bin()
+	switch {
+	case !sent:
+		b.requests.Add(-1)
+	case !rejected:
+		b.accepts.Add(1)
+	}
+}
+
+// throttled is the error of an attempt the throttle shed.
+type throttled struct{}
+
+var throttledStatus = status.New(codes.Unavailable, "shed by client-side throttling: the server rejected most recent attempts for overload")
+
+func (throttled) Error() string              { return throttledStatus.Message() }
+func (throttled) GRPCStatus() *status.Status { return throttledStatus }
+func (throttled) Is(target error) bool       { return target == ErrThrottled }
+
+// Local marks the error as the client's own doing for classification: its kind is the
+// family's base kind, never a transient one.
+func (throttled) Local() bool { return true }
