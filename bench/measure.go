@@ -1,13 +1,22 @@
 package bench
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
 
-// Figures is what the virtual-time scenarios measured, one slice per scenario.
+// Figures is what the virtual-time scenarios measured, one slice per scenario, as
+// [MeasureForCompare] writes them for [Run].
 type Figures struct {
 	Short   bool             `json:"short"`
 	Fleet   []FleetFigures   `json:"fleet,omitempty"`
@@ -81,6 +90,115 @@ func Measure(t *testing.T, scenario string, short bool, logf func(format string,
 		return figs, fmt.Errorf("bench: the %s scenario's harness failed (see the test's log)", scenario)
 	}
 	return figs, nil
+}
+
+// The environment through which [Run] asks a child `go test` for figures (see
+// [MeasureForCompare]).
+const (
+	envFiguresFile = "FAULTLINE_BENCH_FIGURES"  // where to write them, as JSON
+	envScenario    = "FAULTLINE_BENCH_SCENARIO" // which scenario
+	envShort       = "FAULTLINE_BENCH_SHORT"    // "1" for short mode
+)
+
+// figuresTest is the test of this module that calls [MeasureForCompare].
+const figuresTest = "TestVirtualFigures"
+
+// MeasureForCompare is the child's side of [Run]'s virtual-time scenarios: called from a
+// test, it measures the scenario that the environment names and writes its [Figures] as
+// JSON to the file the environment names. When the environment names no file (an
+// ordinary `go test`), it skips t.
+func MeasureForCompare(t *testing.T) {
+	path := os.Getenv(envFiguresFile)
+	if path == "" {
+		t.Skipf("writes the figures of a virtual-time scenario for go run ./bench/cmd/compare; set by compare, not by hand ($%s is empty)", envFiguresFile)
+	}
+	figs, err := Measure(t, os.Getenv(envScenario), os.Getenv(envShort) == "1", t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(figs)
+	if err != nil {
+		t.Fatalf("encoding the figures: %v", err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatalf("writing the figures: %v", err)
+	}
+}
+
+// measureInChild runs a virtual-time scenario in a child `go test` of this module's
+// tests (see the package doc for why) and returns its figures. The child's output goes
+// to progress.
+func measureInChild(ctx context.Context, scenario string, short bool, progress io.Writer) (Figures, error) {
+	var figs Figures
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		return figs, fmt.Errorf("the virtual-time scenarios run under go test, and no go command is on PATH: %w", err)
+	}
+	dir, err := moduleDir(ctx, goCmd)
+	if err != nil {
+		return figs, err
+	}
+	f, err := os.CreateTemp("", "faultline-figures-*.json")
+	if err != nil {
+		return figs, err
+	}
+	path := f.Name()
+	_ = f.Close()
+	defer os.Remove(path)
+
+	// -count=1: never a cached result, which would write no figures. No -race: the
+	// figures are virtual times and counts, the same with or without it.
+	cmd := exec.CommandContext(ctx, goCmd, "test", "-count=1", "-run", "^"+figuresTest+"$", "-timeout", "2h", "-v", ".")
+	cmd.Dir = dir
+	shortFlag := "0"
+	if short {
+		shortFlag = "1"
+	}
+	cmd.Env = append(os.Environ(), envFiguresFile+"="+path, envScenario+"="+scenario, envShort+"="+shortFlag)
+	var out bytes.Buffer
+	w := io.MultiWriter(progress, &out)
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Run(); err != nil {
+		return figs, fmt.Errorf("go test -run %s in %s: %w\n%s", figuresTest, dir, err, lastLines(out.String(), 40))
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return figs, err
+	}
+	if len(b) == 0 {
+		return figs, fmt.Errorf("go test -run %s wrote no figures\n%s", figuresTest, lastLines(out.String(), 40))
+	}
+	if err := json.Unmarshal(b, &figs); err != nil {
+		return figs, fmt.Errorf("reading the figures: %w", err)
+	}
+	return figs, nil
+}
+
+// benchPackage is this package's import path.
+const benchPackage = "github.com/faultline-go/faultline/bench"
+
+// moduleDir returns the directory of this module's source, as the go command finds it
+// from the working directory (the repository, through its go.work).
+func moduleDir(ctx context.Context, goCmd string) (string, error) {
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, goCmd, "list", "-f", "{{.Dir}}", benchPackage)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("finding %s (run compare from inside the faultline repository): %w: %s",
+			benchPackage, err, strings.TrimSpace(stderr.String()))
+	}
+	dir := strings.TrimSpace(string(out))
+	if dir == "" {
+		return "", errors.New("go list printed no directory for " + benchPackage)
+	}
+	return dir, nil
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // A Check is one target of overload.md applied to one run's figures.

@@ -1,14 +1,23 @@
 package bench_test
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/faultline-go/faultline/bench"
 )
+
+// TestVirtualFigures is how go run ./bench/cmd/compare runs the virtual-time scenarios (see
+// the package doc): in a child go test whose environment names the scenario and the file
+// to write the figures to. In an ordinary go test it skips.
+func TestVirtualFigures(t *testing.T) { bench.MeasureForCompare(t) }
 
 // targetsEnv turns on the tests of overload.md's targets.
 const targetsEnv = "FAULTLINE_OVERLOAD_TARGETS"
@@ -41,11 +50,39 @@ func measure(t *testing.T, scenario string) bench.Figures {
 	return figs
 }
 
+// render writes figs through bench.Run, in short mode, as compare does, and returns the
+// report.
+func render(t *testing.T, scenario string, figs bench.Figures) string {
+	t.Helper()
+	var out bytes.Buffer
+	cfg := bench.Config{Short: true, Scenarios: []string{scenario},
+		Measure: func(_ context.Context, name string, short bool) (bench.Figures, error) {
+			if name != scenario || !short {
+				t.Errorf("Run asked Measure for (%s, short %v), want (%s, short true)", name, short, scenario)
+			}
+			return figs, nil
+		}}
+	if err := bench.Run(context.Background(), &out, cfg); err != nil {
+		t.Fatalf("Run(short, %s) = %v; report so far:\n%s", scenario, err, out.String())
+	}
+	return out.String()
+}
+
+// mustContain fails t for each of want that report lacks.
+func mustContain(t *testing.T, report string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(report, w) {
+			t.Errorf("report lacks %q; report:\n%s", w, report)
+		}
+	}
+}
+
 // TestFleetHarness checks the fleet scenario's harness on its short configuration (10
 // clients, 5x, phases of 1 s), for every contender: the client that never retries makes
 // exactly one attempt per call and gets about the capacity the model leaves it; the
-// faultline client without a budget retries; and no arrival is dropped for lack of
-// room.
+// faultline client without a budget retries; no arrival is dropped for lack of room;
+// and the report shows every contender.
 func TestFleetHarness(t *testing.T) {
 	figs := measure(t, bench.ScenarioFleet)
 	if got, want := len(figs.Fleet), len(bench.Contenders()); got != want {
@@ -78,6 +115,12 @@ func TestFleetHarness(t *testing.T) {
 			t.Errorf("%s: %.2f attempts/call before the overload, want 1 (the server had room for every call)", f.Contender, f.BaseAttempts)
 		}
 	}
+	report := render(t, bench.ScenarioFleet, figs)
+	mustContain(t, report, "## 7. Fleet under overload (virtual time)", "### 5x capacity (500 calls/s) for 1s",
+		"Goal (not checked in -short mode)")
+	for _, c := range bench.Contenders() {
+		mustContain(t, report, "| "+c.Name+" | 10 |")
+	}
 }
 
 // TestRestartHarness checks the restart scenario's harness with the client that never
@@ -85,12 +128,13 @@ func TestFleetHarness(t *testing.T) {
 // seconds under -race): every poller makes its 79 polls and 1 cleanup; the client that
 // never retries sees the restart (polls fail while the server is away and while grpc-go
 // waits to redial, and the cleanups, made when the server is back, find the connection
-// still down).
+// still down); and the report shows both.
 func TestRestartHarness(t *testing.T) {
 	var figs bench.Figures
 	for _, k := range []bench.Kind{bench.KindNoRetry, bench.KindDefault} {
 		figs.Restart = append(figs.Restart, bench.Restart(t, contender(t, k)))
 	}
+	figs.Short = true
 	for _, f := range figs.Restart {
 		if f.Polls != 7900 || f.Cleanups != 100 {
 			t.Errorf("%s: %d polls and %d cleanups, want 7900 (79 ticks of 100 pollers) and 100", f.Contender, f.Polls, f.Cleanups)
@@ -106,12 +150,18 @@ func TestRestartHarness(t *testing.T) {
 			t.Errorf("no retries: no cleanup failed; want the cleanups made at t = 2.5 s to find the connection down")
 		}
 	}
+	report := render(t, bench.ScenarioRestart, figs)
+	mustContain(t, report, "## 8. Server restart (virtual time)", "Goal (not checked in -short mode)")
+	for _, f := range figs.Restart {
+		mustContain(t, report, "| "+f.Contender+" | 7900 |")
+	}
 }
 
 // TestTailsHarness checks the tails scenario's harness, for every contender: the resets
 // happen and close the connection; a stream that is never resumed ends at the first
 // reset with the lines it had, each once; a client that resumes without a budget
-// completes every stream with every line once, so the accounting can show success.
+// completes every stream with every line once, so the accounting can show success; and
+// the report shows every contender.
 func TestTailsHarness(t *testing.T) {
 	figs := measure(t, bench.ScenarioTails)
 	if got, want := len(figs.Tails), len(bench.Contenders()); got != want {
@@ -137,6 +187,33 @@ func TestTailsHarness(t *testing.T) {
 					f.Complete, f.Streams, f.Resumes, f.Streams*f.Resets)
 			}
 		}
+	}
+	report := render(t, bench.ScenarioTails, figs)
+	mustContain(t, report, "## 9. Log tails resumed across resets (virtual time)", "Goal (not checked in -short mode)")
+	for _, c := range bench.Contenders() {
+		mustContain(t, report, "| "+c.Name+" | ")
+	}
+}
+
+// TestMeasureForCompare runs the child's side of compare in this process: with the
+// environment compare sets, it writes the figures of the scenario named as JSON.
+func TestMeasureForCompare(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "figures.json")
+	t.Setenv("FAULTLINE_BENCH_FIGURES", path)
+	t.Setenv("FAULTLINE_BENCH_SCENARIO", bench.ScenarioTails)
+	t.Setenv("FAULTLINE_BENCH_SHORT", "1")
+	bench.MeasureForCompare(t)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var figs bench.Figures
+	if err := json.Unmarshal(b, &figs); err != nil {
+		t.Fatalf("figures file: %v\n%s", err, b)
+	}
+	if !figs.Short || len(figs.Tails) != len(bench.Contenders()) || len(figs.Fleet)+len(figs.Restart) != 0 {
+		t.Errorf("figures = short %v, %d fleet, %d restart, %d tails runs; want short, only tails, one per contender",
+			figs.Short, len(figs.Fleet), len(figs.Restart), len(figs.Tails))
 	}
 }
 
