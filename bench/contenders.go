@@ -42,7 +42,7 @@ func Contenders() []Contender {
 	return []Contender{
 		faultlineDefault,
 		// Issue 15: faultline with adaptive throttling (KindThrottled) joins here, one line,
-		// once the library has it. Its targets (fleetTargets) already apply to it.
+		// once the library has it; FleetChecks already holds its targets.
 		faultlineNoBudget,
 		grpcRetryThrottling,
 		noRetry,

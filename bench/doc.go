@@ -60,9 +60,14 @@
 // clock, so that their figures (attempts, goodput, recovery times, failed calls) are the
 // same at any machine load; they get a verdict whatever the load. [Fleet], [Restart] and
 // [Tails] run one contender ([Contenders]) once and return its figures; this module's
-// tests call them to check the harness and (with FAULTLINE_OVERLOAD_TARGETS=1) to
-// assert overload.md's targets ([FleetChecks], [RestartChecks], [TailsChecks]), and the
-// report calls them for its sections.
+// tests call them to check the harness, and to assert overload.md's targets
+// ([FleetChecks], [RestartChecks], [TailsChecks]), which today's library misses, so those
+// tests are off unless asked for:
+//
+//	FAULTLINE_OVERLOAD_TARGETS=1 go test -run Targets ./bench/     # fleet: N = 100 at 5x, 10x
+//	FAULTLINE_OVERLOAD_TARGETS=1 FAULTLINE_OVERLOAD_FULL=1 go test -run Targets ./bench/
+//
+// The report calls them for its sections, with the full fleet matrix.
 //
 // A bubble needs a *testing.T: synctest.Test takes one, and only the testing framework
 // makes them (testing.Main and MainStart are the go command's, not an API for other

@@ -217,7 +217,7 @@ func fleetFigures(c Contender, cfg FleetConfig, calls []fleetCall, attempts []in
 	f := FleetFigures{Contender: c.Name, Kind: c.Kind, Clients: cfg.Clients, Factor: cfg.Factor, Failures: map[string]int{}}
 	from, to := cfg.Before, cfg.Before+cfg.Overload
 	var baseCalls, baseAttempts int
-	slices := make([]struct{ calls, ok int }, int(math.Ceil(float64(cfg.After)/float64(fleetSlice))))
+	after := make([]struct{ calls, ok int }, int(math.Ceil(float64(cfg.After)/float64(fleetSlice))))
 	for id, call := range calls {
 		if !call.sent {
 			f.NotSent++
@@ -236,7 +236,7 @@ func fleetFigures(c Contender, cfg FleetConfig, calls []fleetCall, attempts []in
 				f.Failures[errLabel(call.err)]++
 			}
 		default:
-			s := &slices[min(int((call.start-to)/fleetSlice), len(slices)-1)]
+			s := &after[min(int((call.start-to)/fleetSlice), len(after)-1)]
 			s.calls++
 			if call.err == nil {
 				s.ok++
@@ -250,10 +250,10 @@ func fleetFigures(c Contender, cfg FleetConfig, calls []fleetCall, attempts []in
 	f.BaseAttempts = float64(baseAttempts) / float64(max(baseCalls, 1))
 	// Recovery: the end of the last slice below the mark, from the end of the overload.
 	f.Recovered = true
-	for i, s := range slices {
+	for i, s := range after {
 		if float64(s.ok) < fleetRecovered*float64(s.calls) {
 			f.Recovery = time.Duration(i+1) * fleetSlice
-			f.Recovered = i < len(slices)-1
+			f.Recovered = i < len(after)-1
 		}
 	}
 	return f

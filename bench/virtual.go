@@ -38,7 +38,7 @@ func errLabel(err error) string {
 		return code.String() + ": " + re.StopReason().String()
 	}
 	msg := status.Convert(err).Message()
-	if i := strings.IndexAny(msg, "\n"); i >= 0 {
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
 		msg = msg[:i]
 	}
 	if len(msg) > 100 {
