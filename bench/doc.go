@@ -7,9 +7,10 @@
 // Run every scenario in full mode (a few minutes on a 2-core machine) from the repository
 // root, or some of them, or the quick variant CI uses:
 //
-//	go run ./bench/cmd/compare                    # all scenarios, full mode
-//	go run ./bench/cmd/compare retryinfo deadline # two scenarios
-//	go run ./bench/cmd/compare -short             # seconds, no goals checked
+//	go run ./bench/cmd/compare                     # all scenarios, full mode
+//	go run ./bench/cmd/compare retryinfo deadline  # two scenarios
+//	go run ./bench/cmd/compare fleet restart tails # the virtual-time scenarios
+//	go run ./bench/cmd/compare -short              # seconds, no goals checked
 //
 // # Peers
 //
@@ -28,8 +29,12 @@
 // per call against a plain client), error-detail decoding, RetryInfo fidelity (the gap
 // the server sees between attempts), deadline honesty (a hint longer than the caller's
 // deadline), overload amplification (attempts per call against a rate-limited server)
-// and outage recovery (time from recovery to the first success). Every server listens on
-// bufconn or 127.0.0.1, and every loop is bounded in count and time.
+// and outage recovery (time from recovery to the first success) run on the real clock.
+// Three more run in virtual time and measure overload.md's targets (issue 15): a fleet of
+// N clients overloading one server of fixed capacity ([Fleet]), 100 pollers across a
+// server restart ([Restart]), and 50 log tails resumed across connection resets
+// ([Tails]). Every server listens on bufconn or 127.0.0.1, and every loop is bounded in
+// count and time.
 //
 // # Method
 //
@@ -42,7 +47,42 @@
 // both include the in-process server, which is the same for every contender, so
 // differences between rows are the client side's.
 //
-// The harness uses the real clock: these are measurements, not tests. [Run] in short
-// mode is exercised by this module's tests so that the harness keeps building and
-// running.
+// Wall-clock figures depend on what else the machine runs. When the 1-minute load
+// average is above the number of CPUs at the start or at the end of a wall-clock
+// scenario, its goal line withholds the verdict ("met" or "missed") and says why. [Run]
+// in short mode is exercised by this module's tests so that the harness keeps building
+// and running.
+//
+// # Virtual time
+//
+// The fleet, restart and tails scenarios run inside a testing/synctest bubble: real
+// interceptors, a real gRPC server on bufconn, the real generated protos, and a virtual
+// clock, so that their figures (attempts, goodput, recovery times, failed calls) are the
+// same at any machine load; they get a verdict whatever the load. [Fleet], [Restart] and
+// [Tails] run one contender ([Contenders]) once and return its figures; this module's
+// tests call them to check the harness, and to assert overload.md's targets
+// ([FleetChecks], [RestartChecks], [TailsChecks]), which today's library misses, so those
+// tests are off unless asked for:
+//
+//	FAULTLINE_OVERLOAD_TARGETS=1 go test -run Targets ./bench/     # fleet: N = 100 at 5x, 10x
+//	FAULTLINE_OVERLOAD_TARGETS=1 FAULTLINE_OVERLOAD_FULL=1 go test -run Targets ./bench/
+//
+// The report calls them for its sections, with the full fleet matrix.
+//
+// A bubble needs a *testing.T: synctest.Test takes one, and only the testing framework
+// makes them (testing.Main and MainStart are the go command's, not an API for other
+// programs). So compare does not run bubbles itself: for a virtual-time scenario it runs
+// this module's test TestVirtualFigures in a child process,
+//
+//	go test -count=1 -run '^TestVirtualFigures$' -v .
+//
+// in this module's directory (found with `go list`, so compare runs from anywhere in the
+// repository), with the scenario, the mode and the path of a temporary file in its
+// environment; the test ([MeasureForCompare]) measures and writes the [Figures] to the
+// file as JSON, and compare renders them. This needs nothing that `go run
+// ./bench/cmd/compare` did not: the same go command and this module's own dependencies
+// (goleak is already in go.sum), so it works on a fresh machine. -count=1 keeps a cached
+// test result, which would write no file, from being used; the child runs without -race,
+// which would change no figure, only the time. The child's test log is compare's
+// progress output. [Config].Measure replaces the child, for tests.
 package bench

@@ -274,13 +274,6 @@ func timeBatch(op func() error, n int) (nsPerOp, allocsPerOp float64, err error)
 	return float64(elapsed) / float64(n), float64(after.Mallocs-before.Mallocs) / float64(n), nil
 }
 
-func metOrMissed(ok bool) string {
-	if ok {
-		return "met"
-	}
-	return "missed"
-}
-
 func joinSemi(parts []string) string {
 	if len(parts) == 0 {
 		return ""
