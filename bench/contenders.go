@@ -4,6 +4,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/faultline-go/faultline/interceptor"
+	"github.com/faultline-go/faultline/retry"
 )
 
 // Kind says which client setup a [Contender] is, so that tests and reports can find the
@@ -14,9 +15,7 @@ type Kind uint8
 const (
 	// KindDefault is faultline as installed by interceptor.DialOptions().
 	KindDefault Kind = iota + 1
-	// KindThrottled is faultline with adaptive throttling on (overload.md rule 4). The
-	// library does not have it yet: no contender of this kind is in [Contenders] until it
-	// does (issue 15), but the targets for it are written and apply once one is.
+	// KindThrottled is faultline with adaptive throttling on (overload.md rule 4).
 	KindThrottled
 	// KindNoBudget is faultline with its retry budget turned off.
 	KindNoBudget
@@ -41,8 +40,7 @@ type Contender struct {
 func Contenders() []Contender {
 	return []Contender{
 		faultlineDefault,
-		// Issue 15: faultline with adaptive throttling (KindThrottled) joins here, one line,
-		// once the library has it; FleetChecks already holds its targets.
+		faultlineThrottled,
 		faultlineNoBudget,
 		grpcRetryThrottling,
 		noRetry,
@@ -54,6 +52,14 @@ var (
 		Name: "faultline", Kind: KindDefault,
 		Setup:   "interceptor.DialOptions(): default policy (5 attempts, 200ms..5s x2, jitter 0.2, RetryInfo honoured +0..10%), default budget (20% + 10/s over 10 s)",
 		Options: func() []grpc.DialOption { return interceptor.DialOptions() },
+	}
+	faultlineThrottled = Contender{
+		Name: "faultline, throttling", Kind: KindThrottled,
+		Setup: "interceptor.DialOptions(interceptor.WithThrottle(retry.DefaultThrottle())): the default budget, and " +
+			"adaptive client-side throttling with K = 2 over a 1 s window",
+		Options: func() []grpc.DialOption {
+			return interceptor.DialOptions(interceptor.WithThrottle(retry.DefaultThrottle()))
+		},
 	}
 	faultlineNoBudget = Contender{
 		Name: "faultline, no budget", Kind: KindNoBudget,

@@ -157,7 +157,7 @@ func (b *RatioBudget) Allow() bool {
 // floorSlack is how many more retryable failures than successes the recent attempts may
 // have while the floor stays open: a client that just started, or had a quiet spell, may
 // retry a few failures before the floor closes.
-const floorSlack = 3
+const floorSlack = 2
 
 // healthy reports whether the client is not failing: over the current and the previous
 // bucket, retryable failures outnumber successes by at most floorSlack.

@@ -169,7 +169,7 @@ func (t *tracker) Failed(ctx context.Context, err error, f engine.Facts) error {
 	if d.spend && r.budget != nil && !r.budget.Allow() {
 		return t.stopWith(ctx, err, StopBudget)
 	}
-	if r.throttle != nil && !r.throttle.admit() {
+	if r.throttle != nil && !r.throttle.admit(true) {
 		return t.stopWith(ctx, err, StopThrottled)
 	}
 	if r.hooks.OnRetry != nil {
@@ -434,7 +434,7 @@ func (r *Retrier) record(first bool, o Outcome) {
 // admit asks the throttle, if any, to let a first attempt go: nil, or the error of the
 // attempt it sheds.
 func (r *Retrier) admit() error {
-	if r.throttle != nil && !r.throttle.admit() {
+	if r.throttle != nil && !r.throttle.admit(false) {
 		return throttled{}
 	}
 	return nil

@@ -19,15 +19,17 @@ import (
 //
 //	max(0, (requests - K*accepts) / (requests + 1))
 //
-// over a short sliding window, where requests are the attempts the client wanted to make
-// (shed ones included) and accepts those the server did not reject for overload. Only a
+// over a short sliding window, where requests are the attempts the client made or shed
+// (those that never reached the server aside) and accepts those the server did not reject
+// for overload. Only a
 // RESOURCE_EXHAUSTED or UNAVAILABLE that the server itself sent counts as a rejection: a
 // failure the client produced, an attempt that never reached the server, a NOT_FOUND or a
 // validation error are not evidence of overload. The short window makes it recover quickly
 // once the server accepts again (within the window, 1 s by default).
 //
 // A call whose first attempt is shed fails with an error matching [ErrThrottled], never
-// retried by any faultline loop; a retry that is shed ends its call with the last
+// retried by any faultline loop. While the throttle sheds first attempts, it sheds every
+// retry (the least useful load on an overloaded server): the call ends with the last
 // attempt's error and stop reason [StopThrottled]. Both reach the hooks.
 //
 // Build one with [NewAdaptiveThrottle] and give it to a [Retrier] with [WithThrottle]; it
@@ -43,9 +45,10 @@ type AdaptiveThrottle struct {
 const throttleBins = 10
 
 type throttleBin struct {
-	slice    atomic.Int64 // the time slice the counts belong to, plus one; 0 for none yet
-	requests atomic.Int64
-	accepts  atomic.Int64
+	slice   atomic.Int64 // the time slice the counts belong to, plus one; 0 for none yet
+	accepts atomic.Int64 // attempts the server did not reject for overload
+	rejects atomic.Int64 // attempts the server rejected for overload
+	shed    atomic.Int64 // attempts the throttle shed
 }
 
 // ErrThrottled is matched (errors.Is) by the error of a call whose first attempt an
@@ -81,38 +84,50 @@ func (t *AdaptiveThrottle) bin() *throttleBin {
 	s := int64(time.Since(t.start)/t.width) + 1
 	b := &t.bins[s%throttleBins]
 	if old := b.slice.Load(); old != s && old < s && b.slice.CompareAndSwap(old, s) {
-		b.requests.Store(0)
 		b.accepts.Store(0)
+		b.rejects.Store(0)
+		b.shed.Store(0)
 	}
 	return b
 }
 
-// admit counts a request and reports whether it may be sent.
-func (t *AdaptiveThrottle) admit() bool {
+// admit reports whether an attempt may be sent, from the requests of the window before it:
+// the attempts whose outcome is known (accepted, rejected for overload) and those shed. It
+// sheds only while the server rejected attempts in the window: shedding alone does not
+// keep it shedding once the server accepts again. A retry is shed whenever first attempts
+// may be: it is the least useful load on an overloaded server.
+func (t *AdaptiveThrottle) admit(retry bool) bool {
 	b := t.bin()
-	b.requests.Add(1)
 	cur := b.slice.Load()
-	var req, acc int64
+	var acc, rej, shed int64
 	for i := range t.bins {
 		o := &t.bins[i]
 		if s := o.slice.Load(); s > cur-throttleBins && s <= cur {
-			req += o.requests.Load()
 			acc += o.accepts.Load()
+			rej += o.rejects.Load()
+			shed += o.shed.Load()
 		}
 	}
-	p := (float64(req) - t.k*float64(acc)) / float64(req+1)
-	return p <= 0 || rand.Float64() >= p
+	if rej == 0 {
+		return true // the server rejected nothing lately: shedding alone does not go on
+	}
+	req := float64(acc + rej + shed)
+	if p := (req - t.k*float64(acc)) / (req + 1); p > 0 && (retry || rand.Float64() < p) {
+		b.shed.Add(1)
+		return false
+	}
+	return true
 }
 
 // record reports how an admitted attempt ended: sent and accepted, sent and rejected for
-// overload, or never sent (its request is taken back: it is not evidence either way).
+// overload, or never sent (not evidence either way: not a request).
 func (t *AdaptiveThrottle) record(sent, rejected bool) {
-	b := t.bin()
 	switch {
 	case !sent:
-		b.requests.Add(-1)
-	case !rejected:
-		b.accepts.Add(1)
+	case rejected:
+		t.bin().rejects.Add(1)
+	default:
+		t.bin().accepts.Add(1)
 	}
 }
 
