@@ -290,6 +290,7 @@ var reasonNames = [...]string{
 	retry.StopNoServerSignal: "no_server_signal",
 	retry.StopUnsafe:         "unsafe",
 	retry.StopLocalFailure:   "local_failure",
+	retry.StopNotResumable:   "not_resumable",
 }
 
 // stopReason returns the faultline.stop_reason attribute of c, "_OTHER" for a cause this

@@ -38,6 +38,11 @@ const (
 	// StopLocalFailure: the client produced the failure and would produce it again (a
 	// message over the client's size limits, a codec error).
 	StopLocalFailure
+	// StopNotResumable: a stream that failed after delivering messages, which the policy would
+	// otherwise have resumed, could not be: its request was nil, its resumer found no position
+	// to continue from, or returned no request of the method's type. The final error says
+	// which.
+	StopNotResumable
 )
 
 var causeNames = [...]string{
@@ -51,6 +56,7 @@ var causeNames = [...]string{
 	StopNoServerSignal: "no server signal",
 	StopUnsafe:         "not safe to repeat",
 	StopLocalFailure:   "local failure",
+	StopNotResumable:   "not resumable",
 }
 
 // String returns a short lower-case phrase ("attempts exhausted").

@@ -376,6 +376,8 @@ func (p *Policy) verdict(err error, e *errs.Error, f Failure, ownTimeout bool) S
 		return StopUnsafe
 	case f.Idempotency == NotIdempotent && !signal && f.Origin != OriginNotSent:
 		return StopUnsafe
+	case f.NotResumable:
+		return StopNotResumable
 	}
 	return 0
 }

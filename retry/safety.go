@@ -90,6 +90,11 @@ type Failure struct {
 	// starting over (a server stream resumed from its cursor); the RetryEvent says so.
 	Resume bool
 
+	// NotResumable marks the failure of a call that could only go on by continuing where it
+	// stopped, and cannot (a stream whose resumer found no position to continue from): when
+	// the policy would retry the failure, retrying stops with [StopNotResumable] instead.
+	NotResumable bool
+
 	// Interrupt, when set, is called before a wait between attempts. The wait ends early
 	// when the returned channel closes (for example when the connection is closed), and the
 	// call stops with [StopCancelled] and the last error; release is called when the wait is
