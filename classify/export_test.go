@@ -26,3 +26,13 @@ func KnownReasons() (picking, transient []string) {
 	slices.Sort(picking)
 	return picking, slices.Sorted(maps.Keys(transientReasons))
 }
+
+// LocalPrefixes returns the codes and message beginnings of the failures grpc-go makes on the
+// client, in order, for the test that keeps the package documentation's table of them in
+// agreement with the code.
+func LocalPrefixes() (codes []codes.Code, prefixes []string) {
+	for _, p := range localPrefixes {
+		codes, prefixes = append(codes, p.code), append(prefixes, p.prefix)
+	}
+	return codes, prefixes
+}

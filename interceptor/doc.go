@@ -36,7 +36,9 @@
 //   - A failure that may have reached the server (a bare UNAVAILABLE, our own per-attempt
 //     timeout) is retried only for methods that are idempotent or unknown; one the server
 //     declined (RetryInfo, a trusted transient reason) by policy; one grpc-go produced on the
-//     client and would produce again (a message over a size limit, a codec error) never.
+//     client and would produce again (a message over a size limit, a codec error, a server
+//     certificate the client rejects) never, and its kind is the family's base kind (see
+//     package classify).
 //   - RESOURCE_EXHAUSTED is retried only with RetryInfo or a trusted transient reason: a bare
 //     one is a quota (stop reason "no server signal").
 //   - A failure that is already the final error of another faultline retry loop (the

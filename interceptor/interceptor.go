@@ -286,10 +286,10 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 			return err
 		}
 		f := retry.Failure{Method: method, Idempotency: s.idempotency(method, key), Interrupt: closeWatch(cc)}
-		if localFailure(err) {
+		f.Classified = s.classify(ctx, cc, err, method, req, opts)
+		if localFailure(f.Classified) {
 			f.Origin = retry.OriginLocal
 		}
-		f.Classified = s.classify(ctx, cc, err, method, req, opts)
 		if classifyOut {
 			err = f.Classified
 		}

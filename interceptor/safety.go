@@ -7,15 +7,15 @@ import (
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
 
+	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/internal/seam"
 	"github.com/faultline-go/faultline/retry"
 )
 
@@ -207,47 +207,12 @@ func lookup[V any](m map[string]V, method string) (V, bool) {
 	return zero, false
 }
 
-// localPrefixes begin the messages of the failures grpc-go produces on the client and would
-// produce again for the same call (grpc-go rpc_util.go and stream.go): size limits, codec and
-// compression errors. Matched only on statuses without details, and only to keep a failure
-// from being retried, so a server that sends such a message loses nothing but a retry.
-var localPrefixes = [...]string{
-	"grpc: received message larger than max",
-	"grpc: message too large",
-	"trying to send message larger than max",
-	"grpc: message after decompression larger than max",
-	"grpc: received message after decompression larger than max",
-	"grpc: error while marshaling",
-	"grpc: error while compressing",
-	"grpc: failed to decompress",
-	"grpc: failed to read decompressed data",
-	"grpc: no decompressor available",
-	"grpc: failed to unmarshal the received message",
-	"grpc: Compressor is not installed",
-	"grpc: peer compressed the response with",
-	"no codec registered for content-subtype",
-	"SendMsg called after CloseSend",
-}
-
-// localFailure reports whether err is a deterministic local failure:
-// one grpc-go produced on the client, which the same call would produce again.
-func localFailure(err error) bool {
-	st, ok := status.FromError(err)
-	if !ok {
-		return false
-	}
-	switch st.Code() {
-	case codes.ResourceExhausted, codes.Internal:
-	default:
-		return false
-	}
-	msg := st.Message()
-	for _, p := range localPrefixes {
-		if strings.HasPrefix(msg, p) {
-			return len(st.Proto().GetDetails()) == 0
-		}
-	}
-	return false
+// localFailure reports whether the classified failure e is a deterministic local failure:
+// one grpc-go made on the client and would make again (a message over a size limit, a codec
+// error, a server certificate the client rejects), as its classifier found (package
+// classify records the fact). Such a failure is never retried.
+func localFailure(e *errs.Error) bool {
+	return e != nil && seam.FactsOf.(func(*errs.Error) seam.Facts)(e).Local
 }
 
 // withAttempt returns ctx with the attempt header set to n, replacing any value of the key

@@ -276,15 +276,15 @@ func (rs *retryStream) retry(err error, f retry.Failure, notSent bool, open func
 		if nested(err) { // another faultline loop down the chain gave up: never again
 			return nil, rs.end(rs.out(err))
 		}
+		f.Classified = rs.classified(err)
 		switch {
-		case localFailure(err):
+		case localFailure(f.Classified):
 			f.Origin = retry.OriginLocal
 		case notSent:
 			f.Origin = retry.OriginNotSent
 		default:
 			f.Origin = retry.OriginUnknown
 		}
-		f.Classified = rs.classified(err)
 		out := err
 		if rs.classifyOut {
 			out = f.Classified

@@ -36,7 +36,8 @@ const (
 	// and the failure may have reached the server, or the method is never repeated.
 	StopUnsafe
 	// StopLocalFailure: the client produced the failure and would produce it again (a
-	// message over the client's size limits, a codec error).
+	// message over the client's size limits, a codec error, a server certificate the client
+	// rejects).
 	StopLocalFailure
 	// StopNotResumable: a stream that failed after delivering messages, which the policy would
 	// otherwise have resumed, could not be: its request was nil, its resumer found no position

@@ -5,7 +5,8 @@
 package seam
 
 // Facts are what a classifier learned about a failure beyond the status: how the caller's
-// context stood and whether a trusted server reason declared the failure transient.
+// context stood, whether a trusted server reason declared the failure transient, and
+// whether the client itself made it.
 type Facts struct {
 	// ContextErr is the caller's context error (context.Canceled or
 	// context.DeadlineExceeded) when the context had ended as the failure came back.
@@ -13,6 +14,10 @@ type Facts struct {
 	// Transient is whether an ErrorInfo reason from a trusted domain is in the transient set
 	// (the server declined the work and says it may be retried).
 	Transient bool
+	// Local is whether grpc-go made the failure on the client and would make it again (a
+	// message over a size limit, a codec error, a server certificate the client rejects):
+	// a deterministic local failure, never retried.
+	Local bool
 	// Phrase, when set, says what happened in the error's message instead of the kind's own
 	// phrase ("file not found" for a trusted CWSANDBOX_FILE_NOT_FOUND).
 	Phrase string
