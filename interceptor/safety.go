@@ -84,7 +84,9 @@ const (
 
 // withKey returns the request to send on every attempt of a call of method: req itself,
 // or, when the method takes an idempotency key that req leaves empty and keys are on, a copy
-// of req with a fresh UUIDv4 in it (the caller's message is never modified).
+// of req with a fresh UUIDv4 in it (the caller's message is never modified). A nil request
+// (a nil pointer of the request type) goes out as grpc-go sends it, an empty message: no key
+// is set into it, so it has none.
 func (s *Set) withKey(method string, req any) (any, keyState) {
 	spec, ok := s.keys[method]
 	if !ok {
@@ -109,7 +111,7 @@ func (s *Set) withKey(method string, req any) (any, keyState) {
 	if m.Get(fd).String() != "" {
 		return req, keyPresent
 	}
-	if s.keysOff {
+	if s.keysOff || !m.IsValid() { // a nil message reads as empty but cannot be copied or set
 		return req, keyMissing
 	}
 	c := proto.Clone(pm)
