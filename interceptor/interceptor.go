@@ -46,7 +46,8 @@ const maxPerCall = 64
 
 // New validates opts and returns the interceptors they describe. Errors: an invalid policy
 // (matching retry.ErrInvalidPolicy), a method policy name not of the form "/pkg.Service/" or
-// "/pkg.Service/Method", an invalid attempt header key, a negative replay limit.
+// "/pkg.Service/Method", an invalid attempt header key, a negative replay limit, a resumer
+// that cannot work for its method's registered descriptor (see [WithResumer]).
 func New(opts ...Option) (*Set, error) {
 	cfg := config{policy: retry.DefaultPolicy(), header: DefaultAttemptHeader, replayLimit: DefaultReplayLimit}
 	for _, o := range opts {
@@ -92,6 +93,9 @@ func New(opts ...Option) (*Set, error) {
 		} else {
 			s.resumers[method] = r
 		}
+	}
+	if err := checkResumers(s.resumers); err != nil {
+		return nil, err
 	}
 	s.keys = maps.Clone(builtinKeys)
 	for method, field := range cfg.keys {
