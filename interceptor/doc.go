@@ -32,7 +32,8 @@
 //     request ([WithIdempotencyKey]; built in for the sandbox API's create calls, whose empty
 //     request_id is filled with a UUIDv4 once per call, on a copy of the request); the
 //     idempotency_level of the method's registered descriptor; the built-in table of the
-//     sandbox API (Exec and StreamExec are never retried); [WithDefaultIdempotency].
+//     sandbox API (Exec and StreamExec are never retried, unless [WithIdempotency] declares
+//     them retry.NotIdempotent: then a failure the server declined is); [WithDefaultIdempotency].
 //   - A failure that may have reached the server (a bare UNAVAILABLE, our own per-attempt
 //     timeout) is retried only for methods that are idempotent or unknown; one the server
 //     declined (RetryInfo, a trusted transient reason) by policy; one grpc-go produced on the
