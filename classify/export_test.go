@@ -5,12 +5,15 @@ import (
 	"slices"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/faultline-go/faultline/errs"
 )
 
-// Usable, Family and Kind expose steps of Classify to this package's tests.
+// Usable, LocalFailure, Family and Kind expose steps of Classify to this package's tests.
 var Usable = usable
+
+func LocalFailure(st *status.Status) bool { return localFailure(st) }
 
 func (c *Classifier) Family(method string) Family { return c.family(method) }
 
