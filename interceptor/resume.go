@@ -53,8 +53,9 @@ const streamLogs = sandboxService + "StreamLogs"
 // message for each). A caller that resets or reuses one message for every RecvMsg leaves no
 // cursor to resume from, and its stream ends with the error instead. Built in:
 // /coreweave.sandbox.v1.SandboxService/StreamLogs, by [ResumeStreamLogs]. New reports a
-// ResumeStreamLogs given for a method whose descriptor, registered in
-// protoregistry.GlobalFiles by generated code, lacks the fields it reads, naming the field.
+// ResumeStreamLogs given for a method (the built-in one included) whose descriptor,
+// registered in protoregistry.GlobalFiles by generated code, lacks the fields it reads,
+// naming the field.
 func WithResumer(method string, r Resumer) Option {
 	return optionFunc(func(cfg *config) {
 		if cfg.resumers == nil {
@@ -217,7 +218,8 @@ func checkResumer(method string, r Resumer) error {
 			_, ok = intField(msg, f.name)
 		}
 		if !ok {
-			return fmt.Errorf("interceptor: resumer for %s: ResumeStreamLogs needs %s field %s in %s", method, kind, f.name, msg.FullName())
+			return fmt.Errorf("interceptor: resumer for %s: ResumeStreamLogs needs %s field %s in %s (WithResumer(%q, nil) turns resuming it off)",
+				method, kind, f.name, msg.FullName(), method)
 		}
 	}
 	return nil
