@@ -149,7 +149,9 @@ func Classify(err error) *errs.Error { return defaultClassifier.Classify(err, Ca
 //   - nil for a nil err;
 //   - the *errs.Error inside err, unchanged, when err already holds one (errors.As);
 //   - for an error with a gRPC status (status.FromError), an error of the kind the rules
-//     choose, carrying the parsed details and the unmodified status, and unwrapping to err;
+//     choose, carrying the parsed details and the unmodified status, and unwrapping to err
+//     (a failure grpc-go made on the client and would make again, listed in the package
+//     documentation, takes the family's base kind whatever its code);
 //   - for any other error, the family's base kind with code Unknown, unwrapping to err.
 //
 // When call.ContextErr is set, errors.Is(result, call.ContextErr) holds.
@@ -170,6 +172,11 @@ func (c *Classifier) Classify(err error, call Call) *errs.Error {
 	}
 	info := Parse(st)
 	kind := c.kind(st.Code(), info, call)
+	if facts.Local = localFailure(st) || madeHere(err); facts.Local {
+		// grpc-go made the failure on the client and would make it again: whatever its
+		// code, it says nothing about the service, so no more than the family's base kind.
+		kind = baseKind(fam)
+	}
 	if errors.Is(kind, errs.ErrSandboxFile) && res.FilePath == "" {
 		res.FilePath = info.Metadata["filepath"]
 	}

@@ -139,6 +139,39 @@
 //	RESOURCE_EXHAUSTED                      CWSandboxError
 //	anything else                           CWSandboxError
 //
+// # Failures the client made
+//
+// The tables above are for failures a server reported. grpc-go also reports failures it made
+// itself on the client, which the same call would meet again: a message over the client's
+// send or receive limit, a codec or compression error, a server certificate the client's
+// TLS configuration rejects. They carry no details, and are known by their code and the
+// start of grpc-go's message (the table below; a status with details, a server's, is never
+// one of them, whatever its words; a TLS handshake that timed out or was reset is not
+// either: it may succeed next time). Whatever their code, they take the family's base kind,
+// never a kind that says the service failed: a reply over the receive limit is a
+// SandboxError with code RESOURCE_EXHAUSTED, not a SandboxResourceExhaustedError (the
+// sandbox ran out of nothing; the client refused the reply), and a rejected certificate a
+// SandboxError with code UNAVAILABLE. The classified error records the fact, and package
+// interceptor never retries such a failure (stop reason "local failure").
+//
+//	client failure code   message begins with
+//	RESOURCE_EXHAUSTED    grpc: received message larger than max
+//	RESOURCE_EXHAUSTED    grpc: message too large
+//	RESOURCE_EXHAUSTED    trying to send message larger than max
+//	RESOURCE_EXHAUSTED    grpc: message after decompression larger than max
+//	RESOURCE_EXHAUSTED    grpc: received message after decompression larger than max
+//	INTERNAL              grpc: error while marshaling
+//	INTERNAL              grpc: error while compressing
+//	INTERNAL              grpc: failed to decompress
+//	INTERNAL              grpc: failed to read decompressed data
+//	INTERNAL              grpc: no decompressor available
+//	INTERNAL              grpc: failed to unmarshal the received message
+//	INTERNAL              grpc: Compressor is not installed
+//	INTERNAL              grpc: peer compressed the response with
+//	INTERNAL              no codec registered for content-subtype
+//	INTERNAL              SendMsg called after CloseSend
+//	UNAVAILABLE           connection error: desc = "transport: authentication handshake failed: tls: failed to verify certificate:
+//
 // # Retries
 //
 // The kind reports what failed; package retry decides what to repeat. A trusted reason in

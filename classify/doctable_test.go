@@ -173,6 +173,14 @@ type docTables struct {
 	reasons   []reasonRow
 	codes     map[classify.Family]codeTable
 	transient []string
+	local     []localRow
+}
+
+// localRow is a row of the table of failures the client made: a code and the start of
+// grpc-go's message.
+type localRow struct {
+	code   codes.Code
+	prefix string
 }
 
 // reasonName is the spelling of a reason.
@@ -214,6 +222,18 @@ func readDocTables(t *testing.T) docTables {
 				t.Fatal("doc.go has two reason tables")
 			}
 			tabs.reasons = readReasonTable(t, header, block[1:], kindOf)
+		case header[0] == "client failure code":
+			if tabs.local != nil {
+				t.Fatal("doc.go has two tables of client failures")
+			}
+			for _, line := range block[1:] {
+				cs := cells(line)
+				code, ok := codeNames[cs[0]]
+				if len(cs) != 2 || !ok {
+					t.Fatalf("client failure table: row %q: want a code and a message", line)
+				}
+				tabs.local = append(tabs.local, localRow{code, cs[1]})
+			}
 		case header[0] == "code":
 			fam, tab := readCodeTable(t, header, block[1:], kindOf)
 			if _, dup := tabs.codes[fam]; dup {
@@ -234,6 +254,8 @@ func readDocTables(t *testing.T) docTables {
 		t.Fatalf("doc.go has code tables for %d families, want %d", len(tabs.codes), len(docFamilies))
 	case transientBlocks != 1:
 		t.Fatalf("doc.go has %d lists of transient reasons, want 1", transientBlocks)
+	case len(tabs.local) == 0:
+		t.Fatal("doc.go has no table of client failures")
 	}
 	return tabs
 }
@@ -509,6 +531,50 @@ func TestDocTransientReasons(t *testing.T) {
 						reason, domain, stop.StopReason(), want)
 				}
 			})
+		}
+	}
+}
+
+// baseKinds are the families' base kinds.
+var baseKinds = map[classify.Family]errs.Kind{
+	classify.FamilySandbox:   errs.ErrSandbox,
+	classify.FamilyDiscovery: errs.ErrDiscovery,
+	classify.FamilyGeneric:   errs.ErrCWSandbox,
+}
+
+// TestDocClientFailures checks the table of failures the client made: it lists what the code
+// recognises, in order; each, without details, takes the family's base kind on every family;
+// with a detail (a server's status in grpc-go's words) the code table decides.
+func TestDocClientFailures(t *testing.T) {
+	tabs := readDocTables(t)
+	wantCodes, wantPrefixes := classify.LocalPrefixes()
+	var gotCodes []codes.Code
+	var gotPrefixes []string
+	for _, r := range tabs.local {
+		gotCodes, gotPrefixes = append(gotCodes, r.code), append(gotPrefixes, r.prefix)
+	}
+	for i := range wantPrefixes {
+		wantPrefixes[i] = strings.TrimSpace(wantPrefixes[i])
+	}
+	if !slices.Equal(gotCodes, wantCodes) || !slices.Equal(gotPrefixes, wantPrefixes) {
+		t.Errorf("client failures of the doc = %v %q, want those of the code %v %q", gotCodes, gotPrefixes, wantCodes, wantPrefixes)
+	}
+	c := classify.New()
+	for _, r := range tabs.local {
+		for _, df := range docFamilies {
+			call := classify.Call{Method: df.method}
+			msg := r.prefix + " x509: example"
+			if got := c.Classify(faultlinetest.Error(r.code, msg), call).Kind(); got != baseKinds[df.family] {
+				t.Errorf("Classify(%v %q) on %s = %v, want %v", r.code, msg, df.method, got, baseKinds[df.family])
+			}
+			want, err := tabs.codes[df.family].kind(docCase{code: r.code})
+			if err != nil {
+				t.Fatalf("doc table: %v", err)
+			}
+			withDetail := faultlinetest.Error(r.code, msg, &errdetails.ErrorInfo{Domain: "example.com", Reason: "SOMETHING"})
+			if got := c.Classify(withDetail, call).Kind(); got != want {
+				t.Errorf("Classify(%v %q, with an ErrorInfo) on %s = %v, want %v (the code table)", r.code, msg, df.method, got, want)
+			}
 		}
 	}
 }

@@ -5,12 +5,15 @@ import (
 	"slices"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/faultline-go/faultline/errs"
 )
 
-// Usable, Family and Kind expose steps of Classify to this package's tests.
+// Usable, LocalFailure, Family and Kind expose steps of Classify to this package's tests.
 var Usable = usable
+
+func LocalFailure(st *status.Status) bool { return localFailure(st) }
 
 func (c *Classifier) Family(method string) Family { return c.family(method) }
 
@@ -25,4 +28,14 @@ func KnownReasons() (picking, transient []string) {
 	picking = append(slices.Collect(maps.Keys(sandboxReasons)), reasonRunnerNotFound)
 	slices.Sort(picking)
 	return picking, slices.Sorted(maps.Keys(transientReasons))
+}
+
+// LocalPrefixes returns the codes and message beginnings of the failures grpc-go makes on the
+// client, in order, for the test that keeps the package documentation's table of them in
+// agreement with the code.
+func LocalPrefixes() (codes []codes.Code, prefixes []string) {
+	for _, p := range localPrefixes {
+		codes, prefixes = append(codes, p.code), append(prefixes, p.prefix)
+	}
+	return codes, prefixes
 }

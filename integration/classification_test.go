@@ -473,7 +473,7 @@ func TestClassificationEndToEnd(t *testing.T) {
 			if row.st != nil {
 				srv.FailNext(row.rpc.method, 1, row.st)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), hangBound)
 			defer cancel()
 			err := row.rpc.invoke(ctx, c)
 			if n := srv.Calls(row.rpc.method); n != 1 {
@@ -578,7 +578,7 @@ func TestClassificationConfiguredFamily(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv.Reset()
 			srv.FailNext(mRunner, 1, tt.st)
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), hangBound)
 			defer cancel()
 			err := getRunner("r-1").invoke(ctx, c)
 			checkClassified(t, err, tt.st, tt.want)

@@ -73,18 +73,19 @@ type hostileCase struct {
 	dialOpts []grpc.DialOption
 	timeout  time.Duration // the caller's deadline; 0: hostileTimeout
 
-	calls     int        // calls the server must receive
-	ok        bool       // the call must succeed
-	code      codes.Code // status.Code of the error
-	kind      errs.Kind
-	msg       []string // substrings of Error()
-	reason    string
-	domain    string
-	delay     time.Duration
-	hasDelay  bool
-	fromHint  bool // whether the retries waited on a server hint
-	attempts  int  // attempts the error reports, when not calls
-	checkMore func(t *testing.T, e *errs.Error)
+	calls        int        // calls the server must receive
+	callsAtLeast bool       // calls is a lower bound
+	ok           bool       // the call must succeed
+	code         codes.Code // status.Code of the error
+	kind         errs.Kind
+	msg          []string // substrings of Error()
+	reason       string
+	domain       string
+	delay        time.Duration
+	hasDelay     bool
+	fromHint     bool // whether the retries waited on a server hint
+	attempts     int  // attempts the error reports, when not calls
+	checkMore    func(t *testing.T, e *errs.Error)
 }
 
 // TestHostileServer sends a real gRPC client, with both interceptors, against a raw HTTP/2
@@ -100,7 +101,10 @@ func TestHostileServer(t *testing.T) {
 	if hugeSize < 2<<20 {
 		t.Fatalf("hugeStatus() is %d bytes, want at least 2 MiB", hugeSize)
 	}
-	perAttempt := fastPolicy(3)
+	// The answering attempt after two stalled ones must come back within 50ms, which a loaded
+	// machine may miss: the policy then makes more attempts, and the case asks for at least
+	// three, the third or a later one succeeding.
+	perAttempt := fastPolicy(manyAttempts)
 	perAttempt.PerAttemptTimeout = 50 * time.Millisecond
 
 	tests := []hostileCase{
@@ -299,7 +303,7 @@ func TestHostileServer(t *testing.T) {
 				_ = c.reply(&sandboxpb.Sandbox{SandboxId: "sb-1"})
 			},
 			policy: perAttempt,
-			calls:  3, ok: true,
+			calls:  3, callsAtLeast: true, ok: true,
 		},
 		{
 			name:    "a server that ignores deadlines: the caller's deadline ends the call",
@@ -334,7 +338,7 @@ func TestHostileServer(t *testing.T) {
 			st.addLate(meter, deadline, end)
 			rows = append(rows, st)
 
-			if got := srv.Calls(); got != tt.calls {
+			if got := srv.Calls(); got != tt.calls && !(tt.callsAtLeast && got > tt.calls) {
 				t.Errorf("server calls = %d, want %d", got, tt.calls)
 			}
 			if st.late > maxOvershoot {
@@ -413,8 +417,12 @@ const hostileTimeout = time.Minute
 const maxOvershoot = 150 * time.Millisecond
 
 // TestHostileRetryStorm runs calls concurrently against a server that always answers
-// UNAVAILABLE with a RetryInfo of 0: the retry budget keeps the retries near its ratio, and
+// UNAVAILABLE with a RetryInfo of 0: the retry budget keeps the retries within its ratio, and
 // no call passes its deadline.
+//
+// The budget has no per-second floor and a window longer than any run, so its bound does not
+// depend on how long the run takes (with a floor of 1/s over 10 s, a run slowed past 10 s by a
+// loaded machine earned retries the bound did not count); the deadline bounds a hang.
 func TestHostileRetryStorm(t *testing.T) {
 	srv, addr := startH2(t, func(c *h2Call) {
 		_ = c.trailersOnly(statusFields(14, "storm", statusProto(codes.Unavailable, "storm", retryInfo(durationpb.New(0))))...)
@@ -424,8 +432,8 @@ func TestHostileRetryStorm(t *testing.T) {
 		perWork  = 10
 		calls    = workers * perWork
 		ratio    = 0.2
-		floor    = 1.0 // retries per second
-		window   = 10 * time.Second
+		floor    = 0.0 // retries per second
+		window   = time.Hour
 		attempts = 5
 	)
 	budget, err := retry.NewRatioBudget(ratio, floor, window)
@@ -442,7 +450,7 @@ func TestHostileRetryStorm(t *testing.T) {
 	for range workers {
 		wg.Go(func() {
 			for range perWork {
-				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				ctx, cancel := context.WithTimeout(context.Background(), hostileTimeout)
 				deadline, _ := ctx.Deadline()
 				ctx, attempts := track(ctx)
 				start := time.Now()

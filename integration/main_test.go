@@ -46,6 +46,21 @@ type clients struct {
 	disc sandboxpb.DiscoveryServiceClient
 }
 
+// hangBound bounds a wait that only a hang makes long: what the integration tests wait for
+// happens in milliseconds on an idle machine, and in seconds on a loaded one.
+const hangBound = 2 * time.Minute
+
+// waitUntil waits until cond holds, polling, and reports false if it still does not after
+// hangBound.
+func waitUntil(cond func() bool) bool {
+	for deadline := time.Now().Add(hangBound); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
+}
+
 // startServer serves a new sandboxtest.Server over TCP on 127.0.0.1 until the test ends.
 func startServer(t testing.TB, opts ...sandboxtest.Option) (*sandboxtest.Server, string) {
 	t.Helper()

@@ -54,7 +54,7 @@ func TestNoRepeatUnderResets(t *testing.T) {
 			for w := range 5 {
 				wg.Go(func() {
 					for i := range calls / 5 {
-						ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+						ctx, cancel := context.WithTimeout(context.Background(), hangBound)
 						ctx = metadata.AppendToOutgoingContext(ctx, callIDKey, fmt.Sprintf("%d-%d", w, i))
 						err := tc.call(ctx, e)
 						cancel()

@@ -144,7 +144,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 			srv.Reset()
 			rec.reset()
 			tt.script()
-			ctx, cancel := context.WithTimeout(tt.ctx, 5*time.Second)
+			ctx, cancel := context.WithTimeout(tt.ctx, hangBound)
 			defer cancel()
 			_, err := c.sb.GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"}, tt.callOpts...)
 			if got := srv.Calls(mGet); got != tt.calls {

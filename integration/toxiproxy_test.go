@@ -96,7 +96,7 @@ func newFaultEnv(t *testing.T, p retry.Policy) *faultEnv {
 		},
 	})})
 	// Warm up: connect, and write the file the truncation scenario reads.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangBound)
 	defer cancel()
 	if _, err := e.c.sb.WriteFile(ctx, &sandboxpb.WriteFileRequest{SandboxId: "sb-1", Path: "/big", Content: bigFile}); err != nil {
 		t.Fatalf("warm-up WriteFile() error = %v", err)
@@ -277,6 +277,10 @@ func healDisabled(t *testing.T, e *faultEnv) {
 	}
 }
 
+// manyAttempts is a number of attempts only a hang exhausts with recoveryPolicy: about 8 s
+// of waits.
+const manyAttempts = 100
+
 // recoveryPolicy retries quickly with no jitter: waits of 5, 10, 20, 40, 80, 80, ... ms.
 func recoveryPolicy(attempts int) retry.Policy {
 	p := retry.DefaultPolicy()
@@ -301,15 +305,16 @@ func TestTransportFaults(t *testing.T) {
 		}
 	}
 	// recovered checks that a call made once the fault healed succeeds. It gives the call
-	// 10 attempts (315ms of waits), more than grpc-go's reconnect backoff (at most 50ms
-	// here), which a call may meet if the connection was in backoff when the fault healed.
+	// manyAttempts, far more than grpc-go's reconnect backoff (at most 50ms here), which a
+	// call may meet if the connection was in backoff when the fault healed, however slow
+	// the machine.
 	recovered := func(t *testing.T, e *faultEnv, call func(context.Context, string) error) {
 		t.Helper()
 		e.triggerHeal() // no-op when the fault window already closed
 		e.mu.Lock()
-		e.callOpts = []grpc.CallOption{interceptor.WithCallPolicy(recoveryPolicy(10))}
+		e.callOpts = []grpc.CallOption{interceptor.WithCallPolicy(recoveryPolicy(manyAttempts))}
 		e.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), hangBound)
 		defer cancel()
 		if err := call(ctx, "after-heal"); err != nil {
 			t.Errorf("first call after the fault healed: error = %v, want nil", err)
@@ -317,8 +322,10 @@ func TestTransportFaults(t *testing.T) {
 	}
 
 	// Fault windows: the fault is on from the first call and healed once the calls have
-	// scheduled healAt retries. With 8 attempts every call outlasts the window; with 3 the
-	// calls caught in it fail, and every call that starts after the heal must succeed.
+	// scheduled healAt retries. With 100 attempts (about 8 s of waits: only a hang outlasts
+	// them) every call outlasts the window; with 3 the calls caught in it fail. (With 8
+	// attempts, 315ms of waits, a loaded machine could take longer than that to heal and
+	// reconnect.) The calls' deadline bounds a hang.
 	windows := []struct {
 		name     string
 		attempts int
@@ -326,9 +333,9 @@ func TestTransportFaults(t *testing.T) {
 		inject   func(*testing.T, *faultEnv)
 		heal     func(*testing.T, *faultEnv)
 	}{
-		{"reset_peer window, 8 attempts", 8, 8, injectReset, healReset},
+		{"reset_peer window, 100 attempts", manyAttempts, 8, injectReset, healReset},
 		{"reset_peer window, 3 attempts", 3, 12, injectReset, healReset},
-		{"proxy disabled window, 8 attempts", 8, 8, injectDisabled, healDisabled},
+		{"proxy disabled window, 100 attempts", manyAttempts, 8, injectDisabled, healDisabled},
 		{"proxy disabled window, 3 attempts", 3, 12, injectDisabled, healDisabled},
 	}
 	for _, w := range windows {
@@ -336,7 +343,7 @@ func TestTransportFaults(t *testing.T) {
 			e := newFaultEnv(t, recoveryPolicy(w.attempts))
 			w.inject(t, e)
 			e.healAfter(w.healAt, func() { w.heal(t, e) })
-			st, seen := e.load(t, w.name, 2, 15, 5*time.Second, e.mix)
+			st, seen := e.load(t, w.name, 2, 15, hangBound, e.mix)
 			record(st, seen, t)
 			ids, retried := e.checkCreates(t)
 			t.Logf("%s: %d create request ids, %d reached the server more than once, %d sandboxes created", w.name, ids, retried, e.srv.Created())
@@ -344,11 +351,11 @@ func TestTransportFaults(t *testing.T) {
 			if st.quantile(1) < 2 || st.afterHeal == 0 {
 				t.Errorf("max attempts, calls started after the heal = %d, %d, want >= 2 (the fault was seen), > 0", st.quantile(1), st.afterHeal)
 			}
-			// With 8 attempts a call waits 315ms in all, longer than grpc-go's reconnect
-			// backoff (50ms here): every call outlasts the window. With 3 (15ms of waits) a
-			// call that starts just after the heal may still find the connection in that
-			// backoff, so only the window's failures are checked.
-			if w.attempts == 8 && (st.rate() != 1 || st.failedAfterHeal != 0) {
+			// With 100 attempts a call waits about 8 s in all, far longer than grpc-go's
+			// reconnect backoff (50ms here): every call outlasts the window. With 3 (15ms of
+			// waits) a call that starts just after the heal may still find the connection in
+			// that backoff, so only the window's failures are checked.
+			if w.attempts == manyAttempts && (st.rate() != 1 || st.failedAfterHeal != 0) {
 				t.Errorf("success rate = %.2f, want 1: every call outlasts the window", st.rate())
 			}
 			if w.attempts == 3 && (st.rate() == 1 || st.rate() == 0) {
@@ -400,10 +407,10 @@ func TestTransportFaults(t *testing.T) {
 
 	t.Run("latency above the deadline", func(t *testing.T) {
 		e := newFaultEnv(t, recoveryPolicy(8))
-		// Responses come 2s late, 1.8s after the deadline: no call can succeed unless its
-		// deadline timer fires that late.
-		e.addToxic(t, "slow", "latency", "downstream", `{"latency":2000,"jitter":0}`)
-		st, seen := e.load(t, "latency 2s, deadline 200ms", 2, 3, 200*time.Millisecond, e.create)
+		// Responses come 30s late, long after the deadline: no call can succeed unless its
+		// deadline timer fires that late (only a hang). Removing the toxic ends the wait.
+		e.addToxic(t, "slow", "latency", "downstream", `{"latency":30000,"jitter":0}`)
+		st, seen := e.load(t, "latency 30s, deadline 200ms", 2, 3, 200*time.Millisecond, e.create)
 		record(st, seen, t)
 		if st.successes != 0 || st.quantile(1) != 1 {
 			t.Errorf("successes, max attempts = %d, %d, want 0, 1", st.successes, st.quantile(1))
@@ -416,7 +423,7 @@ func TestTransportFaults(t *testing.T) {
 		ids := append([]string(nil), e.createIDs...)
 		e.mu.Unlock()
 		for _, id := range ids {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), hangBound)
 			_, err := e.c.sb.CreateSandbox(ctx, &sandboxpb.CreateSandboxRequest{RequestId: id})
 			cancel()
 			if err != nil {
@@ -432,11 +439,11 @@ func TestTransportFaults(t *testing.T) {
 		p := recoveryPolicy(10)
 		p.PerAttemptTimeout = 100 * time.Millisecond
 		e := newFaultEnv(t, p)
-		// Responses come 2s late, 1.9s after each attempt's timeout: no attempt can succeed
-		// unless its timer fires that late. (At 250ms, a process stalled 150ms on a loaded
-		// machine let a response in before the 100ms timer fired.)
-		e.addToxic(t, "slow", "latency", "downstream", `{"latency":2000,"jitter":0}`)
-		st, seen := e.load(t, "latency 2s, 100ms/attempt", 2, 3, 500*time.Millisecond, e.create)
+		// Responses come 30s late, long after each attempt's timeout: no attempt can succeed
+		// unless its timer fires that late (only a hang). (At 250ms, a process stalled 150ms
+		// on a loaded machine let a response in before the 100ms timer fired.)
+		e.addToxic(t, "slow", "latency", "downstream", `{"latency":30000,"jitter":0}`)
+		st, seen := e.load(t, "latency 30s, 100ms/attempt", 2, 3, 500*time.Millisecond, e.create)
 		record(st, seen, t)
 		ids, retried := e.checkCreates(t)
 		t.Logf("latency: %d create request ids, %d reached the server more than once, %d sandboxes created", ids, retried, e.srv.Created())
@@ -449,10 +456,10 @@ func TestTransportFaults(t *testing.T) {
 	})
 
 	t.Run("truncated responses", func(t *testing.T) {
-		e := newFaultEnv(t, recoveryPolicy(10))
+		e := newFaultEnv(t, recoveryPolicy(manyAttempts)) // every call outlasts the window
 		e.addToxic(t, "cut", "limit_data", "downstream", `{"bytes":8192}`)
 		e.healAfter(8, e.removeToxic("cut"))
-		st, seen := e.load(t, "limit_data 8 KiB, 64 KiB reads", 2, 10, 5*time.Second, e.read)
+		st, seen := e.load(t, "limit_data 8 KiB, 64 KiB reads", 2, 10, hangBound, e.read)
 		record(st, seen, t)
 		if st.rate() != 1 || st.quantile(1) < 2 {
 			t.Errorf("success rate, max attempts = %.2f, %d, want 1 (no truncated content ever returned), >= 2", st.rate(), st.quantile(1))

@@ -32,11 +32,14 @@
 //     request ([WithIdempotencyKey]; built in for the sandbox API's create calls, whose empty
 //     request_id is filled with a UUIDv4 once per call, on a copy of the request); the
 //     idempotency_level of the method's registered descriptor; the built-in table of the
-//     sandbox API (Exec and StreamExec are never retried); [WithDefaultIdempotency].
+//     sandbox API (Exec and StreamExec are never retried, unless [WithIdempotency] declares
+//     them retry.NotIdempotent: then a failure the server declined is); [WithDefaultIdempotency].
 //   - A failure that may have reached the server (a bare UNAVAILABLE, our own per-attempt
 //     timeout) is retried only for methods that are idempotent or unknown; one the server
 //     declined (RetryInfo, a trusted transient reason) by policy; one grpc-go produced on the
-//     client and would produce again (a message over a size limit, a codec error) never.
+//     client and would produce again (a message over a size limit, a codec error, a server
+//     certificate the client rejects) never, and its kind is the family's base kind (see
+//     package classify).
 //   - RESOURCE_EXHAUSTED is retried only with RetryInfo or a trusted transient reason: a bare
 //     one is a quota (stop reason "no server signal").
 //   - A failure that is already the final error of another faultline retry loop (the

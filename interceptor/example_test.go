@@ -49,7 +49,7 @@ func ExampleUnary() {
 	}
 
 	// A server that stays down: the retries stop once the client is failing (the
-	// budget's floor closes: here after three more failures than successes), with the last
+	// budget's floor closes: here at three more failures than successes), with the last
 	// error. A fleet of such clients stays within 20% of its calls in retries.
 	srv.Reset()
 	srv.FailAlways(method, faultlinetest.Status(codes.Unavailable, "backend restarting"))
@@ -62,7 +62,7 @@ func ExampleUnary() {
 	// Output:
 	// got sb-1 error <nil> server calls 3
 	// SandboxNotFoundError for sb-404 code NotFound server calls 4
-	// unavailable: true, 3 attempts, retry budget exhausted; server calls 3
+	// unavailable: true, 2 attempts, retry budget exhausted; server calls 2
 }
 
 func ExampleStream() {

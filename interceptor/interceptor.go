@@ -7,11 +7,13 @@ import (
 	"maps"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -36,7 +38,8 @@ type Set struct {
 
 	levels       map[string]retry.Idempotency // configured levels, by method or service
 	defaultLevel retry.Idempotency
-	keys         map[string]keySpec // idempotency keys, by method
+	levelCache   atomic.Pointer[map[string]level] // levelOf's cache
+	keys         map[string]keySpec               // idempotency keys, by method
 	keysOff      bool
 	resumers     map[string]Resumer // server streams resumed after commit, by method
 
@@ -51,7 +54,8 @@ const maxPerCall = 64
 // New validates opts and returns the interceptors they describe. Errors: an invalid policy
 // (matching retry.ErrInvalidPolicy), a method policy name not of the form "/pkg.Service/" or
 // "/pkg.Service/Method", an invalid attempt header key, a negative replay limit, an
-// idempotency, key or resumer entry that cannot work.
+// idempotency or key entry that cannot work, a resumer that cannot work for its method's
+// registered descriptor (see [WithResumer]).
 func New(opts ...Option) (*Set, error) {
 	cfg := config{policy: retry.DefaultPolicy(), header: DefaultAttemptHeader, replayLimit: DefaultReplayLimit}
 	for _, o := range opts {
@@ -144,7 +148,7 @@ func (s *Set) setResumers(resumers map[string]Resumer) error {
 			s.resumers[method] = r
 		}
 	}
-	return nil
+	return checkResumers(s.resumers)
 }
 
 // setKeys sets the built-in idempotency keys changed by the configured ones.
@@ -282,10 +286,14 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 		t = rt.e.Track(method, conn(cc))
 		actx = t.Context(ctx)
 	}
+	// A call that may be repeated after an ambiguous failure only if its server did not
+	// commit to it (gRFC A6: response headers commit a call) asks grpc-go for the headers.
+	headers := key == keyNone && s.idempotency(method, key) == retry.IdempotencyUnknown
 	var pr *probe
 	if err = rt.e.Admit(); err == nil {
-		pr, err = s.attempt(actx, method, req, reply, cc, invoker, opts)
+		pr, err = s.attempt(actx, method, req, reply, cc, invoker, opts, headers)
 		if err == nil {
+			pr.release()
 			if t != nil {
 				t.Succeeded(ctx)
 			} else {
@@ -309,7 +317,7 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 			finish(finishers, err)
 			return err
 		}
-		f := engine.Facts{Level: uint8(s.idempotency(method, key)), NotSent: pr.notSent(), Local: localFailure(err)}
+		f := engine.Facts{Level: uint8(s.idempotency(method, key)), NotSent: pr.notSent(), Headers: pr.headers()}
 		pr.release()
 		if stop := t.Failed(ctx, s.classify(ctx, cc, err, method, req, opts), f); stop != nil {
 			finish(finishers, stop)
@@ -319,7 +327,7 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 		if s.header != "" {
 			actx = withAttempt(actx, s.header, t.Attempt()-1)
 		}
-		if pr, err = s.attempt(actx, method, req, reply, cc, invoker, opts); err == nil {
+		if pr, err = s.attempt(actx, method, req, reply, cc, invoker, opts, headers); err == nil {
 			pr.release()
 			t.Succeeded(ctx)
 			finish(finishers, nil)
@@ -328,42 +336,65 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 	}
 }
 
-// attempt makes one attempt of a unary call. When the connection is not ready as the
-// attempt starts, it asks grpc-go for the attempt's peer: a failed attempt without one never
-// got a transport stream, so it provably ran nothing. The probe it returns (nil when none
-// was needed) answers that after a failure.
+// attempt makes one attempt of a unary call, asking grpc-go, through call options, what the
+// retry loop may need to know of a failure (a pooled probe, so that asking costs no
+// allocation of ours): the attempt's peer, when the connection is not ready as the attempt
+// starts (a failed attempt without one never got a transport stream, so it provably ran
+// nothing); its response headers, when headers is set. It returns the probe, nil when it
+// asked for nothing.
 func (s *Set) attempt(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
-	invoker grpc.UnaryInvoker, opts []grpc.CallOption) (*probe, error) {
-	if cc == nil || cc.GetState() == connectivity.Ready {
+	invoker grpc.UnaryInvoker, opts []grpc.CallOption, headers bool) (*probe, error) {
+	peer := cc != nil && cc.GetState() != connectivity.Ready
+	if !peer && !headers {
 		return nil, invoker(ctx, method, req, reply, cc, opts...)
 	}
-	pr := newProbe(opts)
+	pr := newProbe(opts, peer, headers)
 	return pr, invoker(ctx, method, req, reply, cc, pr.opts...)
 }
 
-// probe asks grpc-go, through a grpc.Peer call option, whether an attempt got a transport.
+// probe holds the answers of grpc-go's grpc.Peer and grpc.Header call options for one
+// attempt.
 type probe struct {
-	peer peer.Peer
-	opts []grpc.CallOption
+	peer      peer.Peer
+	header    metadata.MD
+	asked     struct{ peer, header bool }
+	opts      []grpc.CallOption
+	peerOpt   grpc.CallOption // grpc.Peer(&peer), made once per probe
+	headerOpt grpc.CallOption // grpc.Header(&header)
 }
 
-var probes = sync.Pool{New: func() any { return new(probe) }}
+var probes = sync.Pool{New: func() any {
+	pr := new(probe)
+	pr.peerOpt, pr.headerOpt = grpc.Peer(&pr.peer), grpc.Header(&pr.header)
+	return pr
+}}
 
-func newProbe(opts []grpc.CallOption) *probe {
+func newProbe(opts []grpc.CallOption, peer, header bool) *probe {
 	pr := probes.Get().(*probe)
-	pr.opts = append(append(pr.opts[:0], opts...), grpc.Peer(&pr.peer))
+	pr.asked.peer, pr.asked.header = peer, header
+	pr.opts = append(pr.opts[:0], opts...)
+	if peer {
+		pr.opts = append(pr.opts, pr.peerOpt)
+	}
+	if header {
+		pr.opts = append(pr.opts, pr.headerOpt)
+	}
 	return pr
 }
 
 // notSent reports whether the probed attempt never got a transport stream: grpc-go fills
 // the peer from the stream, so a failed attempt without a peer sent nothing.
-func (pr *probe) notSent() bool { return pr != nil && pr.peer.Addr == nil }
+func (pr *probe) notSent() bool { return pr != nil && pr.asked.peer && pr.peer.Addr == nil }
+
+// headers reports whether the probed attempt's response headers arrived: grpc-go gives no
+// headers (nil) for a response of trailers only.
+func (pr *probe) headers() bool { return pr != nil && pr.asked.header && pr.header != nil }
 
 func (pr *probe) release() {
 	if pr == nil {
 		return
 	}
-	pr.peer = peer.Peer{}
+	pr.peer, pr.header = peer.Peer{}, nil
 	clear(pr.opts)
 	probes.Put(pr)
 }

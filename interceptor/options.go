@@ -176,6 +176,12 @@ func WithCall(c classify.Call) grpc.CallOption {
 // protoregistry.GlobalFiles by generated code; the built-in table of the sandbox API (reads
 // NoSideEffects; Create* not idempotent without a request id; Exec and StreamExec
 // NeverRetry; ...); else [WithDefaultIdempotency]. New reports a malformed name.
+//
+// Exec and StreamExec run the user's command, so the built-in table never repeats them, not
+// even after a failure the server declined. WithIdempotency(method, retry.NotIdempotent) for
+// one of them lets the server's word count: a failure with RetryInfo or a trusted transient
+// reason (the server declined the work) is retried by policy, one that may have run the
+// command (a bare UNAVAILABLE) still is not.
 func WithIdempotency(name string, l retry.Idempotency) Option {
 	return optionFunc(func(cfg *config) {
 		if cfg.levels == nil {

@@ -131,8 +131,10 @@ func TestResumeBursts(t *testing.T) {
 }
 
 // TestResumeRefused: a stream is not resumed when there is no cursor, when the failure is
-// not one the policy retries (CANCELLED, DEADLINE_EXCEEDED), when the caller's context
-// ends, or when the budget says no.
+// not one the policy retries, or is a CANCELLED or DEADLINE_EXCEEDED, when the method is not
+// known to be idempotent, or when the caller's context ends; its final error says why (the
+// policy's stop reason, else "not resumable"). (A resume after progress spends no budget:
+// TestResumeBudget.)
 func TestResumeRefused(t *testing.T) {
 	refuse := func(req, last proto.Message) (proto.Message, bool) { return nil, false }
 	for _, tc := range []struct {
@@ -143,16 +145,22 @@ func TestResumeRefused(t *testing.T) {
 		stop  retry.StopReason
 		calls int
 	}{
-		{name: "no cursor", opts: []interceptor.Option{interceptor.WithResumer(streamLogs, refuse)}, err: unavailable(), code: codes.Unavailable, calls: 1},
-		{name: "resumer off", opts: []interceptor.Option{interceptor.WithResumer(streamLogs, nil)}, err: unavailable(), code: codes.Unavailable, calls: 1},
-		{name: "CANCELLED", err: faultlinetest.Status(codes.Canceled, "stopped"), code: codes.Canceled, calls: 1},
-		{name: "DEADLINE_EXCEEDED", err: faultlinetest.Status(codes.DeadlineExceeded, "slow"), code: codes.DeadlineExceeded, calls: 1},
+		{name: "no cursor", opts: []interceptor.Option{interceptor.WithResumer(streamLogs, refuse)}, err: unavailable(), code: codes.Unavailable,
+			stop: retry.StopNotResumable, calls: 1},
+		{name: "resumer off", opts: []interceptor.Option{interceptor.WithResumer(streamLogs, nil)}, err: unavailable(), code: codes.Unavailable,
+			stop: retry.StopNotResumable, calls: 1},
+		{name: "CANCELLED", err: faultlinetest.Status(codes.Canceled, "stopped"), code: codes.Canceled, stop: retry.StopNotRetryable, calls: 1},
+		{name: "DEADLINE_EXCEEDED", err: faultlinetest.Status(codes.DeadlineExceeded, "slow"), code: codes.DeadlineExceeded,
+			stop: retry.StopNotRetryable, calls: 1},
 		{name: "CANCELLED with a transient reason", err: faultlinetest.Status(codes.Canceled, "stopped",
-			faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_RUNNER_UNAVAILABLE", nil)), code: codes.Canceled, calls: 1},
+			faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_RUNNER_UNAVAILABLE", nil)), code: codes.Canceled,
+			stop: retry.StopNotResumable, calls: 1},
 		{name: "DEADLINE_EXCEEDED with a policy that retries it", opts: []interceptor.Option{interceptor.WithPolicy(retryTimeouts())},
-			err: faultlinetest.Status(codes.DeadlineExceeded, "slow"), code: codes.DeadlineExceeded, calls: 1},
-
-		{name: "not idempotent", opts: []interceptor.Option{interceptor.WithIdempotency(streamLogs, retry.NotIdempotent)}, err: unavailable(), code: codes.Unavailable, calls: 1},
+			err: faultlinetest.Status(codes.DeadlineExceeded, "slow"), code: codes.DeadlineExceeded, stop: retry.StopNotResumable, calls: 1},
+		{name: "not idempotent", opts: []interceptor.Option{interceptor.WithIdempotency(streamLogs, retry.NotIdempotent)}, err: unavailable(), code: codes.Unavailable,
+			stop: retry.StopUnsafe, calls: 1},
+		{name: "idempotency unknown", opts: []interceptor.Option{interceptor.WithIdempotency(streamLogs, retry.IdempotencyUnknown)}, err: unavailable(),
+			code: codes.Unavailable, stop: retry.StopNotResumable, calls: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {

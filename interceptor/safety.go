@@ -2,14 +2,13 @@ package interceptor
 
 import (
 	"context"
+	"maps"
 	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -83,7 +82,9 @@ const (
 
 // withKey returns the request to send on every attempt of a call of method: req itself,
 // or, when the method takes an idempotency key that req leaves empty and keys are on, a copy
-// of req with a fresh UUIDv4 in it (the caller's message is never modified).
+// of req with a fresh UUIDv4 in it (the caller's message is never modified). A nil request
+// (a nil pointer of the request type) goes out as grpc-go sends it, an empty message: no key
+// is set into it, so it has none.
 func (s *Set) withKey(method string, req any) (any, keyState) {
 	spec, ok := s.keys[method]
 	if !ok {
@@ -108,7 +109,7 @@ func (s *Set) withKey(method string, req any) (any, keyState) {
 	if m.Get(fd).String() != "" {
 		return req, keyPresent
 	}
-	if s.keysOff {
+	if s.keysOff || !m.IsValid() { // a nil message reads as empty but cannot be copied or set
 		return req, keyMissing
 	}
 	c := proto.Clone(pm)
@@ -120,8 +121,9 @@ func (s *Set) withKey(method string, req any) (any, keyState) {
 // match wins: the caller's configuration, an idempotency key in the request, the method's
 // registered descriptor, the built-in table, the configured default.
 func (s *Set) idempotency(method string, key keyState) retry.Idempotency {
-	if l, ok := lookup(s.levels, method); ok {
-		return l
+	l := s.levelOf(method)
+	if l.configured {
+		return l.level
 	}
 	switch key {
 	case keyPresent:
@@ -129,10 +131,46 @@ func (s *Set) idempotency(method string, key keyState) retry.Idempotency {
 	case keyMissing:
 		return retry.NotIdempotent
 	}
-	if l := knownIdempotency(method); l != retry.IdempotencyUnknown {
-		return l
+	return l.level
+}
+
+// level is what a method's level is without its request: configured, or else what its
+// descriptor, the built-in table or the default say.
+type level struct {
+	level      retry.Idempotency
+	configured bool
+}
+
+// maxLevels bounds the cache of methods' levels; past it a method's level is worked out
+// on each call that needs it.
+const maxLevels = 1024
+
+// levelOf returns method's level, from a copy-on-write cache: every call of a method of
+// unknown idempotency asks for it, so it must cost no lock and no allocation.
+func (s *Set) levelOf(method string) level {
+	cache := s.levelCache.Load()
+	if cache != nil {
+		if l, ok := (*cache)[method]; ok {
+			return l
+		}
 	}
-	return s.defaultLevel
+	l := level{configured: true}
+	var ok bool
+	if l.level, ok = lookup(s.levels, method); !ok {
+		l = level{level: knownIdempotency(method)}
+		if l.level == retry.IdempotencyUnknown {
+			l.level = s.defaultLevel
+		}
+	}
+	if cache == nil || len(*cache) < maxLevels {
+		next := make(map[string]level, 1)
+		if cache != nil {
+			next = maps.Clone(*cache)
+		}
+		next[method] = l
+		s.levelCache.CompareAndSwap(cache, &next) // a lost race only costs a later recomputation
+	}
+	return l
 }
 
 // knownIdempotency is what the method's descriptor, then the built-in table, say.
@@ -206,50 +244,6 @@ func lookup[V any](m map[string]V, method string) (V, bool) {
 	return zero, false
 }
 
-// localPrefixes begin the messages of the failures grpc-go produces on the client and would
-// produce again for the same call (grpc-go rpc_util.go and stream.go): size limits, codec and
-// compression errors. Matched only on statuses without details, and only to keep a failure
-// from being retried, so a server that sends such a message loses nothing but a retry.
-var localPrefixes = [...]string{
-	"grpc: received message larger than max",
-	"grpc: message too large",
-	"trying to send message larger than max",
-	"grpc: message after decompression larger than max",
-	"grpc: received message after decompression larger than max",
-	"grpc: error while marshaling",
-	"grpc: error while compressing",
-	"grpc: failed to decompress",
-	"grpc: failed to read decompressed data",
-	"grpc: no decompressor available",
-	"grpc: failed to unmarshal the received message",
-	"grpc: Compressor is not installed",
-	"grpc: peer compressed the response with",
-	"no codec registered for content-subtype",
-	"SendMsg called after CloseSend",
-}
-
-// localFailure reports whether err is a deterministic local failure:
-// one grpc-go produced on the client, which the same call would produce again.
-func localFailure(err error) bool {
-	st, ok := status.FromError(err)
-	if !ok {
-		return false
-	}
-	switch st.Code() {
-	case codes.ResourceExhausted, codes.Internal:
-	default:
-		return false
-	}
-	msg := st.Message()
-	for _, p := range localPrefixes {
-		if strings.HasPrefix(msg, p) {
-			return len(st.Proto().GetDetails()) == 0
-		}
-	}
-	return false
-}
-
-// withAttempt returns ctx with the attempt header set to n, replacing any value of the key
 // already in the outgoing metadata (a proxy forwarding what it received), never appending.
 func withAttempt(ctx context.Context, key string, n int) context.Context {
 	md, _ := metadata.FromOutgoingContext(ctx) // a copy

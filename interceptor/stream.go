@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/faultline-go/faultline/internal/engine"
+	"github.com/faultline-go/faultline/retry"
 )
 
 // Stream returns the stream interceptor: errors from creating the stream, SendMsg, RecvMsg,
@@ -176,9 +177,6 @@ func (rs *retryStream) unlock() {
 	rs.reporting = false
 	cancels, stop, t, outcome := rs.cancels, rs.stopWatch, rs.t, rs.final
 	rs.cancels = nil
-	if rs.t == nil && outcome != io.EOF && rs.committed {
-		t = rs.tracker() // a committed stream that failed reaches the hooks too
-	}
 	rs.mu.Unlock()
 	if outcome == io.EOF {
 		outcome = nil
@@ -189,8 +187,8 @@ func (rs *retryStream) unlock() {
 	for _, c := range cancels {
 		c()
 	}
-	if t != nil {
-		t.End(rs.ctx, outcome)
+	if t != nil && outcome == nil {
+		t.End(rs.ctx) // a failure was told to the hooks by the tracker's Failed
 	}
 	finish(rs.finishers, outcome)
 }
@@ -206,7 +204,15 @@ func (rs *retryStream) watchFinish() {
 	rs.stopWatch = context.AfterFunc(rs.ctx, func() {
 		rs.mu.Lock()
 		defer rs.unlock()
-		rs.endLocked(rs.classified(status.FromContextError(rs.ctx.Err()).Err()))
+		if rs.retrying || rs.ended {
+			return // the goroutine retrying learns of the context's end itself
+		}
+		err := rs.classified(status.FromContextError(rs.ctx.Err()).Err())
+		f := engine.Facts{Level: uint8(rs.set.idempotency(rs.method, keyNone))}
+		if stop := rs.tracker().Failed(rs.ctx, err, f); stop != nil { // never nil: the context ended
+			err = stop
+		}
+		rs.endLocked(err)
 	})
 }
 
@@ -251,10 +257,26 @@ func (rs *retryStream) recoverLocked(n int, err error, notSent bool) error {
 	case rs.committed && rs.resumer != nil:
 		return rs.resumeLocked(err)
 	case rs.committed:
-		return rs.endLocked(rs.out(err))
+		return rs.failLocked(&notResumedError{err: err, why: "the stream had committed (a response reached the caller, or it sent more than the replay limit) and its method has no resumer"},
+			rs.set.idempotency(rs.method, keyNone))
 	}
 	f := engine.Facts{Level: uint8(rs.set.idempotency(rs.method, keyNone)), NotSent: notSent}
 	return rs.retryLocked(err, f, nil)
+}
+
+// failLocked ends a committed stream that could not go on after its failure: the tracker
+// decides the stop reason (the policy's own, else retry.StopNotResumable) and tells the
+// hooks, and the final error says why the stream was not resumed. Called with mu held; the
+// tracker does not wait for such a failure.
+func (rs *retryStream) failLocked(err *notResumedError, level retry.Idempotency) error {
+	if nested(err.err) { // another faultline loop down the chain gave up: its error is final
+		return rs.endLocked(rs.out(err.err))
+	}
+	err.err = rs.classified(err.err)
+	if stop := rs.tracker().Failed(rs.ctx, err, engine.Facts{Level: uint8(level), NotResumable: true}); stop != nil {
+		return rs.endLocked(stop)
+	}
+	return rs.endLocked(err) // not reached: a failure that cannot go on is never retried
 }
 
 // retryLocked puts the failure err of the current attempt to the tracker and, while it says
@@ -272,7 +294,6 @@ func (rs *retryStream) retryLocked(err error, f engine.Facts, next proto.Message
 		if nested(err) { // another faultline loop down the chain gave up: never again
 			return rs.endLocked(rs.out(err))
 		}
-		f.Local = localFailure(err)
 		classified := rs.classified(err)
 		rs.mu.Unlock()
 		stop := t.Failed(rs.ctx, classified, f)
@@ -506,9 +527,13 @@ func (rs *retryStream) SendMsg(m any) error {
 	case committed:
 		return rs.out(err)
 	case err != io.EOF:
-		// grpc-go finishes a stream on an error of the send itself (a message over the send
-		// limit, a codec error): the client made it and would make it again.
-		return rs.endLocked(rs.out(err))
+		// grpc-go finished the stream on an error of the send itself (a message over the
+		// send limit, a codec error: the client made it and would make it again, so it is
+		// not retried): m is kept, and a retry, if any, replays it.
+		if err := rs.recoverLocked(n, err, !rs.sent); err != nil {
+			return err
+		}
+		return nil
 	}
 	// The attempt ended. m is kept: a retry replays it. Learn how the attempt ended.
 	if md, _ := cs.Header(); md != nil { // returns at once: the attempt is over

@@ -11,10 +11,18 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/interceptor"
+	"github.com/faultline-go/faultline/internal/echotest"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/internal/sandboxtest"
+	"github.com/faultline-go/faultline/internal/testpb"
 )
+
+// maxUnknownExtraAllocs is what a unary call of a method of unknown idempotency that
+// succeeds the first time may cost on top of a plain client: grpc-go's copy of its response
+// headers (grpc.Header), which the header commit rule reads. Measured: see the test.
+const maxUnknownExtraAllocs = 3
 
 // maxStreamExtraAllocs is what a server stream that succeeds the first time may cost on top
 // of a plain client (measured: 1): the retrying wrapper, which holds the retry state. The
@@ -59,5 +67,53 @@ func TestStreamSuccessAllocs(t *testing.T) {
 	t.Logf("allocations per StreamLogs call: plain %.1f, with faultline %.1f", plain, ours)
 	if extra := ours - plain; extra > maxStreamExtraAllocs {
 		t.Errorf("faultline adds %.1f allocations to a successful stream, want <= %d", extra, maxStreamExtraAllocs)
+	}
+}
+
+// TestUnarySuccessAllocs measures unary calls that succeed the first time over bufconn with
+// and without the interceptors: a method of known idempotency (GetSandbox, no side effects)
+// costs nothing more; a method of unknown idempotency (testpb's Do) costs what grpc-go
+// allocates to copy its response headers for the header commit rule (gRFC A6: a call whose
+// server sent headers is not repeated), maxUnknownExtraAllocs.
+func TestUnarySuccessAllocs(t *testing.T) {
+	srv := sandboxtest.New(sandboxtest.WithSandboxes("sb-1"))
+	fs := faultlinetest.NewServer(func(gs *grpc.Server) {
+		srv.Register(gs)
+		echotest.New().Register(gs)
+	}, srv.ServerOptions()...)
+	defer fs.Close()
+	measure := func(call func(conn *grpc.ClientConn), opts ...grpc.DialOption) float64 {
+		conn, err := fs.Dial(opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		call(conn) // warm up the connection
+		return testing.AllocsPerRun(200, func() { call(conn) })
+	}
+	ctx := context.Background()
+	get := func(conn *grpc.ClientConn) {
+		if _, err := sandboxpb.NewSandboxServiceClient(conn).GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	do := func(conn *grpc.ClientConn) {
+		if _, err := testpb.NewEchoClient(conn).Do(ctx, &testpb.EchoRequest{Text: "v"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		call  func(*grpc.ClientConn)
+		extra float64
+	}{
+		{"known idempotency", get, 0},
+		{"unknown idempotency", do, maxUnknownExtraAllocs},
+	} {
+		plain, ours := measure(tc.call), measure(tc.call, interceptor.DialOptions()...)
+		t.Logf("%s: allocations per call: plain %.1f, with faultline %.1f", tc.name, plain, ours)
+		if extra := ours - plain; extra > tc.extra {
+			t.Errorf("%s: faultline adds %.1f allocations to a successful call, want <= %v", tc.name, extra, tc.extra)
+		}
 	}
 }

@@ -140,8 +140,9 @@ func TestStreamGivesUp(t *testing.T) {
 
 // TestStreamNotRetriedAfterMessages: once a message reached the caller the stream is
 // committed: a failure after two entries is returned, classified, and the stream is not
-// replayed (the caller sees line 0, line 1, then the error; never line 0 again). StreamLogs'
-// resumer is turned off here: see resume_test.go for resumed streams.
+// replayed (the caller sees line 0, line 1, then the error; never line 0 again); the final
+// error says it could not go on (stop reason "not resumable"). StreamLogs' resumer is turned
+// off here: see resume_test.go for resumed streams.
 func TestStreamNotRetriedAfterMessages(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()),
@@ -158,9 +159,12 @@ func TestStreamNotRetriedAfterMessages(t *testing.T) {
 		if !errors.Is(err, errs.ErrSandboxUnavailable) || status.Code(err) != codes.Unavailable {
 			t.Fatalf("Recv error = %v, want SandboxUnavailableError", err)
 		}
-		ee, ok := err.(*errs.Error)
-		if !ok {
-			t.Fatalf("Recv error is %T, want *errs.Error (committed streams are not retried)", err)
+		var ee *errs.Error
+		if !errors.As(err, &ee) {
+			t.Fatalf("Recv error is %T, want it to hold an *errs.Error", err)
+		}
+		if cause, n := stopOf(err); cause != retry.StopNotResumable || n != 1 {
+			t.Errorf("stop = %v after %d attempts, want %v after 1 (committed streams are not retried)", cause, n, retry.StopNotResumable)
 		}
 		if ee.SandboxID() != "sb-1" || ee.Operation() != "StreamLogs" {
 			t.Errorf("call context = %q, %q; want StreamLogs, sb-1", ee.Operation(), ee.SandboxID())
@@ -205,8 +209,9 @@ func TestStreamHeaderCommits(t *testing.T) {
 					n++
 				}
 				if tc.header {
-					if _, ok := err.(*errs.Error); !ok || status.Code(err) != codes.Unavailable || n != 0 {
-						t.Errorf("after %d messages Recv = %v (%T), want an *errs.Error UNAVAILABLE", n, err, err)
+					var ee *errs.Error
+					if cause, _ := stopOf(err); !errors.As(err, &ee) || status.Code(err) != codes.Unavailable || n != 0 || cause != retry.StopNotResumable {
+						t.Errorf("after %d messages Recv = %v (%T), want an UNAVAILABLE, not resumable", n, err, err)
 					}
 				} else if err != io.EOF || n != 3 {
 					t.Errorf("after %d messages Recv = %v, want 3 messages then io.EOF", n, err)
@@ -311,8 +316,8 @@ func TestStreamReplay(t *testing.T) {
 				}
 			}
 			_, err = st.Recv()
-			if _, ok := err.(*errs.Error); !ok || !errors.Is(err, errs.ErrCWSandbox) || status.Code(err) != codes.Unavailable {
-				t.Fatalf("Recv = %v (%T), want the attempt's UNAVAILABLE *errs.Error, not retried", err, err)
+			if cause, _ := stopOf(err); !errors.Is(err, errs.ErrCWSandbox) || status.Code(err) != codes.Unavailable || cause != retry.StopNotResumable {
+				t.Fatalf("Recv = %v (%T), want the attempt's UNAVAILABLE, not retried (not resumable)", err, err)
 			}
 			if got, _ := p.Received(); fmt.Sprint(got) != "[[aaaa bbbb]]" {
 				t.Errorf("server received %v, want one attempt of [aaaa bbbb]", got)
@@ -364,6 +369,7 @@ func TestStreamSendDuringWait(t *testing.T) {
 		if r.err != nil || r.m.GetValue() != "aaaa" {
 			t.Errorf("Recv = %v, %v; want the new attempt's echo of aaaa", r.m, r.err)
 		}
+		synctest.Wait() // the server has read what was sent
 		if got, _ := p.Received(); fmt.Sprint(got) != "[[] [aaaa bbbb]]" || opened != 2 {
 			t.Errorf("server attempts = %v, streams opened = %d; want [[] [aaaa bbbb]] and 2", got, opened)
 		}

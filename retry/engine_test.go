@@ -4,6 +4,10 @@ import (
 	"errors"
 	"testing"
 
+	"google.golang.org/grpc/status"
+
+	"github.com/faultline-go/faultline/classify"
+	"github.com/faultline-go/faultline/errs"
 	"github.com/faultline-go/faultline/internal/engine"
 	"github.com/faultline-go/faultline/retry"
 )
@@ -18,9 +22,22 @@ const (
 	local                   // the client produced it and would again
 )
 
-// facts are the engine.Facts of a failure of a call at level l from origin o.
+// facts are the engine.Facts of a failure of a call at level l from origin o. That a
+// failure is local is a fact of its classified error: see asLocal.
 func facts(l retry.Idempotency, o origin) engine.Facts {
-	return engine.Facts{Level: uint8(l), NotSent: o == notSent, Local: o == local}
+	return engine.Facts{Level: uint8(l), NotSent: o == notSent}
+}
+
+// madeHere wraps an error as one the client made itself, as faultline's throttle does:
+// the classifier records such a failure as local.
+type madeHere struct{ error }
+
+func (madeHere) Local() bool     { return true }
+func (m madeHere) Unwrap() error { return m.error }
+
+// asLocal returns err's status as a failure the client made itself, classified on call.
+func asLocal(err error) *errs.Error {
+	return classify.New().Classify(madeHere{status.Convert(err).Err()}, sandboxCall)
 }
 
 // track returns a tracker of r as a transport drives it, through internal/engine.

@@ -37,15 +37,19 @@ const (
 	// and the failure may have reached the server, or the method is never repeated.
 	StopUnsafe
 	// StopLocalFailure: the client produced the failure and would produce it again (a
-	// message over the client's size limits, a codec error, a certificate it rejects).
+	// message over the client's size limits, a codec error, a server certificate the client
+	// rejects).
 	StopLocalFailure
 	// StopThrottled: client-side throttling ([AdaptiveThrottle]) shed the next attempt.
 	StopThrottled
 	// StopNotReady: the connection did not become ready within the backoff schedule the
 	// policy allows (a server that is gone).
 	StopNotReady
-	// StopCommitted: a stream failed after it delivered messages and could not be resumed.
-	StopCommitted
+	// StopNotResumable: a stream that failed after delivering messages, which the policy
+	// would otherwise have retried, could not go on: it has no resumer, or its request was
+	// nil, its resumer found no position to continue from or returned no request of the
+	// method's type. The final error says which.
+	StopNotResumable
 )
 
 // stopNames are each reason's phrase (String) and name (MarshalText), in one place for
@@ -63,7 +67,7 @@ var stopNames = [...]struct{ phrase, name string }{
 	StopLocalFailure:   {"local failure", "local_failure"},
 	StopThrottled:      {"throttled", "throttled"},
 	StopNotReady:       {"connection not ready", "not_ready"},
-	StopCommitted:      {"stream committed", "committed"},
+	StopNotResumable:   {"not resumable", "not_resumable"},
 }
 
 // String returns a short lower-case phrase ("attempts exhausted").

@@ -178,6 +178,7 @@ func TestStopReasonString(t *testing.T) {
 		{retry.StopNoServerSignal, "no server signal"},
 		{retry.StopUnsafe, "not safe to repeat"},
 		{retry.StopLocalFailure, "local failure"},
+		{retry.StopNotResumable, "not resumable"},
 		{0, "StopReason(0)"},
 		{200, "StopReason(200)"},
 	}

@@ -89,15 +89,9 @@ func (t *tracker) Committed() {
 	}
 }
 
-func (t *tracker) End(ctx context.Context, err error) {
+func (t *tracker) End(ctx context.Context) {
 	t.release()
-	switch {
-	case t.over:
-	case err != nil:
-		t.stopHooks(ctx, err, t.total, StopCommitted)
-	default:
-		t.succeededHooks(ctx)
-	}
+	t.succeededHooks(ctx)
 }
 
 // Failed decides about the failure err of the current attempt (see [Retrier.Do] for the
@@ -133,7 +127,7 @@ func (t *tracker) Failed(ctx context.Context, err error, f engine.Facts) error {
 	}
 
 	e := r.facts(err)
-	local := f.Local || e != nil && seam.FactsOf.(func(*errs.Error) seam.Facts)(e).Local
+	local := e != nil && seam.FactsOf.(func(*errs.Error) seam.Facts)(e).Local
 	if r.throttle != nil {
 		r.throttle.record(!f.NotSent, !f.NotSent && !local && overloaded(e))
 	}
@@ -265,6 +259,9 @@ func (p *Policy) decide(fl failure, s schedule) decision {
 		case (l == NotIdempotent || l == IdempotencyUnknown && fl.f.Headers) && !signal:
 			return decision{stop: StopUnsafe}
 		}
+	}
+	if fl.f.NotResumable {
+		return decision{stop: StopNotResumable}
 	}
 	if s.attempt >= p.MaxAttempts {
 		return decision{stop: StopExhausted}

@@ -98,13 +98,17 @@ func TestIdempotencyOrigin(t *testing.T) {
 						want = retry.StopUnsafe
 					}
 					synctest.Test(t, func(t *testing.T) {
-						final := firstFailure(t, fl.err, facts(level, origin))
+						err := fl.err
+						if origin == local {
+							err = asLocal(err)
+						}
+						final := firstFailure(t, err, facts(level, origin))
 						switch {
 						case want == 0 && final != nil:
 							t.Errorf("Failed(%s, %v, origin %d) = %v (cause %v), want nil (retried)", fl.name, level, origin, final, final.StopReason())
 						case want != 0 && final == nil:
 							t.Errorf("Failed(%s, %v, origin %d) = nil (retried), want a final error, cause %v", fl.name, level, origin, want)
-						case want != 0 && (final.StopReason() != want || final.Attempts() != 1 || final.Last() != fl.err):
+						case want != 0 && (final.StopReason() != want || final.Attempts() != 1 || final.Last() != err):
 							t.Errorf("Failed(%s, %v, origin %d) = cause %v, %d attempts, last %v; want %v, 1, the failure",
 								fl.name, level, origin, final.StopReason(), final.Attempts(), final.Last(), want)
 						}
@@ -214,7 +218,7 @@ func TestIdempotencyString(t *testing.T) {
 		}
 	}
 	var zero engine.Facts
-	if retry.Idempotency(zero.Level) != retry.IdempotencyUnknown || zero.NotSent || zero.Local {
+	if retry.Idempotency(zero.Level) != retry.IdempotencyUnknown || zero.NotSent || zero.Headers || zero.Resume {
 		t.Errorf("engine.Facts{} = %+v, want idempotency unknown, origin ambiguous", zero)
 	}
 }
@@ -374,8 +378,9 @@ func TestLocalNeverRetried(t *testing.T) {
 				if f := tr.Failed(t.Context(), unavailable(), facts(tt.l, ambiguous)); f != nil {
 					t.Fatalf("Failed(unavailable) = %v, want nil (retried)", f)
 				}
-				final := final(t, tr.Failed(t.Context(), tt.err, facts(tt.l, local)))
-				if final == nil || final.StopReason() != retry.StopLocalFailure || final.Attempts() != 2 || final.Last() != tt.err {
+				localErr := asLocal(tt.err)
+				final := final(t, tr.Failed(t.Context(), localErr, facts(tt.l, local)))
+				if final == nil || final.StopReason() != retry.StopLocalFailure || final.Attempts() != 2 || final.Last() != localErr {
 					t.Fatalf("Failed(local %s) = %v, want a final error after 2 attempts, cause %v", tt.name, final, retry.StopLocalFailure)
 				}
 				if len(ev.retries) != 1 || len(ev.stops) != 1 || ev.stops[0].Reason != retry.StopLocalFailure {

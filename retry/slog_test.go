@@ -129,6 +129,7 @@ func TestSlogStopLevels(t *testing.T) {
 		{retry.StopDeadline, slog.LevelWarn, slog.LevelWarn},
 		{retry.StopMaxElapsed, slog.LevelWarn, slog.LevelWarn},
 		{retry.StopBudget, slog.LevelWarn, slog.LevelWarn},
+		{retry.StopNotResumable, slog.LevelWarn, slog.LevelWarn},
 	}
 	for _, tt := range tests {
 		t.Run(tt.cause.String(), func(t *testing.T) {

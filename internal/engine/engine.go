@@ -34,8 +34,10 @@ type Facts struct {
 	// next attempt repeats no work of the server's: it starts a new burst of failures and
 	// spends no budget.
 	Progressed bool
-	// Local: the client produced the failure and would produce it again; never repeated.
-	Local bool
+	// NotResumable: the call can only go on where it stopped (a stream that delivered
+	// messages) and cannot (no resumer, or the resumer found no position): a failure the
+	// policy would retry ends it with retry.StopNotResumable; the error says why.
+	NotResumable bool
 }
 
 // Conn is what a transport knows of the connection its attempts go over. A nil Conn is a
@@ -93,12 +95,10 @@ type Tracker interface {
 	// Committed reports that a stream delivered its first response on the current
 	// attempt: the budget and the throttle are told of a success; the call goes on.
 	Committed()
-	// End reports that a stream that committed is over, with its final error (nil for a
-	// clean end); errors ending a committed stream that Failed did not return are told to
-	// the OnStop hook (stop reason: committed). The OnDone hook runs when the call
-	// retried, resumed or failed. End is called at most once, and not after Failed
-	// returned a final error.
-	End(ctx context.Context, err error)
+	// End reports that a stream ended cleanly (io.EOF) after the attempt that Committed
+	// reported: the OnDone hook runs when the call retried or resumed. A stream that ends
+	// with an error hands it to Failed instead (with NotResumable after commit).
+	End(ctx context.Context)
 }
 
 var routeOf func(r any) Route

@@ -48,6 +48,10 @@ type Server struct {
 	runners    map[string]bool
 	logLines   uint64        // the log's length, when set: see WithLog
 	logEvery   time.Duration // the pause before each log entry, when set
+	growing    bool          // the log grows: see WithGrowingLog
+	logEnd     uint64        // the growing log's length
+	logEnded   bool          // the growing log has ended
+	logGrew    chan struct{} // closed and replaced when the growing log changes
 }
 
 type sandbox struct {

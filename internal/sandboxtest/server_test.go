@@ -1124,3 +1124,42 @@ func TestResetClearsCounters(t *testing.T) {
 		t.Errorf("Handled after Reset = %d, want 0", got)
 	}
 }
+
+// TestGrowingLog: a follow stream of a growing log sends what is appended as it is
+// appended and ends once the log has ended; a stream without follow sends what the log
+// holds; a resumed one starts at its offset.
+func TestGrowingLog(t *testing.T) {
+	srv, c := start(t, sandboxtest.WithSandboxes("sb-1"), sandboxtest.WithGrowingLog())
+	srv.AppendLog(2)
+	got, err := recvLogs(t, c, &sandboxpb.StreamLogsRequest{SandboxId: "sb-1"})
+	if err != nil || len(got) != 2 {
+		t.Fatalf("StreamLogs without follow = %d entries, %v; want the 2 appended", len(got), err)
+	}
+
+	st, err := c.sandbox.StreamLogs(callCtx(t), &sandboxpb.StreamLogsRequest{SandboxId: "sb-1", Follow: true, ResumeLogOffset: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv := func(n int) []*sandboxpb.LogEntry {
+		t.Helper()
+		var out []*sandboxpb.LogEntry
+		for range n {
+			e, err := st.Recv()
+			if err != nil {
+				t.Fatalf("Recv = %v after %d entries, want %d", err, len(out), n)
+			}
+			out = append(out, e)
+		}
+		return out
+	}
+	got = recv(1) // line 1: the log holds 2 lines, the stream resumed at 1
+	srv.AppendLog(3)
+	got = append(got, recv(3)...)
+	srv.EndLog()
+	if _, err := st.Recv(); !errors.Is(err, io.EOF) {
+		t.Errorf("Recv after EndLog = %v, want io.EOF", err)
+	}
+	if diff := cmp.Diff([]*sandboxpb.LogEntry{entry(1), entry(2), entry(3), entry(4)}, got, protocmp.Transform()); diff != "" {
+		t.Errorf("followed entries mismatch (-want +got):\n%s", diff)
+	}
+}

@@ -275,12 +275,17 @@ func (h *sandboxService) StreamLogs(req *sandboxpb.StreamLogsRequest, stream san
 		sc.Entries = int(s.logLines - min(off, s.logLines))
 		every = s.logEvery
 	}
-	if err == nil && len(s.logScripts) > 0 {
+	scripted := err == nil && len(s.logScripts) > 0
+	if scripted {
 		sc, s.logScripts = s.logScripts[0], s.logScripts[1:]
 	}
+	growing := s.growing
 	s.mu.Unlock()
 	if err != nil {
 		return err
+	}
+	if growing && !scripted {
+		return s.tailGrowingLog(req, stream)
 	}
 
 	session := "logs-" + req.GetSandboxId()

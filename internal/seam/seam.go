@@ -5,7 +5,8 @@
 package seam
 
 // Facts are what a classifier learned about a failure beyond the status: how the caller's
-// context stood and whether a trusted server reason declared the failure transient.
+// context stood, whether a trusted server reason declared the failure transient, and
+// whether the client itself made it.
 type Facts struct {
 	// ContextErr is the caller's context error (context.Canceled or
 	// context.DeadlineExceeded) when the context had ended as the failure came back.
@@ -14,8 +15,9 @@ type Facts struct {
 	// (the server declined the work and says it may be retried).
 	Transient bool
 	// Local is whether the client produced the failure and would produce it again (grpc-go's
-	// own size, codec and compression failures, a certificate it rejects, a throttle's
-	// shedding): never retried, and its kind is the family's base kind.
+	// own size, codec and compression failures, a server certificate it rejects, a
+	// throttle's shedding): a deterministic local failure, never retried, whose kind is the
+	// family's base kind.
 	Local bool
 	// Phrase, when set, says what happened in the error's message instead of the kind's own
 	// phrase ("file not found" for a trusted CWSANDBOX_FILE_NOT_FOUND).

@@ -1,0 +1,65 @@
+package classify
+
+import (
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// localPrefixes begin the messages of the failures grpc-go makes on the client and would
+// make again for the same call, by the code grpc-go gives them (grpc-go rpc_util.go,
+// stream.go, credentials/tls.go and internal/transport): size limits, codec and compression
+// errors, and a server certificate the client's TLS configuration rejects (crypto/tls
+// reports every failed verification as "tls: failed to verify certificate: ..."; grpc-go
+// wraps it in its connection error). A handshake that timed out or was reset reads
+// differently and is not one of them: it may succeed next time.
+var localPrefixes = [...]struct {
+	code   codes.Code
+	prefix string
+}{
+	{codes.ResourceExhausted, "grpc: received message larger than max"},
+	{codes.ResourceExhausted, "grpc: message too large"},
+	{codes.ResourceExhausted, "trying to send message larger than max"},
+	{codes.ResourceExhausted, "grpc: message after decompression larger than max"},
+	{codes.ResourceExhausted, "grpc: received message after decompression larger than max"},
+	{codes.Internal, "grpc: error while marshaling"},
+	{codes.Internal, "grpc: error while compressing"},
+	{codes.Internal, "grpc: failed to decompress"},
+	{codes.Internal, "grpc: failed to read decompressed data"},
+	{codes.Internal, "grpc: no decompressor available"},
+	{codes.Internal, "grpc: failed to unmarshal the received message"},
+	{codes.Internal, "grpc: Compressor is not installed"},
+	{codes.Internal, "grpc: peer compressed the response with"},
+	{codes.Internal, "no codec registered for content-subtype"},
+	{codes.Internal, "SendMsg called after CloseSend"},
+	{codes.Unavailable, `connection error: desc = "transport: authentication handshake failed: tls: failed to verify certificate: `},
+}
+
+// localFailure reports whether st is a deterministic local failure: one grpc-go made on the
+// client, which the same call would make again. grpc-go gives such failures no details, so
+// a status with details (a server's) is never one: a server that sends grpc-go's words
+// keeps the kind of its code.
+func localFailure(st *status.Status) bool {
+	code := st.Code()
+	switch code {
+	case codes.ResourceExhausted, codes.Internal, codes.Unavailable:
+	default:
+		return false
+	}
+	msg := st.Message()
+	for _, p := range localPrefixes {
+		if p.code == code && strings.HasPrefix(msg, p.prefix) {
+			return len(st.Proto().GetDetails()) == 0
+		}
+	}
+	return false
+}
+
+// madeHere reports whether err itself says it is a failure the client made, not one of a
+// server's (faultline's own client-side throttling sheds an attempt with such an error): it
+// has a method Local() bool that returns true.
+func madeHere(err error) bool {
+	l, ok := err.(interface{ Local() bool })
+	return ok && l.Local()
+}
