@@ -382,8 +382,11 @@ func (p *Policy) verdict(err error, e *errs.Error, f Failure, ownTimeout bool) S
 
 // retries reports whether the policy retries err by its kind: a kind in RetryOn, or a
 // family base kind (the classifier could name nothing more specific) with a transient code
-// or a trusted transient reason.
+// or a trusted transient reason; or, for a policy with RetryCodes, by its code alone.
 func (p *Policy) retries(err error, e *errs.Error, signal bool) bool {
+	if p.RetryCodes != 0 {
+		return e != nil && p.RetryCodes.Has(e.Code())
+	}
 	if p.RetryOn.Match(err) || e != nil && p.RetryOn.Match(e) {
 		return true
 	}
