@@ -46,13 +46,18 @@ const maxPerCall = 64
 
 // New validates opts and returns the interceptors they describe. Errors: an invalid policy
 // (matching retry.ErrInvalidPolicy), a method policy name not of the form "/pkg.Service/" or
-// "/pkg.Service/Method", an invalid attempt header key, a negative replay limit.
+// "/pkg.Service/Method", an invalid attempt header key, a negative replay limit, a service
+// config that [WithServiceConfig] cannot import (matching [ErrInvalidServiceConfig]).
 func New(opts ...Option) (*Set, error) {
 	cfg := config{policy: retry.DefaultPolicy(), header: DefaultAttemptHeader, replayLimit: DefaultReplayLimit}
 	for _, o := range opts {
 		if o != nil { // a nil Option sets nothing
 			o.apply(&cfg)
 		}
+	}
+	imported, err := cfg.importServiceConfig()
+	if err != nil {
+		return nil, err
 	}
 	if cfg.classifier == nil {
 		cfg.classifier = classify.New()
@@ -137,6 +142,9 @@ func New(opts ...Option) (*Set, error) {
 			s.methods = map[string]*route{}
 		}
 		s.methods[name] = newRoute(r)
+	}
+	if err := s.addImported(def, imported); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
