@@ -4,14 +4,18 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 	gsc "google.golang.org/grpc/serviceconfig"
+
+	"github.com/faultline-go/faultline/internal/serviceconfig"
 )
 
 // grpcParser returns grpc-go's own service config parser, the one a string given to
@@ -34,14 +38,32 @@ func grpcParser(tb testing.TB) func(string) *gsc.ParseResult {
 	return cc.ParseServiceConfig
 }
 
-// grpcMethods returns what grpc-go's parse result says of each name.
-func grpcMethods(pr *gsc.ParseResult) map[string]grpc.MethodConfig {
+// grpcMethods returns what grpc-go's parse result says of each name: its retry policy in
+// this package's terms, nil for a name without one.
+func grpcMethods(pr *gsc.ParseResult) map[string]*serviceconfig.RetryPolicy {
 	//lint:ignore SA1019 the deprecated type is how grpc-go's parse result shows its methods
 	sc, ok := pr.Config.(*grpc.ServiceConfig)
 	if !ok {
 		return nil
 	}
-	return sc.Methods
+	out := make(map[string]*serviceconfig.RetryPolicy, len(sc.Methods))
+	for name, mc := range sc.Methods {
+		g := mc.RetryPolicy
+		if g == nil {
+			out[name] = nil
+			continue
+		}
+		var cs []codes.Code
+		for c, on := range g.RetryableStatusCodes {
+			if on {
+				cs = append(cs, c)
+			}
+		}
+		slices.Sort(cs)
+		out[name] = &serviceconfig.RetryPolicy{MaxAttempts: g.MaxAttempts, InitialBackoff: g.InitialBackoff,
+			MaxBackoff: g.MaxBackoff, BackoffMultiplier: g.BackoffMultiplier, RetryableStatusCodes: cs}
+	}
+	return out
 }
 
 // hasLBConfig reports whether js, a JSON object, sets loadBalancingConfig (matched as
