@@ -204,7 +204,7 @@ func TestValidate(t *testing.T) {
 		{"RetryCodes alone", with(func(p *retry.Policy) {
 			p.RetryOn, p.TransientCodes, p.RetryCodes = 0, 0, retry.Codes(codes.Unavailable, codes.Aborted)
 		})},
-		{"RetryCodes every code", with(func(p *retry.Policy) { p.RetryOn, p.TransientCodes, p.RetryCodes = 0, 0, 1<<17 - 1 })},
+		{"RetryCodes every code", with(func(p *retry.Policy) { p.RetryOn, p.TransientCodes, p.RetryCodes = 0, 0, 1<<17-1 })},
 	}
 	for _, tt := range good {
 		t.Run(tt.name, func(t *testing.T) {
