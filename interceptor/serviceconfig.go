@@ -35,7 +35,9 @@ const maxImportedBackoff = 24 * time.Hour
 // message size limits, timeouts), faultline takes the retry parts, and [DialOptions] turns
 // grpc-go's own retries off so that attempts do not multiply. A service config that the
 // resolver delivers (DNS TXT records, xDS) never reaches an interceptor: only the string
-// given here is imported.
+// given here is imported. When the resolver delivers one, grpc-go applies it instead of its
+// default (its timeouts, its load balancing) while faultline keeps retrying by the imported
+// string.
 //
 // Names match as in gRPC: {"service", "method"} names one method, {"service"} every method
 // of a service, {} (or an empty service) the default; a call takes its method's entry, else
