@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/testing/testpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -60,12 +62,13 @@ var diffRules = map[string]string{
 	"resumed":             "README, resumed streams: StreamLogs is resumed after it delivered messages",
 	"idempotency-key":     "safety.md section 4: a create's empty request_id is filled once per call, so a retried create creates one sandbox",
 	"shrinking-clamp":     "WithServiceConfig: an initialBackoff above maxBackoff is taken as maxBackoff, exact only for backoffMultiplier >= 1",
+	"pushback-not-read":   "safety.md section 6: the grpc-retry-pushback-ms trailer is not read (RetryInfo is the signal)",
 }
 
 // changesOutcome are the rules that may change the number of attempts or the final code.
 var changesOutcome = map[string]bool{
 	"never-retried": true, "not-idempotent": true, "no-server-signal": true, "hint-too-long": true,
-	"deadline-first": true, "timeout-per-attempt": true, "resumed": true,
+	"deadline-first": true, "timeout-per-attempt": true, "resumed": true, "pushback-not-read": true,
 }
 
 const (
@@ -86,6 +89,9 @@ type dstep struct {
 	after   time.Duration // the server takes this long before it answers
 	sends   int           // streams: messages delivered before the failure (the call commits)
 	handler bool          // the handler runs (its side effect happens) before the failure
+	// pushback, when set, is a grpc-retry-pushback-ms trailer sent with the failure (unary
+	// calls only).
+	pushback string
 }
 
 func (s dstep) injected() faultlinetest.Step {
@@ -156,6 +162,8 @@ var diffScripts = []dscript{
 	{name: "server stream fails after its first message", method: pingList, steps: []dstep{{code: codes.Unavailable, sends: 1}}},
 	{name: "StreamLogs fails before its first message", method: streamLogs, steps: u(1)},
 	{name: "StreamLogs fails after its first message", method: streamLogs, steps: []dstep{{code: codes.Unavailable, sends: 1}}},
+	{name: "pushback: retry after 500 ms", method: getSandbox, steps: []dstep{{code: codes.Unavailable, pushback: "500"}}},
+	{name: "pushback: do not retry", method: getSandbox, steps: []dstep{{code: codes.Unavailable, pushback: "-1"}}},
 	{name: "deadline", method: getSandbox, always: dstep{code: codes.Unavailable}, deadline: 150 * time.Millisecond},
 	{name: "slow attempts", method: getSandbox, steps: []dstep{{code: codes.Unavailable, after: 900 * time.Millisecond}, {after: 500 * time.Millisecond}}},
 }
@@ -261,6 +269,25 @@ func recvAll[M any](recv func() (M, error)) (int, error) {
 	}
 }
 
+// pushbackTrailers returns a server interceptor that sets the grpc-retry-pushback-ms trailer
+// on the attempts whose step says so.
+func (sc dscript) pushbackTrailers() grpc.UnaryServerInterceptor {
+	var mu sync.Mutex
+	n := 0
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if info.FullMethod == sc.method {
+			mu.Lock()
+			s := sc.step(n)
+			n++
+			mu.Unlock()
+			if s.pushback != "" {
+				_ = grpc.SetTrailer(ctx, metadata.Pairs("grpc-retry-pushback-ms", s.pushback))
+			}
+		}
+		return handler(ctx, req)
+	}
+}
+
 // runDiff runs sc once on a new server and connection, inside the caller's synctest bubble:
 // with grpc-go's retries, or with faultline importing the config.
 func runDiff(t *testing.T, config string, sc dscript, faultline bool) drun {
@@ -280,7 +307,8 @@ func runDiff(t *testing.T, config string, sc dscript, faultline bool) drun {
 	conn := faultlinetest.Serve(t, func(gs *grpc.Server) {
 		srv.Register(gs)
 		testpb.RegisterTestServiceServer(gs, diffPing{})
-	}, append(inj.ServerOptions(), srv.ServerOptions()...), dial...)
+	}, append([]grpc.ServerOption{grpc.ChainUnaryInterceptor(sc.pushbackTrailers())},
+		append(inj.ServerOptions(), srv.ServerOptions()...)...), dial...)
 
 	ctx, start := context.Background(), time.Now()
 	if sc.deadline > 0 {
@@ -357,7 +385,7 @@ func (c dcheck) replay(r drun) (rules []string, err error) {
 	if c.throttle != nil {
 		tokens = c.throttle.MaxTokens
 	}
-	burst := 0
+	burst, sincePushback := 0, 0 // failures in this burst; grpc-go's retries since a pushback
 	for i := 0; i < len(r.times); i++ {
 		at, s, last := r.times[i], sc.step(i), i == len(r.times)-1
 		stop := func(why string, want codes.Code) ([]string, error) {
@@ -394,8 +422,20 @@ func (c dcheck) replay(r drun) (rules []string, err error) {
 		if code == codes.OK {
 			return stop("it succeeded", codes.OK)
 		}
+		// grpc-go reads a pushback before it looks at the code (stream.go, shouldRetry).
+		pushback := time.Duration(-1)
+		if s.pushback != "" && c.native {
+			ms, err := strconv.Atoi(s.pushback)
+			if err != nil || ms < 0 { // (grpc-go takes a throttling token too: one call, no matter)
+				return stop("the server's pushback says not to retry", code)
+			}
+			pushback = time.Duration(ms) * time.Millisecond
+		}
 		if rp == nil || !c.mc.codes[code] {
 			return stop(code.String()+" is not retried for this method", code)
+		}
+		if s.pushback != "" && !c.native {
+			add("pushback-not-read")
 		}
 		committed := sc.stream() && s.sends > 0
 		signal := s.hint > 0 || s.reason == runnerUnavailable
@@ -431,7 +471,14 @@ func (c dcheck) replay(r drun) (rules []string, err error) {
 			return stop("attempts exhausted", code)
 		}
 		b := c.backoff(burst)
+		if c.native {
+			b = c.backoff(sincePushback + 1)
+			sincePushback++
+		}
 		lo, hi := time.Duration(0.8*float64(b)), time.Duration(1.2*float64(b))+1
+		if pushback >= 0 {
+			lo, hi, sincePushback = pushback, pushback, 0
+		}
 		if !c.native {
 			if nb := (dcheck{mc: c.mc, native: true}).backoff(burst); b-nb > slack || nb-b > slack {
 				add("shrinking-clamp")
