@@ -60,7 +60,8 @@ const maxImportedBackoff = 24 * time.Hour
 // retryableStatusCodes with RetryOn and TransientCodes empty: the listed codes are retried
 // whatever the failure's kind, and the kinds are what the classifier says. retryThrottling
 // becomes the budget, retry.NewTokenBucket(maxTokens, tokenRatio), kept to three decimal
-// places as gRFC A6 says (a tokenRatio above 1 counts as 1, the most NewTokenBucket takes).
+// places as gRFC A6 says (a tokenRatio above 1 counts as 1, the most NewTokenBucket takes),
+// one per Set: per connection with DialOptions, as grpc-go keeps one per channel.
 // Without retryThrottling, faultline's default budget still applies (20% of the calls of the
 // last 10 s plus 10 retries per second); WithBudget(nil) turns it off, as in grpc-go.
 //
