@@ -55,7 +55,9 @@
 // # Differences from grpc-go's defaults
 //
 //   - DialOptions sets grpc.WithDisableRetry: grpc-go's service-config retries would multiply
-//     ours. Transparent retries (of RPCs that never reached the server) stay on.
+//     ours. Transparent retries (of RPCs that never reached the server) stay on. A client
+//     that configures retries in a service config gives the same JSON to [WithServiceConfig],
+//     which imports its retryPolicy and retryThrottling into faultline's policies and budget.
 //   - Errors are *errs.Error (or *retry.Error wrapping one after retries) instead of grpc's
 //     status error. Both implement GRPCStatus and return the original status unmodified.
 //   - Retries carry the metadata "x-retry-attempt: N" (N >= 1), as go-grpc-middleware does.

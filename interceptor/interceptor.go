@@ -55,13 +55,18 @@ const maxPerCall = 64
 // (matching retry.ErrInvalidPolicy), a method policy name not of the form "/pkg.Service/" or
 // "/pkg.Service/Method", an invalid attempt header key, a negative replay limit, an
 // idempotency or key entry that cannot work, a resumer that cannot work for its method's
-// registered descriptor (see [WithResumer]).
+// registered descriptor (see [WithResumer]), a service config that [WithServiceConfig]
+// cannot import (matching [ErrInvalidServiceConfig]).
 func New(opts ...Option) (*Set, error) {
 	cfg := config{policy: retry.DefaultPolicy(), header: DefaultAttemptHeader, replayLimit: DefaultReplayLimit}
 	for _, o := range opts {
 		if o != nil { // a nil Option sets nothing
 			o.apply(&cfg)
 		}
+	}
+	imported, err := cfg.importServiceConfig()
+	if err != nil {
+		return nil, err
 	}
 	if cfg.classifier == nil {
 		cfg.classifier = classify.New()
@@ -84,6 +89,9 @@ func New(opts ...Option) (*Set, error) {
 		return nil, err
 	}
 	if err := s.setRoutes(cfg); err != nil {
+		return nil, err
+	}
+	if err := s.addImported(s.retrier, imported); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -18,6 +18,7 @@ type Option interface {
 type config struct {
 	classifier  *classify.Classifier
 	policy      retry.Policy
+	policySet   bool // WithPolicy was given
 	methods     map[string]retry.Policy
 	budget      retry.Budget
 	budgetSet   bool
@@ -31,6 +32,8 @@ type config struct {
 	keys         map[string]string // method -> key field; "" removes a built-in key
 	keysOff      bool
 	resumers     map[string]Resumer // nil removes a built-in resumer
+
+	serviceConfig *string // WithServiceConfig's JSON; nil: none
 }
 
 // Defaults.
@@ -53,9 +56,10 @@ func WithClassifier(c *classify.Classifier) Option {
 }
 
 // WithPolicy sets the retry policy for methods without a policy of their own. Default:
-// retry.DefaultPolicy(). New reports an invalid policy.
+// retry.DefaultPolicy(); with [WithServiceConfig], the imported default name's policy. New
+// reports an invalid policy.
 func WithPolicy(p retry.Policy) Option {
-	return optionFunc(func(cfg *config) { cfg.policy = p })
+	return optionFunc(func(cfg *config) { cfg.policy, cfg.policySet = p, true })
 }
 
 // WithMethodPolicy sets the policy of one method ("/pkg.Service/Method") or of every method

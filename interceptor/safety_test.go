@@ -350,7 +350,7 @@ func TestInvalidCallPolicyFailsTheCall(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil)))
 		bad := secondsPolicy()
-		bad.Multiplier = 0.5
+		bad.Multiplier = 0
 		_, err := e.sb.GetSandbox(context.Background(), &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"}, interceptor.WithCallPolicy(bad))
 		if status.Code(err) != codes.InvalidArgument || !errors.Is(err, retry.ErrInvalidPolicy) {
 			t.Errorf("call = %v (code %v), want INVALID_ARGUMENT matching retry.ErrInvalidPolicy", err, status.Code(err))

@@ -508,7 +508,7 @@ func TestUnaryNotRetryableError(t *testing.T) {
 // default; per-call options override all three.
 func TestMethodPolicies(t *testing.T) {
 	invalid := secondsPolicy()
-	invalid.Multiplier = 0.5
+	invalid.Multiplier = 0
 	for _, tc := range []struct {
 		name      string
 		method    string

@@ -29,7 +29,8 @@
 // For each failure, in order: it already holds the final [*Error] of another retry loop ->
 // returned as it is (retries never nest); the caller's context ended -> stop; the client
 // produced it and would again ([OriginLocal]) -> stop; its kind is not retried (in RetryOn,
-// or a family base kind with a code in TransientCodes or a trusted transient reason), and the
+// or a family base kind with a code in TransientCodes or a trusted transient reason; for a
+// policy with RetryCodes, its code is not in them), and the
 // attempt did not run out of its own PerAttemptTimeout -> stop; a RESOURCE_EXHAUSTED without
 // RetryInfo or a trusted transient reason -> stop ("no server signal": a quota); repeating it
 // is not safe at the call's [Idempotency] (NeverRetry; NotIdempotent unless the server

@@ -184,7 +184,7 @@ func ExampleNewRatioBudget() {
 
 func ExamplePolicy_Validate() {
 	p := retry.DefaultPolicy()
-	p.Multiplier = 0.5
+	p.Multiplier = 0
 	err := p.Validate()
 	fmt.Println(err)
 	fmt.Println(errors.Is(err, retry.ErrInvalidPolicy))
@@ -192,7 +192,7 @@ func ExamplePolicy_Validate() {
 	_, err = retry.New(p)
 	fmt.Println(errors.Is(err, retry.ErrInvalidPolicy))
 	// Output:
-	// retry: invalid policy: Multiplier is 0.5, want a finite number >= 1
+	// retry: invalid policy: Multiplier is 0, want a finite number > 0
 	// true
 	// true
 }

@@ -12,8 +12,9 @@ import (
 )
 
 // fuzzPolicy maps arbitrary inputs onto a policy that should pass Validate, covering the
-// whole allowed range: backoffs in [1ns, 24h], any finite multiplier >= 1, jitters in
-// [0, 1], MaxRetryDelay in [1ns, 24h], 1 to 64 attempts.
+// whole allowed range: backoffs in [1ns, 24h], any finite positive multiplier (a mult in
+// (-1, 0) gives |mult|, below 1; any other 1+|mult|), jitters in [0, 1], MaxRetryDelay in
+// [1ns, 24h], 1 to 64 attempts.
 func fuzzPolicy(initial, maxBackoff int64, mult, jitter, hintJitter float64, maxDelay int64, attempts uint8) retry.Policy {
 	const day = uint64(24 * time.Hour)
 	unit := func(x float64) float64 {
@@ -30,6 +31,8 @@ func fuzzPolicy(initial, maxBackoff int64, mult, jitter, hintJitter float64, max
 	switch {
 	case math.IsNaN(mult):
 		p.Multiplier = 2
+	case mult > -1 && mult < 0:
+		p.Multiplier = -mult
 	case math.IsInf(1+math.Abs(mult), 0):
 		p.Multiplier = math.MaxFloat64
 	default:
@@ -43,7 +46,8 @@ func fuzzPolicy(initial, maxBackoff int64, mult, jitter, hintJitter float64, max
 // FuzzWait checks the wait arithmetic through the public API, in virtual time: for random
 // valid policies and server hints (attempt i carries the hint when bit i of hintMask is
 // set), no wait is negative, a backoff never exceeds MaxBackoff*(1+Jitter) nor falls below
-// InitialBackoff*(1-Jitter), a hinted wait is never shorter than the hint nor longer than
+// InitialBackoff*(1-Jitter) (for a Multiplier below 1, InitialBackoff*Multiplier^(n-1)*(1-Jitter)
+// before retry n, never below 1ns), a hinted wait is never shorter than the hint nor longer than
 // hint*(1+HintJitter), the measured waits are the ones the hooks report, and the loop stops
 // for the right reason.
 func FuzzWait(f *testing.F) {
@@ -54,6 +58,8 @@ func FuzzWait(f *testing.F) {
 	f.Add(int64(2), int64(7), 0.5, 0.5, 0.0, int64(0), uint8(20), int64(5), uint64(1))
 	f.Add(day-1, day, math.MaxFloat64, 0.2, 0.1, day, uint8(63), int64(-1), uint64(math.MaxUint64))
 	f.Add(int64(0), int64(0), 0.0, 0.3, 0.3, int64(10), uint8(40), int64(1), uint64(math.MaxUint64))
+	f.Add(int64(time.Second), int64(time.Second), -0.5, 0.2, 0.1, int64(30*time.Second), uint8(9), int64(0), uint64(0))
+	f.Add(int64(3), int64(3), -1e-300, 0.0, 0.0, int64(30*time.Second), uint8(9), int64(0), uint64(0))
 	f.Fuzz(func(t *testing.T, initial, maxBackoff int64, mult, jitter, hintJitter float64, maxDelay int64, attempts uint8, hint int64, hintMask uint64) {
 		p := fuzzPolicy(initial, maxBackoff, mult, jitter, hintJitter, maxDelay, attempts)
 		if err := p.Validate(); err != nil {
@@ -108,8 +114,12 @@ func FuzzWait(f *testing.F) {
 				if ev.FromHint {
 					t.Fatalf("wait %d: FromHint true without a positive hint", i+1)
 				}
-				if d > backoffMax || float64(d) < backoffMin {
-					t.Fatalf("wait %d = %v, want a backoff in [%v, %v] (policy %+v)", i+1, d, time.Duration(backoffMin), backoffMax, p)
+				lo := backoffMin
+				if p.Multiplier < 1 { // the backoff shrinks: before retry i+1, Initial*Multiplier^i, truncated at each step
+					lo = max(1, float64(p.InitialBackoff)*math.Pow(p.Multiplier, float64(i))*(1-p.Jitter)-float64(i)-1)
+				}
+				if d > backoffMax || float64(d) < lo {
+					t.Fatalf("wait %d = %v, want a backoff in [%v, %v] (policy %+v)", i+1, d, time.Duration(lo), backoffMax, p)
 				}
 			}
 			if re.TotalWait() != sum {

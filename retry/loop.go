@@ -286,8 +286,11 @@ func (p *Policy) decide(fl failure, s schedule) decision {
 
 // retries reports whether the policy retries err by its kind: a kind in RetryOn, or a
 // family base kind (the classifier could name nothing more specific) with a transient code
-// or a trusted transient reason.
+// or a trusted transient reason; or, for a policy with RetryCodes, by its code alone.
 func (p *Policy) retries(err error, e *errs.Error, signal bool) bool {
+	if p.RetryCodes != 0 {
+		return e != nil && p.RetryCodes.Has(e.Code())
+	}
 	if p.RetryOn.Match(err) || e != nil && p.RetryOn.Match(e) {
 		return true
 	}

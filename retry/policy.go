@@ -23,7 +23,9 @@ type Policy struct {
 	// The backoff before retry n (n >= 1) is min(InitialBackoff*Multiplier^(n-1),
 	// MaxBackoff), multiplied by a random factor in [1-Jitter, 1+Jitter], as
 	// github.com/cenkalti/backoff/v4 computes it (its rounding may move a wait by 1ns). Defaults 200ms,
-	// 5s, 2, 0.2. It is used when the failure carries no positive server hint.
+	// 5s, 2, 0.2. It is used when the failure carries no positive server hint. A Multiplier
+	// below 1 makes the backoffs shrink, as gRPC's backoffMultiplier allows (gRFC A6: any
+	// positive number).
 	InitialBackoff time.Duration
 	MaxBackoff     time.Duration
 	Multiplier     float64
@@ -40,7 +42,8 @@ type Policy struct {
 
 	// RetryOn is the set of kinds that are retried, matched with errors.Is, so children
 	// count. Default: ErrSandboxUnavailable and ErrSandboxResourceExhausted. Validate rejects
-	// an empty set when MaxAttempts > 1 (a policy that retries nothing is a mistake).
+	// an empty set when MaxAttempts > 1 and RetryCodes is empty too (a policy that retries
+	// nothing is a mistake).
 	RetryOn KindSet
 
 	// TransientCodes are the codes retried when the classifier could name only a family's
@@ -50,6 +53,16 @@ type Policy struct {
 	// A specific kind outside RetryOn is never retried by its code. Default: UNAVAILABLE and
 	// RESOURCE_EXHAUSTED; the zero set retries no base kind by its code.
 	TransientCodes CodeSet
+
+	// RetryCodes, when not empty, decides alone which failures the policy retries: those
+	// whose code is in it, whatever their kind, the way gRPC's retryableStatusCodes decide
+	// (gRFC A6). It is matched against the code of the classified failure (an *errs.Error,
+	// or what the Retrier's classify function returns); a failure the loop cannot classify is
+	// not retried by its code. RetryOn and TransientCodes must then be empty: a policy
+	// decides by kind or by code, not both. The safety rules still apply: a
+	// RESOURCE_EXHAUSTED without a server signal, a method that must not be repeated, a local
+	// failure are not retried whatever the codes say. Default: empty (decide by kind).
+	RetryCodes CodeSet
 
 	// PerAttemptTimeout, when positive, bounds each attempt of a unary call. An attempt that
 	// ran out of this time while the caller's context is alive is retried, whatever its kind.
@@ -95,14 +108,15 @@ const maxWait = 24 * time.Hour
 
 // Validate reports the first problem of p, as an error matching [ErrInvalidPolicy] that
 // names the field: MaxAttempts < 1; InitialBackoff not in (0, 24h]; MaxBackoff below
-// InitialBackoff or above 24h; Multiplier below 1, NaN or infinite; Jitter or HintJitter
+// InitialBackoff or above 24h; Multiplier not above 0, NaN or infinite; Jitter or HintJitter
 // outside [0, 1] or NaN; MaxRetryDelay not in (0, 24h] (zero would refuse every hinted
-// retry); PerAttemptTimeout or MaxElapsed negative; RetryOn empty while MaxAttempts > 1, or
-// naming an invalid kind; TransientCodes naming a code above 16.
+// retry); PerAttemptTimeout or MaxElapsed negative; RetryOn and RetryCodes both empty while
+// MaxAttempts > 1; RetryOn naming an invalid kind; TransientCodes or RetryCodes naming a code
+// above 16; RetryCodes set together with RetryOn or TransientCodes.
 //
 // Every other field's zero value means "off" or "none": Jitter and HintJitter 0 add no
 // jitter, PerAttemptTimeout and MaxElapsed 0 set no limit, TransientCodes empty retries no
-// base kind by its code.
+// base kind by its code, RetryCodes empty decides by kind.
 func (p Policy) Validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidPolicy}, args...)...)
@@ -114,8 +128,8 @@ func (p Policy) Validate() error {
 		return bad("InitialBackoff is %v, want in (0, %v]", p.InitialBackoff, maxWait)
 	case p.MaxBackoff < p.InitialBackoff || p.MaxBackoff > maxWait:
 		return bad("MaxBackoff is %v, want in [InitialBackoff, %v]", p.MaxBackoff, maxWait)
-	case !(p.Multiplier >= 1) || math.IsInf(p.Multiplier, 0):
-		return bad("Multiplier is %v, want a finite number >= 1", p.Multiplier)
+	case !(p.Multiplier > 0) || math.IsInf(p.Multiplier, 0):
+		return bad("Multiplier is %v, want a finite number > 0", p.Multiplier)
 	case !(p.Jitter >= 0 && p.Jitter <= 1):
 		return bad("Jitter is %v, want in [0, 1]", p.Jitter)
 	case !(p.HintJitter >= 0 && p.HintJitter <= 1):
@@ -126,10 +140,15 @@ func (p Policy) Validate() error {
 		return bad("PerAttemptTimeout is %v, want >= 0", p.PerAttemptTimeout)
 	case p.MaxElapsed < 0:
 		return bad("MaxElapsed is %v, want >= 0", p.MaxElapsed)
-	case p.RetryOn == 0 && p.MaxAttempts > 1:
-		return bad("RetryOn is empty while MaxAttempts is %d: nothing would be retried", p.MaxAttempts)
+	case p.RetryOn == 0 && p.RetryCodes == 0 && p.MaxAttempts > 1:
+		return bad("RetryOn is empty (and RetryCodes too) while MaxAttempts is %d: nothing would be retried", p.MaxAttempts)
 	case p.TransientCodes>>(codes.Unauthenticated+1) != 0:
 		return bad("TransientCodes is %#x, names a code above %d", uint32(p.TransientCodes), codes.Unauthenticated)
+	case p.RetryCodes>>(codes.Unauthenticated+1) != 0:
+		return bad("RetryCodes is %#x, names a code above %d", uint32(p.RetryCodes), codes.Unauthenticated)
+	case p.RetryCodes != 0 && (p.RetryOn != 0 || p.TransientCodes != 0):
+		return bad("RetryCodes is %v while RetryOn is %v and TransientCodes %v: decide by code or by kind, empty the other",
+			p.RetryCodes, p.RetryOn, p.TransientCodes)
 	}
 	for k := range p.RetryOn.each {
 		if !k.Valid() {

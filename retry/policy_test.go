@@ -99,7 +99,6 @@ func TestValidate(t *testing.T) {
 		{"MaxBackoff over 24h", with(func(p *retry.Policy) { p.MaxBackoff = day + 1 }), "MaxBackoff"},
 		{"MaxBackoff max int64", with(func(p *retry.Policy) { p.MaxBackoff = math.MaxInt64 }), "MaxBackoff"},
 		{"Multiplier 0", with(func(p *retry.Policy) { p.Multiplier = 0 }), "Multiplier"},
-		{"Multiplier below 1", with(func(p *retry.Policy) { p.Multiplier = 0.999 }), "Multiplier"},
 		{"Multiplier negative", with(func(p *retry.Policy) { p.Multiplier = -2 }), "Multiplier"},
 		{"Multiplier NaN", with(func(p *retry.Policy) { p.Multiplier = math.NaN() }), "Multiplier"},
 		{"Multiplier +Inf", with(func(p *retry.Policy) { p.Multiplier = math.Inf(1) }), "Multiplier"},
@@ -127,6 +126,17 @@ func TestValidate(t *testing.T) {
 		{"RetryOn bit 63", with(func(p *retry.Policy) { p.RetryOn = 1 << 63 }), "RetryOn"},
 		{"TransientCodes past Unauthenticated", with(func(p *retry.Policy) { p.TransientCodes |= 1 << 17 }), "TransientCodes"},
 		{"TransientCodes bit 31", with(func(p *retry.Policy) { p.TransientCodes = 1 << 31 }), "TransientCodes"},
+		{"RetryCodes past Unauthenticated", with(func(p *retry.Policy) {
+			p.RetryOn, p.TransientCodes, p.RetryCodes = 0, 0, retry.Codes(codes.Unavailable)|1<<17
+		}), "RetryCodes"},
+		// A policy decides by code or by kind: RetryCodes with RetryOn or TransientCodes is a mistake.
+		{"RetryCodes with RetryOn", with(func(p *retry.Policy) {
+			p.TransientCodes, p.RetryCodes = 0, retry.Codes(codes.Unavailable)
+		}), "RetryCodes"},
+		{"RetryCodes with TransientCodes", with(func(p *retry.Policy) {
+			p.RetryOn, p.RetryCodes = 0, retry.Codes(codes.Unavailable)
+		}), "RetryCodes"},
+		{"RetryCodes with the defaults", with(func(p *retry.Policy) { p.RetryCodes = retry.Codes(codes.Aborted) }), "RetryCodes"},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
@@ -170,6 +180,9 @@ func TestValidate(t *testing.T) {
 		{"backoffs 24h", with(func(p *retry.Policy) { p.InitialBackoff, p.MaxBackoff = day, day })},
 		{"MaxBackoff equal to InitialBackoff", with(func(p *retry.Policy) { p.MaxBackoff = p.InitialBackoff })},
 		{"Multiplier 1", with(func(p *retry.Policy) { p.Multiplier = 1 })},
+		// gRFC A6 allows any positive backoffMultiplier: the backoffs shrink.
+		{"Multiplier below 1", with(func(p *retry.Policy) { p.Multiplier = 0.999 })},
+		{"Multiplier smallest positive", with(func(p *retry.Policy) { p.Multiplier = math.SmallestNonzeroFloat64 })},
 		{"Multiplier max float", with(func(p *retry.Policy) { p.Multiplier = math.MaxFloat64 })},
 		{"Jitter 0", with(func(p *retry.Policy) { p.Jitter = 0 })},
 		{"Jitter 1", with(func(p *retry.Policy) { p.Jitter = 1 })},
@@ -188,6 +201,10 @@ func TestValidate(t *testing.T) {
 				codes.Aborted, codes.OutOfRange, codes.Unimplemented, codes.Internal, codes.Unavailable, codes.DataLoss, codes.Unauthenticated)
 		})},
 		{"RetryOn every kind", with(func(p *retry.Policy) { p.RetryOn = retry.On(errs.Kinds()...) })},
+		{"RetryCodes alone", with(func(p *retry.Policy) {
+			p.RetryOn, p.TransientCodes, p.RetryCodes = 0, 0, retry.Codes(codes.Unavailable, codes.Aborted)
+		})},
+		{"RetryCodes every code", with(func(p *retry.Policy) { p.RetryOn, p.TransientCodes, p.RetryCodes = 0, 0, 1<<17-1 })},
 	}
 	for _, tt := range good {
 		t.Run(tt.name, func(t *testing.T) {
@@ -254,6 +271,7 @@ func TestPolicyZeroValues(t *testing.T) {
 	}
 	off := map[string]bool{
 		"Jitter": true, "HintJitter": true, "TransientCodes": true, "PerAttemptTimeout": true, "MaxElapsed": true,
+		"RetryCodes": true,
 	}
 	typ := reflect.TypeFor[retry.Policy]()
 	for i := range typ.NumField() {
