@@ -17,10 +17,11 @@ type Reset uint8
 
 const (
 	// CloseConn closes the connection the call came on, and so every call it
-	// carries. On TCP the socket is closed with SO_LINGER 0, so the client reads
-	// a TCP RST ("connection reset by peer"); in memory the client reads EOF.
-	// Served without [Serve] or [ServeMemory] (the connection is not known) it
-	// is [AbortStream].
+	// carries, after whatever the server sent before the reset (on HTTP/2,
+	// the frames the server had buffered too). On TCP the socket is closed
+	// with SO_LINGER 0, so the client reads a TCP RST ("connection reset by
+	// peer"); in memory the client reads EOF. Served without [Serve] or
+	// [ServeMemory] (the connection is not known) it is [AbortStream].
 	CloseConn Reset = iota + 1
 	// AbortStream aborts the call's HTTP exchange, as a handler that panics with
 	// [http.ErrAbortHandler] does: on HTTP/2 the server resets the stream
@@ -160,11 +161,14 @@ type connKey struct{}
 // connContext is the [http.Server.ConnContext] of the harness: it makes the
 // connection known to [CloseConn].
 func connContext(ctx context.Context, c net.Conn) context.Context {
-	return context.WithValue(ctx, connKey{}, c)
+	if sc, ok := c.(*serverConn); ok {
+		return context.WithValue(ctx, connKey{}, sc)
+	}
+	return ctx
 }
 
-func connFrom(ctx context.Context) net.Conn {
-	c, _ := ctx.Value(connKey{}).(net.Conn)
+func connFrom(ctx context.Context) *serverConn {
+	c, _ := ctx.Value(connKey{}).(*serverConn)
 	return c
 }
 
@@ -172,22 +176,27 @@ func connFrom(ctx context.Context) net.Conn {
 // reset under it, it drops everything connect-go writes.
 type exchange struct {
 	w     http.ResponseWriter
-	conn  net.Conn // nil when not served by the harness
+	conn  *serverConn // nil when not served by the harness
+	h2    bool        // the exchange is an HTTP/2 stream
 	reset atomic.Uint32
 }
 
 func (e *exchange) wasReset() bool { return e.reset.Load() != 0 }
 
+// trigger resets the transport under the exchange, once. The handler then
+// returns and [Server.ServeHTTP] aborts the exchange ([http.ErrAbortHandler]):
+// for AbortStream that is the reset; for CloseConn on HTTP/2 the connection
+// resets itself instead of sending the abort's RST_STREAM, after the frames the
+// server buffered before it (see [serverConn]).
 func (e *exchange) trigger(how Reset) {
-	if !e.reset.CompareAndSwap(0, uint32(how)) {
+	if !e.reset.CompareAndSwap(0, uint32(how)) || how != CloseConn || e.conn == nil {
 		return
 	}
-	if how == CloseConn && e.conn != nil {
-		if tc, ok := e.conn.(*net.TCPConn); ok {
-			_ = tc.SetLinger(0) // close with a TCP RST
-		}
-		_ = e.conn.Close()
+	if e.h2 {
+		e.conn.resetBeforeRST()
+		return
 	}
+	e.conn.reset()
 }
 
 func (e *exchange) Header() http.Header { return e.w.Header() }

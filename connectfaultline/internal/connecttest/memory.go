@@ -55,7 +55,7 @@ func (l *memListener) dial(ctx context.Context, _, _ string) (net.Conn, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return nil, &net.OpError{Op: "dial", Net: "memory", Addr: memAddr{}, Err: syscall.ECONNREFUSED}
+	return nil, &net.OpError{Op: "dial", Net: "memory", Err: syscall.ECONNREFUSED}
 }
 
 type memAddr struct{}

@@ -147,7 +147,7 @@ func start(tb testing.TB, h http.Handler, v HTTP, lis net.Listener, dial func(co
 		cp.SetHTTP1(true)
 	}
 	ts := &httptest.Server{
-		Listener: lis,
+		Listener: resetListener{lis},
 		Config:   &http.Server{Handler: h, Protocols: &sp, ConnContext: connContext},
 	}
 	ts.Start()

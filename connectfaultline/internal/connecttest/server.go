@@ -87,7 +87,7 @@ func New(opts ...sandboxtest.Option) *Server {
 // ServeHTTP serves the connect-go handlers of both services, and the faults
 // queued with [Server.Inject].
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ex := &exchange{w: w, conn: connFrom(r.Context())}
+	ex := &exchange{w: w, conn: connFrom(r.Context()), h2: r.ProtoMajor == 2}
 	s.mux.ServeHTTP(ex, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex)))
 	if ex.wasReset() {
 		// Whatever connect-go wrote after the reset was dropped; this makes
