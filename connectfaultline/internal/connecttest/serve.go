@@ -117,7 +117,7 @@ func Serve(tb testing.TB, h http.Handler, v HTTP) *Endpoint {
 
 // ServeMemory is [Serve] on an in-memory listener: no port, no network; each
 // connection is a [net.Pipe] pair, which Client dials. A dial once the
-// Endpoint is closed fails with a *net.OpError wrapping [syscall.ECONNREFUSED],
+// Endpoint is closed fails with a *net.OpError wrapping syscall.ECONNREFUSED,
 // as a refused TCP dial does. URL is "http://memory".
 //
 // Called inside a testing/synctest bubble (inside the function given to

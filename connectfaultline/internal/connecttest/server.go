@@ -35,7 +35,7 @@ type Server struct {
 
 	unary   grpc.UnaryServerInterceptor
 	stream  grpc.StreamServerInterceptor
-	methods map[string]method // by procedure ("/pkg.Service/Method")
+	methods registrar // by procedure ("/pkg.Service/Method")
 	mux     *http.ServeMux
 
 	mu      sync.Mutex
@@ -51,7 +51,7 @@ type method struct {
 	info   grpc.StreamServerInfo
 }
 
-// registrar collects the methods sandboxtest registers.
+// registrar collects the methods sandboxtest registers, by full name.
 type registrar map[string]method
 
 func (r registrar) RegisterService(sd *grpc.ServiceDesc, impl any) {
@@ -78,7 +78,7 @@ func New(opts ...sandboxtest.Option) *Server {
 		arrived: make(map[string]int),
 	}
 	s.unary, s.stream = s.Server.Interceptors()
-	s.Register(registrar(s.methods))
+	s.Register(s.methods)
 	s.mux.Handle(sandboxpbconnect.NewSandboxServiceHandler(sandboxHandler{s}))
 	s.mux.Handle(sandboxpbconnect.NewDiscoveryServiceHandler(discoveryHandler{s}))
 	return s
