@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # checkgen.sh fails if the committed generated code (internal/sandboxpb,
-# internal/testpb) is not what tools/genproto.sh produces from the .proto
-# files.
+# internal/testpb, connectfaultline/internal/sandboxpbconnect) is not what
+# tools/genproto.sh and tools/genconnect.sh produce from the .proto files.
 #
 # It regenerates into a temporary directory (the work tree is left alone) and
 # compares every *.pb.go file there with every *.pb.go file committed under
-# internal/, path by path, so a changed, missing or extra generated file
-# fails the check.
+# internal/, and every *.connect.go file with every *.connect.go file
+# committed under connectfaultline/internal/, path by path, so a changed,
+# missing or extra generated file fails the check.
 #
 # The generated headers record the protoc version (`// 	protoc        vX` and
 # `// - protoc             vX`). Neither plugin has an option to leave it
@@ -21,24 +22,27 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 bash "$root/tools/genproto.sh" "$tmp/gen"
+bash "$root/tools/genconnect.sh" "$tmp/gen"
 
-# copy_pb SRC DST copies SRC/internal/**/*.pb.go to DST, keeping their paths.
-copy_pb() {
+# copy_gen SRC DST copies SRC/internal/**/*.pb.go and
+# SRC/connectfaultline/internal/**/*.connect.go to DST, keeping their paths.
+copy_gen() {
 	mkdir -p "$2"
-	(cd "$1" && find internal -name '*.pb.go' -print0) |
+	(cd "$1" && find internal -name '*.pb.go' -print0 &&
+		{ [ ! -d connectfaultline/internal ] || find connectfaultline/internal -name '*.connect.go' -print0; }) |
 		while IFS= read -r -d '' f; do
 			mkdir -p "$2/$(dirname "$f")"
 			cp "$1/$f" "$2/$f"
 		done
 }
-copy_pb "$root" "$tmp/want"
-copy_pb "$tmp/gen" "$tmp/got"
+copy_gen "$root" "$tmp/want"
+copy_gen "$tmp/gen" "$tmp/got"
 
 if ! diff -r -u \
 	-I '^// 	protoc  *v' \
 	-I '^// - protoc  *v' \
 	"$tmp/want" "$tmp/got"; then
-	echo "checkgen: generated code is out of date; run: go generate ./internal/sandboxpb" >&2
+	echo "checkgen: generated code is out of date; run: go generate ./internal/sandboxpb ./connectfaultline/internal/sandboxpbconnect" >&2
 	exit 1
 fi
-echo "checkgen: generated code is up to date:" $(cd "$tmp/got" && find internal -name '*.pb.go' | sort)
+echo "checkgen: generated code is up to date:" $(cd "$tmp/got" && find . -name '*.go' | sed 's|^\./||' | sort)

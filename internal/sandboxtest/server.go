@@ -156,6 +156,15 @@ func (s *Server) ServerOptions() []grpc.ServerOption {
 	}
 }
 
+// Interceptors returns the unary and stream interceptors that [Server.ServerOptions]
+// installs (counting, recording, auth and script steps), for a transport other than
+// grpc-go that calls the services registered by [Server.Register] itself: it must call
+// every method through them, with the call's incoming metadata in the context
+// ([metadata.NewIncomingContext]). connectfaultline's connect-go test server does.
+func (s *Server) Interceptors() (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
+	return s.unaryInterceptor, s.streamInterceptor
+}
+
 // StartBufconn serves s on a new in-memory listener, with
 // [Server.ServerOptions], then opts. Dial it with [DialBufconn]. stop stops
 // the gRPC server (cancelling calls in flight), waits for every handler and
