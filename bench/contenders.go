@@ -55,16 +55,18 @@ var (
 	}
 	faultlineThrottled = Contender{
 		Name: "faultline, throttling", Kind: KindThrottled,
-		Setup: "interceptor.DialOptions(interceptor.WithThrottle(retry.DefaultThrottle())): the default budget, and " +
+		Setup: "interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithThrottle(retry.DefaultThrottle())))): the default budget, and " +
 			"adaptive client-side throttling with K = 2 over a 1 s window",
 		Options: func() []grpc.DialOption {
-			return interceptor.DialOptions(interceptor.WithThrottle(retry.DefaultThrottle()))
+			return interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithThrottle(retry.DefaultThrottle()))))
 		},
 	}
 	faultlineNoBudget = Contender{
 		Name: "faultline, no budget", Kind: KindNoBudget,
-		Setup:   "interceptor.DialOptions(interceptor.WithBudget(nil))",
-		Options: func() []grpc.DialOption { return interceptor.DialOptions(interceptor.WithBudget(nil)) },
+		Setup: "interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithBudget(nil))))",
+		Options: func() []grpc.DialOption {
+			return interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithBudget(nil))))
+		},
 	}
 	grpcRetryThrottling = Contender{
 		Name: "grpc-go retryThrottling", Kind: KindGRPC,

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/faultline-go/faultline/interceptor"
+	"github.com/faultline-go/faultline/retry"
 )
 
 // Role says what a [Peer] is in the comparison, and so which scenarios it takes part in.
@@ -102,8 +103,10 @@ func Peers() []Peer {
 		},
 		{
 			Name: "faultline, no budget", Role: RoleOursVariant, Module: "github.com/faultline-go/faultline", Stream: true,
-			Setup:   "interceptor.DialOptions(interceptor.WithBudget(nil))",
-			options: func() []grpc.DialOption { return interceptor.DialOptions(interceptor.WithBudget(nil)) },
+			Setup: "interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithBudget(nil))))",
+			options: func() []grpc.DialOption {
+				return interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithBudget(nil))))
+			},
 		},
 		{
 			Name: "go-grpc-middleware retry", Role: RolePeer, Module: "github.com/grpc-ecosystem/go-grpc-middleware/v2", Stream: true,

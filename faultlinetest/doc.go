@@ -31,7 +31,7 @@
 //			conn := faultlinetest.Serve(t,
 //				func(s *grpc.Server) { healthpb.RegisterHealthServer(s, hs) },
 //				inj.ServerOptions(),
-//				interceptor.DialOptions(interceptor.WithPolicy(policy))...) // the client under test
+//				interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(policy)))...) // the client under test
 //
 //			start := time.Now()
 //			_, err := healthpb.NewHealthClient(conn).Check(context.Background(),

@@ -29,7 +29,7 @@ func Example_requestID() {
 	defer s.Close()
 	policy := retry.DefaultPolicy()
 	policy.InitialBackoff, policy.Jitter = time.Millisecond, 0
-	conn, err := s.Dial(interceptor.DialOptions(interceptor.WithPolicy(policy))...)
+	conn, err := s.Dial(interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(policy)))...)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -20,6 +20,7 @@ import (
 	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
+	"github.com/faultline-go/faultline/retry"
 )
 
 // A client with faultline's interceptors rides out two UNAVAILABLE answers carrying a
@@ -36,7 +37,7 @@ func Example() {
 	srv := faultlinetest.NewServer(func(s *grpc.Server) { healthpb.RegisterHealthServer(s, hs) },
 		inj.ServerOptions()...)
 	defer srv.Close()
-	conn, err := srv.Dial(interceptor.DialOptions(interceptor.WithPolicy(noJitter()))...)
+	conn, err := srv.Dial(interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(noJitter())))...)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -67,7 +68,7 @@ func Example_poller() {
 		sandboxpb.SandboxStatus_STATE_CREATING, sandboxpb.SandboxStatus_STATE_RUNNING}}
 	srv := faultlinetest.NewServer(registerSandbox(sandboxes), inj.ServerOptions()...)
 	defer srv.Close()
-	conn, err := srv.Dial(interceptor.DialOptions(interceptor.WithPolicy(noJitter()))...)
+	conn, err := srv.Dial(interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(noJitter())))...)
 	if err != nil {
 		log.Fatal(err)
 	}

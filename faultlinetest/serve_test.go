@@ -24,6 +24,7 @@ import (
 	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
+	"github.com/faultline-go/faultline/retry"
 )
 
 const (
@@ -46,7 +47,7 @@ func TestServeInSynctest(t *testing.T) {
 				faultlinetest.RetryInfo(5*time.Second))))
 		hs := health.NewServer()
 		conn := faultlinetest.Serve(t, func(s *grpc.Server) { healthpb.RegisterHealthServer(s, hs) },
-			inj.ServerOptions(), interceptor.DialOptions(interceptor.WithPolicy(noJitter()))...)
+			inj.ServerOptions(), interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(noJitter())))...)
 		client := healthpb.NewHealthClient(conn)
 		for _, want := range []time.Duration{10 * time.Second, 5 * time.Second} {
 			start := time.Now()
@@ -80,7 +81,7 @@ func TestPollerSurvivesRetryInfo(t *testing.T) {
 		srv := &sandboxServer{states: []sandboxpb.SandboxStatus_State{
 			sandboxpb.SandboxStatus_STATE_CREATING, sandboxpb.SandboxStatus_STATE_RUNNING}}
 		conn := faultlinetest.Serve(t, registerSandbox(srv), inj.ServerOptions(),
-			interceptor.DialOptions(interceptor.WithPolicy(noJitter()))...)
+			interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(noJitter())))...)
 
 		start := time.Now()
 		polls, err := waitRunning(context.Background(), sandboxpb.NewSandboxServiceClient(conn), "sb-1", time.Second)
@@ -114,7 +115,7 @@ func TestPollerGivesUpOnLongHint(t *testing.T) {
 			faultlinetest.RetryInfo(time.Hour)))
 		srv := &sandboxServer{states: []sandboxpb.SandboxStatus_State{sandboxpb.SandboxStatus_STATE_RUNNING}}
 		conn := faultlinetest.Serve(t, registerSandbox(srv), inj.ServerOptions(),
-			interceptor.DialOptions(interceptor.WithPolicy(noJitter()))...)
+			interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(noJitter())))...)
 		start := time.Now()
 		_, err := waitRunning(context.Background(), sandboxpb.NewSandboxServiceClient(conn), "sb-1", time.Second)
 		var e *errs.Error

@@ -33,7 +33,7 @@ func TestServerDeadlineRace(t *testing.T) {
 	p := fastPolicy(5)
 	p.PerAttemptTimeout = 20 * time.Millisecond
 	var rec recorder
-	c := dial(t, addr, []interceptor.Option{interceptor.WithPolicy(p), interceptor.WithBudget(nil), interceptor.WithHooks(rec.hooks())})
+	c := dial(t, addr, []interceptor.Option{interceptor.WithRetrier(retry.MustNew(p, retry.WithBudget(nil), retry.WithHooks(rec.hooks())))})
 	const n = 30
 	notRetried, wrongCause := 0, 0
 	for range n {

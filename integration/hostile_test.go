@@ -319,7 +319,7 @@ func TestHostileServer(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv, addr := startH2(t, tt.respond)
 			var rec recorder
-			c := dial(t, addr, []interceptor.Option{interceptor.WithPolicy(tt.policy), interceptor.WithBudget(nil), interceptor.WithHooks(rec.hooks())}, tt.dialOpts...)
+			c := dial(t, addr, []interceptor.Option{interceptor.WithRetrier(retry.MustNew(tt.policy, retry.WithBudget(nil), retry.WithHooks(rec.hooks())))}, tt.dialOpts...)
 			timeout := tt.timeout
 			if timeout == 0 {
 				timeout = hostileTimeout
@@ -441,7 +441,7 @@ func TestHostileRetryStorm(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rec recorder
-	c := dial(t, addr, []interceptor.Option{interceptor.WithPolicy(fastPolicy(attempts)), interceptor.WithBudget(budget), interceptor.WithHooks(rec.hooks())})
+	c := dial(t, addr, []interceptor.Option{interceptor.WithRetrier(retry.MustNew(fastPolicy(attempts), retry.WithBudget(budget), retry.WithHooks(rec.hooks())))})
 
 	var mu sync.Mutex
 	st := &stats{name: "retry storm (RetryInfo 0)"}

@@ -54,8 +54,7 @@ func TestResumeFollowStreams(t *testing.T) {
 	}}
 	// Up to 100 attempts per burst of failures (about 8 s of waits): a stream gives up only
 	// if a healed fault stays broken that long.
-	c := dial(t, proxy.Listen, []interceptor.Option{interceptor.WithBudget(nil),
-		interceptor.WithPolicy(recoveryPolicy(manyAttempts)), interceptor.WithHooks(hooks)})
+	c := dial(t, proxy.Listen, []interceptor.Option{interceptor.WithRetrier(retry.MustNew(recoveryPolicy(manyAttempts), retry.WithBudget(nil), retry.WithHooks(hooks)))})
 
 	type result struct {
 		delivered atomic.Int64

@@ -189,7 +189,7 @@ func TestRetryEndToEnd(t *testing.T) {
 				b = tt.budget()
 			}
 			var rec recorder
-			c := dial(t, addr, []interceptor.Option{interceptor.WithPolicy(tt.policy), interceptor.WithBudget(b), interceptor.WithHooks(rec.hooks())})
+			c := dial(t, addr, []interceptor.Option{interceptor.WithRetrier(retry.MustNew(tt.policy, retry.WithBudget(b), retry.WithHooks(rec.hooks())))})
 			defer func() {
 				if t.Failed() {
 					retries, stops := rec.events()
@@ -304,10 +304,9 @@ func TestRetryEndToEnd(t *testing.T) {
 func TestRetryMethodPolicies(t *testing.T) {
 	srv, addr := startServer(t, sandboxtest.WithSandboxes("sb-1"), sandboxtest.WithRunners("r-1"))
 	c := dial(t, addr, []interceptor.Option{
-		interceptor.WithPolicy(fastPolicy(2)),
+		interceptor.WithRetrier(retry.MustNew(fastPolicy(2), retry.WithBudget(nil))),
 		interceptor.WithMethodPolicy("/coreweave.sandbox.v1.SandboxService/", fastPolicy(3)),
 		interceptor.WithMethodPolicy(mGet, fastPolicy(4)),
-		interceptor.WithBudget(nil),
 	})
 	tests := []struct {
 		name string
@@ -334,7 +333,7 @@ func TestRetryMethodPolicies(t *testing.T) {
 // never.
 func TestRetryStreams(t *testing.T) {
 	srv, addr := startServer(t, sandboxtest.WithSandboxes("sb-1"))
-	c := dial(t, addr, []interceptor.Option{interceptor.WithPolicy(fastPolicy(5))})
+	c := dial(t, addr, []interceptor.Option{interceptor.WithRetrier(retry.MustNew(fastPolicy(5)))})
 
 	recvAll := func(s grpc.ServerStreamingClient[sandboxpb.LogEntry]) ([]string, error) {
 		var lines []string
@@ -407,7 +406,7 @@ func TestRetryStreams(t *testing.T) {
 // creates one sandbox.
 func TestRetryCreateDeduplicated(t *testing.T) {
 	srv, addr := startServer(t)
-	c := dial(t, addr, []interceptor.Option{interceptor.WithPolicy(fastPolicy(5))})
+	c := dial(t, addr, []interceptor.Option{interceptor.WithRetrier(retry.MustNew(fastPolicy(5)))})
 	srv.FailNext(mCreate, 2, stUnavailable)
 	first, err := c.sb.CreateSandbox(context.Background(), &sandboxpb.CreateSandboxRequest{RequestId: "req-1"})
 	if err != nil {

@@ -86,7 +86,7 @@ func checkTexts(t *testing.T, all []string, rec *recorder, canaries ...string) {
 func TestSecretsNeverPrinted(t *testing.T) {
 	srv, addr := startServer(t, sandboxtest.WithBearerToken(rightKey), sandboxtest.WithSandboxes("sb-1"))
 	var rec recorder
-	c := dial(t, addr, []interceptor.Option{interceptor.WithPolicy(fastPolicy(3)), interceptor.WithHooks(rec.hooks()), interceptor.WithBudget(nil)})
+	c := dial(t, addr, []interceptor.Option{interceptor.WithRetrier(retry.MustNew(fastPolicy(3), retry.WithHooks(rec.hooks()), retry.WithBudget(nil)))})
 	wrongAuth := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+authCanary)
 	rightAuth := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+rightKey)
 	retryAuth := fastPolicy(3)
@@ -204,7 +204,7 @@ func TestSecretsFromHostileServer(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv, addr := startH2(t, func(c *h2Call) { _ = c.trailersOnly(tt.fields...) })
 			var rec recorder
-			c := dial(t, addr, []interceptor.Option{interceptor.WithPolicy(fastPolicy(3)), interceptor.WithHooks(rec.hooks()), interceptor.WithBudget(nil)})
+			c := dial(t, addr, []interceptor.Option{interceptor.WithRetrier(retry.MustNew(fastPolicy(3), retry.WithHooks(rec.hooks()), retry.WithBudget(nil)))})
 			ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+authCanary)
 			var trailer metadata.MD
 			_, err := c.sb.GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"}, grpc.Trailer(&trailer))

@@ -79,7 +79,7 @@ func newFaultEnv(t *testing.T, p retry.Policy) *faultEnv {
 		e.triggerHeal() // a scenario that never saw its fault still heals
 		proxy.Stop()
 	})
-	e.c = dial(t, proxy.Listen, []interceptor.Option{interceptor.WithPolicy(p), interceptor.WithHooks(retry.Hooks{
+	e.c = dial(t, proxy.Listen, []interceptor.Option{interceptor.WithRetrier(retry.MustNew(p, retry.WithHooks(retry.Hooks{
 		OnRetry: func(ctx context.Context, ev retry.RetryEvent) {
 			if c, ok := ctx.Value(counterKey{}).(*callCounter); ok {
 				c.mu.Lock()
@@ -94,7 +94,7 @@ func newFaultEnv(t *testing.T, p retry.Policy) *faultEnv {
 				go e.triggerHeal()
 			}
 		},
-	})})
+	})))})
 	// Warm up: connect, and write the file the truncation scenario reads.
 	ctx, cancel := context.WithTimeout(context.Background(), hangBound)
 	defer cancel()

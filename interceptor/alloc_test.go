@@ -12,7 +12,6 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
@@ -23,7 +22,7 @@ import (
 // interceptor, whatever its options (per-call ones made once, beforehand).
 func TestSuccessAllocs(t *testing.T) {
 	callPolicy := interceptor.WithCallPolicy(attempts(secondsPolicy(), 3))
-	withCall := interceptor.WithCall(classify.Call{Resource: errs.Resource{SandboxID: "sb-2"}})
+	withCall := interceptor.WithResource(errs.Resource{SandboxID: "sb-2"})
 	set, err := interceptor.New(interceptor.WithMethodPolicy(sandboxSvc, secondsPolicy()),
 		interceptor.WithMethodPolicy(getSandbox, attempts(secondsPolicy(), 3)))
 	if err != nil {
@@ -39,12 +38,12 @@ func TestSuccessAllocs(t *testing.T) {
 		{name: "WithoutRetry", u: interceptor.Unary(), method: getSandbox, opts: []grpc.CallOption{interceptor.WithoutRetry()}},
 		{name: "WithCallPolicy", u: interceptor.Unary(), method: getSandbox, opts: []grpc.CallOption{callPolicy}},
 		{name: "WithCall", u: interceptor.Unary(), method: getSandbox, opts: []grpc.CallOption{withCall}},
-		{name: "budget off", u: interceptor.Unary(interceptor.WithBudget(nil)), method: getSandbox},
+		{name: "budget off", u: interceptor.Unary(interceptor.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithBudget(nil)))), method: getSandbox},
 		{name: "exact method policy", u: set.Unary(), method: getSandbox},
 		{name: "service policy", u: set.Unary(), method: readFile},
 		{name: "default policy beside method policies", u: set.Unary(), method: getRunner},
-		{name: "one-attempt policy", u: interceptor.Unary(interceptor.WithPolicy(retry.NoRetry())), method: getSandbox},
-		{name: "throttling on", u: interceptor.Unary(interceptor.WithThrottle(retry.DefaultThrottle())), method: getSandbox},
+		{name: "one-attempt policy", u: interceptor.Unary(interceptor.WithRetrier(retry.MustNew(retry.NoRetry()))), method: getSandbox},
+		{name: "throttling on", u: interceptor.Unary(interceptor.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithThrottle(retry.DefaultThrottle())))), method: getSandbox},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
+	"github.com/faultline-go/faultline/retry"
 )
 
 // okInv is okInvoker called through a function value, as grpc-go calls an invoker, so
@@ -39,7 +40,7 @@ func BenchmarkUnaryFake(b *testing.B) {
 	all := append(peers(), struct {
 		name string
 		u    grpc.UnaryClientInterceptor
-	}{"faultline-nobudget", interceptor.Unary(interceptor.WithBudget(nil))})
+	}{"faultline-nobudget", interceptor.Unary(interceptor.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithBudget(nil))))})
 	for _, p := range all {
 		b.Run(p.name, func(b *testing.B) {
 			ctx := context.Background()

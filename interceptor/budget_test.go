@@ -64,7 +64,7 @@ func TestBudget(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				p := retry.DefaultPolicy()
 				p.MaxAttempts, p.InitialBackoff, p.Jitter = maxAttempts, 10*time.Millisecond, 0
-				e := newEnv(t, interceptor.DialOptions(interceptor.WithPolicy(p), interceptor.WithBudget(tc.budget())))
+				e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(p, retry.WithBudget(tc.budget())))))
 				e.srv.FailAlways(getSandbox, unavailable())
 
 				var mu sync.Mutex

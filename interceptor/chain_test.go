@@ -73,7 +73,7 @@ func TestChainLogging(t *testing.T) {
 			t.Run(tc.name+"/"+kind, func(t *testing.T) {
 				synctest.Test(t, func(t *testing.T) {
 					var outer, inner finishLog
-					s, err := interceptor.New(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()))
+					s, err := interceptor.New(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil))))
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -116,7 +116,7 @@ func TestChainLogging(t *testing.T) {
 // only; the others are neither retried nor classified.
 func TestChainSelector(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, err := interceptor.New(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()))
+		s, err := interceptor.New(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil))))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -159,7 +159,7 @@ func TestClassifyOnly(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				s, err := interceptor.New(interceptor.WithBudget(nil), interceptor.WithPolicy(tc.policy))
+				s, err := interceptor.New(interceptor.WithRetrier(retry.MustNew(tc.policy, retry.WithBudget(nil))))
 				if err != nil {
 					t.Fatal(err)
 				}

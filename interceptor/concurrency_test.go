@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
@@ -48,7 +47,7 @@ func TestConcurrentCalls(t *testing.T) {
 	hooks := retry.Hooks{OnRetry: func(context.Context, retry.RetryEvent) { retries.Add(1) }}
 	p := attempts(millisecondPolicy(), 3)
 	e := serve(t, sandboxtest.New(sandboxtest.WithSandboxes("sb-1", "sb-ok", "sb-flaky", "sb-down")),
-		interceptor.DialOptions(interceptor.WithPolicy(p), interceptor.WithBudget(nil), interceptor.WithHooks(hooks)),
+		interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(p, retry.WithBudget(nil), retry.WithHooks(hooks)))),
 		grpc.ChainUnaryInterceptor(flakyServer))
 	// 80 distinct per-call policies of 3 attempts: more than the interceptor keeps.
 	policies := make([]grpc.CallOption, 80)
@@ -69,7 +68,7 @@ func TestConcurrentCalls(t *testing.T) {
 				id, opts, w := "sb-ok", []grpc.CallOption(nil), want{codes.OK, 1}
 				switch (g + c) % 6 {
 				case 1:
-					opts = []grpc.CallOption{policies[(g*calls+c)%len(policies)], interceptor.WithCall(classify.Call{Resource: errs.Resource{FilePath: "/x"}})}
+					opts = []grpc.CallOption{policies[(g*calls+c)%len(policies)], interceptor.WithResource(errs.Resource{FilePath: "/x"})}
 				case 2:
 					id, w = "sb-missing", want{codes.NotFound, 1}
 				case 3:

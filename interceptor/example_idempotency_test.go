@@ -29,7 +29,7 @@ func ExampleWithIdempotency() {
 	} {
 		srv := sandboxtest.New(sandboxtest.WithSandboxes("sb-1"))
 		lis, stop := srv.StartBufconn()
-		conn, err := sandboxtest.DialBufconn(lis, interceptor.DialOptions(append(opts, interceptor.WithPolicy(millisecondPolicy()))...)...)
+		conn, err := sandboxtest.DialBufconn(lis, interceptor.DialOptions(append(opts, interceptor.WithRetrier(retry.MustNew(millisecondPolicy())))...)...)
 		if err != nil {
 			log.Fatal(err)
 		}

@@ -25,7 +25,7 @@ func ExampleUnary() {
 	lis, stop := srv.StartBufconn()
 	defer stop()
 	conn, err := sandboxtest.DialBufconn(lis,
-		grpc.WithChainUnaryInterceptor(interceptor.Unary(interceptor.WithPolicy(millisecondPolicy()))))
+		grpc.WithChainUnaryInterceptor(interceptor.Unary(interceptor.WithRetrier(retry.MustNew(millisecondPolicy())))))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func ExampleStream() {
 	lis, stop := srv.StartBufconn()
 	defer stop()
 	conn, err := sandboxtest.DialBufconn(lis,
-		grpc.WithChainStreamInterceptor(interceptor.Stream(interceptor.WithPolicy(millisecondPolicy()))))
+		grpc.WithChainStreamInterceptor(interceptor.Stream(interceptor.WithRetrier(retry.MustNew(millisecondPolicy())))))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func ExampleDialOptions() {
 	three := millisecondPolicy()
 	three.MaxAttempts = 3
 	conn, err := sandboxtest.DialBufconn(lis, interceptor.DialOptions(
-		interceptor.WithPolicy(millisecondPolicy()), interceptor.WithBudget(nil),
+		interceptor.WithRetrier(retry.MustNew(millisecondPolicy(), retry.WithBudget(nil))),
 		interceptor.WithMethodPolicy(sandboxpb.SandboxService_GetSandbox_FullMethodName, three))...)
 	if err != nil {
 		log.Fatal(err)
@@ -176,8 +176,7 @@ func ExampleWithCallPolicy() {
 	lis, stop := srv.StartBufconn()
 	defer stop()
 	// The budget is off so that the example shows the policies alone.
-	conn, err := sandboxtest.DialBufconn(lis, interceptor.DialOptions(interceptor.WithPolicy(millisecondPolicy()),
-		interceptor.WithBudget(nil))...)
+	conn, err := sandboxtest.DialBufconn(lis, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(millisecondPolicy(), retry.WithBudget(nil))))...)
 	if err != nil {
 		log.Fatal(err)
 	}

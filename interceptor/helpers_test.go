@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/faultline-go/faultline/faultlinetest"
+	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/internal/sandboxtest"
 	"github.com/faultline-go/faultline/retry"
@@ -47,6 +48,11 @@ func millisecondPolicy() retry.Policy {
 	p := retry.DefaultPolicy()
 	p.InitialBackoff, p.MaxBackoff, p.Jitter, p.HintJitter = time.Millisecond, 2*time.Millisecond, 0, 0
 	return p
+}
+
+// noBudget is the interceptor option of a retrier of p without a budget, then opts.
+func noBudget(p retry.Policy, opts ...retry.Option) interceptor.Option {
+	return interceptor.WithRetrier(retry.MustNew(p, append([]retry.Option{retry.WithBudget(nil)}, opts...)...))
 }
 
 // attempts returns p with MaxAttempts n.

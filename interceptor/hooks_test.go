@@ -40,7 +40,7 @@ func (l *eventLog) hooks() retry.Hooks {
 // connection's canonical target, for unary calls and streams.
 func TestHookEventsNameTheCall(t *testing.T) {
 	var l eventLog
-	e := newEnv(t, interceptor.DialOptions(interceptor.WithPolicy(millisecondPolicy()), interceptor.WithHooks(l.hooks())))
+	e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(millisecondPolicy(), retry.WithHooks(l.hooks())))))
 	target := e.conn.CanonicalTarget()
 	if target != "passthrough:///bufconn" {
 		t.Fatalf("CanonicalTarget() = %q, want passthrough:///bufconn", target)
@@ -84,7 +84,7 @@ func TestHookEventsNameTheCall(t *testing.T) {
 // unit test of a chain) emits events with an empty Target instead of failing.
 func TestHooksWithoutConn(t *testing.T) {
 	var l eventLog
-	u := interceptor.Unary(interceptor.WithPolicy(millisecondPolicy()), interceptor.WithHooks(l.hooks()))
+	u := interceptor.Unary(interceptor.WithRetrier(retry.MustNew(millisecondPolicy(), retry.WithHooks(l.hooks()))))
 	calls := 0
 	invoker := func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error {
 		calls++

@@ -58,7 +58,7 @@ const maxPerCall = 64
 // registered descriptor (see [WithResumer]), a service config that [WithServiceConfig]
 // cannot import (matching [ErrInvalidServiceConfig]).
 func New(opts ...Option) (*Set, error) {
-	cfg := config{policy: retry.DefaultPolicy(), header: DefaultAttemptHeader, replayLimit: DefaultReplayLimit}
+	cfg := config{header: DefaultAttemptHeader, replayLimit: DefaultReplayLimit}
 	for _, o := range opts {
 		if o != nil { // a nil Option sets nothing
 			o.apply(&cfg)
@@ -97,15 +97,14 @@ func New(opts ...Option) (*Set, error) {
 	return s, nil
 }
 
-// setRoutes builds the retrier and the routes of the default and method policies.
+// setRoutes sets the retrier and the routes of the default and method policies.
 func (s *Set) setRoutes(cfg config) error {
-	ropts := []retry.Option{retry.WithHooks(cfg.hooks), retry.WithThrottle(cfg.throttle)}
-	if cfg.budgetSet {
-		ropts = append(ropts, retry.WithBudget(cfg.budget))
-	}
-	r, err := retry.New(cfg.policy, ropts...)
-	if err != nil {
-		return fmt.Errorf("interceptor: default policy: %w", err)
+	r := cfg.retrier
+	if r == nil {
+		var err error
+		if r, err = retry.New(retry.DefaultPolicy()); err != nil {
+			return fmt.Errorf("interceptor: default policy: %w", err) // not reached: a valid policy
+		}
 	}
 	s.retrier, s.def = r, newRoute(r)
 	for name, p := range cfg.methods {
@@ -497,7 +496,7 @@ func (e *invalidPolicyError) GRPCStatus() *status.Status {
 }
 
 // classify classifies err with what the call was about: the request's fields, overridden
-// by a WithCall option, and whether the caller's context had ended (or the caller closed the
+// by a WithResource option, and whether the caller's context had ended (or the caller closed the
 // connection).
 func (s *Set) classify(ctx context.Context, cc *grpc.ClientConn, err error, method string, req any, opts []grpc.CallOption) *errs.Error {
 	call := classify.CallFromRequest(method, req)
@@ -508,8 +507,8 @@ func (s *Set) classify(ctx context.Context, cc *grpc.ClientConn, err error, meth
 		call.ContextErr = context.Canceled
 	}
 	for _, o := range opts {
-		if co, ok := o.(*callOption); ok && co.call != nil {
-			r, set := &call.Resource, co.call.Resource
+		if co, ok := o.(*callOption); ok && co.res != nil {
+			r, set := &call.Resource, co.res
 			override(&r.SandboxID, set.SandboxID)
 			override(&r.FilePath, set.FilePath)
 			override(&r.SnapshotID, set.SnapshotID)

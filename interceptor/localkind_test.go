@@ -50,7 +50,7 @@ func TestLocalFailureKindIsBase(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())))
+				e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil)))))
 				err := tc.call(e)
 				if status.Code(err) != codes.ResourceExhausted {
 					t.Fatalf("call = %v, want RESOURCE_EXHAUSTED", err)

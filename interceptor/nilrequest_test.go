@@ -64,7 +64,7 @@ func TestNilRequestGoesOutEmpty(t *testing.T) {
 	for _, tc := range unary {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())))
+				e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil)))))
 				if tc.fail {
 					e.srv.FailNext(tc.method, 1, unavailable())
 				}
@@ -106,7 +106,7 @@ func TestNilRequestGoesOutEmpty(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				var inj faultlinetest.Injector
 				inj.Script(streamLogs, faultlinetest.SendThenFail(2, unavailable()))
-				opts := append([]interceptor.Option{interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())}, tc.opts...)
+				opts := append([]interceptor.Option{interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil)))}, tc.opts...)
 				conn := faultlinetest.Serve(t, func(s *grpc.Server) { sandboxpb.RegisterSandboxServiceServer(s, cursorLogs{lines: 5}) },
 					inj.ServerOptions(), interceptor.DialOptions(opts...)...)
 				st, err := sandboxpb.NewSandboxServiceClient(conn).StreamLogs(context.Background(), nil)
@@ -127,7 +127,7 @@ func TestNilRequestGoesOutEmpty(t *testing.T) {
 	t.Run("client stream of nil messages, replayed", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			p := &pingServer{failFirst: 1}
-			c := newPing(t, p, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()))...)
+			c := newPing(t, p, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil))))...)
 			st, err := c.PingClientStream(context.Background())
 			if err != nil {
 				t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/faultline-go/faultline/classify"
+	"github.com/faultline-go/faultline/errs"
 	"github.com/faultline-go/faultline/retry"
 )
 
@@ -17,13 +18,8 @@ type Option interface {
 
 type config struct {
 	classifier  *classify.Classifier
-	policy      retry.Policy
-	policySet   bool // WithPolicy was given
+	retrier     *retry.Retrier // nil: retry.New(retry.DefaultPolicy()), or the imported default
 	methods     map[string]retry.Policy
-	budget      retry.Budget
-	budgetSet   bool
-	throttle    *retry.AdaptiveThrottle
-	hooks       retry.Hooks
 	header      string
 	replayLimit int
 
@@ -55,11 +51,16 @@ func WithClassifier(c *classify.Classifier) Option {
 	return optionFunc(func(cfg *config) { cfg.classifier = c })
 }
 
-// WithPolicy sets the retry policy for methods without a policy of their own. Default:
-// retry.DefaultPolicy(); with [WithServiceConfig], the imported default name's policy. New
-// reports an invalid policy.
-func WithPolicy(p retry.Policy) Option {
-	return optionFunc(func(cfg *config) { cfg.policy, cfg.policySet = p, true })
+// WithRetrier sets how calls are retried: r's policy for the methods without a policy of
+// their own, r's budget, adaptive throttle and hooks for every call through the
+// interceptors (a [WithMethodPolicy] policy shares them, through r.WithPolicy). One Retrier
+// may serve several connections, which then share its budget and throttle. Default:
+// retry.New(retry.DefaultPolicy()): the default policy and a new default budget (20% of the
+// calls of the last 10 s, plus 10 retries per second while the client is not failing) per
+// Set, no throttle, no hooks; with [WithServiceConfig], the imported default and
+// retryThrottling. A nil r is the default.
+func WithRetrier(r *retry.Retrier) Option {
+	return optionFunc(func(cfg *config) { cfg.retrier = r })
 }
 
 // WithMethodPolicy sets the policy of one method ("/pkg.Service/Method") or of every method
@@ -72,29 +73,6 @@ func WithMethodPolicy(name string, p retry.Policy) Option {
 		}
 		cfg.methods[name] = p
 	})
-}
-
-// WithBudget sets the retry budget shared by every call through the interceptors; nil turns
-// budgeting off. Default: a new retry.DefaultBudget() (20% of calls in 10 s plus 10 retries
-// per second) for each [New].
-func WithBudget(b retry.Budget) Option {
-	return optionFunc(func(cfg *config) { cfg.budget, cfg.budgetSet = b, true })
-}
-
-// WithThrottle turns on client-side adaptive throttling (retry.AdaptiveThrottle) for every
-// call through the interceptors: while the server rejects attempts for overload, the client
-// sheds some of them itself, first attempts included; a call shed before its first attempt
-// fails with an error matching retry.ErrThrottled (code UNAVAILABLE), never retried. nil
-// turns it off. Default: off.
-func WithThrottle(t *retry.AdaptiveThrottle) Option {
-	return optionFunc(func(cfg *config) { cfg.throttle = t })
-}
-
-// WithHooks adds a set of hooks for the retry loop to call, with the full method name in
-// every event; several WithHooks combine, called in the order given (retry.JoinHooks).
-// Default: none.
-func WithHooks(h retry.Hooks) Option {
-	return optionFunc(func(cfg *config) { cfg.hooks = retry.JoinHooks(cfg.hooks, h) })
 }
 
 // WithAttemptHeader sets the outgoing metadata key that carries N on the N-th retry,
@@ -144,7 +122,7 @@ type callOption struct {
 	policy    retry.Policy // another policy for this call, when hasPolicy
 	hasPolicy bool
 	noRetry   bool
-	call      *classify.Call
+	res       *errs.Resource
 }
 
 // WithCallPolicy makes one call use p instead of its method's policy, sharing the
@@ -163,13 +141,13 @@ func WithoutRetry() grpc.CallOption { return noRetryOption }
 
 var noRetryOption grpc.CallOption = &callOption{noRetry: true}
 
-// WithCall sets what the call is about for classification: the non-empty fields of
-// c.Resource override what is read from the request message (sandbox_id, path,
-// file_system_snapshot_id, runner_id, profile_name). c.Method and c.ContextErr are ignored:
-// the call's own method and context say those. It costs one allocation. Without the
-// interceptors installed it does nothing.
-func WithCall(c classify.Call) grpc.CallOption {
-	return &callOption{call: &c}
+// WithResource sets what the call is about for classification: the non-empty fields of r
+// override what is read from the request message (sandbox_id, path,
+// file_system_snapshot_id, runner_id, profile_name); r.Operation is ignored (the method's
+// name is the operation). It costs one allocation. Without the interceptors installed it
+// does nothing.
+func WithResource(r errs.Resource) grpc.CallOption {
+	return &callOption{res: &r}
 }
 
 // WithIdempotency says what repeating the calls of one method ("/pkg.Service/Method") or of

@@ -44,15 +44,15 @@ func TestNilsAreOff(t *testing.T) {
 	var tb *retry.TokenBucket
 	for _, tc := range []struct {
 		name string
-		opts []interceptor.Option
+		opts []retry.Option
 	}{
-		{"nil option", []interceptor.Option{nil}},
-		{"nil *RatioBudget", []interceptor.Option{interceptor.WithBudget(rb)}},
-		{"nil *TokenBucket", []interceptor.Option{interceptor.WithBudget(tb)}},
-		{"zero RatioBudget allows no retry", []interceptor.Option{interceptor.WithBudget(&retry.RatioBudget{})}},
+		{"nil option", []retry.Option{nil}},
+		{"nil *RatioBudget", []retry.Option{retry.WithBudget(rb)}},
+		{"nil *TokenBucket", []retry.Option{retry.WithBudget(tb)}},
+		{"zero RatioBudget allows no retry", []retry.Option{retry.WithBudget(&retry.RatioBudget{})}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			u := interceptor.Unary(append(tc.opts, interceptor.WithPolicy(attempts(millisecondPolicy(), 2)))...)
+			u := interceptor.Unary(nil, interceptor.WithRetrier(retry.MustNew(attempts(millisecondPolicy(), 2), tc.opts...)))
 			ctx := context.Background()
 			if err := u(ctx, getSandbox, &sandboxpb.GetSandboxRequest{}, &sandboxpb.Sandbox{}, nil, okInvoker); err != nil {
 				t.Fatalf("successful call = %v", err)

@@ -35,7 +35,7 @@ func lines(a, b int) []string {
 func logEnv(t *testing.T, n int, opts []interceptor.Option, scripts ...sandboxtest.StreamLogsScript) *env {
 	t.Helper()
 	srv := sandboxtest.New(sandboxtest.WithSandboxes("sb-1"), sandboxtest.WithLog(n, 0))
-	e := serve(t, srv, interceptor.DialOptions(append([]interceptor.Option{interceptor.WithBudget(nil)}, opts...)...))
+	e := serve(t, srv, interceptor.DialOptions(append([]interceptor.Option{noBudget(retry.DefaultPolicy(), retry.WithBudget(nil))}, opts...)...))
 	srv.ScriptStreamLogs(scripts...)
 	return e
 }
@@ -47,7 +47,7 @@ func TestResumeAfterK(t *testing.T) {
 	for k := 1; k <= 5; k++ {
 		t.Run(fmt.Sprint(k), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				e := logEnv(t, 6, []interceptor.Option{interceptor.WithPolicy(secondsPolicy())},
+				e := logEnv(t, 6, []interceptor.Option{noBudget(secondsPolicy())},
 					sandboxtest.StreamLogsScript{Entries: k, Err: unavailable()})
 				since := timestamppb.New(time.Unix(1000, 0))
 				req := &sandboxpb.StreamLogsRequest{SandboxId: "sb-1", Follow: true, TailLines: 100, SinceTime: since, Container: "main"}
@@ -93,7 +93,7 @@ func TestResumeBursts(t *testing.T) {
 	}
 	t.Run("each burst delivers", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			e := logEnv(t, 10, []interceptor.Option{interceptor.WithPolicy(attempts(secondsPolicy(), 2))},
+			e := logEnv(t, 10, []interceptor.Option{noBudget(attempts(secondsPolicy(), 2))},
 				fail(2), fail(2), fail(2), fail(2))
 			st, err := e.sb.StreamLogs(context.Background(), &sandboxpb.StreamLogsRequest{SandboxId: "sb-1", Follow: true})
 			if err != nil {
@@ -110,7 +110,7 @@ func TestResumeBursts(t *testing.T) {
 	})
 	t.Run("a burst without data exhausts the policy", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			e := logEnv(t, 10, []interceptor.Option{interceptor.WithPolicy(attempts(secondsPolicy(), 3))},
+			e := logEnv(t, 10, []interceptor.Option{noBudget(attempts(secondsPolicy(), 3))},
 				fail(2), fail(0), fail(0), fail(0))
 			st, err := e.sb.StreamLogs(context.Background(), &sandboxpb.StreamLogsRequest{SandboxId: "sb-1"})
 			if err != nil {
@@ -155,7 +155,7 @@ func TestResumeRefused(t *testing.T) {
 		{name: "CANCELLED with a transient reason", err: faultlinetest.Status(codes.Canceled, "stopped",
 			faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_RUNNER_UNAVAILABLE", nil)), code: codes.Canceled,
 			stop: retry.StopNotResumable, calls: 1},
-		{name: "DEADLINE_EXCEEDED with a policy that retries it", opts: []interceptor.Option{interceptor.WithPolicy(retryTimeouts())},
+		{name: "DEADLINE_EXCEEDED with a policy that retries it", opts: []interceptor.Option{noBudget(retryTimeouts())},
 			err: faultlinetest.Status(codes.DeadlineExceeded, "slow"), code: codes.DeadlineExceeded, stop: retry.StopNotResumable, calls: 1},
 		{name: "not idempotent", opts: []interceptor.Option{interceptor.WithIdempotency(streamLogs, retry.NotIdempotent)}, err: unavailable(), code: codes.Unavailable,
 			stop: retry.StopUnsafe, calls: 1},
@@ -164,7 +164,7 @@ func TestResumeRefused(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				opts := append([]interceptor.Option{interceptor.WithPolicy(secondsPolicy())}, tc.opts...)
+				opts := append([]interceptor.Option{noBudget(secondsPolicy())}, tc.opts...)
 				e := logEnv(t, 10, opts, sandboxtest.StreamLogsScript{Entries: 2, Err: tc.err})
 				st, err := e.sb.StreamLogs(context.Background(), &sandboxpb.StreamLogsRequest{SandboxId: "sb-1"})
 				if err != nil {
@@ -185,7 +185,7 @@ func TestResumeRefused(t *testing.T) {
 	}
 	t.Run("caller cancels during the wait", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			e := logEnv(t, 10, []interceptor.Option{interceptor.WithPolicy(secondsPolicy())},
+			e := logEnv(t, 10, []interceptor.Option{noBudget(secondsPolicy())},
 				sandboxtest.StreamLogsScript{Entries: 2, Err: unavailable()})
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -244,7 +244,7 @@ func TestResumeBudget(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				opts := []interceptor.Option{interceptor.WithPolicy(secondsPolicy()), interceptor.WithBudget(refusingBudget{})}
+				opts := []interceptor.Option{noBudget(secondsPolicy(), retry.WithBudget(refusingBudget{}))}
 				e := logEnv(t, 10, opts, tc.scripts...)
 				st, err := e.sb.StreamLogs(context.Background(), &sandboxpb.StreamLogsRequest{SandboxId: "sb-1", Follow: true})
 				if err != nil {
@@ -270,7 +270,7 @@ func TestResumeOneStream(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var events []retry.RetryEvent
 		hooks := retry.Hooks{OnRetry: func(_ context.Context, ev retry.RetryEvent) { events = append(events, ev) }}
-		e := logEnv(t, 4, []interceptor.Option{interceptor.WithPolicy(secondsPolicy()), interceptor.WithHooks(hooks)},
+		e := logEnv(t, 4, []interceptor.Option{noBudget(secondsPolicy(), retry.WithHooks(hooks))},
 			sandboxtest.StreamLogsScript{Entries: 2, Err: unavailable()})
 		st, err := e.sb.StreamLogs(context.Background(), &sandboxpb.StreamLogsRequest{SandboxId: "sb-1"})
 		if err != nil {

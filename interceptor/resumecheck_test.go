@@ -117,7 +117,7 @@ func serveLogAPI(t *testing.T, inj *faultlinetest.Injector, req, entry protorefl
 		HandlerType: (*any)(nil),
 		Streams:     []grpc.StreamDesc{{StreamName: "StreamLogs", ServerStreams: true, Handler: handler}},
 	}
-	all := append([]interceptor.Option{interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())}, opts...)
+	all := append([]interceptor.Option{noBudget(secondsPolicy(), retry.WithBudget(nil))}, opts...)
 	return faultlinetest.Serve(t, func(s *grpc.Server) { s.RegisterService(desc, struct{}{}) }, inj.ServerOptions(),
 		interceptor.DialOptions(all...)...)
 }
@@ -265,7 +265,7 @@ func TestResumersSayWhenTheyCannotWork(t *testing.T) {
 				inj.Script(streamLogs, faultlinetest.SendThenFail(3, unavailable()))
 				var stops []retry.StopEvent
 				hooks := retry.Hooks{OnStop: func(_ context.Context, ev retry.StopEvent) { stops = append(stops, ev) }}
-				conn := serveLogAPI(t, &inj, req, entry, 7, tc.at, append(tc.opts, interceptor.WithHooks(hooks))...)
+				conn := serveLogAPI(t, &inj, req, entry, 7, tc.at, append(tc.opts, noBudget(retry.DefaultPolicy(), retry.WithHooks(hooks)))...)
 				got, err := tailLogAPI(conn, req, entry)
 				if fmt.Sprint(got) != fmt.Sprint(lines(0, 3)) || status.Code(err) != codes.Unavailable {
 					t.Errorf("stream = %q, %v; want %q, then the UNAVAILABLE", got, err, lines(0, 3))
@@ -319,7 +319,7 @@ func TestResumersSayWhenTheyCannotWork(t *testing.T) {
 			wrong := func(req, last proto.Message) (proto.Message, bool) {
 				return &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"}, true
 			}
-			e := logEnv(t, 10, []interceptor.Option{interceptor.WithPolicy(secondsPolicy()), interceptor.WithResumer(streamLogs, wrong)},
+			e := logEnv(t, 10, []interceptor.Option{noBudget(secondsPolicy()), interceptor.WithResumer(streamLogs, wrong)},
 				sandboxtest.StreamLogsScript{Entries: 3, Err: unavailable()})
 			st, err := e.sb.StreamLogs(context.Background(), &sandboxpb.StreamLogsRequest{SandboxId: "sb-1"})
 			if err != nil {

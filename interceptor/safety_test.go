@@ -67,7 +67,7 @@ func TestLocalFailuresNotRetried(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())))
+				e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil)))))
 				start := time.Now()
 				err := tc.call(e)
 				if status.Code(err) != codes.ResourceExhausted {
@@ -110,7 +110,7 @@ func TestResourceExhaustedNeedsServerSignal(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())))
+				e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil)))))
 				e.srv.FailAlways(getSandbox, tc.st)
 				_, err := e.sb.GetSandbox(context.Background(), &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"})
 				if cause, _ := stopOf(err); cause != tc.stop {
@@ -129,8 +129,8 @@ func TestResourceExhaustedNeedsServerSignal(t *testing.T) {
 func TestNestedInstallNeverMultiplies(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := attempts(secondsPolicy(), 3)
-		opts := append(interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(p)),
-			interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(p))...)
+		opts := append(interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(p, retry.WithBudget(nil)))),
+			interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(p, retry.WithBudget(nil))))...)
 		e := newEnv(t, opts)
 		e.srv.FailAlways(getSandbox, unavailable())
 		_, err := e.sb.GetSandbox(context.Background(), &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"})
@@ -162,7 +162,7 @@ func TestOnFinishOncePerCall(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())))
+				e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil)))))
 				e.srv.FailNext(getSandbox, tc.fails, unavailable())
 				var got []string
 				onFinish := grpc.OnFinish(func(err error) {
@@ -181,7 +181,7 @@ func TestOnFinishOncePerCall(t *testing.T) {
 	}
 	t.Run("stream", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())))
+			e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil)))))
 			e.srv.FailNext(streamLogs, 1, unavailable())
 			var got []error
 			st, err := e.sb.StreamLogs(context.Background(), &sandboxpb.StreamLogsRequest{SandboxId: "sb-1"},
@@ -203,7 +203,7 @@ func TestOnFinishOncePerCall(t *testing.T) {
 // (a proxy forwarding what it received) is replaced on retries, never appended to.
 func TestAttemptHeaderReplaced(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())))
+		e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil)))))
 		e.srv.FailNext(getSandbox, 2, unavailable())
 		ctx := metadata.AppendToOutgoingContext(context.Background(), attemptHeader, "3")
 		if _, err := e.sb.GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"}); err != nil {
@@ -223,7 +223,7 @@ func TestAttemptHeaderReplaced(t *testing.T) {
 // caller's doing: not retried, not a SandboxNotRunningError, and errors.Is context.Canceled.
 func TestCallerCancelIsNotTheSandbox(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())))
+		e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil)))))
 		e.srv.Script(getSandbox, sandboxtest.Stall())
 		ctx, cancel := context.WithCancel(context.Background())
 		errc := make(chan error, 1)
@@ -252,7 +252,7 @@ func TestCallerCancelIsNotTheSandbox(t *testing.T) {
 // TestCloseEndsWait: closing the connection ends a wait between attempts at once.
 func TestCloseEndsWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())))
+		e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil)))))
 		e.srv.FailAlways(getSandbox, withHint(20*time.Second))
 		start := time.Now()
 		errc := make(chan error, 1)
@@ -280,7 +280,7 @@ func TestCloseEndsWait(t *testing.T) {
 // Recv returns the headers of the attempt that delivers them.
 func TestStreamOneContextAndHeader(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())))
+		e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil)))))
 		e.srv.FailNext(streamLogs, 1, unavailable())
 		st, err := e.sb.StreamLogs(context.Background(), &sandboxpb.StreamLogsRequest{SandboxId: "sb-1"})
 		if err != nil {
@@ -311,7 +311,7 @@ func TestStreamOneContextAndHeader(t *testing.T) {
 // present: the call stops as "hint too long" with the delay readable.
 func TestHugeHintStopsRetrying(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())))
+		e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil)))))
 		st := faultlinetest.Status(codes.Unavailable, "come back much later", hugeRetryInfo())
 		e.srv.FailAlways(getSandbox, st)
 		_, err := e.sb.GetSandbox(context.Background(), &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"})
@@ -334,13 +334,17 @@ func hugeRetryInfo() *errdetails.RetryInfo {
 }
 
 // TestPolicyWithoutMaxRetryDelayRejected: a Policy literal that leaves MaxRetryDelay zero
-// would refuse every hinted retry; New rejects it naming the field.
+// would refuse every hinted retry; retry.New, and New for a method policy, reject it naming
+// the field.
 func TestPolicyWithoutMaxRetryDelayRejected(t *testing.T) {
 	p := retry.Policy{MaxAttempts: 3, InitialBackoff: time.Second, MaxBackoff: time.Second, Multiplier: 1,
 		RetryOn: retry.On(errs.ErrSandboxUnavailable)}
-	_, err := interceptor.New(interceptor.WithPolicy(p))
+	if _, err := retry.New(p); !errors.Is(err, retry.ErrInvalidPolicy) || !strings.Contains(err.Error(), "MaxRetryDelay") {
+		t.Errorf("retry.New(policy without MaxRetryDelay) = %v, want an invalid policy naming MaxRetryDelay", err)
+	}
+	_, err := interceptor.New(interceptor.WithMethodPolicy(getSandbox, p))
 	if !errors.Is(err, retry.ErrInvalidPolicy) || !strings.Contains(err.Error(), "MaxRetryDelay") {
-		t.Errorf("New(policy without MaxRetryDelay) = %v, want an invalid policy naming MaxRetryDelay", err)
+		t.Errorf("New(method policy without MaxRetryDelay) = %v, want an invalid policy naming MaxRetryDelay", err)
 	}
 }
 
@@ -348,7 +352,7 @@ func TestPolicyWithoutMaxRetryDelayRejected(t *testing.T) {
 // call, not silence.
 func TestInvalidCallPolicyFailsTheCall(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil)))
+		e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithBudget(nil)))))
 		bad := secondsPolicy()
 		bad.Multiplier = 0
 		_, err := e.sb.GetSandbox(context.Background(), &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"}, interceptor.WithCallPolicy(bad))
@@ -365,7 +369,7 @@ func TestInvalidCallPolicyFailsTheCall(t *testing.T) {
 // DiscoveryError; both are still retried when transient.
 func TestFamiliesTellTheTruth(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(attempts(secondsPolicy(), 2))))
+		e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(attempts(secondsPolicy(), 2), retry.WithBudget(nil)))))
 		e.srv.FailAlways(getRunner, unavailable())
 		_, err := e.disc.GetAvailableRunner(context.Background(), &sandboxpb.GetAvailableRunnerRequest{RunnerId: "r-1"})
 		if !errors.Is(err, errs.ErrDiscovery) || errors.Is(err, errs.ErrSandboxUnavailable) {
@@ -395,8 +399,7 @@ func TestNotIdempotentCreate(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithoutIdempotencyKeys(),
-					interceptor.WithPolicy(attempts(secondsPolicy(), 3))))
+				e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(attempts(secondsPolicy(), 3), retry.WithBudget(nil))), interceptor.WithoutIdempotencyKeys()))
 				e.srv.FailAlways(createSandbox, tc.st)
 				_, err := e.sb.CreateSandbox(context.Background(), &sandboxpb.CreateSandboxRequest{})
 				if cause, _ := stopOf(err); cause != tc.stop {
@@ -415,7 +418,7 @@ func TestNotIdempotentCreate(t *testing.T) {
 // creates one sandbox.
 func TestGeneratedRequestID(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())))
+		e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil)))))
 		e.srv.FailNext(createSandbox, 2, unavailable())
 		req := &sandboxpb.CreateSandboxRequest{}
 		orig := proto.Clone(req)
@@ -438,7 +441,7 @@ func TestGeneratedRequestID(t *testing.T) {
 	})
 	t.Run("caller's id kept", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())))
+			e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil)))))
 			e.srv.FailNext(createSandbox, 1, unavailable())
 			if _, err := e.sb.CreateSandbox(context.Background(), &sandboxpb.CreateSandboxRequest{RequestId: "mine"}); err != nil {
 				t.Fatalf("CreateSandbox = %v", err)
@@ -457,7 +460,7 @@ func TestGeneratedRequestID(t *testing.T) {
 func TestStreamNotSentRetried(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := &pingServer{failFirst: 1, failAfter: 0}
-		c := newPing(t, p, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()),
+		c := newPing(t, p, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil))),
 			interceptor.WithDefaultIdempotency(retry.NotIdempotent))...)
 		st, err := c.PingStream(context.Background())
 		if err != nil {
@@ -484,7 +487,7 @@ func TestStreamNotSentRetried(t *testing.T) {
 func TestStreamReplayCountsFraming(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := &pingServer{failFirst: 1}
-		c := newPing(t, p, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()),
+		c := newPing(t, p, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil))),
 			interceptor.WithReplayLimit(50))...)
 		st, err := c.PingClientStream(context.Background())
 		if err != nil {
@@ -521,7 +524,7 @@ func (permissionServer) PingClientStream(stream testpb.TestService_PingClientStr
 // as a plain grpc-go stream does, and RecvMsg the error.
 func TestStreamSendAfterFinalFailure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := newPing(t, permissionServer{}, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()))...)
+		c := newPing(t, permissionServer{}, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil))))...)
 		st, err := c.PingClientStream(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -545,7 +548,7 @@ func TestStreamHeaderRecvNoRace(t *testing.T) {
 	for range 20 {
 		synctest.Test(t, func(t *testing.T) {
 			p := &pingServer{failFirst: 1}
-			c := newPing(t, p, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()))...)
+			c := newPing(t, p, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil))))...)
 			st, err := c.PingList(context.Background(), &testpb.PingListRequest{Value: "v"})
 			if err != nil {
 				t.Fatal(err)
@@ -577,7 +580,7 @@ func TestStreamHeaderRecvNoRace(t *testing.T) {
 // when the classified error already fills it.
 func TestFinalErrorBounded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(attempts(secondsPolicy(), 3))))
+		e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(attempts(secondsPolicy(), 3), retry.WithBudget(nil)))))
 		var violations []*errdetails.BadRequest_FieldViolation
 		for i := range 20 {
 			violations = append(violations, faultlinetest.FieldViolation(fmt.Sprintf("spec.field_%02d_%s", i, strings.Repeat("x", 40)), strings.Repeat("bad value ", 12)))
@@ -612,7 +615,7 @@ func TestExecNeverRepeated(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())))
+				e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil)))))
 				e.srv.Script(execMethod, tc.step)
 				_, err := e.sb.Exec(context.Background(), &sandboxpb.ExecRequest{SandboxId: "sb-1", Command: []string{"rm", "-rf", "/data"}})
 				if cause, n := stopOf(err); cause != retry.StopUnsafe || n != 1 {
@@ -644,7 +647,7 @@ func TestCreateAfterSideEffect(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				opts := append([]interceptor.Option{interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())}, tc.opts...)
+				opts := append([]interceptor.Option{interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil)))}, tc.opts...)
 				e := newEnv(t, interceptor.DialOptions(opts...))
 				e.srv.FailAfterNext(createSandbox, 1, unavailable())
 				_, err := e.sb.CreateSandbox(context.Background(), &sandboxpb.CreateSandboxRequest{})
@@ -694,7 +697,7 @@ func TestIdempotencyResolution(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				srv := echotest.New() // the first two calls of the method fail with a bare UNAVAILABLE
 				srv.FailNext("/faultline.test.v1.Echo/"+tc.method, 2, status.New(codes.Unavailable, "restarting"))
-				opts := append([]interceptor.Option{interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())}, tc.opts...)
+				opts := append([]interceptor.Option{interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil)))}, tc.opts...)
 				conn := faultlinetest.Serve(t, func(gs *grpc.Server) { srv.Register(gs) }, nil, interceptor.DialOptions(opts...)...)
 				c := testpbe.NewEchoClient(conn)
 				ctx := context.Background()
@@ -749,7 +752,7 @@ func TestIdempotencyResolution(t *testing.T) {
 // attempt it waited on ended. Real scheduling, many rounds: the interleavings vary.
 func TestStreamHeaderAfterRetries(t *testing.T) {
 	p := &pingServer{failFirst: 1 << 30}
-	c := newPing(t, p, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(millisecondPolicy()))...)
+	c := newPing(t, p, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(millisecondPolicy(), retry.WithBudget(nil))))...)
 	nilHeaders := 0
 	const rounds = 200
 	for range rounds {
@@ -803,7 +806,7 @@ func TestInnerRetryLoopClassified(t *testing.T) {
 				return invoker(ctx, method, req, reply, cc, opts...)
 			}, retry.WithClassifyFunc(func(err error) *errs.Error { return classify.Classify(err) }))
 		}
-		opts := append(interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())),
+		opts := append(interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil)))),
 			grpc.WithChainUnaryInterceptor(inner))
 		e := newEnv(t, opts)
 		e.srv.FailAlways(getSandbox, unavailable())
@@ -825,7 +828,7 @@ func TestInnerRetryLoopClassified(t *testing.T) {
 // CANCELLED; that is the caller's doing, not a sandbox that stopped running.
 func TestConnCloseIsNotTheSandbox(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil)))
+		e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithBudget(nil)))))
 		_ = e.conn.Close()
 		_, err := e.sb.GetSandbox(context.Background(), &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"})
 		if status.Code(err) != codes.Canceled || errors.Is(err, errs.ErrSandboxNotRunning) || !errors.Is(err, errs.ErrSandbox) {

@@ -43,12 +43,13 @@ const maxImportedBackoff = 24 * time.Hour
 // of a service, {} (or an empty service) the default; a call takes its method's entry, else
 // its service's, else the default. A name whose methodConfig has no retryPolicy is not
 // retried. A method that no name matches is not retried either, as in grpc-go, unless
-// [WithPolicy] gives a policy for such methods. The imported names join [WithMethodPolicy]'s
-// table: a name given both ways takes WithMethodPolicy's policy, and a more specific name
-// still wins over a less specific one whichever way each was given (an imported
-// {service, method} beats WithMethodPolicy("/pkg.Service/", p)). An explicit WithPolicy
-// beats the imported default, and an explicit [WithBudget] the imported retryThrottling,
-// whatever the order of the options.
+// [WithRetrier] gives a retrier, whose policy then applies to such methods. The imported
+// names join [WithMethodPolicy]'s table: a name given both ways takes WithMethodPolicy's
+// policy, and a more specific name still wins over a less specific one whichever way each
+// was given (an imported {service, method} beats WithMethodPolicy("/pkg.Service/", p)). The
+// imported policies share the retrier's budget, throttle and hooks: WithRetrier's, when it
+// is given (its budget replaces the imported retryThrottling, whatever the order of the
+// options), else one built with the imported retryThrottling as its budget.
 //
 // Each retryPolicy becomes retry.DefaultPolicy() with MaxAttempts = maxAttempts (capped at
 // 5, as grpc-go caps it by default; grpc.WithMaxCallAttempts, which raises grpc-go's cap, is
@@ -63,7 +64,8 @@ const maxImportedBackoff = 24 * time.Hour
 // places as gRFC A6 says (a tokenRatio above 1 counts as 1, the most NewTokenBucket takes),
 // one per Set: per connection with DialOptions, as grpc-go keeps one per channel.
 // Without retryThrottling, faultline's default budget still applies (20% of the calls of the
-// last 10 s plus 10 retries per second); WithBudget(nil) turns it off, as in grpc-go.
+// last 10 s plus 10 retries per second while the client is not failing); a WithRetrier
+// built with retry.WithBudget(nil) turns it off, as in grpc-go.
 //
 // What faultline adds, and so where it differs from grpc-go on purpose:
 //   - A method that must not be repeated is not, whatever the config lists: Exec and
@@ -99,9 +101,10 @@ func WithServiceConfig(json string) Option {
 	return optionFunc(func(cfg *config) { cfg.serviceConfig = &json })
 }
 
-// importServiceConfig parses the config's service config, if any; sets the default policy
-// (unless WithPolicy was given) and the budget (unless WithBudget was), and returns the
-// policies of the imported names that no WithMethodPolicy names.
+// importServiceConfig parses the config's service config, if any; sets the retrier (unless
+// WithRetrier was given) to one of one attempt with the imported retryThrottling as its
+// budget, and returns the policies of the imported names that no WithMethodPolicy names, ""
+// for the default name.
 func (cfg *config) importServiceConfig() (map[string]retry.Policy, error) {
 	if cfg.serviceConfig == nil {
 		return nil, nil
@@ -112,22 +115,24 @@ func (cfg *config) importServiceConfig() (map[string]retry.Policy, error) {
 	}
 	imported := make(map[string]retry.Policy, len(sc.Methods))
 	for name, m := range sc.Methods {
-		if _, explicit := cfg.methods[name]; name != "" && !explicit {
-			imported[name] = importedPolicy(m.Retry)
+		if _, explicit := cfg.methods[name]; !explicit {
+			imported[name] = importedPolicy(m.Retry) // "" for the default name
 		}
 	}
-	if !cfg.policySet {
-		cfg.policy = retry.NoRetry() // grpc-go retries no method that no name matches
-		if m, ok := sc.Methods[""]; ok {
-			cfg.policy = importedPolicy(m.Retry)
-		}
+	if cfg.retrier != nil {
+		return imported, nil
 	}
-	if t := sc.Throttling; t != nil && !cfg.budgetSet {
+	var opts []retry.Option
+	if t := sc.Throttling; t != nil {
 		b, err := retry.NewTokenBucket(t.MaxTokens, min(t.TokenRatio, 1))
 		if err != nil { // not reached: Parse checked the ranges
 			return nil, fmt.Errorf("%w: retryThrottling: %w", ErrInvalidServiceConfig, err)
 		}
-		cfg.budget, cfg.budgetSet = b, true
+		opts = append(opts, retry.WithBudget(b))
+	}
+	// grpc-go retries no method that no name matches.
+	if cfg.retrier, err = retry.New(retry.NoRetry(), opts...); err != nil { // not reached: a valid policy
+		return nil, fmt.Errorf("%w: %w", ErrInvalidServiceConfig, err)
 	}
 	return imported, nil
 }
@@ -150,17 +155,22 @@ func importedPolicy(rp *serviceconfig.RetryPolicy) retry.Policy {
 }
 
 // addImported adds the routes of the imported names, which may be any name gRPC matches
-// (a service or method containing "/" included), sharing def's budget and hooks.
+// (a service or method containing "/" included; "" is the default name, whose policy is the
+// default route's), sharing def's budget, throttle and hooks.
 func (s *Set) addImported(def *retry.Retrier, imported map[string]retry.Policy) error {
 	for name, p := range imported {
 		r, err := def.WithPolicy(p)
 		if err != nil { // not reached: importedPolicy makes valid policies
 			return fmt.Errorf("%w: policy for %s: %w", ErrInvalidServiceConfig, name, err)
 		}
-		if s.methods == nil {
-			s.methods = map[string]*route{}
+		switch {
+		case name == "":
+			s.def = newRoute(r)
+		case s.methods == nil:
+			s.methods = map[string]*route{name: newRoute(r)}
+		default:
+			s.methods[name] = newRoute(r)
 		}
-		s.methods[name] = newRoute(r)
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
+	"github.com/faultline-go/faultline/retry"
 )
 
 // retryJSON is a retryPolicy of n attempts, 1s backoffs, retrying the given codes.
@@ -67,12 +68,12 @@ func TestServiceConfigNames(t *testing.T) {
 		{"default name, its own codes", otherMethod, status.New(codes.Aborted, "again"), []interceptor.Option{interceptor.WithServiceConfig(sc)}, 4},
 		{"a code not listed", getSandbox, status.New(codes.Aborted, "again"), []interceptor.Option{interceptor.WithServiceConfig(sc)}, 1},
 		{"a name without retryPolicy beats a less specific one", readFile, unavail, []interceptor.Option{interceptor.WithServiceConfig(sc)}, 1},
-		{"no name matches and no WithPolicy: not retried, as in grpc-go", getRunner, unavail,
+		{"no name matches and no WithRetrier: not retried, as in grpc-go", getRunner, unavail,
 			[]interceptor.Option{interceptor.WithServiceConfig(noDefault)}, 1},
-		{"no name matches: WithPolicy", getRunner, unavail,
-			[]interceptor.Option{interceptor.WithServiceConfig(noDefault), interceptor.WithPolicy(p6)}, 6},
-		{"explicit WithPolicy beats the imported default", getRunner, unavail,
-			[]interceptor.Option{interceptor.WithPolicy(p6), interceptor.WithServiceConfig(sc)}, 6},
+		{"no name matches: WithRetrier's policy", getRunner, unavail,
+			[]interceptor.Option{interceptor.WithServiceConfig(noDefault), noBudget(p6)}, 6},
+		{"the imported default beats WithRetrier's policy", getRunner, unavail,
+			[]interceptor.Option{noBudget(p6), interceptor.WithServiceConfig(sc)}, 4},
 		{"explicit WithMethodPolicy beats the same imported name", getSandbox, unavail,
 			[]interceptor.Option{interceptor.WithServiceConfig(sc), interceptor.WithMethodPolicy(getSandbox, p6)}, 6},
 		{"explicit WithMethodPolicy of a service beats the imported service", getSnapshot, unavail,
@@ -88,9 +89,10 @@ func TestServiceConfigNames(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			// The budget is off: its floor closes while a client keeps failing, and this test
-			// counts what the policies allow.
-			opts := append([]interceptor.Option{interceptor.WithBudget(nil)}, tt.opts...)
+			// The budget is off (a retrier of one attempt without a budget, which the cases'
+			// own WithRetrier replaces): its floor closes while a client keeps failing, and this
+			// test counts what the policies allow.
+			opts := append([]interceptor.Option{noBudget(retry.NoRetry())}, tt.opts...)
 			if got := scAttempts(t, tt.method, tt.st, opts...); got != tt.want {
 				t.Errorf("%s: %d attempts, want %d", tt.method, got, tt.want)
 			}
@@ -100,7 +102,7 @@ func TestServiceConfigNames(t *testing.T) {
 
 // TestServiceConfigThrottling checks that retryThrottling becomes the budget (gRFC A6: 3
 // tokens, retries while more than 1.5 remain: the first failure leaves 2, the second 1), and
-// that an explicit WithBudget beats it whatever the order.
+// that an explicit WithRetrier's budget (here none) replaces it whatever the order.
 func TestServiceConfigThrottling(t *testing.T) {
 	sc := `{"methodConfig": [{"name": [{}], "retryPolicy": ` + retryJSON(5, "UNAVAILABLE") + `}],
 		"retryThrottling": {"maxTokens": 3, "tokenRatio": 0.5}}`
@@ -111,8 +113,8 @@ func TestServiceConfigThrottling(t *testing.T) {
 		want int
 	}{
 		{"imported token bucket", []interceptor.Option{interceptor.WithServiceConfig(sc)}, 2},
-		{"WithBudget(nil) after", []interceptor.Option{interceptor.WithServiceConfig(sc), interceptor.WithBudget(nil)}, 5},
-		{"WithBudget(nil) before", []interceptor.Option{interceptor.WithBudget(nil), interceptor.WithServiceConfig(sc)}, 5},
+		{"WithRetrier without a budget, after", []interceptor.Option{interceptor.WithServiceConfig(sc), noBudget(retry.NoRetry())}, 5},
+		{"WithRetrier without a budget, before", []interceptor.Option{noBudget(retry.NoRetry()), interceptor.WithServiceConfig(sc)}, 5},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := scAttempts(t, getSandbox, unavail, tt.opts...); got != tt.want {
@@ -133,7 +135,7 @@ func TestServiceConfigWaits(t *testing.T) {
 			times = append(times, time.Now())
 			return status.Error(codes.Unavailable, "down")
 		}
-		u := interceptor.Unary(interceptor.WithServiceConfig(sc), interceptor.WithBudget(nil))
+		u := interceptor.Unary(interceptor.WithServiceConfig(sc), noBudget(retry.NoRetry()))
 		_ = u(context.Background(), getSandbox, &sandboxpb.GetSandboxRequest{}, &sandboxpb.Sandbox{}, nil, failing)
 		base := []time.Duration{100 * time.Millisecond, 300 * time.Millisecond, 500 * time.Millisecond, 500 * time.Millisecond}
 		if len(times) != len(base)+1 {
@@ -167,7 +169,7 @@ func TestServiceConfigErrors(t *testing.T) {
 			"retryThrottling.maxTokens: got 2000"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := interceptor.New(interceptor.WithPolicy(secondsPolicy()), interceptor.WithServiceConfig(tc.sc))
+			s, err := interceptor.New(interceptor.WithRetrier(retry.MustNew(secondsPolicy())), interceptor.WithServiceConfig(tc.sc))
 			if s != nil || !errors.Is(err, interceptor.ErrInvalidServiceConfig) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("New(WithServiceConfig(%q)) = %v, %v; want an error matching ErrInvalidServiceConfig containing %q", tc.sc, s, err, tc.want)
 			}

@@ -66,7 +66,7 @@ func TestStreamRetriedBeforeCommit(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())))
+				e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil)))))
 				tc.script(e.srv)
 				start := time.Now()
 				st, err := e.sb.StreamLogs(context.Background(), &sandboxpb.StreamLogsRequest{SandboxId: "sb-1"})
@@ -112,7 +112,7 @@ func TestStreamGivesUp(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())))
+				e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil)))))
 				e.srv.FailAlways(streamLogs, tc.st)
 				st, err := e.sb.StreamLogs(context.Background(), &sandboxpb.StreamLogsRequest{SandboxId: "sb-1"})
 				if err != nil {
@@ -145,7 +145,7 @@ func TestStreamGivesUp(t *testing.T) {
 // off here: see resume_test.go for resumed streams.
 func TestStreamNotRetriedAfterMessages(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()),
+		e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil))),
 			interceptor.WithResumer(streamLogs, nil)))
 		e.srv.ScriptStreamLogs(sandboxtest.StreamLogsScript{Entries: 2, Err: unavailable()}, sandboxtest.StreamLogsScript{Entries: 3})
 		st, err := e.sb.StreamLogs(context.Background(), &sandboxpb.StreamLogsRequest{SandboxId: "sb-1"})
@@ -189,7 +189,7 @@ func TestStreamHeaderCommits(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				p := &pingServer{failFirst: 1}
-				c := newPing(t, p, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()))...)
+				c := newPing(t, p, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil))))...)
 				st, err := c.PingList(context.Background(), &testpb.PingListRequest{Value: "v"})
 				if err != nil {
 					t.Fatalf("PingList = %v", err)
@@ -230,7 +230,7 @@ func TestStreamReplay(t *testing.T) {
 	t.Run("client streaming", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			p := &pingServer{failFirst: 2}
-			c := newPing(t, p, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()))...)
+			c := newPing(t, p, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil))))...)
 			st, err := c.PingClientStream(context.Background())
 			if err != nil {
 				t.Fatalf("PingClientStream = %v", err)
@@ -256,7 +256,7 @@ func TestStreamReplay(t *testing.T) {
 	t.Run("bidi", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			p := &pingServer{failFirst: 1, failAfter: 2}
-			c := newPing(t, p, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()))...)
+			c := newPing(t, p, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil))))...)
 			st, err := c.PingStream(context.Background())
 			if err != nil {
 				t.Fatalf("PingStream = %v", err)
@@ -304,7 +304,7 @@ func TestStreamReplay(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			p := &pingServer{failFirst: 1, failAfter: 2}
 			// A PingStreamRequest of a 4-byte value is 6 bytes: the first fits in 10, the second does not.
-			c := newPing(t, p, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()),
+			c := newPing(t, p, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil))),
 				interceptor.WithReplayLimit(10))...)
 			st, err := c.PingStream(context.Background())
 			if err != nil {
@@ -339,7 +339,7 @@ func TestStreamSendDuringWait(t *testing.T) {
 			opened++
 			return streamer(ctx, desc, cc, method, opts...)
 		}
-		c := newPing(t, p, append(interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()),
+		c := newPing(t, p, append(interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil))),
 			interceptor.WithReplayLimit(10)), grpc.WithChainStreamInterceptor(count))...)
 		st, err := c.PingStream(context.Background())
 		if err != nil {
@@ -411,7 +411,7 @@ func TestStreamExecNeverRetried(t *testing.T) {
 	} {
 		t.Run("sent/"+tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				opts := append([]interceptor.Option{interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())}, tc.opts...)
+				opts := append([]interceptor.Option{interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil)))}, tc.opts...)
 				e := newEnv(t, interceptor.DialOptions(opts...), readThenFail())
 				st, err := e.sb.StreamExec(context.Background(), tc.callOpts...)
 				if err != nil {
@@ -436,7 +436,7 @@ func TestStreamExecNeverRetried(t *testing.T) {
 	}
 	t.Run("never sent", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())))
+			e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil)))))
 			e.srv.Script(streamExec, sandboxtest.Fail(unavailable()))
 			st, err := e.sb.StreamExec(context.Background())
 			if err != nil {
@@ -460,7 +460,7 @@ func TestStreamExecNeverRetried(t *testing.T) {
 	})
 	t.Run("works", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())))
+			e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil)))))
 			st, err := e.sb.StreamExec(context.Background())
 			if err != nil {
 				t.Fatalf("StreamExec = %v", err)
@@ -523,7 +523,7 @@ func TestStreamEstablishmentRetried(t *testing.T) {
 					}
 					return streamer(ctx, desc, cc, method, opts...)
 				}
-				s, err := interceptor.New(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()))
+				s, err := interceptor.New(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil))))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -559,9 +559,9 @@ func TestStreamEstablishmentRetried(t *testing.T) {
 // TestStreamNoLeak: streams that were retried, gave up, were abandoned by a cancelled
 // caller, or ended normally leave no goroutine behind while the connection stays open.
 func TestStreamNoLeak(t *testing.T) {
-	e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(millisecondPolicy())))
+	e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(millisecondPolicy(), retry.WithBudget(nil)))))
 	p := &pingServer{failFirst: 2, failAfter: 1}
-	ping := newPing(t, p, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(millisecondPolicy()))...)
+	ping := newPing(t, p, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(millisecondPolicy(), retry.WithBudget(nil))))...)
 	ctx := context.Background()
 	// Warm up both connections, so that their own goroutines exist before the snapshot.
 	if _, err := e.sb.GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"}); err != nil {
@@ -687,7 +687,7 @@ func TestStreamReleasesAttempts(t *testing.T) {
 					}
 					return cs, err
 				}
-				s, err := interceptor.New(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()))
+				s, err := interceptor.New(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil))))
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -50,7 +50,7 @@ func TestSuccessPath(t *testing.T) {
 		OnRetry: func(context.Context, retry.RetryEvent) { hooked = true },
 		OnStop:  func(context.Context, retry.StopEvent) { hooked = true },
 	}
-	u := interceptor.Unary(interceptor.WithBudget(b), interceptor.WithHooks(hooks))
+	u := interceptor.Unary(interceptor.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithBudget(b), retry.WithHooks(hooks))))
 	n := 0
 	invoker := func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error {
 		n++

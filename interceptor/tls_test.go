@@ -115,7 +115,7 @@ func TestTLSRejectionNotRetried(t *testing.T) {
 				defer stop()
 				d := &cutDialer{cuts: tc.cuts, dial: lis.DialContext}
 				conn, err := grpc.NewClient("passthrough:///bufconn", append(interceptor.DialOptions(
-					interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()), interceptor.WithHooks(hooks)),
+					interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil), retry.WithHooks(hooks)))),
 					grpc.WithContextDialer(d.DialContext),
 					grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool})))...)
 				if err != nil {

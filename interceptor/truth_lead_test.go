@@ -105,8 +105,7 @@ func TestStreamOnDoneAtRealEnd(t *testing.T) {
 	t.Run("retried once, then fails after its first message", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			var h hookCount
-			c := newPing(t, &listServer{sends: []int{0, 1}}, interceptor.DialOptions(interceptor.WithBudget(nil),
-				interceptor.WithPolicy(secondsPolicy()), interceptor.WithHooks(h.hooks()))...)
+			c := newPing(t, &listServer{sends: []int{0, 1}}, interceptor.DialOptions(noBudget(secondsPolicy(), retry.WithBudget(nil), retry.WithHooks(h.hooks())))...)
 			st, err := c.PingList(context.Background(), &testpb.PingListRequest{Value: "x"})
 			if err != nil {
 				t.Fatal(err)
@@ -129,8 +128,7 @@ func TestStreamOnDoneAtRealEnd(t *testing.T) {
 	t.Run("fails after its first message without retrying", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			var h hookCount
-			c := newPing(t, &listServer{sends: []int{1}}, interceptor.DialOptions(interceptor.WithBudget(nil),
-				interceptor.WithPolicy(secondsPolicy()), interceptor.WithHooks(h.hooks()))...)
+			c := newPing(t, &listServer{sends: []int{1}}, interceptor.DialOptions(noBudget(secondsPolicy(), retry.WithBudget(nil), retry.WithHooks(h.hooks())))...)
 			st, err := c.PingList(context.Background(), &testpb.PingListRequest{Value: "x"})
 			if err != nil {
 				t.Fatal(err)
@@ -150,7 +148,7 @@ func TestStreamOnDoneAtRealEnd(t *testing.T) {
 	t.Run("resumed", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			var h hookCount
-			e := logEnv(t, 6, []interceptor.Option{interceptor.WithPolicy(secondsPolicy()), interceptor.WithHooks(h.hooks())},
+			e := logEnv(t, 6, []interceptor.Option{noBudget(secondsPolicy(), retry.WithHooks(h.hooks()))},
 				sandboxtest.StreamLogsScript{Entries: 2, Err: unavailable()})
 			st, err := e.sb.StreamLogs(context.Background(), &sandboxpb.StreamLogsRequest{SandboxId: "sb-1"})
 			if err != nil {
@@ -173,7 +171,7 @@ func TestStreamOnDoneAtRealEnd(t *testing.T) {
 func TestStreamReplaysWhatWasSent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := &pingServer{failFirst: 1} // the first attempt reads everything, then fails before commit
-		c := newPing(t, p, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()))...)
+		c := newPing(t, p, interceptor.DialOptions(noBudget(secondsPolicy(), retry.WithBudget(nil)))...)
 		st, err := c.PingClientStream(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -260,7 +258,7 @@ func TestUnaryHeadersCommit(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				srv := &headerEcho{fail: 1, noHeader: tc.noHeader}
 				conn := faultlinetest.Serve(t, func(s *grpc.Server) { testpbe.RegisterEchoServer(s, srv) }, nil,
-					interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy()))...)
+					interceptor.DialOptions(noBudget(secondsPolicy(), retry.WithBudget(nil)))...)
 				c := testpbe.NewEchoClient(conn)
 				var err error
 				if tc.method == "Do" {
@@ -316,7 +314,7 @@ func allClassified(err error) []*errs.Error {
 // *errs.Error in the tree with its reason, and its message in Error().
 func TestEarlierCauseSurvivesDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())))
+		e := newEnv(t, interceptor.DialOptions(noBudget(secondsPolicy(), retry.WithBudget(nil))))
 		drained := faultlinetest.Status(codes.Unavailable, "runner pool drained",
 			faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_RUNNER_UNAVAILABLE", nil))
 		e.srv.Script(getSandbox, sandboxtest.Fail(drained), sandboxtest.Stall())
@@ -376,8 +374,7 @@ func TestRefusedDialRetriedForEveryMethod(t *testing.T) {
 		lis, stop := srv.StartBufconn()
 		defer stop()
 		d := &refusingDialer{refusals: 1, dial: lis.DialContext}
-		conn, err := sandboxtest.DialBufconn(lis, append(interceptor.DialOptions(interceptor.WithBudget(nil),
-			interceptor.WithPolicy(secondsPolicy())), grpc.WithContextDialer(d.DialContext))...)
+		conn, err := sandboxtest.DialBufconn(lis, append(interceptor.DialOptions(noBudget(secondsPolicy(), retry.WithBudget(nil))), grpc.WithContextDialer(d.DialContext))...)
 		if err != nil {
 			t.Fatal(err)
 		}

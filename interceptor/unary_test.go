@@ -44,8 +44,7 @@ func TestUnaryRecovers(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("fail %d of max %d", tc.failures, tc.maxAttempts), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil),
-					interceptor.WithPolicy(attempts(secondsPolicy(), tc.maxAttempts))))
+				e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(attempts(secondsPolicy(), tc.maxAttempts), retry.WithBudget(nil)))))
 				e.srv.FailNext(getSandbox, tc.failures, unavailable())
 				start := time.Now()
 				res, err := e.sb.GetSandbox(context.Background(), &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"})
@@ -117,8 +116,7 @@ func TestUnaryEveryCode(t *testing.T) {
 	} {
 		t.Run(tc.code.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil),
-					interceptor.WithPolicy(attempts(secondsPolicy(), maxAttempts))))
+				e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(attempts(secondsPolicy(), maxAttempts), retry.WithBudget(nil)))))
 				sent := faultlinetest.Status(tc.code, "scripted "+tc.code.String())
 				e.srv.FailAlways(getSandbox, sent)
 				_, err := e.sb.GetSandbox(context.Background(), &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"})
@@ -200,7 +198,7 @@ func TestUnaryReasons(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())))
+				e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil)))))
 				e.srv.FailNext(getSandbox, 2, tc.st)
 				start := time.Now()
 				_, err := e.sb.GetSandbox(context.Background(), &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"})
@@ -278,7 +276,7 @@ func TestUnaryTiming(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(tc.policy)))
+				e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(tc.policy, retry.WithBudget(nil)))))
 				e.srv.FailNext(getSandbox, tc.failures, tc.st)
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
@@ -372,7 +370,7 @@ func TestUnaryFinalError(t *testing.T) {
 			name: "ReadFile with WithCall", method: readFile,
 			call: func(ctx context.Context, e *env) error {
 				_, err := e.sb.ReadFile(ctx, &sandboxpb.ReadFileRequest{SandboxId: "sb-1", Path: "/data/in.txt"},
-					interceptor.WithCall(classify.Call{Method: "/ignored/Method", Resource: errs.Resource{SandboxID: "sb-other", FilePath: "/other"}}))
+					interceptor.WithResource(errs.Resource{SandboxID: "sb-other", FilePath: "/other"}))
 				return err
 			},
 			wantOp: "ReadFile", wantSandbox: "sb-other", wantPath: "/other",
@@ -381,7 +379,7 @@ func TestUnaryFinalError(t *testing.T) {
 			name: "ReadFile with WithCall of the path only", method: readFile,
 			call: func(ctx context.Context, e *env) error {
 				_, err := e.sb.ReadFile(ctx, &sandboxpb.ReadFileRequest{SandboxId: "sb-1", Path: "/data/in.txt"},
-					interceptor.WithCall(classify.Call{Resource: errs.Resource{FilePath: "/other"}}))
+					interceptor.WithResource(errs.Resource{FilePath: "/other"}))
 				return err
 			},
 			wantOp: "ReadFile", wantSandbox: "sb-1", wantPath: "/other",
@@ -405,7 +403,7 @@ func TestUnaryFinalError(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())))
+				e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil)))))
 				// Attempts 1 to 4 fail with statuses of their own; the 5th and later with sent.
 				var earlier []*status.Status
 				for i := range 4 {
@@ -489,7 +487,7 @@ func TestUnaryFinalError(t *testing.T) {
 // alone, and a real handler's NOT_FOUND carries the handler's ErrorInfo.
 func TestUnaryNotRetryableError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t, interceptor.DialOptions(interceptor.WithPolicy(secondsPolicy())))
+		e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy()))))
 		_, err := e.sb.GetSandbox(context.Background(), &sandboxpb.GetSandboxRequest{SandboxId: "sb-404"})
 		var ee *errs.Error
 		if !errors.As(err, &ee) || ee.Kind() != errs.ErrSandboxNotFound || ee.SandboxID() != "sb-404" {
@@ -532,12 +530,11 @@ func TestMethodPolicies(t *testing.T) {
 		{name: "WithoutRetry beats WithCallPolicy", method: getSandbox, call: callGetSandbox,
 			opts: []grpc.CallOption{interceptor.WithCallPolicy(attempts(secondsPolicy(), 6)), interceptor.WithoutRetry()}, wantCalls: 1},
 		{name: "WithCall keeps the policy", method: getSandbox, call: callGetSandbox,
-			opts: []grpc.CallOption{interceptor.WithCall(classify.Call{Resource: errs.Resource{SandboxID: "x"}})}, wantCalls: 4},
+			opts: []grpc.CallOption{interceptor.WithResource(errs.Resource{SandboxID: "x"})}, wantCalls: 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil),
-					interceptor.WithPolicy(attempts(secondsPolicy(), 2)),
+				e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(attempts(secondsPolicy(), 2), retry.WithBudget(nil))),
 					interceptor.WithMethodPolicy(sandboxSvc, attempts(secondsPolicy(), 3)),
 					interceptor.WithMethodPolicy(getSandbox, attempts(secondsPolicy(), 4))))
 				e.srv.FailAlways(tc.method, unavailable())
@@ -584,7 +581,7 @@ func TestCallOptionsWithoutInterceptor(t *testing.T) {
 	opts := []grpc.CallOption{
 		interceptor.WithCallPolicy(secondsPolicy()),
 		interceptor.WithoutRetry(),
-		interceptor.WithCall(classify.Call{Resource: errs.Resource{SandboxID: "x"}}),
+		interceptor.WithResource(errs.Resource{SandboxID: "x"}),
 	}
 	if err := callGetSandbox(e, opts...); err != nil {
 		t.Fatalf("GetSandbox with call options, no interceptor = %v, want nil", err)
@@ -627,7 +624,7 @@ func TestAttemptHeader(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				opts := append([]interceptor.Option{interceptor.WithBudget(nil), interceptor.WithPolicy(secondsPolicy())}, tc.opts...)
+				opts := append([]interceptor.Option{interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil)))}, tc.opts...)
 				e := newEnv(t, interceptor.DialOptions(opts...))
 				e.srv.FailNext(getSandbox, 3, unavailable())
 				if err := callGetSandbox(e); err != nil {
@@ -661,10 +658,10 @@ func TestNewRejects(t *testing.T) {
 		badPolicy bool // the error matches retry.ErrInvalidPolicy
 	}{
 		{name: "defaults"},
-		{name: "bad default policy", opts: []interceptor.Option{interceptor.WithPolicy(bad)}, wantErr: true, badPolicy: true},
-		{name: "NaN jitter", opts: []interceptor.Option{interceptor.WithPolicy(nan)}, wantErr: true, badPolicy: true},
-		{name: "zero policy", opts: []interceptor.Option{interceptor.WithPolicy(retry.Policy{})}, wantErr: true, badPolicy: true},
 		{name: "bad method policy", opts: []interceptor.Option{interceptor.WithMethodPolicy(getSandbox, bad)}, wantErr: true, badPolicy: true},
+		{name: "NaN jitter", opts: []interceptor.Option{interceptor.WithMethodPolicy(sandboxSvc, nan)}, wantErr: true, badPolicy: true},
+		{name: "zero policy", opts: []interceptor.Option{interceptor.WithMethodPolicy(getSandbox, retry.Policy{})}, wantErr: true, badPolicy: true},
+		{name: "nil retrier is the default", opts: []interceptor.Option{interceptor.WithRetrier(nil)}},
 		{name: "method without slash", opts: []interceptor.Option{interceptor.WithMethodPolicy("GetSandbox", secondsPolicy())}, wantErr: true},
 		{name: "service without trailing slash", opts: []interceptor.Option{interceptor.WithMethodPolicy("/coreweave.sandbox.v1.SandboxService", secondsPolicy())}, wantErr: true},
 		{name: "empty service", opts: []interceptor.Option{interceptor.WithMethodPolicy("//GetSandbox", secondsPolicy())}, wantErr: true},
@@ -681,7 +678,7 @@ func TestNewRejects(t *testing.T) {
 		{name: "header with _ and .", opts: []interceptor.Option{interceptor.WithAttemptHeader("x_retry.attempt-1")}},
 		{name: "negative replay limit", opts: []interceptor.Option{interceptor.WithReplayLimit(-1)}, wantErr: true},
 		{name: "zero replay limit", opts: []interceptor.Option{interceptor.WithReplayLimit(0)}},
-		{name: "budget off", opts: []interceptor.Option{interceptor.WithBudget(nil)}},
+		{name: "budget off", opts: []interceptor.Option{interceptor.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithBudget(nil)))}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := interceptor.New(tc.opts...)
@@ -751,7 +748,7 @@ func TestUnaryPerAttemptTimeout(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				p := secondsPolicy()
 				p.PerAttemptTimeout = 2 * time.Second
-				e := newEnv(t, interceptor.DialOptions(interceptor.WithBudget(nil), interceptor.WithPolicy(p)))
+				e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(p, retry.WithBudget(nil)))))
 				steps := make([]sandboxtest.Step, tc.stalls)
 				for i := range steps {
 					steps[i] = sandboxtest.Stall()

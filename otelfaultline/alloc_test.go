@@ -26,9 +26,9 @@ func TestSuccessAllocs(t *testing.T) {
 		name string
 		opts []interceptor.Option
 	}{
-		{name: "adapter on the SDK", opts: []interceptor.Option{interceptor.WithHooks(tm.hooks())}},
-		{name: "adapter on the global provider", opts: []interceptor.Option{interceptor.WithHooks(otelfaultline.Hooks())}},
-		{name: "adapter and slog", opts: []interceptor.Option{interceptor.WithHooks(tm.hooks()), interceptor.WithHooks(retry.SlogHooks(logger))}},
+		{name: "adapter on the SDK", opts: []interceptor.Option{interceptor.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithHooks(tm.hooks())))}},
+		{name: "adapter on the global provider", opts: []interceptor.Option{interceptor.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithHooks(otelfaultline.Hooks())))}},
+		{name: "adapter and slog", opts: []interceptor.Option{interceptor.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithHooks(tm.hooks()), retry.WithHooks(retry.SlogHooks(logger))))}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u := interceptor.Unary(tc.opts...)

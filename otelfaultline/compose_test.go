@@ -17,6 +17,7 @@ import (
 
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
+	"github.com/faultline-go/faultline/retry"
 )
 
 // spanTree renders the ended spans as "name <- parent name [previous-rpc-attempts=N]
@@ -87,7 +88,7 @@ func TestComposeWithGRPCOpenTelemetry(t *testing.T) {
 					MetricsOptions: grpcotel.MetricsOptions{MeterProvider: tm.mp},
 					TraceOptions:   experimental.TraceOptions{TracerProvider: tm.tp, TextMapPropagator: propagation.TraceContext{}},
 				})
-				ours := interceptor.DialOptions(interceptor.WithPolicy(secondsPolicy(3)), interceptor.WithHooks(tm.hooks()))
+				ours := interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(3), retry.WithHooks(tm.hooks()))))
 				var opts []grpc.DialOption
 				if tt.before {
 					opts = append([]grpc.DialOption{grpcOTel}, ours...)

@@ -3,8 +3,8 @@
 // caller's span. It is a set of [retry.Hooks]; install it like any other:
 //
 //	conn, err := grpc.NewClient(target, append(interceptor.DialOptions(
-//		interceptor.WithHooks(otelfaultline.Hooks()),          // the global MeterProvider
-//		interceptor.WithHooks(retry.SlogHooks(logger)),        // hook sets combine
+//		interceptor.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithHooks(otelfaultline.Hooks()), retry.WithHooks(retry.SlogHooks(logger)))),          // the global MeterProvider
+//		// hook sets combine
 //	), grpc.WithTransportCredentials(creds))...)
 //
 // A call that succeeds the first time reaches no hook: it records nothing and costs
@@ -89,7 +89,7 @@
 //
 //	grpc.NewClient(target, append([]grpc.DialOption{
 //		opentelemetry.DialOption(opentelemetry.Options{...}), // outside: sees one call
-//	}, interceptor.DialOptions(interceptor.WithHooks(otelfaultline.Hooks()))...)...)
+//	}, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithHooks(otelfaultline.Hooks()))))...)...)
 //
 // Then a call that retried twice is one call span ("Sent.pkg.Service.Method") with one
 // child span per attempt ("Attempt.pkg.Service.Method", previous-rpc-attempts 0, 1, 2), our

@@ -34,7 +34,7 @@ const (
 func TestRetriedCall(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tm := newTelemetry()
-		e := newEnv(t, interceptor.DialOptions(interceptor.WithPolicy(secondsPolicy(5)), interceptor.WithHooks(tm.hooks()))...)
+		e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(5), retry.WithHooks(tm.hooks()))))...)
 		e.srv.FailNext(getSandbox, 1, withHint(1500*time.Millisecond)) // waits the hint: 1.5s
 		e.srv.FailNext(getSandbox, 1, unavailable())                   // waits the second backoff: 2s
 
@@ -104,7 +104,7 @@ func TestRetriedCall(t *testing.T) {
 // sample and adds no span event.
 func TestFirstTrySuccessRecordsNothing(t *testing.T) {
 	tm := newTelemetry()
-	e := newEnv(t, interceptor.DialOptions(interceptor.WithHooks(tm.hooks()))...)
+	e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithHooks(tm.hooks()))))...)
 	ctx, span := tm.tp.Tracer("test").Start(context.Background(), "caller")
 	if _, err := e.sb.GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"}); err != nil {
 		t.Fatalf("GetSandbox: %v", err)
@@ -179,11 +179,11 @@ func TestStops(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				tm := newTelemetry()
-				opts := []interceptor.Option{interceptor.WithPolicy(tt.policy), interceptor.WithHooks(tm.hooks())}
+				ropts := []retry.Option{retry.WithHooks(tm.hooks())}
 				if tt.budget != nil {
-					opts = append(opts, interceptor.WithBudget(tt.budget))
+					ropts = append(ropts, retry.WithBudget(tt.budget))
 				}
-				e := newEnv(t, interceptor.DialOptions(opts...)...)
+				e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(tt.policy, ropts...)))...)
 				tt.script(e.srv)
 				ctx, span := tm.tp.Tracer("test").Start(context.Background(), "caller")
 				_, err := e.sb.GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"})
@@ -310,7 +310,7 @@ func TestFilters(t *testing.T) {
 func TestStreamRetried(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tm := newTelemetry()
-		e := newEnv(t, interceptor.DialOptions(interceptor.WithPolicy(secondsPolicy(3)), interceptor.WithHooks(tm.hooks()))...)
+		e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(3), retry.WithHooks(tm.hooks()))))...)
 		e.srv.FailNext(streamLogs, 1, unavailable())
 		st, err := e.sb.StreamLogs(context.Background(), &sandboxpb.StreamLogsRequest{SandboxId: "sb-1"})
 		if err != nil {
@@ -341,7 +341,7 @@ func TestStreamRetried(t *testing.T) {
 func TestCancelledDuringWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tm := newTelemetry()
-		e := newEnv(t, interceptor.DialOptions(interceptor.WithPolicy(secondsPolicy(3)), interceptor.WithHooks(tm.hooks()))...)
+		e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(3), retry.WithHooks(tm.hooks()))))...)
 		e.srv.FailNext(getSandbox, 1, unavailable())
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(500*time.Millisecond, cancel) // during the 1s wait

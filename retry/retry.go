@@ -203,3 +203,13 @@ func (r *Retrier) facts(err error) *errs.Error {
 	}
 	return nil
 }
+
+// MustNew is [New] for policies known to be valid (literals, DefaultPolicy with changes a
+// test or a program makes at start-up): it panics with New's error when p is not valid.
+func MustNew(p Policy, opts ...Option) *Retrier {
+	r, err := New(p, opts...)
+	if err != nil {
+		panic(err)
+	}
+	return r
+}

@@ -55,7 +55,7 @@ func run(out io.Writer) error {
 
 	var log retryLog
 	conn, err := grpc.NewClient(addr, append(interceptor.DialOptions(
-		interceptor.WithHooks(retry.Hooks{OnRetry: log.onRetry, OnStop: log.onStop}),
+		interceptor.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithHooks(retry.Hooks{OnRetry: log.onRetry, OnStop: log.onStop}))),
 	), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		return err

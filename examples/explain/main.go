@@ -237,7 +237,7 @@ func retried(method string, st *status.Status, e *errs.Error) string {
 		scheduled = &ev
 		cancel() // the decision is made: do not wait
 	}}
-	u := interceptor.Unary(interceptor.WithBudget(nil), interceptor.WithHooks(hooks))
+	u := interceptor.Unary(interceptor.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithBudget(nil), retry.WithHooks(hooks))))
 	invoker := func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error {
 		return st.Err()
 	}

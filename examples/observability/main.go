@@ -67,8 +67,7 @@ func runLogs(out io.Writer) error {
 		logging.UnaryClientInterceptor(slogAdapter(logger.With("layer", "call")), logging.WithLogOnEvents(logging.FinishCall))))
 	// Ours, with the retry hooks feeding slog.
 	opts = append(opts, interceptor.DialOptions(
-		interceptor.WithPolicy(policy()),
-		interceptor.WithHooks(retry.SlogHooks(logger.With("layer", "faultline"))))...)
+		interceptor.WithRetrier(retry.MustNew(policy(), retry.WithHooks(retry.SlogHooks(logger.With("layer", "faultline"))))))...)
 	// After ours: sees every attempt.
 	opts = append(opts, grpc.WithChainUnaryInterceptor(
 		logging.UnaryClientInterceptor(slogAdapter(logger.With("layer", "attempt")), logging.WithLogOnEvents(logging.FinishCall))))

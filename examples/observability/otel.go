@@ -58,9 +58,7 @@ func runOTel(out io.Writer) error {
 		}),
 	}
 	opts = append(opts, interceptor.DialOptions(
-		interceptor.WithPolicy(policy()),
-		interceptor.WithBudget(budget),
-		interceptor.WithHooks(otelfaultline.Hooks(otelfaultline.WithMeterProvider(mp))))...)
+		interceptor.WithRetrier(retry.MustNew(policy(), retry.WithBudget(budget), retry.WithHooks(otelfaultline.Hooks(otelfaultline.WithMeterProvider(mp))))))...)
 	conn, err := sandboxtest.DialBufconn(lis, opts...)
 	if err != nil {
 		return err
