@@ -9,16 +9,17 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/internal/sandboxapi"
 	"github.com/faultline-go/faultline/internal/seam"
 )
 
 // DefaultDomain is the ErrorInfo domain trusted by default.
-const DefaultDomain = "cwsandbox.com"
+const DefaultDomain = sandboxapi.Domain
 
 // The services of the sandbox API, as they appear in method names.
 const (
-	SandboxService   = "coreweave.sandbox.v1.SandboxService"
-	DiscoveryService = "coreweave.sandbox.v1.DiscoveryService"
+	SandboxService   = sandboxapi.SandboxService
+	DiscoveryService = sandboxapi.DiscoveryService
 )
 
 // Call is what a failed call was about: its full method name ("/pkg.Service/Method"), the
@@ -180,10 +181,12 @@ func (c *Classifier) Classify(err error, call Call) *errs.Error {
 	if errors.Is(kind, errs.ErrSandboxFile) && res.FilePath == "" {
 		res.FilePath = info.Metadata["filepath"]
 	}
-	trusted := c.trustedReason(info)
-	facts.Transient = trusted && transientReasons[info.Reason]
-	if kind == errs.ErrSandboxFile && trusted {
-		facts.Phrase = filePhrases[info.Reason]
+	if c.trustedReason(info) {
+		r := sandboxapi.Reasons[info.Reason]
+		facts.Transient = r.Transient
+		if kind == errs.ErrSandboxFile {
+			facts.Phrase = r.Phrase
+		}
 	}
 	return newError(kind, st, err, info, res, facts)
 }
@@ -283,74 +286,19 @@ func baseKind(f Family) errs.Kind {
 	return errs.ErrCWSandbox
 }
 
-const reasonRunnerNotFound = "CWSANDBOX_RUNNER_NOT_FOUND"
-
-// sandboxReasons are the trusted reasons that choose a kind on every call but a discovery
-// call: they are the sandbox platform's own statements.
-var sandboxReasons = map[string]errs.Kind{
-	"CWSANDBOX_FILE_NOT_FOUND":          errs.ErrSandboxFile,
-	"CWSANDBOX_FILE_IS_DIRECTORY":       errs.ErrSandboxFile,
-	"CWSANDBOX_FILE_IO_FAILED":          errs.ErrSandboxFile,
-	"CWSANDBOX_FILE_PERMISSION_DENIED":  errs.ErrSandboxFile,
-	"CWSANDBOX_FILE_TOO_LARGE":          errs.ErrSandboxFile,
-	"CWSANDBOX_FILE_TRUNCATED":          errs.ErrSandboxFile,
-	"CWSANDBOX_SANDBOX_NOT_FOUND":       errs.ErrSandboxNotFound,
-	"CWSANDBOX_SANDBOX_NOT_RUNNING":     errs.ErrSandboxNotRunning,
-	"CWSANDBOX_COMMAND_TIMEOUT":         errs.ErrSandboxCommandTimeout,
-	"CWSANDBOX_RUNNER_UNAVAILABLE":      errs.ErrSandboxUnavailable,
-	"CWSANDBOX_BACKEND_UNAVAILABLE":     errs.ErrSandboxUnavailable,
-	"CWSANDBOX_FSS_BUCKET_PROVISIONING": errs.ErrSandboxUnavailable,
-	"CWSANDBOX_FSS_NOT_FOUND":           errs.ErrSnapshotNotFound,
-	"CWSANDBOX_FSS_NOT_READY":           errs.ErrSnapshotNotReady,
-	"CWSANDBOX_FSS_NOT_SUPPORTED":       errs.ErrSnapshotNotSupported,
-	"CWSANDBOX_FSS_SIZE_EXCEEDED":       errs.ErrSnapshotSizeExceeded,
-	"CWSANDBOX_FSS_QUOTA_EXCEEDED":      errs.ErrSnapshotQuotaExceeded,
-	"CWSANDBOX_FSS_BUCKET_MISMATCH":     errs.ErrSnapshotBucketMismatch,
-	"CWSANDBOX_FSS_BUCKET_UNAVAILABLE":  errs.ErrSandboxSnapshot,
-	"CWSANDBOX_FSS_RESTORE_FAILED":      errs.ErrSandboxSnapshot,
-	"CWSANDBOX_FSS_CREATE_FAILED":       errs.ErrSandboxSnapshot,
-	"CWSANDBOX_FSS_CREATE_TIMED_OUT":    errs.ErrSandboxSnapshot,
-	"CWSANDBOX_FSS_AUTH_FAILED":         errs.ErrSandboxSnapshot,
-	"CWSANDBOX_FSS_TRANSPORT_FAILED":    errs.ErrSandboxSnapshot,
-	"CWSANDBOX_FSS_CANCELED":            errs.ErrSandboxSnapshot,
-	"CWSANDBOX_FSS_WAIT_TIMEOUT":        errs.ErrSnapshotWaitTimeout,
-	"CWSANDBOX_FSS_BACKEND_THROTTLED":   errs.ErrSnapshotBackendThrottled,
-	"CWSANDBOX_FSS_INFLIGHT_LIMIT":      errs.ErrSnapshotBackendThrottled,
-}
-
-// filePhrases say what happened, in an error's message, for the trusted file reasons.
-var filePhrases = map[string]string{
-	"CWSANDBOX_FILE_NOT_FOUND":         "file not found",
-	"CWSANDBOX_FILE_IS_DIRECTORY":      "file is a directory",
-	"CWSANDBOX_FILE_IO_FAILED":         "file i/o failed",
-	"CWSANDBOX_FILE_PERMISSION_DENIED": "file permission denied",
-	"CWSANDBOX_FILE_TOO_LARGE":         "file too large",
-	"CWSANDBOX_FILE_TRUNCATED":         "file truncated",
-}
-
-// transientReasons are the trusted reasons by which the server declines work that may be
-// retried, on any code and any family.
-var transientReasons = map[string]bool{
-	"CWSANDBOX_RUNNER_UNAVAILABLE":      true,
-	"CWSANDBOX_BACKEND_UNAVAILABLE":     true,
-	"CWSANDBOX_FSS_BACKEND_THROTTLED":   true,
-	"CWSANDBOX_FSS_INFLIGHT_LIMIT":      true,
-	"CWSANDBOX_FSS_BUCKET_PROVISIONING": true,
-}
-
 // reasonKind returns the kind a trusted reason chooses on a call of family f, or 0 to fall
 // through to the code. On a discovery call only CWSANDBOX_RUNNER_NOT_FOUND chooses; on any
 // other call that reason gives the family base: a missing runner is not a missing sandbox.
 func reasonKind(reason string, f Family) errs.Kind {
 	switch {
-	case reason == reasonRunnerNotFound && f == FamilyDiscovery:
+	case reason == sandboxapi.RunnerNotFound && f == FamilyDiscovery:
 		return errs.ErrRunnerNotFound
-	case reason == reasonRunnerNotFound:
+	case reason == sandboxapi.RunnerNotFound:
 		return baseKind(f)
 	case f == FamilyDiscovery:
 		return 0
 	}
-	return sandboxReasons[reason]
+	return sandboxapi.Reasons[reason].Kind
 }
 
 // classified returns the *errs.Error err holds, or nil. A bare status error, the common

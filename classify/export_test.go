@@ -1,13 +1,13 @@
 package classify
 
 import (
-	"maps"
 	"slices"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/internal/sandboxapi"
 )
 
 // Usable, LocalFailure, Family and Kind expose steps of Classify to this package's tests.
@@ -25,9 +25,18 @@ func (c *Classifier) Kind(code codes.Code, info errs.Info, call Call) errs.Kind 
 // the package documentation's tables in agreement with the code: the reasons that pick a kind
 // on some family, and the transient ones.
 func KnownReasons() (picking, transient []string) {
-	picking = append(slices.Collect(maps.Keys(sandboxReasons)), reasonRunnerNotFound)
+	for reason, r := range sandboxapi.Reasons {
+		if r.Kind.Valid() {
+			picking = append(picking, reason)
+		}
+		if r.Transient {
+			transient = append(transient, reason)
+		}
+	}
+	picking = append(picking, sandboxapi.RunnerNotFound)
 	slices.Sort(picking)
-	return picking, slices.Sorted(maps.Keys(transientReasons))
+	slices.Sort(transient)
+	return picking, transient
 }
 
 // LocalPrefixes returns the codes and message beginnings of the failures grpc-go makes on the

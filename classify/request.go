@@ -3,15 +3,8 @@ package classify
 import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
-)
 
-// The request fields a Call's resource is read from.
-const (
-	fieldSandboxID   = "sandbox_id"
-	fieldPath        = "path"
-	fieldSnapshotID  = "file_system_snapshot_id"
-	fieldRunnerID    = "runner_id"
-	fieldProfileName = "profile_name"
+	"github.com/faultline-go/faultline/internal/sandboxapi"
 )
 
 // CallFromRequest returns the Call for method with the resources read from a request
@@ -46,24 +39,15 @@ func CallFromRequest(method string, req any) Call {
 // fill sets the resource fields still empty from msg's string fields of the same names.
 func fill(call *Call, msg protoreflect.Message) {
 	fields := msg.Descriptor().Fields()
-	r := &call.Resource
-	for _, f := range [...]struct {
-		name protoreflect.Name
-		dst  *string
-	}{
-		{fieldSandboxID, &r.SandboxID},
-		{fieldPath, &r.FilePath},
-		{fieldSnapshotID, &r.SnapshotID},
-		{fieldRunnerID, &r.RunnerID},
-		{fieldProfileName, &r.ProfileName},
-	} {
-		if *f.dst != "" {
+	for _, f := range sandboxapi.ResourceFields {
+		dst := f.Of(&call.Resource)
+		if *dst != "" {
 			continue
 		}
-		fd := fields.ByName(f.name)
+		fd := fields.ByName(protoreflect.Name(f.Name))
 		if fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() || fd.IsMap() {
 			continue
 		}
-		*f.dst = msg.Get(fd).String()
+		*dst = msg.Get(fd).String()
 	}
 }

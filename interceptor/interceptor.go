@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -16,10 +13,10 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/internal/calls"
 	"github.com/faultline-go/faultline/internal/ended"
 	"github.com/faultline-go/faultline/internal/engine"
 	"github.com/faultline-go/faultline/retry"
@@ -36,12 +33,7 @@ type Set struct {
 	header      string
 	replayLimit int
 
-	levels       map[string]retry.Idempotency // configured levels, by method or service
-	defaultLevel retry.Idempotency
-	levelCache   atomic.Pointer[map[string]level] // levelOf's cache
-	keys         map[string]keySpec               // idempotency keys, by method
-	keysOff      bool
-	resumers     map[string]Resumer // server streams resumed after commit, by method
+	calls *calls.Methods // what a call of a method does: its level, its key, its resumer
 
 	mu      sync.RWMutex
 	perCall map[retry.Policy]*route // routes for WithCallPolicy, by policy
@@ -77,16 +69,18 @@ func New(opts ...Option) (*Set, error) {
 	if cfg.replayLimit < 0 {
 		return nil, fmt.Errorf("interceptor: replay limit is %d bytes, want >= 0", cfg.replayLimit)
 	}
-	s := &Set{classifier: cfg.classifier, header: cfg.header, replayLimit: cfg.replayLimit,
-		levels: cfg.levels, defaultLevel: cfg.defaultLevel, keysOff: cfg.keysOff}
-	if err := s.setLevels(cfg); err != nil {
-		return nil, err
+	s := &Set{classifier: cfg.classifier, header: cfg.header, replayLimit: cfg.replayLimit}
+	resumers := make(map[string]calls.Resumer, len(cfg.resumers))
+	for method, r := range cfg.resumers {
+		resumers[method] = nil
+		if r != nil {
+			resumers[method] = r
+		}
 	}
-	if err := s.setResumers(cfg.resumers); err != nil {
-		return nil, err
-	}
-	if err := s.setKeys(cfg.keys); err != nil {
-		return nil, err
+	s.calls, err = calls.New(calls.Config{Levels: cfg.levels, Default: cfg.defaultLevel, Keys: cfg.keys,
+		KeysOff: cfg.keysOff, Resumers: resumers, StreamLogs: isStreamLogs})
+	if err != nil {
+		return nil, fmt.Errorf("interceptor: %w", err)
 	}
 	if err := s.setRoutes(cfg); err != nil {
 		return nil, err
@@ -108,7 +102,7 @@ func (s *Set) setRoutes(cfg config) error {
 	}
 	s.retrier, s.def = r, newRoute(r)
 	for name, p := range cfg.methods {
-		if !validMethodName(name) {
+		if !calls.ValidName(name) {
 			return fmt.Errorf("interceptor: method policy name %q: want \"/pkg.Service/\" or \"/pkg.Service/Method\"", name)
 		}
 		mr, err := r.WithPolicy(p)
@@ -119,73 +113,6 @@ func (s *Set) setRoutes(cfg config) error {
 			s.methods = map[string]*route{}
 		}
 		s.methods[name] = newRoute(mr)
-	}
-	return nil
-}
-
-// setLevels checks the configured idempotency levels.
-func (s *Set) setLevels(cfg config) error {
-	for name, l := range cfg.levels {
-		if !validMethodName(name) {
-			return fmt.Errorf("interceptor: idempotency entry %q: want \"/pkg.Service/\" or \"/pkg.Service/Method\"", name)
-		}
-		if l > retry.NeverRetry {
-			return fmt.Errorf("interceptor: idempotency of %s is %v, not a level", name, l)
-		}
-	}
-	if cfg.defaultLevel > retry.NeverRetry {
-		return fmt.Errorf("interceptor: default idempotency is %v, not a level", cfg.defaultLevel)
-	}
-	return nil
-}
-
-// setResumers sets the built-in resumers changed by the configured ones.
-func (s *Set) setResumers(resumers map[string]Resumer) error {
-	s.resumers = map[string]Resumer{streamLogs: ResumeStreamLogs}
-	for method, r := range resumers {
-		if !validMethodName(method) || strings.HasSuffix(method, "/") {
-			return fmt.Errorf("interceptor: resumer method %q: want \"/pkg.Service/Method\"", method)
-		}
-		if md := registered(method); md != nil && r != nil && (!md.IsStreamingServer() || md.IsStreamingClient()) {
-			return fmt.Errorf("interceptor: resumer for %s: only server-streaming methods are resumed", method)
-		}
-		if r == nil {
-			delete(s.resumers, method)
-		} else {
-			s.resumers[method] = r
-		}
-	}
-	return checkResumers(s.resumers)
-}
-
-// setKeys sets the built-in idempotency keys changed by the configured ones.
-func (s *Set) setKeys(keys map[string]string) error {
-	s.keys = maps.Clone(builtinKeys)
-	for method, field := range keys {
-		if !validMethodName(method) || strings.HasSuffix(method, "/") {
-			return fmt.Errorf("interceptor: idempotency key method %q: want \"/pkg.Service/Method\"", method)
-		}
-		if field == "" {
-			delete(s.keys, method)
-			continue
-		}
-		if l, _ := lookup(builtinIdempotency, method); l == retry.NeverRetry {
-			return fmt.Errorf("interceptor: idempotency key of %s: the method is never repeated", method)
-		}
-		if !protoreflect.Name(field).IsValid() {
-			return fmt.Errorf("interceptor: idempotency key field %q of %s is not a field name", field, method)
-		}
-		if md := registered(method); md != nil {
-			if md.IsStreamingClient() || md.IsStreamingServer() {
-				return fmt.Errorf("interceptor: idempotency key of %s: keys are set on unary requests only", method)
-			}
-			fd := md.Input().Fields().ByName(protoreflect.Name(field))
-			if fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() {
-				return fmt.Errorf("interceptor: idempotency key of %s: %s has no string field %q",
-					method, md.Input().FullName(), field)
-			}
-		}
-		s.keys[method] = keySpec{field: protoreflect.Name(field)}
 	}
 	return nil
 }
@@ -285,7 +212,7 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 	}
 	// The attempts are made here, step by step, rather than in a closure handed to
 	// Retrier.Do: the success path then costs the budget's deposit and little else.
-	req, key := s.withKey(method, req)
+	req, key := s.calls.WithKey(method, req)
 	opts, finishers := onFinish(opts)
 	var t engine.Tracker
 	actx := ctx
@@ -295,7 +222,7 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 	}
 	// A call that may be repeated after an ambiguous failure only if its server did not
 	// commit to it (gRFC A6: response headers commit a call) asks grpc-go for the headers.
-	headers := key == keyNone && s.idempotency(method, key) == retry.IdempotencyUnknown
+	headers := key == calls.KeyNone && s.calls.Level(method, key) == retry.IdempotencyUnknown
 	var pr *probe
 	if err = rt.e.Admit(); err == nil {
 		pr, err = s.attempt(actx, method, req, reply, cc, invoker, opts, headers)
@@ -324,7 +251,7 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 			finish(finishers, err)
 			return err
 		}
-		f := engine.Facts{Level: uint8(s.idempotency(method, key)), NotSent: pr.notSent(), Headers: pr.headers()}
+		f := engine.Facts{Level: uint8(s.calls.Level(method, key)), NotSent: pr.notSent(), Headers: pr.headers()}
 		pr.release()
 		if stop := t.Failed(ctx, s.classify(ctx, cc, err, method, req, opts), f); stop != nil {
 			finish(finishers, stop)
@@ -437,7 +364,7 @@ func newRoute(r *retry.Retrier) *route {
 func (s *Set) route(method string, opts []grpc.CallOption) (*route, error) {
 	rt := s.def
 	if s.methods != nil {
-		if m, ok := lookup(s.methods, method); ok {
+		if m, ok := calls.Lookup(s.methods, method); ok {
 			rt = m
 		}
 	}

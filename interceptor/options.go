@@ -105,16 +105,6 @@ func validHeader(key string) bool {
 	return true
 }
 
-func validMethodName(name string) bool {
-	if !strings.HasPrefix(name, "/") || len(name) < 3 {
-		return false
-	}
-	rest := name[1:]
-	i := strings.IndexByte(rest, '/')
-	// "/svc/" or "/svc/Method": a non-empty service, and no further slash.
-	return i > 0 && strings.IndexByte(rest[i+1:], '/') < 0
-}
-
 // callOption is a grpc.CallOption read only by these interceptors; grpc-go ignores it. It
 // is used by pointer, so passing it costs no allocation beyond its creation.
 type callOption struct {

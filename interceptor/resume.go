@@ -1,19 +1,12 @@
 package interceptor
 
 import (
-	"fmt"
-	"maps"
-	"math"
 	"reflect"
-	"slices"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/faultline-go/faultline/internal/calls"
 	"github.com/faultline-go/faultline/internal/engine"
-	"github.com/faultline-go/faultline/retry"
 )
 
 // A Resumer continues a server stream after a failure: given the stream's
@@ -23,9 +16,6 @@ import (
 // proto.Clone of req with the cursor set, typically), of the method's request type. It is
 // called on the stream's receiving goroutine, only on failures, never with a nil request.
 type Resumer func(req, last proto.Message) (next proto.Message, ok bool)
-
-// streamLogs is the sandbox API's log stream, resumed by default.
-const streamLogs = sandboxService + "StreamLogs"
 
 // WithResumer makes failures of a server-streaming method ("/pkg.Service/Method") that
 // happen after the stream delivered messages resume it instead of ending it: when the
@@ -78,168 +68,12 @@ func WithResumer(method string, r Resumer) Option {
 // any other, delivered unchanged; one is the last entry of its stream, so a failure after it
 // is not resumed.
 func ResumeStreamLogs(req, last proto.Message) (proto.Message, bool) {
-	if !valid(req) || !valid(last) {
-		return nil, false
-	}
-	lm := last.ProtoReflect()
-	sid, ok := field(lm, "log_session_id", protoreflect.StringKind)
-	if !ok || lm.Get(sid).String() == "" {
-		return nil, false
-	}
-	off, ok := intField(lm.Descriptor(), "next_log_offset")
-	if !ok {
-		return nil, false
-	}
-	pos, ok := position(lm.Get(off), off.Kind())
-	if !ok {
-		return nil, false // no position: resuming would replay the log from its start
-	}
-	if fd := lm.Descriptor().Fields().ByName("error"); fd != nil && lm.Has(fd) {
-		return nil, false // a LogStreamError is the last entry of its stream
-	}
-	next := proto.Clone(req)
-	nm := next.ProtoReflect()
-	rsid, ok1 := field(nm, "resume_log_session_id", protoreflect.StringKind)
-	roff, ok2 := intField(nm.Descriptor(), "resume_log_offset")
-	if !ok1 || !ok2 {
-		return nil, false
-	}
-	v, ok := ofKind(pos, roff.Kind())
-	if !ok {
-		return nil, false
-	}
-	nm.Set(rsid, lm.Get(sid))
-	nm.Set(roff, v)
-	for _, name := range [...]protoreflect.Name{"tail_lines", "since_time"} {
-		if fd := nm.Descriptor().Fields().ByName(name); fd != nil {
-			nm.Clear(fd)
-		}
-	}
-	return next, true
+	return calls.ResumeStreamLogs(req, last)
 }
 
-// valid reports whether m is a message that can be read and copied: not nil, nor a nil
-// pointer of a message type (which reads as empty but cannot be set).
-func valid(m proto.Message) bool {
-	return m != nil && m.ProtoReflect().IsValid()
-}
-
-// field returns the singular field of m named name, if it has that kind.
-func field(m protoreflect.Message, name protoreflect.Name, kind protoreflect.Kind) (protoreflect.FieldDescriptor, bool) {
-	fd := m.Descriptor().Fields().ByName(name)
-	if fd == nil || fd.Kind() != kind || fd.Cardinality() == protoreflect.Repeated {
-		return nil, false
-	}
-	return fd, true
-}
-
-// intField returns the singular field of md named name, if it has one of protobuf's integer
-// kinds.
-func intField(md protoreflect.MessageDescriptor, name protoreflect.Name) (protoreflect.FieldDescriptor, bool) {
-	fd := md.Fields().ByName(name)
-	if fd == nil || fd.Cardinality() == protoreflect.Repeated {
-		return nil, false
-	}
-	switch fd.Kind() {
-	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind,
-		protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind,
-		protoreflect.Uint32Kind, protoreflect.Fixed32Kind, protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
-		return fd, true
-	}
-	return nil, false
-}
-
-// position reads an offset of integer kind k: false for 0 and negative offsets, which are
-// no position.
-func position(v protoreflect.Value, k protoreflect.Kind) (uint64, bool) {
-	switch k {
-	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind, protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
-		return v.Uint(), v.Uint() > 0
-	}
-	return uint64(v.Int()), v.Int() > 0
-}
-
-// ofKind returns the position pos as a value of integer kind k, false when it does not fit.
-func ofKind(pos uint64, k protoreflect.Kind) (protoreflect.Value, bool) {
-	switch k {
-	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
-		return protoreflect.ValueOfInt32(int32(pos)), pos <= math.MaxInt32
-	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
-		return protoreflect.ValueOfInt64(int64(pos)), pos <= math.MaxInt64
-	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
-		return protoreflect.ValueOfUint32(uint32(pos)), pos <= math.MaxUint32
-	}
-	return protoreflect.ValueOfUint64(pos), true
-}
-
-// streamLogsFields are the fields ResumeStreamLogs reads and sets: in the request (input)
-// or in the streamed messages (output), and whether they are strings or integers.
-var streamLogsFields = [...]struct {
-	input bool
-	name  protoreflect.Name
-	str   bool
-}{
-	{false, "log_session_id", true},
-	{false, "next_log_offset", false},
-	{true, "resume_log_session_id", true},
-	{true, "resume_log_offset", false},
-}
-
-// checkResumers returns the first error of checkResumer for the resumers, by method name.
-func checkResumers(resumers map[string]Resumer) error {
-	for _, method := range slices.Sorted(maps.Keys(resumers)) {
-		if err := checkResumer(method, resumers[method]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// checkResumer reports why r cannot work for method as far as the method's registered
-// descriptor tells: [ResumeStreamLogs] given for a method whose request or streamed message
-// lacks a field it reads. Methods without a registered descriptor, and other resumers, are
-// not checked (what a custom resumer needs is its own business).
-func checkResumer(method string, r Resumer) error {
-	md := registered(method)
-	if md == nil || r == nil || reflect.ValueOf(r).Pointer() != reflect.ValueOf(ResumeStreamLogs).Pointer() {
-		return nil
-	}
-	for _, f := range streamLogsFields {
-		msg, kind := md.Output(), "an integer"
-		if f.input {
-			msg = md.Input()
-		}
-		ok := false
-		if f.str {
-			kind = "a string"
-			fd := msg.Fields().ByName(f.name)
-			ok = fd != nil && fd.Kind() == protoreflect.StringKind && fd.Cardinality() != protoreflect.Repeated
-		} else {
-			_, ok = intField(msg, f.name)
-		}
-		if !ok {
-			return fmt.Errorf("interceptor: resumer for %s: ResumeStreamLogs needs %s field %s in %s (WithResumer(%q, nil) turns resuming it off)",
-				method, kind, f.name, msg.FullName(), method)
-		}
-	}
-	return nil
-}
-
-// notResumedError is the failure of a committed stream that was not resumed, saying why.
-// It reads as the failure, followed by the reason; GRPCStatus returns the failure's status,
-// unmodified, and Unwrap the failure (classified, once failLocked has classified it).
-type notResumedError struct {
-	err error
-	why string
-}
-
-func (e *notResumedError) Error() string { return e.err.Error() + "; not resumed: " + e.why }
-func (e *notResumedError) Unwrap() error { return e.err }
-func (e *notResumedError) GRPCStatus() *status.Status {
-	if st, ok := status.FromError(e.err); ok {
-		return st
-	}
-	return nil
+// isStreamLogs reports whether r is ResumeStreamLogs, which New checks against descriptors.
+func isStreamLogs(r calls.Resumer) bool {
+	return reflect.ValueOf(r).Pointer() == reflect.ValueOf(ResumeStreamLogs).Pointer()
 }
 
 // resumeLocked handles the failure err of the current attempt after the stream committed,
@@ -247,15 +81,15 @@ func (e *notResumedError) GRPCStatus() *status.Status {
 // policy's wait) and returns nil, or ends the stream and returns its final error, saying why
 // it was not resumed. Called with mu held.
 func (rs *retryStream) resumeLocked(err error) error {
-	level := rs.set.idempotency(rs.method, keyNone)
+	level := rs.set.calls.Level(rs.method, calls.KeyNone)
 	var req proto.Message // nil when the caller sent a nil request: never read
-	if first, _ := rs.first.(proto.Message); valid(first) && len(rs.replay.msgs) > 0 {
+	if first, _ := rs.first.(proto.Message); calls.Valid(first) && len(rs.replay.msgs) > 0 {
 		req = rs.replay.message(0) // as it was sent
 	}
 	last, _ := rs.last.(proto.Message)
-	next, why := rs.resumeRequest(level, err, req, last)
+	next, why := rs.set.calls.ResumeRequest(rs.method, level, err, req, last)
 	if why != "" {
-		return rs.failLocked(&notResumedError{err: err, why: why}, level)
+		return rs.failLocked(&calls.NotResumed{Err: err, Why: why}, level)
 	}
 	if rs.header == nil {
 		if md, _ := rs.cur.Header(); md != nil { // at once: the attempt is over
@@ -264,36 +98,4 @@ func (rs *retryStream) resumeLocked(err error) error {
 	}
 	f := engine.Facts{Level: uint8(level), Resume: true, Progressed: rs.sinceOpen > 0}
 	return rs.retryLocked(err, f, next)
-}
-
-// resumeRequest returns the request that resumes the stream after its failure err, or why
-// the stream cannot be resumed.
-func (rs *retryStream) resumeRequest(level retry.Idempotency, err error, req, last proto.Message) (proto.Message, string) {
-	switch level {
-	case retry.NoSideEffects, retry.Idempotent:
-	case retry.IdempotencyUnknown:
-		return nil, "the method's idempotency is unknown"
-	default:
-		return nil, "the method is " + level.String()
-	}
-	switch status.Code(err) {
-	case codes.Canceled: // whoever ended the stream meant it to end, whatever the policy
-		return nil, "a CANCELLED stream is never resumed"
-	case codes.DeadlineExceeded:
-		return nil, "a DEADLINE_EXCEEDED stream is never resumed"
-	}
-	if !valid(req) {
-		return nil, "the stream's request was nil"
-	}
-	next, ok := rs.resumer(req, last)
-	switch {
-	case !ok:
-		return nil, "no position to continue from in the last message"
-	case !valid(next):
-		return nil, "the resumer returned no request"
-	}
-	if got, want := next.ProtoReflect().Descriptor().FullName(), req.ProtoReflect().Descriptor().FullName(); got != want {
-		return nil, "the resumer returned a " + string(got) + ", not the method's request " + string(want)
-	}
-	return next, ""
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/faultline-go/faultline/internal/calls"
 	"github.com/faultline-go/faultline/internal/engine"
 	"github.com/faultline-go/faultline/retry"
 )
@@ -61,9 +62,7 @@ func (s *Set) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.Client
 		return &classifiedStream{ClientStream: cs, set: s, ctx: ctx, cc: cc, method: method, opts: opts}, nil
 	}
 	rs := &retryStream{set: s, ctx: ctx, desc: desc, cc: cc, method: method, streamer: streamer, rt: rt}
-	if desc.ServerStreams && !desc.ClientStreams {
-		rs.resumer = s.resumers[method]
-	}
+	rs.resumes = desc.ServerStreams && !desc.ClientStreams && s.calls.Resumes(method)
 	rs.opts, rs.finishers = onFinish(opts)
 	rs.cond.L = &rs.mu
 	rs.mu.Lock()
@@ -142,7 +141,7 @@ type retryStream struct {
 	opts      []grpc.CallOption // without grpc.OnFinish
 	finishers []func(error)     // grpc.OnFinish callbacks, run once by end
 	rt        *route
-	resumer   Resumer // nil: the stream is not resumed after commit
+	resumes   bool // the stream is resumed after commit (a server stream with a resumer)
 
 	mu        sync.Mutex
 	cond      sync.Cond
@@ -208,7 +207,7 @@ func (rs *retryStream) watchFinish() {
 			return // the goroutine retrying learns of the context's end itself
 		}
 		err := rs.classified(status.FromContextError(rs.ctx.Err()).Err())
-		f := engine.Facts{Level: uint8(rs.set.idempotency(rs.method, keyNone))}
+		f := engine.Facts{Level: uint8(rs.set.calls.Level(rs.method, calls.KeyNone))}
 		if stop := rs.tracker().Failed(rs.ctx, err, f); stop != nil { // never nil: the context ended
 			err = stop
 		}
@@ -254,13 +253,10 @@ func (rs *retryStream) recoverLocked(n int, err error, notSent bool) error {
 		return rs.final
 	case n != rs.n:
 		return nil
-	case rs.committed && rs.resumer != nil:
-		return rs.resumeLocked(err)
 	case rs.committed:
-		return rs.failLocked(&notResumedError{err: err, why: "the stream had committed (a response reached the caller, or it sent more than the replay limit) and its method has no resumer"},
-			rs.set.idempotency(rs.method, keyNone))
+		return rs.resumeLocked(err)
 	}
-	f := engine.Facts{Level: uint8(rs.set.idempotency(rs.method, keyNone)), NotSent: notSent}
+	f := engine.Facts{Level: uint8(rs.set.calls.Level(rs.method, calls.KeyNone)), NotSent: notSent}
 	return rs.retryLocked(err, f, nil)
 }
 
@@ -268,11 +264,11 @@ func (rs *retryStream) recoverLocked(n int, err error, notSent bool) error {
 // decides the stop reason (the policy's own, else retry.StopNotResumable) and tells the
 // hooks, and the final error says why the stream was not resumed. Called with mu held; the
 // tracker does not wait for such a failure.
-func (rs *retryStream) failLocked(err *notResumedError, level retry.Idempotency) error {
-	if nested(err.err) { // another faultline loop down the chain gave up: its error is final
-		return rs.endLocked(rs.out(err.err))
+func (rs *retryStream) failLocked(err *calls.NotResumed, level retry.Idempotency) error {
+	if nested(err.Err) { // another faultline loop down the chain gave up: its error is final
+		return rs.endLocked(rs.out(err.Err))
 	}
-	err.err = rs.classified(err.err)
+	err.Err = rs.classified(err.Err)
 	if stop := rs.tracker().Failed(rs.ctx, err, engine.Facts{Level: uint8(level), NotResumable: true}); stop != nil {
 		return rs.endLocked(stop)
 	}
@@ -372,7 +368,7 @@ func (rs *retryStream) commitLocked() {
 		return
 	}
 	rs.committed = true
-	if rs.resumer == nil {
+	if !rs.resumes {
 		rs.replay.drop()
 	}
 	rs.cond.Broadcast()
@@ -385,12 +381,12 @@ func (rs *retryStream) commitLocked() {
 
 // delivered counts a message delivered to the caller. Called with mu held.
 func (rs *retryStream) delivered(m any) {
-	if rs.sinceOpen == 0 && rs.committed && rs.n > 0 && rs.resumer != nil {
+	if rs.sinceOpen == 0 && rs.committed && rs.n > 0 && rs.resumes {
 		rs.t.Committed() // a resumed attempt delivered: it succeeded
 	}
 	rs.commitLocked()
 	rs.sinceOpen++
-	if rs.resumer != nil {
+	if rs.resumes {
 		rs.last = m
 	}
 }
@@ -577,7 +573,7 @@ func (rs *retryStream) Context() context.Context {
 	if rs.lctx != nil {
 		return rs.lctx
 	}
-	if rs.committed && rs.resumer == nil {
+	if rs.committed && !rs.resumes {
 		return rs.cur.Context()
 	}
 	ctx, cancel := context.WithCancel(rs.ctx)

@@ -41,9 +41,13 @@ func TestImportDirection(t *testing.T) {
 		never   []string // other packages it must not import; "path/..." for a whole tree
 	}{
 		{pkg: "errs", allowed: []string{"internal/seam"}, never: []string{otel}},
-		{pkg: "classify", allowed: []string{"errs", "internal/seam"}, never: []string{otel}},
+		{pkg: "classify", allowed: []string{"errs", "internal/sandboxapi", "internal/seam"}, never: []string{otel}},
 		{pkg: "retry", allowed: []string{"errs", "internal/ended", "internal/engine", "internal/seam"}, never: []string{"google.golang.org/grpc", otel}},
-		{pkg: "interceptor", allowed: []string{"errs", "classify", "retry", "internal/ended", "internal/engine", "internal/seam", "internal/serviceconfig"}, never: []string{otel}},
+		{pkg: "interceptor", allowed: []string{"errs", "classify", "retry", "internal/calls", "internal/ended", "internal/engine", "internal/sandboxapi", "internal/seam", "internal/serviceconfig"}, never: []string{otel}},
+		// The sandbox API's facts: kinds, nothing else of ours.
+		{pkg: "internal/sandboxapi", allowed: []string{"errs", "internal/seam"}, never: []string{"google.golang.org/grpc", otel}},
+		// What the transports know of a call: no transport.
+		{pkg: "internal/calls", allowed: []string{"errs", "retry", "internal/ended", "internal/engine", "internal/sandboxapi", "internal/seam"}, never: []string{"google.golang.org/grpc", otel}},
 		// The service config parser reads JSON into plain values: grpc's codes, not its machinery.
 		{pkg: "internal/serviceconfig", never: []string{"google.golang.org/grpc", otel}},
 		// The OpenTelemetry adapter: the API only, and the retry hooks, not the interceptor.
