@@ -217,4 +217,3 @@ func (e *NotResumed) GRPCStatus() *status.Status {
 	}
 	return nil
 }
-
