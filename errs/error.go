@@ -219,6 +219,10 @@ func (e *Error) RetryDelay() (time.Duration, bool) {
 // FieldViolations returns a copy of the BadRequest field violations, in order.
 func (e *Error) FieldViolations() []FieldViolation { return slices.Clone(e.info.FieldViolations) }
 
+// Resource returns what the call was about: the name of the RPC method that failed
+// ("GetSandbox") and the ids and path the call named; empty fields are unknown.
+func (e *Error) Resource() Resource { return e.res }
+
 // Operation returns the name of the RPC method that failed ("GetSandbox"), or "".
 func (e *Error) Operation() string { return e.res.Operation }
 
