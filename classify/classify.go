@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/internal/details"
 	"github.com/faultline-go/faultline/internal/sandboxapi"
 	"github.com/faultline-go/faultline/internal/seam"
 )
@@ -169,9 +170,9 @@ func (c *Classifier) Classify(err error, call Call) *errs.Error {
 	facts := seam.Facts{ContextErr: call.ContextErr}
 	st, ok := status.FromError(err)
 	if !ok {
-		return newError(baseKind(fam), st, err, errs.Info{}, res, facts)
+		return newError(baseKind(fam), st, err, details.Info{}, res, facts)
 	}
-	info := Parse(st)
+	info := details.Parse(st)
 	kind := c.kind(st.Code(), info, call)
 	if facts.Local = localFailure(st) || madeHere(err); facts.Local {
 		// grpc-go made the failure on the client and would make it again: whatever its
@@ -192,8 +193,8 @@ func (c *Classifier) Classify(err error, call Call) *errs.Error {
 }
 
 // newError builds the classified error through the seam errs keeps for its siblings.
-func newError(kind errs.Kind, st *status.Status, cause error, info errs.Info, res errs.Resource, facts seam.Facts) *errs.Error {
-	return seam.NewError.(func(errs.Kind, *status.Status, error, errs.Info, errs.Resource, seam.Facts) *errs.Error)(kind, st, cause, info, res, facts)
+func newError(kind errs.Kind, st *status.Status, cause error, info details.Info, res errs.Resource, facts seam.Facts) *errs.Error {
+	return seam.NewError.(func(errs.Kind, *status.Status, error, details.Info, errs.Resource, seam.Facts) *errs.Error)(kind, st, cause, info, res, facts)
 }
 
 // family returns the family of a full method name's service. A call without a method is
@@ -207,7 +208,7 @@ func (c *Classifier) family(method string) Family {
 
 // trustedReason reports whether info's reason may speak for the platform: its domain is
 // trusted, or a [WithRule] names its (domain, reason).
-func (c *Classifier) trustedReason(info errs.Info) bool {
+func (c *Classifier) trustedReason(info details.Info) bool {
 	if info.Reason == "" {
 		return false
 	}
@@ -221,7 +222,7 @@ func (c *Classifier) trustedReason(info errs.Info) bool {
 // kind chooses the kind for a failure with the given code and details on the given call:
 // a [WithRule] rule, then a trusted reason, then the code by the call's family (see the
 // package documentation for the tables).
-func (c *Classifier) kind(code codes.Code, info errs.Info, call Call) errs.Kind {
+func (c *Classifier) kind(code codes.Code, info details.Info, call Call) errs.Kind {
 	fam := c.family(call.Method)
 	if info.Reason != "" {
 		if k, ok := c.rules[ruleKey{info.Domain, info.Reason}]; ok {
@@ -238,7 +239,7 @@ func (c *Classifier) kind(code codes.Code, info errs.Info, call Call) errs.Kind 
 	case codes.Unauthenticated, codes.PermissionDenied:
 		return errs.ErrCWSandboxAuthentication
 	case codes.InvalidArgument:
-		if len(info.FieldViolations) > 0 {
+		if len(info.Violations) > 0 {
 			return validationKinds[fam]
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
 	"github.com/faultline-go/faultline/faultlinetest"
+	aip "github.com/faultline-go/faultline/internal/details"
 )
 
 var (
@@ -213,7 +214,7 @@ func TestClassifyCode(t *testing.T) {
 	for code, kinds := range want {
 		for i, call := range calls {
 			t.Run(code.String()+"/"+call.name, func(t *testing.T) {
-				if got := c.Kind(code, errs.Info{}, call.call); got != kinds[i] {
+				if got := c.Kind(code, aip.Info{}, call.call); got != kinds[i] {
 					t.Errorf("Kind(%v, {}, %s) = %v, want %v", code, call.name, got, kinds[i])
 				}
 				if code == codes.OK {
@@ -273,11 +274,11 @@ func TestClassifyValidation(t *testing.T) {
 	c := classify.New()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var details []proto.Message
+			var ds []proto.Message
 			if tc.violations {
-				details = append(details, violations)
+				ds = append(ds, violations)
 			}
-			e := c.Classify(faultlinetest.Error(codes.InvalidArgument, "bad request", details...), tc.call)
+			e := c.Classify(faultlinetest.Error(codes.InvalidArgument, "bad request", ds...), tc.call)
 			if e.Kind() != tc.want || e.Error() != tc.wantError {
 				t.Errorf("Classify(InvalidArgument) on %q = %v, %q, want %v, %q", tc.call.Method, e.Kind(), e.Error(), tc.want, tc.wantError)
 			}
@@ -338,11 +339,11 @@ func TestClassifyOptions(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var details []proto.Message
+			var ds []proto.Message
 			if tc.reason != "" {
-				details = append(details, faultlinetest.ErrorInfo(tc.domain, tc.reason, nil))
+				ds = append(ds, faultlinetest.ErrorInfo(tc.domain, tc.reason, nil))
 			}
-			e := classify.New(tc.opts...).Classify(faultlinetest.Error(tc.code, "m", details...), tc.call)
+			e := classify.New(tc.opts...).Classify(faultlinetest.Error(tc.code, "m", ds...), tc.call)
 			if e.Kind() != tc.want {
 				t.Errorf("New(...).Classify(%v, %s@%q) on %q = %v, want %v", tc.code, tc.reason, tc.domain, tc.call.Method, e.Kind(), tc.want)
 			}

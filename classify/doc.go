@@ -10,10 +10,9 @@
 //		...
 //	}
 //
-// [Parse] and [ParseTrailer] expose the parsing step on its own, for a [*status.Status] and
-// for raw trailer metadata. Both are total: they never fail and never panic; a detail that
-// does not decode is skipped, and the work and the message stay bounded for statuses with
-// thousands of details or huge metadata.
+// Classification is total: it never fails and never panics; a detail that does not decode
+// is skipped, and the work and the message stay bounded for statuses with thousands of
+// details or huge metadata.
 //
 // # Trust
 //

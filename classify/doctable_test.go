@@ -380,12 +380,12 @@ func readCodeTable(t *testing.T, header, rows []string, kindOf func(string) errs
 // (domain, reason) when reason is set.
 func failure(t *testing.T, c docCase, fam classify.Family, domain, reason string) (classify.Call, error) {
 	t.Helper()
-	var details []proto.Message
+	var ds []proto.Message
 	if reason != "" {
-		details = append(details, &errdetails.ErrorInfo{Reason: reason, Domain: domain})
+		ds = append(ds, &errdetails.ErrorInfo{Reason: reason, Domain: domain})
 	}
 	if c.violations {
-		details = append(details, &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
+		ds = append(ds, &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
 			{Field: "name", Description: "required"},
 		}})
 	}
@@ -393,7 +393,7 @@ func failure(t *testing.T, c docCase, fam classify.Family, domain, reason string
 	if c.snapshot {
 		call.Resource.SnapshotID = "snap-1"
 	}
-	return call, faultlinetest.Error(c.code, "server message", details...)
+	return call, faultlinetest.Error(c.code, "server message", ds...)
 }
 
 // checkKinds classifies every case with the ErrorInfo (domain, reason) on a call of family

@@ -6,9 +6,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
@@ -45,30 +43,6 @@ func ExampleClassifier_Classify() {
 	// Output:
 	// GetSandbox: sandbox not found: sandbox does not exist (sandbox sb-42)
 	// SandboxNotFoundError sb-42
-}
-
-func ExampleParse() {
-	info := classify.Parse(fileNotFound())
-	delay, ok := info.RetryDelay, info.HasRetryDelay
-
-	fmt.Println(info.Reason, info.Domain, info.Metadata)
-	fmt.Println(delay, ok) // an explicit zero is present
-	// Output:
-	// CWSANDBOX_FILE_NOT_FOUND cwsandbox.com map[filepath:/workspace/data.csv]
-	// 0s true
-}
-
-func ExampleParseTrailer() {
-	raw, err := proto.Marshal(fileNotFound().Proto())
-	if err != nil {
-		panic(err)
-	}
-	md := metadata.MD{"grpc-status-details-bin": {"not a status", string(raw)}}
-
-	info := classify.ParseTrailer(md)
-	fmt.Println(info.Reason, info.HasRetryDelay)
-	// Output:
-	// CWSANDBOX_FILE_NOT_FOUND true
 }
 
 func ExampleNew() {

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/internal/details"
 	"github.com/faultline-go/faultline/faultlinetest"
 )
 
@@ -307,7 +308,7 @@ func TestFromStatus(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := errs.FromStatus(tc.kind, tc.st, tc.cause, errs.Info{}, tc.res)
+			e := errs.FromStatus(tc.kind, tc.st, tc.cause, details.Info{}, tc.res)
 			if e.Kind() != tc.wantKind || e.Code() != tc.wantCode || e.Error() != tc.wantError {
 				t.Errorf("FromStatus(%v, %v) = %v, %v, %q, want %v, %v, %q",
 					tc.kind, tc.st, e.Kind(), e.Code(), e.Error(), tc.wantKind, tc.wantCode, tc.wantError)
@@ -324,7 +325,7 @@ func TestFromStatus(t *testing.T) {
 		})
 	}
 	t.Run("nil status and nil cause", func(t *testing.T) {
-		e := errs.FromStatus(errs.ErrSandbox, nil, nil, errs.Info{}, errs.Resource{})
+		e := errs.FromStatus(errs.ErrSandbox, nil, nil, details.Info{}, errs.Resource{})
 		if e.Code() != codes.Unknown || e.GRPCStatus() == nil || e.Error() != "failed" {
 			t.Errorf("FromStatus(ErrSandbox, nil, nil) = %v, %v, %q, want Unknown, a status, %q", e.Code(), e.GRPCStatus(), e.Error(), "failed")
 		}
@@ -372,7 +373,7 @@ func TestPhrases(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.kind.String()+"/"+tc.code.String()+"/"+tc.reason, func(t *testing.T) {
-			e := errs.FromStatus(tc.kind, status.New(tc.code, ""), nil, errs.Info{Reason: tc.reason}, errs.Resource{})
+			e := errs.FromStatus(tc.kind, status.New(tc.code, ""), nil, details.Info{Reason: tc.reason}, errs.Resource{})
 			if got := e.Error(); got != tc.want {
 				t.Errorf("FromStatus(%v, %v, reason %q).Error() = %q, want %q", tc.kind, tc.code, tc.reason, got, tc.want)
 			}
@@ -394,8 +395,8 @@ func TestOtherDetails(t *testing.T) {
 		e    *errs.Error
 		want []proto.Message
 	}{
-		{"FromStatus with Other", errs.FromStatus(errs.ErrSandbox, st, nil, errs.Info{Other: other}, errs.Resource{}), other},
-		{"FromStatus without Other", errs.FromStatus(errs.ErrSandbox, st, nil, errs.Info{}, errs.Resource{}), nil},
+		{"FromStatus with Other", errs.FromStatus(errs.ErrSandbox, st, nil, details.Info{Other: other}, errs.Resource{}), other},
+		{"FromStatus without Other", errs.FromStatus(errs.ErrSandbox, st, nil, details.Info{}, errs.Resource{}), nil},
 		{"New", errs.New(errs.ErrSandbox, "m"), nil},
 	}
 	for _, tc := range tests {
@@ -456,7 +457,7 @@ func TestErrorHostile(t *testing.T) {
 					t.Errorf("New(%v).GRPCStatus().Message() differs from the message given", k)
 				}
 				st := status.New(codes.Internal, tc.msg)
-				checkLine(t, "FromStatus("+k.String()+")", errs.FromStatus(k, st, nil, errs.Info{FieldViolations: many}, errs.Resource{Operation: tc.msg}).Error())
+				checkLine(t, "FromStatus("+k.String()+")", errs.FromStatus(k, st, nil, details.Info{Violations: violations(many)}, errs.Resource{Operation: tc.msg}).Error())
 			}
 		})
 	}
@@ -478,7 +479,7 @@ func TestMetadataNeverPrinted(t *testing.T) {
 				&errdetails.DebugInfo{Detail: "SECRET-DEBUG"})
 			for _, e := range []*errs.Error{
 				errs.New(k, "m", errs.WithErrorInfo("cwsandbox.com", "CWSANDBOX_FILE_NOT_FOUND", md)),
-				errs.FromStatus(k, st, nil, errs.Info{Reason: "CWSANDBOX_FILE_NOT_FOUND", Domain: "cwsandbox.com", Metadata: md}, errs.Resource{}),
+				errs.FromStatus(k, st, nil, details.Info{Reason: "CWSANDBOX_FILE_NOT_FOUND", Domain: "cwsandbox.com", Metadata: md}, errs.Resource{}),
 			} {
 				if got := e.Error(); strings.Contains(got, "SECRET") {
 					t.Errorf("%v.Error() = %q, want no metadata or debug detail", k, got)
@@ -513,7 +514,7 @@ func TestNewNeverOK(t *testing.T) {
 // dumps the details, ErrorInfo metadata included; the error must not print that dump.
 func TestDetailsMismatchWithheld(t *testing.T) {
 	msg := `grpc-status-details-bin mismatch: grpc-status=Unavailable, grpc-message="", grpc-status-details-bin=code:5 details:{metadata:{key:"t" value:"s3cret"}}`
-	e := errs.FromStatus(errs.ErrSandbox, status.New(codes.Internal, msg), nil, errs.Info{}, errs.Resource{})
+	e := errs.FromStatus(errs.ErrSandbox, status.New(codes.Internal, msg), nil, details.Info{}, errs.Resource{})
 	for _, s := range []string{e.Error(), fmt.Sprintf("%+v", e), fmt.Sprintf("%#v", e)} {
 		if strings.Contains(s, "s3cret") || !strings.Contains(s, "details withheld") {
 			t.Errorf("rendering = %q, want the details withheld", s)
@@ -526,4 +527,13 @@ func TestGoStringHidesMetadata(t *testing.T) {
 	if s := fmt.Sprintf("%#v", e); strings.Contains(s, "s3cret") || !strings.Contains(s, "SandboxUnavailableError") {
 		t.Errorf("%%#v = %q, want the kind and no metadata", s)
 	}
+}
+
+// violations converts field violations to the parser's form.
+func violations(v []errs.FieldViolation) []details.Violation {
+	out := make([]details.Violation, len(v))
+	for i, fv := range v {
+		out[i] = details.Violation(fv)
+	}
+	return out
 }

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/internal/details"
 )
 
 // FuzzError checks that Error() is one bounded line whatever the message and attributes.
@@ -25,7 +26,7 @@ func FuzzError(f *testing.F) {
 		checkLine(t, "New", e.Error())
 		st := status.New(codes.Code(kind), msg)
 		checkLine(t, "FromStatus", errs.FromStatus(errs.Kind(kind), st, nil,
-			errs.Info{Reason: field, FieldViolations: vs}, errs.Resource{Operation: op, RunnerID: id}).Error())
+			details.Info{Reason: field, Violations: violations(vs)}, errs.Resource{Operation: op, RunnerID: id}).Error())
 	})
 }
 

@@ -1,8 +1,9 @@
 package errs
 
 import (
+	"github.com/faultline-go/faultline/internal/details"
+
 	"maps"
-	"slices"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -17,7 +18,7 @@ type Option interface {
 type builder struct {
 	code       codes.Code
 	cause      error
-	info       Info
+	info       details.Info
 	res        Resource
 	streamCode string
 	exec       *ExecResult
@@ -55,8 +56,11 @@ func WithRetryDelay(d time.Duration) Option {
 
 // WithFieldViolations sets the field violations (a copy). Default: none.
 func WithFieldViolations(v ...FieldViolation) Option {
-	v = slices.Clone(v)
-	return optionFunc(func(b *builder) { b.info.FieldViolations = v })
+	vs := make([]details.Violation, len(v))
+	for i, fv := range v {
+		vs[i] = details.Violation(fv)
+	}
+	return optionFunc(func(b *builder) { b.info.Violations = vs })
 }
 
 // WithOperation sets the operation name ("Exec"). Default: "".

@@ -25,7 +25,7 @@ type Facts struct {
 }
 
 var (
-	// NewError is func(errs.Kind, *status.Status, error, errs.Info, errs.Resource, Facts) *errs.Error:
+	// NewError is func(errs.Kind, *status.Status, error, details.Info, errs.Resource, Facts) *errs.Error:
 	// the classified error for a failed RPC's status (errs/seam.go).
 	NewError any
 	// FactsOf is func(*errs.Error) Facts.
