@@ -18,8 +18,8 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/faultline-go/faultline/errs"
-	"github.com/faultline-go/faultline/internal/details"
 	"github.com/faultline-go/faultline/faultlinetest"
+	"github.com/faultline-go/faultline/internal/details"
 )
 
 // view is every observable attribute of an *errs.Error, for comparison with cmp.

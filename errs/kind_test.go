@@ -13,8 +13,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/faultline-go/faultline/errs"
-	"github.com/faultline-go/faultline/internal/details"
 	"github.com/faultline-go/faultline/faultlinetest"
+	"github.com/faultline-go/faultline/internal/details"
 )
 
 // class is one class of the tree in spec/taxonomy.md, copied by hand: the kind, the class

@@ -20,8 +20,8 @@ import (
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
-	"github.com/faultline-go/faultline/internal/details"
 	"github.com/faultline-go/faultline/faultlinetest"
+	"github.com/faultline-go/faultline/internal/details"
 )
 
 func anyOf(t *testing.T, m proto.Message) *anypb.Any {
