@@ -432,12 +432,12 @@ func TestClassifyResource(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := c.Classify(faultlinetest.Error(tc.code, "no such file", tc.details...), tc.call)
-			if e.Kind() != tc.wantKind || e.FilePath() != tc.wantPath || e.SnapshotID() != tc.wantSnap || e.Error() != tc.wantError {
+			if e.Kind() != tc.wantKind || e.Resource().FilePath != tc.wantPath || e.Resource().SnapshotID != tc.wantSnap || e.Error() != tc.wantError {
 				t.Errorf("Classify(%v) on %+v = %v, file %q, snapshot %q, %q, want %v, %q, %q, %q",
-					tc.code, tc.call, e.Kind(), e.FilePath(), e.SnapshotID(), e.Error(), tc.wantKind, tc.wantPath, tc.wantSnap, tc.wantError)
+					tc.code, tc.call, e.Kind(), e.Resource().FilePath, e.Resource().SnapshotID, e.Error(), tc.wantKind, tc.wantPath, tc.wantSnap, tc.wantError)
 			}
-			if e.Operation() == "" || e.SandboxID() != tc.call.Resource.SandboxID || e.RunnerID() != tc.call.Resource.RunnerID {
-				t.Errorf("Classify on %+v: operation %q, sandbox %q, runner %q, want the call's", tc.call, e.Operation(), e.SandboxID(), e.RunnerID())
+			if e.Resource().Operation == "" || e.Resource().SandboxID != tc.call.Resource.SandboxID || e.Resource().RunnerID != tc.call.Resource.RunnerID {
+				t.Errorf("Classify on %+v: operation %q, sandbox %q, runner %q, want the call's", tc.call, e.Resource().Operation, e.Resource().SandboxID, e.Resource().RunnerID)
 			}
 		})
 	}

@@ -26,7 +26,7 @@ func ExampleClassify() {
 
 	fmt.Println(err)
 	fmt.Println(err.Kind(), errors.Is(err, errs.ErrSandbox), status.Code(err))
-	fmt.Println(err.Reason(), err.FilePath())
+	fmt.Println(err.Reason(), err.Resource().FilePath)
 	// Output:
 	// file not found: no such file or directory (file /workspace/data.csv)
 	// SandboxFileError true NotFound
@@ -39,7 +39,7 @@ func ExampleClassifier_Classify() {
 
 	err := classify.New().Classify(st.Err(), call)
 	fmt.Println(err)
-	fmt.Println(err.Kind(), err.SandboxID())
+	fmt.Println(err.Kind(), err.Resource().SandboxID)
 	// Output:
 	// GetSandbox: sandbox not found: sandbox does not exist (sandbox sb-42)
 	// SandboxNotFoundError sb-42
@@ -64,7 +64,7 @@ func ExampleNew() {
 
 	gone := status.New(codes.NotFound, "no such runner")
 	err = c.Classify(gone.Err(), classify.Call{Method: "/example.runners.v1.Runners/Get", Resource: errs.Resource{RunnerID: "r-7"}})
-	fmt.Println(err.Kind(), err.RunnerID())
+	fmt.Println(err.Kind(), err.Resource().RunnerID)
 	// Output:
 	// SandboxUnavailableError 2s
 	// RunnerNotFoundError r-7

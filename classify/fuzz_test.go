@@ -252,8 +252,8 @@ func FuzzClassify(f *testing.F) {
 		if call.ContextErr != nil && st.Code() == codes.Canceled && info.Domain != classify.DefaultDomain && e.Kind() != c.Kind(codes.Internal, aip.Info{}, call) {
 			t.Errorf("Classify(%x) cancelled by the caller = %v, want the family base %v", data, e.Kind(), c.Kind(codes.Internal, aip.Info{}, call))
 		}
-		if e.Kind() == errs.ErrSandboxFile && call.Resource.FilePath != "" && e.FilePath() != call.Resource.FilePath {
-			t.Errorf("Classify(%x).FilePath() = %q, want the call's %q", data, e.FilePath(), call.Resource.FilePath)
+		if e.Kind() == errs.ErrSandboxFile && call.Resource.FilePath != "" && e.Resource().FilePath != call.Resource.FilePath {
+			t.Errorf("Classify(%x).Resource().FilePath = %q, want the call's %q", data, e.Resource().FilePath, call.Resource.FilePath)
 		}
 		if d := cmp.Diff(info.Other, e.OtherDetails(), protocmp.Transform(), cmpopts.EquateEmpty()); d != "" {
 			t.Errorf("Classify(%x).OtherDetails() differs from Parse's (-want +got):\n%s", data, d)

@@ -211,24 +211,6 @@ func (e *Error) FieldViolations() []FieldViolation {
 // ("GetSandbox") and the ids and path the call named; empty fields are unknown.
 func (e *Error) Resource() Resource { return e.res }
 
-// Operation returns the name of the RPC method that failed ("GetSandbox"), or "".
-func (e *Error) Operation() string { return e.res.Operation }
-
-// SandboxID returns the id of the sandbox the call was about, or "".
-func (e *Error) SandboxID() string { return e.res.SandboxID }
-
-// FilePath returns the path of the file the call was about, or "".
-func (e *Error) FilePath() string { return e.res.FilePath }
-
-// SnapshotID returns the id of the file system snapshot the call was about, or "".
-func (e *Error) SnapshotID() string { return e.res.SnapshotID }
-
-// RunnerID returns the id of the runner the call was about, or "".
-func (e *Error) RunnerID() string { return e.res.RunnerID }
-
-// ProfileName returns the name of the profile the call was about, or "".
-func (e *Error) ProfileName() string { return e.res.ProfileName }
-
 // StreamCode returns the in-band code of a stream's terminal error frame, or "".
 func (e *Error) StreamCode() string { return e.streamCode }
 

@@ -15,3 +15,6 @@ func FromStatus(kind Kind, st *status.Status, cause error, info details.Info, re
 
 // IsA exposes the kind relation to this package's tests.
 func (k Kind) IsA(ancestor Kind) bool { return k.isA(ancestor) }
+
+// ParseTraceback exposes the traceback parser to this package's tests and fuzz target.
+var ParseTraceback = parseTraceback

@@ -527,7 +527,7 @@ func checkClassified(t *testing.T, err error, st *status.Status, w want) {
 	if diff := cmp.Diff(w.violations, e.FieldViolations()); diff != "" {
 		t.Errorf("FieldViolations() mismatch (-want +got):\n%s", diff)
 	}
-	got := [4]string{e.SandboxID(), e.FilePath(), e.SnapshotID(), e.RunnerID()}
+	got := [4]string{e.Resource().SandboxID, e.Resource().FilePath, e.Resource().SnapshotID, e.Resource().RunnerID}
 	if wantRes := [4]string{w.sandboxID, w.filePath, w.snapshotID, w.runnerID}; got != wantRes {
 		t.Errorf("SandboxID, FilePath, SnapshotID, RunnerID = %q, want %q", got, wantRes)
 	}

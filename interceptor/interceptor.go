@@ -19,6 +19,7 @@ import (
 	"github.com/faultline-go/faultline/internal/calls"
 	"github.com/faultline-go/faultline/internal/ended"
 	"github.com/faultline-go/faultline/internal/engine"
+	"github.com/faultline-go/faultline/internal/sandboxapi"
 	"github.com/faultline-go/faultline/retry"
 )
 
@@ -435,19 +436,8 @@ func (s *Set) classify(ctx context.Context, cc *grpc.ClientConn, err error, meth
 	}
 	for _, o := range opts {
 		if co, ok := o.(*callOption); ok && co.res != nil {
-			r, set := &call.Resource, co.res
-			override(&r.SandboxID, set.SandboxID)
-			override(&r.FilePath, set.FilePath)
-			override(&r.SnapshotID, set.SnapshotID)
-			override(&r.RunnerID, set.RunnerID)
-			override(&r.ProfileName, set.ProfileName)
+			sandboxapi.Merge(&call.Resource, *co.res)
 		}
 	}
 	return s.classifier.Classify(err, call)
-}
-
-func override(dst *string, v string) {
-	if v != "" {
-		*dst = v
-	}
 }

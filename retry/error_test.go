@@ -311,7 +311,7 @@ func longest(t *testing.T) *errs.Error {
 		vs = append(vs, errs.FieldViolation{Field: fmt.Sprintf("f%d.", i) + strings.Repeat("x", 80), Description: strings.Repeat("d", 200)})
 	}
 	e := errs.New(errs.ErrSandboxUnavailable, strings.Repeat("m", 400),
-		errs.WithOperation("GetSandbox"), errs.WithSandboxID(strings.Repeat("s", 200)), errs.WithFilePath(strings.Repeat("p", 200)),
+		errs.WithResource(errs.Resource{Operation: "GetSandbox"}), errs.WithResource(errs.Resource{SandboxID: strings.Repeat("s", 200)}), errs.WithResource(errs.Resource{FilePath: strings.Repeat("p", 200)}),
 		errs.WithFieldViolations(vs...))
 	if n := len(e.Error()); n < 1000 || n > 1024 {
 		t.Fatalf("len(longest().Error()) = %d, want a message of nearly 1 KiB", n)
@@ -331,7 +331,7 @@ func TestErrorOneKiB(t *testing.T) {
 	}{
 		{"exhausted", noJitter(2), func(t *testing.T) error { return longest(t) }, nil, "[2 attempts, attempts exhausted]"},
 		{"no server signal", noJitter(2), func(*testing.T) error {
-			return errs.New(errs.ErrSandboxResourceExhausted, strings.Repeat("q", 2000), errs.WithSandboxID(strings.Repeat("s", 200)))
+			return errs.New(errs.ErrSandboxResourceExhausted, strings.Repeat("q", 2000), errs.WithResource(errs.Resource{SandboxID: strings.Repeat("s", 200)}))
 		}, nil, "[1 attempt, no server signal]"},
 		{"cancelled during a wait", noJitter(5), func(t *testing.T) error { return longest(t) },
 			func(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -47,7 +47,7 @@ func ExampleDo() {
 			return err
 		}
 		if state != "RUNNING" {
-			return errs.New(errs.ErrSandboxUnavailable, "sandbox is "+state, errs.WithSandboxID("sb-1"))
+			return errs.New(errs.ErrSandboxUnavailable, "sandbox is "+state, errs.WithResource(errs.Resource{SandboxID: "sb-1"}))
 		}
 		return nil
 	}, retry.WithHooks(hooks))

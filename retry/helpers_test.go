@@ -38,7 +38,7 @@ func rpcUnavailable(hint time.Duration) *errs.Error {
 
 // notFound returns a non-retryable error.
 func notFound() *errs.Error {
-	return errs.New(errs.ErrSandboxNotFound, "no such sandbox", errs.WithSandboxID("sb-1"))
+	return errs.New(errs.ErrSandboxNotFound, "no such sandbox", errs.WithResource(errs.Resource{SandboxID: "sb-1"}))
 }
 
 // noJitter returns DefaultPolicy without jitter, with MaxAttempts n: its waits (100 ms,

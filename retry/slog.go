@@ -94,7 +94,7 @@ func callAttrs(method, target string, err error) []slog.Attr {
 		if r := e.Reason(); r != "" {
 			attrs = append(attrs, slog.String("reason", r), slog.String("domain", e.Domain()))
 		}
-		if op := e.Operation(); op != "" {
+		if op := e.Resource().Operation; op != "" {
 			attrs = append(attrs, slog.String("operation", op))
 		}
 	}
