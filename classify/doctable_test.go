@@ -492,7 +492,7 @@ func TestDocUnlistedReasons(t *testing.T) {
 // listed as transient; under an untrusted domain it never is.
 func TestDocTransientReasons(t *testing.T) {
 	tabs := readDocTables(t)
-	p := retry.NoRetry() // one attempt: a retryable failure stops as "attempts exhausted"
+	p := oneAttempt() // one attempt: a retryable failure stops as "attempts exhausted"
 	p.TransientCodes = 0
 	r, err := retry.New(p)
 	if err != nil {
@@ -577,4 +577,11 @@ func TestDocClientFailures(t *testing.T) {
 			}
 		}
 	}
+}
+
+// oneAttempt is the default policy with one attempt: no retry.
+func oneAttempt() retry.Policy {
+	p := retry.DefaultPolicy()
+	p.MaxAttempts = 1
+	return p
 }

@@ -161,7 +161,7 @@ func fileRows() []classRow {
 // interceptor classifies it with the call context read from the real request message.
 func TestClassificationEndToEnd(t *testing.T) {
 	srv, addr := startServer(t, sandboxtest.WithSandboxes("sb-1"), sandboxtest.WithSnapshots("fss-ok"), sandboxtest.WithRunners("r-ok"))
-	c := dial(t, addr, []interceptor.Option{interceptor.WithRetrier(retry.MustNew(retry.NoRetry()))})
+	c := dial(t, addr, []interceptor.Option{interceptor.WithRetrier(retry.MustNew(oneAttempt()))})
 
 	runnerMD := map[string]string{"runner_id": "r-9"}
 	rows := []classRow{
@@ -560,7 +560,7 @@ func checkClassified(t *testing.T, err error, st *status.Status, w want) {
 func TestClassificationConfiguredFamily(t *testing.T) {
 	srv, addr := startServer(t)
 	cl := classify.New(classify.WithService(classify.DiscoveryService, classify.FamilyGeneric))
-	c := dial(t, addr, []interceptor.Option{interceptor.WithRetrier(retry.MustNew(retry.NoRetry())), interceptor.WithClassifier(cl)})
+	c := dial(t, addr, []interceptor.Option{interceptor.WithRetrier(retry.MustNew(oneAttempt())), interceptor.WithClassifier(cl)})
 	tests := []struct {
 		name string
 		st   *status.Status

@@ -345,18 +345,18 @@ func TestHostileServer(t *testing.T) {
 				t.Errorf("returned %v after the deadline while the process ran (%v in all), want at most %v",
 					st.late, end.Sub(deadline), maxOvershoot)
 			}
-			retries, stops := rec.events()
+			retries, dones := rec.events()
 			for _, ev := range retries {
 				if ev.FromHint != tt.fromHint {
-					t.Errorf("retry event %v: FromHint = %v, want %v", ev, ev.FromHint, tt.fromHint)
+					t.Errorf("retry event %+v: FromHint = %v, want %v", ev, ev.FromHint, tt.fromHint)
 				}
-				if len(ev.String()) > 2048 {
-					t.Errorf("RetryEvent.String() is %d bytes, want it bounded", len(ev.String()))
+				if n := len(ev.Err.Error()); n > 2048 {
+					t.Errorf("a retry event's error text is %d bytes, want it bounded", n)
 				}
 			}
-			for _, ev := range stops {
-				if len(ev.String()) > 2048 {
-					t.Errorf("StopEvent.String() is %d bytes, want it bounded", len(ev.String()))
+			for _, ev := range dones {
+				if ev.Err != nil && len(ev.Err.Error()) > 2048 {
+					t.Errorf("a done event's error text is %d bytes, want it bounded", len(ev.Err.Error()))
 				}
 			}
 			if tt.ok {

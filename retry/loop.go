@@ -289,9 +289,9 @@ func (p *Policy) decide(fl failure, s schedule) decision {
 // or a trusted transient reason; or, for a policy with RetryCodes, by its code alone.
 func (p *Policy) retries(err error, e *errs.Error, signal bool) bool {
 	if p.RetryCodes != 0 {
-		return e != nil && p.RetryCodes.Has(e.Code())
+		return e != nil && p.RetryCodes.has(e.Code())
 	}
-	if p.RetryOn.Match(err) || e != nil && p.RetryOn.Match(e) {
+	if p.RetryOn.match(err) || e != nil && p.RetryOn.match(e) {
 		return true
 	}
 	if e == nil {
@@ -299,7 +299,7 @@ func (p *Policy) retries(err error, e *errs.Error, signal bool) bool {
 	}
 	switch e.Kind() {
 	case errs.ErrCWSandbox, errs.ErrSandbox, errs.ErrDiscovery:
-		return p.TransientCodes.Has(e.Code()) || transient(e)
+		return p.TransientCodes.has(e.Code()) || transient(e)
 	}
 	return false
 }
@@ -398,19 +398,11 @@ func (t *tracker) stop(ctx context.Context, e *Error) *Error {
 	return e
 }
 
-// stopHooks tells OnStop and OnDone that the call ended with err after attempts attempts.
+// stopHooks tells OnDone that the call ended with err after attempts attempts.
 func (t *tracker) stopHooks(ctx context.Context, err error, attempts int, c StopReason) {
 	t.over = true
-	h := &t.r.hooks
-	last := err
-	if e, ok := err.(*Error); ok {
-		last = e.err
-	}
-	if h.OnStop != nil {
-		h.OnStop(ctx, StopEvent{Method: t.method, Target: t.targetName(), Attempts: attempts, Err: last, Reason: c, TotalWait: t.waited})
-	}
-	if h.OnDone != nil {
-		h.OnDone(ctx, DoneEvent{Method: t.method, Target: t.targetName(), Attempts: attempts, TotalWait: t.waited, Reason: c, Err: err})
+	if h := t.r.hooks.OnDone; h != nil {
+		h(ctx, DoneEvent{Method: t.method, Target: t.targetName(), Attempts: attempts, TotalWait: t.waited, Reason: c, Err: err})
 	}
 }
 
