@@ -135,7 +135,10 @@ func TestHostileServer(t *testing.T) {
 			respond:  respondAlways(func() [][2]string { return statusFields(14, "huge details", huge) }),
 			policy:   fastPolicy(3),
 			dialOpts: []grpc.DialOption{grpc.WithMaxHeaderListSize(64 << 10)},
-			calls:    3, code: codes.Unavailable, kind: errs.ErrSandboxUnavailable,
+			// grpc-go closes the connection on the oversized headers: a retry that finds
+			// it still reconnecting waits for it, which spends one of the schedule's
+			// attempts (overload.md, rule 2), so 2 or 3 attempts reach the server.
+			calls: 2, callsAtLeast: true, code: codes.Unavailable, kind: errs.ErrSandboxUnavailable,
 			msg: []string{"GetSandbox: unavailable: ", "connection error: COMPRESSION_ERROR"},
 		},
 		{
@@ -369,7 +372,11 @@ func TestHostileServer(t *testing.T) {
 				t.Fatalf("GetSandbox() error = nil, want %v", tt.kind)
 			}
 			wantAttempts := tt.attempts
-			if wantAttempts == 0 {
+			switch {
+			case wantAttempts != 0:
+			case tt.callsAtLeast:
+				wantAttempts = srv.Calls()
+			default:
 				wantAttempts = tt.calls
 			}
 			if n := attemptsOf(err); n != wantAttempts || attempts() != wantAttempts {

@@ -43,7 +43,8 @@ const (
 	// StopThrottled: client-side throttling ([AdaptiveThrottle]) shed the next attempt.
 	StopThrottled
 	// StopNotReady: the connection did not become ready within the backoff schedule the
-	// policy allows (a server that is gone).
+	// policy allows (a server that is gone): the schedule was spent waiting for it, and its
+	// last attempt failed without being sent.
 	StopNotReady
 	// StopNotResumable: a stream that failed after delivering messages, which the policy
 	// would otherwise have retried, could not go on: it has no resumer, or its request was

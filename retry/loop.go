@@ -144,6 +144,7 @@ func (t *tracker) Failed(ctx context.Context, err error, f engine.Facts) error {
 	}
 	d := p.decide(failure{err: err, e: e, f: f, local: local, own: own}, schedule{
 		attempt:   t.attempt + t.skipped,
+		skipped:   t.skipped,
 		backoff:   max(t.bo.NextBackOff(), 1),
 		jitter:    rand.Float64(),
 		elapsed:   now.Sub(t.start),
@@ -173,8 +174,6 @@ func (t *tracker) Failed(ctx context.Context, err error, f engine.Facts) error {
 	switch werr := t.wait(ctx, d.wait, now); {
 	case werr == errClosed:
 		return t.stopWith(ctx, err, StopCancelled)
-	case werr == errNotReady:
-		return t.stopWith(ctx, err, StopNotReady)
 	case werr == errMaxElapsed:
 		return t.stopWith(ctx, err, StopMaxElapsed)
 	case werr != nil:
@@ -210,6 +209,7 @@ type failure struct {
 // schedule is where the call stands in the policy's schedule.
 type schedule struct {
 	attempt   int           // the burst's attempts, the failed one and those skipped included
+	skipped   int           // of those, the ones spent waiting for the connection
 	backoff   time.Duration // the backoff drawn for the next retry
 	jitter    float64       // a draw from [0, 1) for the hint's jitter
 	elapsed   time.Duration // since the burst's first failure
@@ -264,6 +264,10 @@ func (p *Policy) decide(fl failure, s schedule) decision {
 		return decision{stop: StopNotResumable}
 	}
 	if s.attempt >= p.MaxAttempts {
+		if s.skipped > 0 && fl.f.NotSent {
+			// The schedule went to waiting for a connection that never became ready.
+			return decision{stop: StopNotReady}
+		}
 		return decision{stop: StopExhausted}
 	}
 	d := decision{wait: s.backoff, spend: !fl.f.NotSent && !fl.f.Progressed}
@@ -312,16 +316,17 @@ func transient(e *errs.Error) bool {
 
 var (
 	errClosed     = errors.New("retry: connection closed")
-	errNotReady   = errors.New("retry: connection not ready within the schedule")
 	errMaxElapsed = errors.New("retry: max elapsed time while waiting for the connection")
 )
 
 // wait waits d from now before the next attempt, then, while the connection is not ready,
 // for it to become ready: each further stretch of the policy's backoff schedule it waits is
-// an attempt of the burst spent (so a server that is gone fails the call within the
-// schedule, after at most MaxAttempts attempts), bounded by MaxElapsed and the caller's
-// deadline. It returns nil to go on; ctx's error when ctx ended; errClosed when the
-// connection was closed; errNotReady or errMaxElapsed when the schedule ran out.
+// an attempt of the burst spent, bounded by MaxElapsed and the caller's deadline. When only
+// the last attempt of the schedule is left, that attempt is made whatever the connection's
+// state: a server that is gone fails the call within the schedule, after at most
+// MaxAttempts attempts, with the connection's own error, and every retry the hooks were
+// told of is an attempt made. It returns nil to go on; ctx's error when ctx ended;
+// errClosed when the connection was closed; errMaxElapsed when MaxElapsed ran out.
 func (t *tracker) wait(ctx context.Context, d time.Duration, now time.Time) error {
 	var closed <-chan struct{}
 	if t.conn != nil {
@@ -356,7 +361,7 @@ func (t *tracker) wait(ctx context.Context, d time.Duration, now time.Time) erro
 		// The connection would fail the attempt fast, or make it wait to connect: spend the
 		// schedule's next stretch waiting for it instead of an attempt.
 		if t.attempt+t.skipped+1 >= p.MaxAttempts {
-			return errNotReady
+			return nil
 		}
 		t.skipped++
 		stretch := max(t.bo.NextBackOff(), 1)
