@@ -17,12 +17,6 @@ import (
 // DefaultDomain is the ErrorInfo domain trusted by default.
 const DefaultDomain = sandboxapi.Domain
 
-// The services of the sandbox API, as they appear in method names.
-const (
-	SandboxService   = sandboxapi.SandboxService
-	DiscoveryService = sandboxapi.DiscoveryService
-)
-
 // Call is what a failed call was about: its full method name ("/pkg.Service/Method"), the
 // resources it named, and how the caller's context stood when the failure came back. Empty
 // fields are unknown.
@@ -42,19 +36,19 @@ type Call struct {
 	ContextErr error
 }
 
-// Family is the branch of the taxonomy a service's errors fall in.
-type Family uint8
+// family is the branch of the taxonomy a service's errors fall in.
+type family uint8
 
 const (
-	// FamilyGeneric: errors are CWSandboxError and its generic children. The family of
+	// familyGeneric: errors are CWSandboxError and its generic children. The family of
 	// services the classifier does not know.
-	FamilyGeneric Family = iota
-	// FamilySandbox: errors are SandboxError and its children. The family of
+	familyGeneric family = iota
+	// familySandbox: errors are SandboxError and its children. The family of
 	// coreweave.sandbox.v1.SandboxService, and of calls without a method.
-	FamilySandbox
-	// FamilyDiscovery: errors are DiscoveryError and its children. The family of
+	familySandbox
+	// familyDiscovery: errors are DiscoveryError and its children. The family of
 	// coreweave.sandbox.v1.DiscoveryService.
-	FamilyDiscovery
+	familyDiscovery
 )
 
 // An Option configures a [Classifier]. The last option for a setting wins, except
@@ -94,15 +88,22 @@ func WithRule(domain, reason string, kind errs.Kind) Option {
 	})
 }
 
-// WithService puts a service in a family: "pkg.Service", or "/pkg.Service/" as the
-// interceptor's options name services (the slashes are dropped). A Family other than the
-// three constants puts the service in FamilyGeneric. Defaults: [SandboxService] in
-// FamilySandbox, [DiscoveryService] in FamilyDiscovery, every other service in
-// FamilyGeneric.
-func WithService(service string, f Family) Option {
+// WithService classifies the errors of a service ("pkg.Service", or "/pkg.Service/" as the
+// interceptor's options name services: the slashes are dropped) as those of a sandbox API
+// service: base is the family's base kind, [errs.ErrSandbox] for the kinds of
+// coreweave.sandbox.v1.SandboxService (a gateway that serves it under another name),
+// [errs.ErrDiscovery] for those of coreweave.sandbox.v1.DiscoveryService, and
+// [errs.ErrCWSandbox] (or any other kind) for the generic kinds of a service the
+// classifier does not know. Defaults: the two sandbox API services in their families,
+// every other service generic.
+func WithService(service string, base errs.Kind) Option {
 	service = strings.Trim(service, "/")
-	if f > FamilyDiscovery {
-		f = FamilyGeneric
+	f := familyGeneric
+	switch base {
+	case errs.ErrSandbox:
+		f = familySandbox
+	case errs.ErrDiscovery:
+		f = familyDiscovery
 	}
 	return optionFunc(func(c *Classifier) {
 		if !c.ownServices { // the default table is shared by every classifier
@@ -119,13 +120,13 @@ type ruleKey struct{ domain, reason string }
 type Classifier struct {
 	trusted     map[string]bool
 	rules       map[ruleKey]errs.Kind
-	services    map[string]Family
+	services    map[string]family
 	ownServices bool
 }
 
-var defaultServices = map[string]Family{
-	SandboxService:   FamilySandbox,
-	DiscoveryService: FamilyDiscovery,
+var defaultServices = map[string]family{
+	sandboxapi.SandboxService:   familySandbox,
+	sandboxapi.DiscoveryService: familyDiscovery,
 }
 
 var defaultClassifier = New()
@@ -199,9 +200,9 @@ func newError(kind errs.Kind, st *status.Status, cause error, info details.Info,
 
 // family returns the family of a full method name's service. A call without a method is
 // a sandbox call.
-func (c *Classifier) family(method string) Family {
+func (c *Classifier) family(method string) family {
 	if method == "" {
-		return FamilySandbox
+		return familySandbox
 	}
 	return c.services[service(method)]
 }
@@ -244,7 +245,7 @@ func (c *Classifier) kind(code codes.Code, info details.Info, call Call) errs.Ki
 		}
 	}
 	switch fam {
-	case FamilySandbox:
+	case familySandbox:
 		switch code {
 		case codes.NotFound:
 			if call.Resource.SnapshotID != "" {
@@ -262,7 +263,7 @@ func (c *Classifier) kind(code codes.Code, info details.Info, call Call) errs.Ki
 		case codes.ResourceExhausted:
 			return errs.ErrSandboxResourceExhausted
 		}
-	case FamilyDiscovery:
+	case familyDiscovery:
 		if code == codes.NotFound {
 			return errs.ErrRunnerNotFound
 		}
@@ -272,16 +273,16 @@ func (c *Classifier) kind(code codes.Code, info details.Info, call Call) errs.Ki
 
 // validationKinds is the kind of an INVALID_ARGUMENT with field violations, by family.
 var validationKinds = [...]errs.Kind{
-	FamilyGeneric:   errs.ErrCWSandboxValidation,
-	FamilySandbox:   errs.ErrSandboxValidation,
-	FamilyDiscovery: errs.ErrDiscoveryValidation,
+	familyGeneric:   errs.ErrCWSandboxValidation,
+	familySandbox:   errs.ErrSandboxValidation,
+	familyDiscovery: errs.ErrDiscoveryValidation,
 }
 
-func baseKind(f Family) errs.Kind {
+func baseKind(f family) errs.Kind {
 	switch f {
-	case FamilySandbox:
+	case familySandbox:
 		return errs.ErrSandbox
-	case FamilyDiscovery:
+	case familyDiscovery:
 		return errs.ErrDiscovery
 	}
 	return errs.ErrCWSandbox
@@ -290,13 +291,13 @@ func baseKind(f Family) errs.Kind {
 // reasonKind returns the kind a trusted reason chooses on a call of family f, or 0 to fall
 // through to the code. On a discovery call only CWSANDBOX_RUNNER_NOT_FOUND chooses; on any
 // other call that reason gives the family base: a missing runner is not a missing sandbox.
-func reasonKind(reason string, f Family) errs.Kind {
+func reasonKind(reason string, f family) errs.Kind {
 	switch {
-	case reason == sandboxapi.RunnerNotFound && f == FamilyDiscovery:
+	case reason == sandboxapi.RunnerNotFound && f == familyDiscovery:
 		return errs.ErrRunnerNotFound
 	case reason == sandboxapi.RunnerNotFound:
 		return baseKind(f)
-	case f == FamilyDiscovery:
+	case f == familyDiscovery:
 		return 0
 	}
 	return sandboxapi.Reasons[reason].Kind

@@ -232,7 +232,7 @@ func TestClassifyCode(t *testing.T) {
 				if !strings.Contains(e.Error(), "server message") {
 					t.Errorf("Classify(%v).Error() = %q, want the server's message in it", code, e.Error())
 				}
-				if fam := c.Family(call.call.Method); fam != classify.FamilySandbox && errors.Is(e, errs.ErrSandbox) {
+				if fam := c.Family(call.call.Method); fam != errs.ErrSandbox && errors.Is(e, errs.ErrSandbox) {
 					t.Errorf("errors.Is(Classify(%v) on %s, ErrSandbox) = true, want false: a code alone never makes a non-sandbox failure a SandboxError", code, call.name)
 				}
 				auth := code == codes.Unauthenticated || code == codes.PermissionDenied
@@ -325,16 +325,16 @@ func TestClassifyOptions(t *testing.T) {
 		{"WithRule rules add up", []classify.Option{
 			classify.WithRule(partner, "A", errs.ErrSandboxFailed), classify.WithRule(partner, "B", errs.ErrSandboxTerminated)},
 			sandboxCall, codes.Internal, "A", partner, errs.ErrSandboxFailed},
-		{"WithService puts a service in the discovery family", []classify.Option{classify.WithService("acme.billing.v1.Billing", classify.FamilyDiscovery)},
+		{"WithService puts a service in the discovery family", []classify.Option{classify.WithService("acme.billing.v1.Billing", errs.ErrDiscovery)},
 			otherCall, codes.NotFound, "", "", errs.ErrRunnerNotFound},
-		{"WithService puts a service in the sandbox family", []classify.Option{classify.WithService("acme.billing.v1.Billing", classify.FamilySandbox)},
+		{"WithService puts a service in the sandbox family", []classify.Option{classify.WithService("acme.billing.v1.Billing", errs.ErrSandbox)},
 			otherCall, codes.Canceled, "", "", errs.ErrSandboxNotRunning},
-		{"WithService overrides a default service", []classify.Option{classify.WithService(classify.DiscoveryService, classify.FamilyGeneric)},
+		{"WithService overrides a default service", []classify.Option{classify.WithService("coreweave.sandbox.v1.DiscoveryService", errs.ErrCWSandbox)},
 			discoveryCall, codes.NotFound, "", "", errs.ErrCWSandbox},
 		{"WithService entries add up", []classify.Option{
-			classify.WithService("a.A", classify.FamilySandbox), classify.WithService("acme.billing.v1.Billing", classify.FamilyDiscovery)},
+			classify.WithService("a.A", errs.ErrSandbox), classify.WithService("acme.billing.v1.Billing", errs.ErrDiscovery)},
 			otherCall, codes.Internal, "", "", errs.ErrDiscovery},
-		{"WithService keeps the defaults", []classify.Option{classify.WithService("a.A", classify.FamilyGeneric)},
+		{"WithService keeps the defaults", []classify.Option{classify.WithService("a.A", errs.ErrCWSandbox)},
 			discoveryCall, codes.NotFound, "", "", errs.ErrRunnerNotFound},
 	}
 	for _, tc := range tests {
@@ -350,9 +350,9 @@ func TestClassifyOptions(t *testing.T) {
 		})
 	}
 	t.Run("options do not change other classifiers", func(t *testing.T) {
-		classify.New(classify.WithService(classify.DiscoveryService, classify.FamilyGeneric), classify.WithTrustedDomains())
-		if got := classify.New().Family(discoveryCall.Method); got != classify.FamilyDiscovery {
-			t.Errorf("New().Family(%q) = %v after another classifier's WithService, want FamilyDiscovery", discoveryCall.Method, got)
+		classify.New(classify.WithService("coreweave.sandbox.v1.DiscoveryService", errs.ErrCWSandbox), classify.WithTrustedDomains())
+		if got := classify.New().Family(discoveryCall.Method); got != errs.ErrDiscovery {
+			t.Errorf("New().Family(%q) = %v after another classifier's WithService, want DiscoveryError", discoveryCall.Method, got)
 		}
 		e := classify.Classify(faultlinetest.Error(codes.Internal, "m", faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_FILE_NOT_FOUND", nil)))
 		if e.Kind() != errs.ErrSandboxFile {
@@ -362,17 +362,17 @@ func TestClassifyOptions(t *testing.T) {
 }
 
 func TestFamily(t *testing.T) {
-	c := classify.New(classify.WithService("acme.v1.Runners", classify.FamilyDiscovery))
+	c := classify.New(classify.WithService("acme.v1.Runners", errs.ErrDiscovery))
 	tests := []struct {
 		method string
-		want   classify.Family
+		want   errs.Kind
 	}{
-		{"", classify.FamilySandbox},
-		{"/coreweave.sandbox.v1.SandboxService/Exec", classify.FamilySandbox},
-		{"/coreweave.sandbox.v1.DiscoveryService/ListRunners", classify.FamilyDiscovery},
-		{"/acme.v1.Runners/Get", classify.FamilyDiscovery},
-		{"/coreweave.sandbox.v2.SandboxService/Exec", classify.FamilyGeneric},
-		{"/other.Service/Method", classify.FamilyGeneric},
+		{"", errs.ErrSandbox},
+		{"/coreweave.sandbox.v1.SandboxService/Exec", errs.ErrSandbox},
+		{"/coreweave.sandbox.v1.DiscoveryService/ListRunners", errs.ErrDiscovery},
+		{"/acme.v1.Runners/Get", errs.ErrDiscovery},
+		{"/coreweave.sandbox.v2.SandboxService/Exec", errs.ErrCWSandbox},
+		{"/other.Service/Method", errs.ErrCWSandbox},
 	}
 	for _, tc := range tests {
 		if got := c.Family(tc.method); got != tc.want {

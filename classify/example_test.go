@@ -52,7 +52,7 @@ func ExampleNew() {
 		// The gateway's own reason for a busy backend is a transient unavailability.
 		classify.WithRule("gateway.example.com", "BACKEND_BUSY", errs.ErrSandboxUnavailable),
 		// Errors of this service are discovery errors.
-		classify.WithService("example.runners.v1.Runners", classify.FamilyDiscovery),
+		classify.WithService("example.runners.v1.Runners", errs.ErrDiscovery),
 	)
 
 	busy := faultlinetest.Status(codes.Internal, "backend busy",

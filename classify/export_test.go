@@ -11,10 +11,11 @@ import (
 	"github.com/faultline-go/faultline/internal/sandboxapi"
 )
 
-// LocalFailure, Family and Kind expose steps of Classify to this package's tests.
+// LocalFailure, Family and Kind expose steps of Classify to this package's tests; Family
+// names a family by its base kind.
 func LocalFailure(st *status.Status) bool { return localFailure(st) }
 
-func (c *Classifier) Family(method string) Family { return c.family(method) }
+func (c *Classifier) Family(method string) errs.Kind { return baseKind(c.family(method)) }
 
 func (c *Classifier) Kind(code codes.Code, info aip.Info, call Call) errs.Kind {
 	return c.kind(code, info, call)

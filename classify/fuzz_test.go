@@ -180,8 +180,8 @@ func FuzzClassify(f *testing.F) {
 		f.Add(uint8(i), s)
 	}
 	methods := [...]string{
-		"/" + classify.SandboxService + "/GetSandbox",
-		"/" + classify.DiscoveryService + "/GetRunner",
+		"/coreweave.sandbox.v1.SandboxService/GetSandbox",
+		"/coreweave.sandbox.v1.DiscoveryService/GetRunner",
 		"/other.v1.Service/Do",
 		"",
 	}
@@ -240,10 +240,10 @@ func FuzzClassify(f *testing.F) {
 			t.Errorf("Classify(%x) reason, domain = %q, %q, want %q, %q", data, e.Reason(), e.Domain(), info.Reason, info.Domain)
 		}
 		fam, auth := c.Family(call.Method), st.Code() == codes.Unauthenticated || st.Code() == codes.PermissionDenied
-		if fam == classify.FamilyDiscovery && !auth && !errors.Is(e, errs.ErrDiscovery) {
+		if fam == errs.ErrDiscovery && !auth && !errors.Is(e, errs.ErrDiscovery) {
 			t.Errorf("Classify(%x) on a discovery call = %v, want a DiscoveryError", data, e.Kind())
 		}
-		if fam != classify.FamilySandbox && info.Domain != classify.DefaultDomain && errors.Is(e, errs.ErrSandbox) {
+		if fam != errs.ErrSandbox && info.Domain != classify.DefaultDomain && errors.Is(e, errs.ErrSandbox) {
 			t.Errorf("Classify(%x) on %q without a trusted reason = %v, want no SandboxError", data, call.Method, e.Kind())
 		}
 		if got := errors.Is(e, context.Canceled); got != (call.ContextErr != nil) {

@@ -187,7 +187,7 @@ func with(f facts, d time.Duration) facts {
 // on a call of their family's service, they come back as themselves.
 func TestRoundTripFamilies(t *testing.T) {
 	const (
-		discovery = "/" + classify.DiscoveryService + "/GetAvailableRunner"
+		discovery = "/coreweave.sandbox.v1.DiscoveryService/GetAvailableRunner"
 		other     = "/example.v1.Things/GetThing"
 	)
 	violation := errs.WithFieldViolations(errs.FieldViolation{Field: "runner_id", Description: "required"})

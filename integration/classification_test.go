@@ -559,7 +559,7 @@ func checkClassified(t *testing.T, err error, st *status.Status, w want) {
 // does not know would be.
 func TestClassificationConfiguredFamily(t *testing.T) {
 	srv, addr := startServer(t)
-	cl := classify.New(classify.WithService(classify.DiscoveryService, classify.FamilyGeneric))
+	cl := classify.New(classify.WithService("coreweave.sandbox.v1.DiscoveryService", errs.ErrCWSandbox))
 	c := dial(t, addr, []interceptor.Option{interceptor.WithRetrier(retry.MustNew(oneAttempt())), interceptor.WithClassifier(cl)})
 	tests := []struct {
 		name string

@@ -51,7 +51,7 @@ const maxPerCall = 64
 // registered descriptor (see [WithResumer]), a service config that [WithServiceConfig]
 // cannot import (matching [ErrInvalidServiceConfig]).
 func New(opts ...Option) (*Set, error) {
-	cfg := config{header: DefaultAttemptHeader, replayLimit: DefaultReplayLimit}
+	cfg := config{header: defaultAttemptHeader, replayLimit: defaultReplayLimit}
 	for _, o := range opts {
 		if o != nil { // a nil Option sets nothing
 			o.apply(&cfg)

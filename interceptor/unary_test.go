@@ -317,8 +317,8 @@ func TestUnaryTiming(t *testing.T) {
 					}
 				case retry.StopHintTooLong:
 					var ee *errs.Error
-					if d, ok := re.Last().(*errs.Error); !ok || !errors.As(err, &ee) || d != ee {
-						t.Fatalf("Last() = %T, want the *errs.Error", re.Last())
+					if d, ok := re.Unwrap()[0].(*errs.Error); !ok || !errors.As(err, &ee) || d != ee {
+						t.Fatalf("Unwrap()[0] = %T, want the *errs.Error", re.Unwrap()[0])
 					}
 					if d, ok := ee.RetryDelay(); !ok || d != 31*time.Second {
 						t.Errorf("RetryDelay() = %v, %v; want 31s, true", d, ok)

@@ -170,9 +170,6 @@ func (e *Error) Unwrap() []error {
 // error has no gRPC status (then status.Code reports Unknown, as for the error itself).
 func (e *Error) GRPCStatus() *status.Status { return e.st }
 
-// Last returns the last attempt's error.
-func (e *Error) Last() error { return e.err }
-
 // Attempts returns the number of attempts made, including the first.
 func (e *Error) Attempts() int { return e.attempts }
 

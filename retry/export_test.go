@@ -16,3 +16,6 @@ func (s KindSet) Match(err error) bool { return s.match(err) }
 
 // Has exposes a CodeSet's lookup to this package's tests.
 func (s CodeSet) Has(c codes.Code) bool { return s.has(c) }
+
+// Last returns the last attempt's error, for this package's tests.
+func (e *Error) Last() error { return e.err }

@@ -299,7 +299,7 @@ func TestPolicyZeroValues(t *testing.T) {
 // TestZeroMeansOff checks the zero values that mean "off" do what they say.
 func TestZeroMeansOff(t *testing.T) {
 	discoveryUnavailable := classify.New().Classify(status.Error(codes.Unavailable, "down"),
-		classify.Call{Method: "/" + classify.DiscoveryService + "/GetRunner"})
+		classify.Call{Method: "/coreweave.sandbox.v1.DiscoveryService/GetRunner"})
 	tests := []struct {
 		name      string
 		set       func(*retry.Policy)

@@ -50,7 +50,7 @@ func SlogHooks(l *slog.Logger) Hooks {
 				}
 				last := ev.Err // the error itself: attempts and cause are attributes of their own
 				if e, ok := ev.Err.(*Error); ok {
-					last = e.Last()
+					last = e.err
 				}
 				l.LogAttrs(ctx, level, "retry stopped", append(callAttrs(ev.Method, ev.Target, last),
 					slog.Int("attempts", ev.Attempts), slog.String("stop_reason", ev.Reason.String()),
