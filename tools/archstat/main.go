@@ -73,6 +73,7 @@ func main() {
 	}
 	var biggest string
 	var biggestLines int
+	var bigFiles []string // over architecture.md's 350 lines
 	var fns []fn
 	fset := token.NewFileSet()
 	for _, path := range files {
@@ -80,8 +81,12 @@ func main() {
 		if err != nil {
 			panic(err)
 		}
-		if n := strings.Count(string(src), "\n"); n > biggestLines {
+		n := strings.Count(string(src), "\n")
+		if n > biggestLines {
 			biggest, biggestLines = path, n
+		}
+		if n > 350 {
+			bigFiles = append(bigFiles, fmt.Sprintf("%s (%d)", path, n))
 		}
 		f, err := parser.ParseFile(fset, path, src, 0)
 		if err != nil {
@@ -109,6 +114,15 @@ func main() {
 	for _, f := range fns[:5] {
 		fmt.Printf("most complex: %-45s %3d lines, complexity %d\n", f.name, f.lines, f.cycl)
 	}
+	sort.Strings(bigFiles)
+	fmt.Printf("files over 350 lines: %d %v\n", len(bigFiles), bigFiles)
+	var over []string // over architecture.md's 50 lines or complexity 15
+	for _, f := range fns {
+		if f.lines > 50 || f.cycl > 15 {
+			over = append(over, fmt.Sprintf("%s (%d/%d)", f.name, f.lines, f.cycl))
+		}
+	}
+	fmt.Printf("functions over 50 lines or complexity 15: %d %v\n", len(over), over)
 }
 
 func recvName(e ast.Expr) string {
