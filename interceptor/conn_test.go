@@ -102,6 +102,7 @@ func TestServerGoneForGood(t *testing.T) {
 		var rc retryCount
 		conn := connected(t, srv, retry.MustNew(p, retry.WithBudget(b), retry.WithHooks(rc.hooks())))
 		srv.down()
+		synctest.Wait() // the client has seen its connection close
 
 		start := time.Now()
 		_, err := sandboxpb.NewSandboxServiceClient(conn).GetSandbox(context.Background(), &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"})
@@ -143,6 +144,7 @@ func TestServerRestart(t *testing.T) {
 		var rc retryCount
 		conn := connected(t, srv, retry.MustNew(retry.DefaultPolicy(), retry.WithBudget(b), retry.WithHooks(rc.hooks())))
 		srv.down()
+		synctest.Wait() // the client has seen its connection close
 		time.AfterFunc(500*time.Millisecond, srv.up)
 		defer srv.down()
 
