@@ -61,11 +61,12 @@
 // same at any machine load; they get a verdict whatever the load. [Fleet], [Restart] and
 // [Tails] run one contender ([Contenders]) once and return its figures; this module's
 // tests call them to check the harness, and to assert overload.md's targets
-// ([FleetChecks], [RestartChecks], [TailsChecks]), which today's library misses, so those
-// tests are off unless asked for:
+// ([FleetChecks], [RestartChecks], [TailsChecks]) on every go test of the module, CI's
+// included. The fleet targets run N = 100 at 5x and 10x by default; the full matrix (N =
+// 1, 10, 100 at 2x, 5x, 10x) when asked for:
 //
-//	FAULTLINE_OVERLOAD_TARGETS=1 go test -run Targets ./bench/     # fleet: N = 100 at 5x, 10x
-//	FAULTLINE_OVERLOAD_TARGETS=1 FAULTLINE_OVERLOAD_FULL=1 go test -run Targets ./bench/
+//	go test -run Targets ./bench/                              # fleet: N = 100 at 5x, 10x
+//	FAULTLINE_OVERLOAD_FULL=1 go test -run Targets ./bench/    # fleet: the full matrix
 //
 // The report calls them for its sections, with the full fleet matrix.
 //

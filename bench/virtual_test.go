@@ -19,14 +19,32 @@ import (
 // to write the figures to. In an ordinary go test it skips.
 func TestVirtualFigures(t *testing.T) { bench.MeasureForCompare(t) }
 
-// targetsEnv turns on the tests of overload.md's targets.
-const targetsEnv = "FAULTLINE_OVERLOAD_TARGETS"
-
-// needTargets skips t unless targetsEnv is 1.
-func needTargets(t *testing.T) {
+// logFleet logs a fleet run's figures unrounded, so that their spread over runs (go test
+// -count) can be read from the log, and how close a target is.
+func logFleet(t *testing.T, f bench.FleetFigures) {
 	t.Helper()
-	if os.Getenv(targetsEnv) != "1" {
-		t.Skipf("overload.md's targets are not met by today's library (issue 15), so this test is off until they are: set %s=1 to run it", targetsEnv)
+	t.Logf("figures: %s, N=%d, %gx: %d attempts / %d calls = %.4f attempts/call; goodput %.2f/s; %d succeeded; "+
+		"recovery %v (recovered %v); failures %v",
+		f.Contender, f.Clients, f.Factor, f.Attempts, f.Calls, f.AttemptsPerCall(), f.Goodput, f.Succeeded,
+		f.Recovery, f.Recovered, f.Failures)
+}
+
+// fullEnv makes TestFleetTargets run the full matrix instead of its two cells.
+const fullEnv = "FAULTLINE_OVERLOAD_FULL"
+
+// assertChecks logs every check, and fails t for each one missed: the log of a passing
+// run keeps the figures, so that their spread over runs can be read from go test -v.
+func assertChecks(t *testing.T, checks []bench.Check) {
+	t.Helper()
+	if len(checks) == 0 {
+		t.Fatal("no check applied: no run of faultline's defaults was measured")
+	}
+	for _, c := range checks {
+		if c.Met {
+			t.Logf("%s", c)
+		} else {
+			t.Errorf("%s", c)
+		}
 	}
 }
 
@@ -225,23 +243,32 @@ func TestMeasureUnknownScenario(t *testing.T) {
 
 // TestFleetTargets asserts overload.md's fleet targets: for faultline's defaults, attempts
 // per call <= 1.25 at 5x and 10x, goodput >= 0.95 x the no-retry client's, recovery <=
-// 300 ms; with adaptive throttling, once it is a contender, attempts per call < 1.0 and
-// goodput >= 0.95 x capacity at 10x, recovery <= 1 s. Off unless
-// FAULTLINE_OVERLOAD_TARGETS=1: today's library misses them.
+// 300 ms; with adaptive throttling, attempts per call < 1.0 and goodput >= 0.95 x capacity
+// at 10x, recovery <= 1 s.
 //
-// It runs N = 100 at 5x and 10x (the fleet where today's budget does worst, at the
-// factors of the attempts target); FAULTLINE_OVERLOAD_FULL=1 runs the full matrix (N = 1,
-// 10, 100 at 2x, 5x, 10x), as go run ./bench/cmd/compare fleet always does. A run's cost
-// grows with its calls, not its attempts: under -race on a loaded 2-core machine the two
-// cells took 36 s, the full matrix 80 s.
+// It runs N = 100 at 5x and 10x, with the phases of the targets (10 s, 4 s, 3 s): the fleet
+// where a per-client floor does worst, at the factors of the attempts target. Fewer seconds
+// would not be the targets: the budget's window is 10 s, so a shorter first phase leaves
+// it less warmed up than a client that has been running. FAULTLINE_OVERLOAD_FULL=1 runs the
+// full matrix (N = 1, 10, 100 at 2x, 5x, 10x), as go run ./bench/cmd/compare fleet always
+// does. A run's cost grows with its calls, not its attempts: under -race on a loaded 2-core
+// machine the two cells take 13 to 20 s.
+//
+// The figures vary a little from run to run (retry jitter, and the order in which
+// goroutines due at the same virtual instant run), and some targets are met by a small
+// margin; go test -v logs every figure unrounded. Over 20 runs under -race: faultline's
+// defaults made 1.20..1.21 attempts/call at 5x and exactly 1.2000 at 10x (the ratio
+// binds); their goodput at 10x was 78.50/s against no retries' 82.50/s in every run, a
+// ratio of 0.9515 against 0.95 (314 successful calls in the 4 s, the target 313.5: one
+// call of margin); with throttling at 10x, goodput 95.50..96.00/s against 95 and recovery
+// 600..900 ms against 1 s.
 func TestFleetTargets(t *testing.T) {
-	needTargets(t)
 	type cell struct {
 		clients int
 		factor  float64
 	}
 	cells := []cell{{100, 5}, {100, 10}}
-	if os.Getenv("FAULTLINE_OVERLOAD_FULL") == "1" {
+	if os.Getenv(fullEnv) == "1" {
 		cells = nil
 		for _, f := range bench.FleetFactors {
 			for _, n := range bench.FleetClients {
@@ -258,36 +285,24 @@ func TestFleetTargets(t *testing.T) {
 					figs = append(figs, bench.Fleet(t, k, bench.FleetFull(c.clients, c.factor)))
 				}
 			}
-			for _, ch := range bench.FleetChecks(figs) {
-				if !ch.Met {
-					t.Errorf("%s", ch)
-				}
+			for _, f := range figs {
+				logFleet(t, f)
 			}
+			assertChecks(t, bench.FleetChecks(figs))
 		})
 	}
 }
 
 // TestRestartTargets asserts overload.md's restart target: with faultline's defaults, no
-// poll fails and no cleanup is refused. Off unless FAULTLINE_OVERLOAD_TARGETS=1.
+// poll fails and no cleanup is refused.
 func TestRestartTargets(t *testing.T) {
-	needTargets(t)
 	f := bench.Restart(t, contender(t, bench.KindDefault))
-	for _, c := range bench.RestartChecks([]bench.RestartFigures{f}) {
-		if !c.Met {
-			t.Errorf("%s", c)
-		}
-	}
+	assertChecks(t, bench.RestartChecks([]bench.RestartFigures{f}))
 }
 
 // TestTailsTargets asserts overload.md's log-tail target: with faultline's defaults, 50 of
-// 50 tails complete across four resets, every line once. Off unless
-// FAULTLINE_OVERLOAD_TARGETS=1.
+// 50 tails complete across four resets, every line once.
 func TestTailsTargets(t *testing.T) {
-	needTargets(t)
 	f := bench.Tails(t, contender(t, bench.KindDefault))
-	for _, c := range bench.TailsChecks([]bench.TailsFigures{f}) {
-		if !c.Met {
-			t.Errorf("%s", c)
-		}
-	}
+	assertChecks(t, bench.TailsChecks([]bench.TailsFigures{f}))
 }
