@@ -23,10 +23,10 @@ func TestVirtualFigures(t *testing.T) { bench.MeasureForCompare(t) }
 // -count) can be read from the log, and how close a target is.
 func logFleet(t *testing.T, f bench.FleetFigures) {
 	t.Helper()
-	t.Logf("figures: %s, N=%d, %gx: %d attempts / %d calls = %.4f attempts/call; goodput %.2f/s; %d succeeded; "+
-		"recovery %v (recovered %v); failures %v",
-		f.Contender, f.Clients, f.Factor, f.Attempts, f.Calls, f.AttemptsPerCall(), f.Goodput, f.Succeeded,
-		f.Recovery, f.Recovered, f.Failures)
+	t.Logf("figures: %s, N=%d, %gx, resets %v: %d attempts / %d calls = %.4f attempts/call; goodput %.2f/s; %d succeeded; "+
+		"recovery %v (recovered %v); %d connections accepted, %d reset; failures %v",
+		f.Contender, f.Clients, f.Factor, f.Reset, f.Attempts, f.Calls, f.AttemptsPerCall(), f.Goodput, f.Succeeded,
+		f.Recovery, f.Recovered, f.Connections, f.Resets, f.Failures)
 }
 
 // fullEnv makes TestFleetTargets run the full matrix instead of its two cells.
@@ -213,6 +213,66 @@ func TestTailsHarness(t *testing.T) {
 	}
 }
 
+// TestProxyHarness checks the proxy scenario's harness on its short configuration (10
+// clients, 5x, phases of 1 s, the server resetting connections), for every contender: the
+// mechanism is real for the client that never retries (every call's one attempt reached
+// the server; the server reset connections, one per attempt it turned away at most, and
+// the clients reconnected; the calls that failed saw UNAVAILABLE, not a status the server
+// wrote); the faultline client without a budget retries those resets; and the report shows
+// every contender.
+func TestProxyHarness(t *testing.T) {
+	figs := measure(t, bench.ScenarioProxy)
+	if got, want := len(figs.Proxy), len(bench.Contenders()); got != want {
+		t.Fatalf("Measure(proxy, short) made %d runs, want %d (one per contender)", got, want)
+	}
+	for _, f := range figs.Proxy {
+		if !f.Reset || f.Factor != bench.ProxyFactor || f.Calls != 500 || f.NotSent != 0 {
+			t.Errorf("%s: reset %v, %gx, %d calls in the overload, %d not sent; want reset, %gx, 500 (1 s at 5x capacity), 0",
+				f.Contender, f.Reset, f.Factor, f.Calls, f.NotSent, bench.ProxyFactor)
+		}
+		// A client replaces a reset connection when it calls again: every reset but
+		// perhaps each client's last is followed by a new connection.
+		if f.Resets == 0 || f.Connections <= f.Clients || f.Connections < f.Resets {
+			t.Errorf("%s: %d connections reset, %d accepted for %d clients; want resets, and the clients reconnecting after them",
+				f.Contender, f.Resets, f.Connections, f.Clients)
+		}
+		if f.BaseAttempts != 1 {
+			t.Errorf("%s: %.2f attempts/call before the overload, want 1 (the server had room for every call)", f.Contender, f.BaseAttempts)
+		}
+		if f.Kind != bench.KindNoRetry {
+			continue
+		}
+		if f.Attempts != f.Calls {
+			t.Errorf("no retries: the server read %d attempts of %d calls, want one each: every attempt reached the server before a reset",
+				f.Attempts, f.Calls)
+		}
+		if f.Resets > f.Attempts {
+			t.Errorf("no retries: %d connections reset for %d attempts read; want at most one reset per attempt turned away", f.Resets, f.Attempts)
+		}
+		failed := 0
+		for label, n := range f.Failures {
+			failed += n
+			if !strings.HasPrefix(label, "Unavailable: ") {
+				t.Errorf("no retries: %d calls failed with %q, want only UNAVAILABLE (the connection ended; the server wrote no status)", n, label)
+			}
+		}
+		if failed == 0 || f.Succeeded == 0 {
+			t.Errorf("no retries: %d calls failed and %d succeeded in the overload, want both", failed, f.Succeeded)
+		}
+	}
+	for _, f := range figs.Proxy {
+		if f.Kind == bench.KindNoBudget && f.AttemptsPerCall() <= 1.5 {
+			t.Errorf("faultline, no budget: %.2f attempts/call at 5x with resets, want > 1.5 (it retries every reset)", f.AttemptsPerCall())
+		}
+	}
+	report := render(t, bench.ScenarioProxy, figs)
+	mustContain(t, report, "## 10. Fleet behind a proxy that resets connections (virtual time)", "Goal (not checked in -short mode)",
+		"| connections reset | connections accepted |")
+	for _, c := range bench.Contenders() {
+		mustContain(t, report, "| "+c.Name+" | 10 |")
+	}
+}
+
 // TestMeasureForCompare runs the child's side of compare in this process: with the
 // environment compare sets, it writes the figures of the scenario named as JSON.
 func TestMeasureForCompare(t *testing.T) {
@@ -305,4 +365,24 @@ func TestRestartTargets(t *testing.T) {
 func TestTailsTargets(t *testing.T) {
 	f := bench.Tails(t, contender(t, bench.KindDefault))
 	assertChecks(t, bench.TailsChecks([]bench.TailsFigures{f}))
+}
+
+// TestProxyTargets asserts overload.md's rule 1 for a proxy that resets connections after
+// the requests were sent: the attempts it turns away reached the server, so faultline's
+// default budget still limits their retries, to attempts per call <= 1.25 at 5x. It runs
+// N = 100 (the fleet where a floor per client would do worst); FAULTLINE_OVERLOAD_FULL=1
+// runs N = 1, 10, 100, as go run ./bench/cmd/compare proxy does. Under -race on a loaded
+// 2-core machine N = 100 takes 5 to 8 s.
+func TestProxyTargets(t *testing.T) {
+	clients := []int{100}
+	if os.Getenv(fullEnv) == "1" {
+		clients = bench.FleetClients
+	}
+	for _, n := range clients {
+		t.Run(fmt.Sprintf("N=%d", n), func(t *testing.T) {
+			f := bench.Fleet(t, contender(t, bench.KindDefault), bench.FleetResetFull(n, bench.ProxyFactor))
+			logFleet(t, f)
+			assertChecks(t, bench.ProxyChecks([]bench.FleetFigures{f}))
+		})
+	}
 }
