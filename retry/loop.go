@@ -159,11 +159,14 @@ func (t *tracker) over(ctx context.Context, err error) *Error {
 // attempt.
 func (t *tracker) failure(err error, f engine.Facts, own bool) failure {
 	e := t.r.facts(err)
-	local := e != nil && seam.FactsOf.(func(*errs.Error) seam.Facts)(e).Local
-	if t.r.throttle != nil {
-		t.r.throttle.record(!f.NotSent, !f.NotSent && !local && overloaded(e))
+	var facts seam.Facts
+	if e != nil {
+		facts = seam.FactsOf.(func(*errs.Error) seam.Facts)(e)
 	}
-	return failure{err: err, e: e, f: f, local: local, own: own}
+	if t.r.throttle != nil {
+		t.r.throttle.record(!f.NotSent, !f.NotSent && !facts.Local && !facts.Transport && overloaded(e))
+	}
+	return failure{err: err, e: e, f: f, local: facts.Local, own: own}
 }
 
 // schedule returns where the call stands in the policy's schedule at now, drawing the
@@ -232,7 +235,8 @@ func (t *tracker) restart() {
 }
 
 // overloaded reports whether e is a rejection for overload the server may have sent:
-// RESOURCE_EXHAUSTED or UNAVAILABLE.
+// RESOURCE_EXHAUSTED or UNAVAILABLE (the caller rules out the client's and the
+// connection's own failures).
 func overloaded(e *errs.Error) bool {
 	return e != nil && (e.Code() == codes.ResourceExhausted || e.Code() == codes.Unavailable)
 }
