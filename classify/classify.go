@@ -311,8 +311,7 @@ func classified(err error) *errs.Error {
 	case *errs.Error:
 		return e
 	case interface{ Unwrap() error }, interface{ Unwrap() []error }:
-		var done *errs.Error
-		if errors.As(err, &done) {
+		if done, ok := errors.AsType[*errs.Error](err); ok {
 			return done
 		}
 	}

@@ -189,14 +189,14 @@ func (pr *probe) release() {
 // down the chain: it is returned as it is (classified, if it holds no *errs.Error), never
 // retried again.
 func nested(err error) bool {
-	var re *retry.Error
-	return errors.As(err, &re)
+	_, ok := errors.AsType[*retry.Error](err)
+	return ok
 }
 
 // holdsClassified reports whether err holds an *errs.Error.
 func holdsClassified(err error) bool {
-	var e *errs.Error
-	return errors.As(err, &e)
+	_, ok := errors.AsType[*errs.Error](err)
+	return ok
 }
 
 // classify classifies err with what the call was about: the request's fields, overridden
