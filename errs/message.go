@@ -128,42 +128,32 @@ func phrase(k Kind, c codes.Code) string {
 	return table[k].phrase
 }
 
+// codePhrases say what happened, by code, for the family base kinds: the code is all they
+// know.
+var codePhrases = [...]string{
+	codes.OK:                 "failed",
+	codes.Canceled:           "cancelled",
+	codes.Unknown:            "failed",
+	codes.InvalidArgument:    "invalid argument",
+	codes.DeadlineExceeded:   "timed out",
+	codes.NotFound:           "not found",
+	codes.AlreadyExists:      "already exists",
+	codes.PermissionDenied:   "permission denied",
+	codes.ResourceExhausted:  "resource exhausted",
+	codes.FailedPrecondition: "failed precondition",
+	codes.Aborted:            "aborted",
+	codes.OutOfRange:         "out of range",
+	codes.Unimplemented:      "unimplemented",
+	codes.Internal:           "internal error",
+	codes.Unavailable:        "unavailable",
+	codes.DataLoss:           "data loss",
+	codes.Unauthenticated:    "authentication failed",
+}
+
+// codePhrase returns c's phrase, or "failed (code N)" for a code outside gRPC's 17.
 func codePhrase(c codes.Code) string {
-	switch c {
-	case codes.OK:
-		return "failed"
-	case codes.Canceled:
-		return "cancelled"
-	case codes.Unknown:
-		return "failed"
-	case codes.InvalidArgument:
-		return "invalid argument"
-	case codes.DeadlineExceeded:
-		return "timed out"
-	case codes.NotFound:
-		return "not found"
-	case codes.AlreadyExists:
-		return "already exists"
-	case codes.PermissionDenied:
-		return "permission denied"
-	case codes.ResourceExhausted:
-		return "resource exhausted"
-	case codes.FailedPrecondition:
-		return "failed precondition"
-	case codes.Aborted:
-		return "aborted"
-	case codes.OutOfRange:
-		return "out of range"
-	case codes.Unimplemented:
-		return "unimplemented"
-	case codes.Internal:
-		return "internal error"
-	case codes.Unavailable:
-		return "unavailable"
-	case codes.DataLoss:
-		return "data loss"
-	case codes.Unauthenticated:
-		return "authentication failed"
+	if c < codes.Code(len(codePhrases)) {
+		return codePhrases[c]
 	}
 	return "failed (code " + strconv.Itoa(int(c)) + ")"
 }
