@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/internal/seam"
 )
 
 // Policy says when and how long to retry. It is a plain comparable value, modelled on
@@ -155,11 +156,14 @@ func (p Policy) Validate() error {
 // [On].
 type KindSet uint64
 
+// KindSet has a bit for every kind (seam.KindBits; errs checks that its kinds fit).
+const _ = KindSet(1) << (seam.KindBits - 1)
+
 // On returns the set of the given kinds. Invalid kinds are left out.
 func On(kinds ...errs.Kind) KindSet {
 	var s KindSet
 	for _, k := range kinds {
-		if k.Valid() && k < 64 {
+		if k.Valid() && k < seam.KindBits {
 			s |= 1 << k
 		}
 	}
@@ -167,7 +171,7 @@ func On(kinds ...errs.Kind) KindSet {
 }
 
 // has reports whether k is in s (exactly; see match for the tree).
-func (s KindSet) has(k errs.Kind) bool { return k < 64 && s&(1<<k) != 0 }
+func (s KindSet) has(k errs.Kind) bool { return k < seam.KindBits && s&(1<<k) != 0 }
 
 // kinds returns the kinds in s, in taxonomy order.
 func (s KindSet) kinds() []errs.Kind {
