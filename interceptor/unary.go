@@ -39,10 +39,7 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 		return err
 	}
 	if rt == nil {
-		if err := invoker(ctx, method, req, reply, cc, opts...); err != nil {
-			return s.classify(ctx, cc, err, method, req, opts)
-		}
-		return nil
+		return s.once(ctx, method, req, reply, cc, invoker, opts)
 	}
 	// The attempts are made here, step by step, rather than in a closure handed to
 	// Retrier.Do: the success path then costs the budget's deposit and little else.
@@ -80,6 +77,15 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 	err = s.retryUnary(ctx, c, t, pr, err)
 	finish(finishers, err)
 	return err
+}
+
+// once makes a call that is not retried: one attempt, its failure classified.
+func (s *Set) once(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
+	invoker grpc.UnaryInvoker, opts []grpc.CallOption) error {
+	if err := invoker(ctx, method, req, reply, cc, opts...); err != nil {
+		return s.classify(ctx, cc, err, method, req, opts)
+	}
+	return nil
 }
 
 // unaryCall is what the retries of a unary call need to know of it. It is made only once
