@@ -86,8 +86,7 @@ type env struct {
 func newEnv(t testing.TB, tr transport, v connecttest.HTTP, p connecttest.Protocol, opts []connectfaultline.Option,
 	copts ...connect.ClientOption) *env {
 	t.Helper()
-	srv := connecttest.New(sandboxtest.WithSandboxes("sb-1"), sandboxtest.WithSnapshots("fss-1"),
-		sandboxtest.WithRunners("r-1"), sandboxtest.WithLog(8, 0))
+	srv := connecttest.New(sandboxes()...)
 	ep := tr.serve(t, srv, v)
 	i, err := connectfaultline.New(opts...)
 	if err != nil {
@@ -102,6 +101,13 @@ func newEnv(t testing.TB, tr transport, v connecttest.HTTP, p connecttest.Protoc
 	}
 	srv.Reset()
 	return e
+}
+
+// sandboxes is the server of every test: sandbox "sb-1" with a log of 8 lines, snapshot
+// "fss-1", runner "r-1".
+func sandboxes() []sandboxtest.Option {
+	return []sandboxtest.Option{sandboxtest.WithSandboxes("sb-1"), sandboxtest.WithSnapshots("fss-1"),
+		sandboxtest.WithRunners("r-1"), sandboxtest.WithLog(8, 0)}
 }
 
 // client is one HTTP version and protocol on one transport.
@@ -176,7 +182,9 @@ func fast(opts ...connectfaultline.Option) []connectfaultline.Option {
 	return append([]connectfaultline.Option{noBudget(fastPolicy())}, opts...)
 }
 
-func unavailable() *status.Status { return faultlinetest.Status(codes.Unavailable, "backend restarting") }
+func unavailable() *status.Status {
+	return faultlinetest.Status(codes.Unavailable, "backend restarting")
+}
 
 func withHint(d time.Duration) *status.Status {
 	return faultlinetest.Status(codes.Unavailable, "backend restarting", faultlinetest.RetryInfo(d))
@@ -257,9 +265,13 @@ type recorder struct {
 
 func (r *recorder) hooks() retry.Hooks {
 	return retry.Hooks{
-		OnRetry: func(_ context.Context, ev retry.RetryEvent) { r.mu.Lock(); r.retries = append(r.retries, ev); r.mu.Unlock() },
-		OnStop:  func(_ context.Context, ev retry.StopEvent) { r.mu.Lock(); r.stops = append(r.stops, ev); r.mu.Unlock() },
-		OnDone:  func(_ context.Context, ev retry.DoneEvent) { r.mu.Lock(); r.dones = append(r.dones, ev); r.mu.Unlock() },
+		OnRetry: func(_ context.Context, ev retry.RetryEvent) {
+			r.mu.Lock()
+			r.retries = append(r.retries, ev)
+			r.mu.Unlock()
+		},
+		OnStop: func(_ context.Context, ev retry.StopEvent) { r.mu.Lock(); r.stops = append(r.stops, ev); r.mu.Unlock() },
+		OnDone: func(_ context.Context, ev retry.DoneEvent) { r.mu.Lock(); r.dones = append(r.dones, ev); r.mu.Unlock() },
 	}
 }
 
