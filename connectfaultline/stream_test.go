@@ -3,6 +3,7 @@ package connectfaultline_test
 import (
 	"context"
 	"errors"
+	"io"
 	"slices"
 	"testing"
 	"time"
@@ -145,19 +146,21 @@ func TestStreamNotResumed(t *testing.T) {
 func execStream(ctx context.Context, e *env, chunks ...string) ([]string, error) {
 	st := e.sb.StreamExec(ctx)
 	defer st.CloseResponse()
-	if err := st.Send(&sandboxpb.ExecStreamRequest{Request: &sandboxpb.ExecStreamRequest_Init{
-		Init: &sandboxpb.ExecStreamInit{SandboxId: "sb-1", Command: []string{"cat"}}}}); err != nil {
-		return nil, err
-	}
+	err := st.Send(&sandboxpb.ExecStreamRequest{Request: &sandboxpb.ExecStreamRequest_Init{
+		Init: &sandboxpb.ExecStreamInit{SandboxId: "sb-1", Command: []string{"cat"}}}})
 	in := &sandboxpb.ExecStreamRequest_Stdin{}
 	msg := &sandboxpb.ExecStreamRequest{Request: in}
 	for _, c := range chunks {
-		in.Stdin = []byte(c)
-		if err := st.Send(msg); err != nil {
-			break // the stream ended: Receive says how
+		if err != nil {
+			break
 		}
+		in.Stdin = []byte(c)
+		err = st.Send(msg)
 	}
-	if err := st.CloseRequest(); err != nil {
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	} // io.EOF: the stream ended, and Receive says how
+	if err := st.CloseRequest(); err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
 	return drain(st)
