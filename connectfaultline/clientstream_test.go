@@ -113,4 +113,3 @@ func TestClientStreamReplayed(t *testing.T) {
 		}
 	})
 }
-

@@ -211,3 +211,28 @@ func TestBidiReplayed(t *testing.T) {
 		})
 	}
 }
+
+// TestCallInfoHeaders: request headers set in a connect.CallInfo (connect.NewClientContext)
+// go out on every attempt, of a unary call and of a stream.
+func TestCallInfoHeaders(t *testing.T) {
+	eachClient(t, []transport{memory}, func(t *testing.T, c client) {
+		e := c.env(t, fast())
+		ctx, info := connect.NewClientContext(callCtx(t))
+		info.RequestHeader().Set("X-From-Context", "yes")
+		e.srv.FailNext(mGet, 1, unavailable())
+		if err := getSandbox(ctx, e); err != nil {
+			t.Fatalf("GetSandbox() error = %v", err)
+		}
+		e.srv.FailNext(mLogs, 1, unavailable())
+		ctx, info = connect.NewClientContext(callCtx(t))
+		info.RequestHeader().Set("X-From-Context", "yes")
+		if _, err := recvLogs(ctx, e, &sandboxpb.StreamLogsRequest{SandboxId: "sb-1"}); err != nil {
+			t.Fatalf("StreamLogs error = %v", err)
+		}
+		for _, m := range []string{mGet, mLogs} {
+			if got := headerValues(t, e.srv.Metadata(m), "x-from-context"); !slices.Equal(got, []string{"yes", "yes"}) {
+				t.Errorf("%s: x-from-context per attempt = %q, want it on both", m, got)
+			}
+		}
+	})
+}
