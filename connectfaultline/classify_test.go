@@ -17,6 +17,7 @@ import (
 	"github.com/faultline-go/faultline/connectfaultline/internal/connecttest"
 	"github.com/faultline-go/faultline/errs"
 	"github.com/faultline-go/faultline/faultlinetest"
+	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/internal/sandboxtest"
 	"github.com/faultline-go/faultline/retry"
 )
@@ -129,6 +130,30 @@ func TestCallerContext(t *testing.T) {
 		}
 		if got := e.srv.Calls(mGet); got != 1 {
 			t.Errorf("server saw %d attempts, want 1", got)
+		}
+	})
+}
+
+// TestCallerCancelsStream: a stream the caller cancels while the server holds it ends with
+// CANCELED, the caller's doing (errors.Is(err, context.Canceled)), whatever connect-go read
+// from the transport meanwhile; it is not retried.
+func TestCallerCancelsStream(t *testing.T) {
+	eachClient(t, []transport{tcp, memory}, func(t *testing.T, c client) {
+		e := c.env(t, fast())
+		e.srv.Script(mLogs, sandboxtest.Stall())
+		ctx, cancel := context.WithCancel(callCtx(t))
+		defer cancel()
+		go func() {
+			if e.srv.WaitCalls(callCtx(t), mLogs, 1) == nil {
+				cancel()
+			}
+		}()
+		_, err := recvLogs(ctx, e, &sandboxpb.StreamLogsRequest{SandboxId: "sb-1"})
+		if !errors.Is(err, context.Canceled) || status.Code(err) != codes.Canceled || errors.Is(err, errs.ErrSandboxNotRunning) {
+			t.Errorf("cancelled stream error = %v (status %v), want CANCELED, context.Canceled, not SandboxNotRunningError", err, status.Code(err))
+		}
+		if got := e.srv.Calls(mLogs); got != 1 {
+			t.Errorf("server saw %d streams, want 1", got)
 		}
 	})
 }

@@ -45,7 +45,8 @@
 //     as grpc-go reports the same resets, and retries it as a failure that may have reached
 //     the server: by policy for methods that are idempotent or of unknown idempotency, never
 //     for a method that is not idempotent, nor for Exec and StreamExec.
-//     connect.CodeOf(err) still gives connect-go's own code.
+//     connect.CodeOf(err) still gives connect-go's own code. (A DEADLINE_EXCEEDED stays one:
+//     connect-go gives that code only when a deadline passed, or a dial timed out.)
 //   - A refused dial (a *net.OpError with Op "dial" in the chain): the request never left
 //     the client, so it is retried whatever the method, Exec and StreamExec included, and
 //     spends no budget.

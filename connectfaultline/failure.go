@@ -64,8 +64,9 @@ func (f *failure) GRPCStatus() *status.Status { return f.st }
 // classify: such a failure takes the family's base kind and is never retried.
 func (f *failure) Local() bool { return f.origin == fromClient }
 
-// newFailure reads err, the failure of an attempt. err must not be nil.
-func newFailure(err error) *failure {
+// newFailure reads err, the failure of an attempt that came back when the caller's context
+// had ended (callerEnded) or not. err must not be nil.
+func newFailure(err error, callerEnded bool) *failure {
 	f := &failure{err: err}
 	ce, ok := errors.AsType[*connect.Error](err)
 	if !ok || ce == nil {
@@ -77,7 +78,7 @@ func newFailure(err error) *failure {
 		}
 		return f
 	}
-	f.origin, f.notSent, f.body = originOf(err, ce)
+	f.origin, f.notSent, f.body = originOf(err, ce, callerEnded)
 	code := codes.Code(ce.Code())
 	if f.origin == fromTransport {
 		code = codes.Unavailable
@@ -106,34 +107,45 @@ func (h2StreamError) Error() string { return "http2 stream error" }
 // originOf tells where err, holding ce, came from, by the facts in its chain (never by its
 // text): whether the server sent it, whether the transport failed (and then whether the
 // dial failed, so that nothing was sent, and whether the response had begun), or whether
-// the client made it and would again.
-func originOf(err error, ce *connect.Error) (o origin, notSent, body bool) {
-	if connect.IsWireError(err) {
+// the client made it and would again. A failure that came back when the caller's context
+// had ended (callerEnded), or that a context ended (connect-go's DEADLINE_EXCEEDED is
+// always a deadline's, but for a dial that timed out), keeps connect-go's code.
+func originOf(err error, ce *connect.Error, callerEnded bool) (o origin, notSent, body bool) {
+	switch {
+	case connect.IsWireError(err):
 		return fromServer, false, false
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fromElsewhere, false, false // a context ended: the caller's, or the attempt's own
-	}
-	if certificateRejected(err) || errors.Is(err, proto.Error) {
+	case callerEnded, errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fromElsewhere, false, false
+	case certificateRejected(err), errors.Is(err, proto.Error):
 		return fromClient, false, false
 	}
-	var op *net.OpError
-	dial := errors.As(err, &op) && op.Op == "dial"
-	var doErr *url.Error // every error of http.Client.Do is one
-	_, h2 := errors.AsType[h2StreamError](err)
-	_, errno := errors.AsType[syscall.Errno](err)
-	transport := dial || h2 || errno || op != nil || errors.As(err, &doErr) ||
-		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
+	transport, dial, do := transportFailure(err)
 	switch {
-	case transport:
-		return fromTransport, dial, doErr == nil
-	case ce.Code() == connect.CodeResourceExhausted:
+	case transport && (dial || ce.Code() != connect.CodeDeadlineExceeded):
+		return fromTransport, dial, !do
+	case !transport && ce.Code() == connect.CodeResourceExhausted:
 		// connect-go's own read and send limits (connect.WithReadMaxBytes, WithSendMaxBytes):
 		// the client refused the message. (An HTTP/2 ENHANCE_YOUR_CALM, which connect-go
 		// also reports as RESOURCE_EXHAUSTED, carries a stream error: a transport failure.)
 		return fromClient, false, false
 	}
 	return fromElsewhere, false, false
+}
+
+// transportFailure reports whether err's chain shows the transport failing under the call:
+// a network error (a *net.OpError, a system error number, net.ErrClosed), an HTTP/2 stream
+// error, a body cut short (io.ErrUnexpectedEOF), a failure of http.Client.Do (which always
+// returns a *url.Error); and whether that was the dial, and whether it was http.Client.Do's
+// (before the response headers arrived).
+func transportFailure(err error) (transport, dial, do bool) {
+	var op *net.OpError
+	dial = errors.As(err, &op) && op.Op == "dial"
+	var doErr *url.Error
+	do = errors.As(err, &doErr)
+	_, h2 := errors.AsType[h2StreamError](err)
+	_, errno := errors.AsType[syscall.Errno](err)
+	transport = op != nil || do || h2 || errno || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
+	return transport, dial, do
 }
 
 // certificateRejected reports whether err holds the client's rejection of the server's

@@ -204,15 +204,11 @@ func (i *Interceptor) level(spec connect.Spec, key calls.Key) retry.Idempotency 
 // request req (for the resources it names): an *errs.Error built from a *failure, which
 // unwraps to err. An error that already holds an *errs.Error is returned as it is.
 func (i *Interceptor) classify(ctx context.Context, err error, procedure string, req any) *errs.Error {
-	return i.classified(ctx, i.failureOf(err), procedure, req)
-}
-
-// failureOf returns err as a *failure, unless it holds a classified error already.
-func (i *Interceptor) failureOf(err error) error {
-	if holdsClassified(err) {
-		return err
+	f := err
+	if !holdsClassified(err) {
+		f = newFailure(err, ended.Err(ctx) != nil)
 	}
-	return newFailure(err)
+	return i.classified(ctx, f, procedure, req)
 }
 
 // classified classifies f (a *failure, or an error holding an *errs.Error).
