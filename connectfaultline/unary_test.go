@@ -139,9 +139,8 @@ func TestIdempotencyKey(t *testing.T) {
 }
 
 // TestWhatIsRepeated: which failures are retried, by the method's level and where the
-// failure came from (safety.md sections 2 and 3), on the Connect protocol.
+// failure came from (safety.md sections 2 and 3), on every protocol.
 func TestWhatIsRepeated(t *testing.T) {
-	c := client{memory, connecttest.HTTP1, connecttest.Connect}
 	exhausted := faultlinetest.Status(codes.ResourceExhausted, "quota")
 	declined := faultlinetest.Status(codes.ResourceExhausted, "slow down", faultlinetest.RetryInfo(0))
 	hinted := withHint(1)
@@ -169,24 +168,26 @@ func TestWhatIsRepeated(t *testing.T) {
 		{name: "discovery, bare UNAVAILABLE", method: mRunner, script: failNext(2, unavailable()), calls: 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := c.env(t, fast(tc.opts...))
-			tc.script(e.srv, tc.method)
-			err := callMethod(callCtx(t), e, tc.method)
-			if got := e.srv.Calls(tc.method); got != tc.calls {
-				t.Errorf("server saw %d attempts, want %d (error %v)", got, tc.calls, err)
-			}
-			if tc.stop == 0 {
-				if err != nil {
-					t.Errorf("call error = %v, want nil", err)
+			eachClient(t, []transport{memory}, func(t *testing.T, c client) {
+				e := c.env(t, fast(tc.opts...))
+				tc.script(e.srv, tc.method)
+				err := callMethod(callCtx(t), e, tc.method)
+				if got := e.srv.Calls(tc.method); got != tc.calls {
+					t.Errorf("server saw %d attempts, want %d (error %v)", got, tc.calls, err)
 				}
-				return
-			}
-			if stop, _ := stopOf(err); stop != tc.stop {
-				t.Errorf("stop reason = %v (%v), want %v", stop, err, tc.stop)
-			}
-			if !errors.Is(err, tc.wantKind) {
-				t.Errorf("error %v is not %v", err, tc.wantKind)
-			}
+				if tc.stop == 0 {
+					if err != nil {
+						t.Errorf("call error = %v, want nil", err)
+					}
+					return
+				}
+				if stop, _ := stopOf(err); stop != tc.stop {
+					t.Errorf("stop reason = %v (%v), want %v", stop, err, tc.stop)
+				}
+				if !errors.Is(err, tc.wantKind) {
+					t.Errorf("error %v is not %v", err, tc.wantKind)
+				}
+			})
 		})
 	}
 }
