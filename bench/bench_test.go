@@ -32,7 +32,7 @@ func TestRunShort(t *testing.T) {
 		{"outage", append([]string{"## 6. Outage recovery", "| none |"}, everyone...)},
 	}
 	// The virtual-time scenarios have tests of their own (virtual_test.go).
-	covered := []string{bench.ScenarioFleet, bench.ScenarioRestart, bench.ScenarioTails}
+	covered := []string{bench.ScenarioFleet, bench.ScenarioRestart, bench.ScenarioTails, bench.ScenarioProxy}
 	for _, tt := range tests {
 		covered = append(covered, tt.scenario)
 	}

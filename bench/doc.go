@@ -9,7 +9,7 @@
 //
 //	go run ./bench/cmd/compare                     # all scenarios, full mode
 //	go run ./bench/cmd/compare retryinfo deadline  # two scenarios
-//	go run ./bench/cmd/compare fleet restart tails # the virtual-time scenarios
+//	go run ./bench/cmd/compare fleet restart tails proxy # the virtual-time scenarios
 //	go run ./bench/cmd/compare -short              # seconds, no goals checked
 //
 // # Peers
@@ -30,10 +30,12 @@
 // the server sees between attempts), deadline honesty (a hint longer than the caller's
 // deadline), overload amplification (attempts per call against a rate-limited server)
 // and outage recovery (time from recovery to the first success) run on the real clock.
-// Three more run in virtual time and measure overload.md's targets (issue 15): a fleet of
+// Four more run in virtual time and measure overload.md's targets (issue 15): a fleet of
 // N clients overloading one server of fixed capacity ([Fleet]), 100 pollers across a
-// server restart ([Restart]), and 50 log tails resumed across connection resets
-// ([Tails]). Every server listens on bufconn or 127.0.0.1, and every loop is bounded in
+// server restart ([Restart]), 50 log tails resumed across connection resets ([Tails]),
+// and the fleet again behind a proxy that answers the attempts the server cannot serve by
+// resetting their connection after reading them ([Fleet] with FleetConfig.Reset: the
+// attempts reached the server, so their retries must still spend the budget). Every server listens on bufconn or 127.0.0.1, and every loop is bounded in
 // count and time.
 //
 // # Method
@@ -55,19 +57,21 @@
 //
 // # Virtual time
 //
-// The fleet, restart and tails scenarios run inside a testing/synctest bubble: real
+// The fleet, restart, tails and proxy scenarios run inside a testing/synctest bubble: real
 // interceptors, a real gRPC server on bufconn, the real generated protos, and a virtual
 // clock, so that their figures (attempts, goodput, recovery times, failed calls) are the
 // same at any machine load; they get a verdict whatever the load. [Fleet], [Restart] and
 // [Tails] run one contender ([Contenders]) once and return its figures; this module's
 // tests call them to check the harness, and to assert overload.md's targets
-// ([FleetChecks], [RestartChecks], [TailsChecks]), which today's library misses, so those
-// tests are off unless asked for:
+// ([FleetChecks], [RestartChecks], [TailsChecks], [ProxyChecks]) on every go test of the
+// module, CI's included. The fleet targets run N = 100 at 5x and 10x, and the proxy's N =
+// 100 at 5x, by default; the full matrices (fleet: N = 1, 10, 100 at 2x, 5x, 10x; proxy:
+// N = 1, 10, 100 at 5x) when asked for:
 //
-//	FAULTLINE_OVERLOAD_TARGETS=1 go test -run Targets ./bench/     # fleet: N = 100 at 5x, 10x
-//	FAULTLINE_OVERLOAD_TARGETS=1 FAULTLINE_OVERLOAD_FULL=1 go test -run Targets ./bench/
+//	go test -run Targets ./bench/                              # N = 100 only
+//	FAULTLINE_OVERLOAD_FULL=1 go test -run Targets ./bench/    # the full matrices
 //
-// The report calls them for its sections, with the full fleet matrix.
+// The report calls them for its sections, with the full matrices.
 //
 // A bubble needs a *testing.T: synctest.Test takes one, and only the testing framework
 // makes them (testing.Main and MainStart are the go command's, not an API for other

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -14,7 +15,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
@@ -63,12 +66,24 @@ type FleetConfig struct {
 	Factor  float64 // offered load during the overload, x FleetCapacity
 	// The three phases: load at 0.5x capacity, then Factor x, then 0.5x again.
 	Before, Overload, After time.Duration
+	// Reset makes the server answer an attempt it cannot serve by closing the connection
+	// the attempt came on, after reading the attempt, instead of with RESOURCE_EXHAUSTED:
+	// a proxy in front of the server that resets connections (see [Fleet]).
+	Reset bool
 }
 
 // FleetFull returns the configuration of overload.md's targets: 10 s at 0.5x capacity,
 // 4 s at factor x, 3 s at 0.5x.
 func FleetFull(clients int, factor float64) FleetConfig {
 	return FleetConfig{Clients: clients, Factor: factor, Before: 10 * time.Second, Overload: 4 * time.Second, After: 3 * time.Second}
+}
+
+// FleetResetFull is [FleetFull] with a server that resets the connection of every attempt
+// it cannot serve (FleetConfig.Reset).
+func FleetResetFull(clients int, factor float64) FleetConfig {
+	c := FleetFull(clients, factor)
+	c.Reset = true
+	return c
 }
 
 // FleetShort is a smaller run for the harness's own tests and compare -short: 1 s,
@@ -84,6 +99,7 @@ type FleetFigures struct {
 	Kind      Kind    `json:"kind"`
 	Clients   int     `json:"clients"`
 	Factor    float64 `json:"factor"`
+	Reset     bool    `json:"reset"`
 	// Calls is the logical calls started during the overload; Attempts is the attempts
 	// the server received for them (every attempt of theirs, even after the overload).
 	Calls    int `json:"calls"`
@@ -106,6 +122,11 @@ type FleetFigures struct {
 	NotSent int `json:"not_sent"`
 	// Failures counts the failed calls started during the overload by what they returned.
 	Failures map[string]int `json:"failures"`
+	// Connections is the connections the server accepted over the run (the clients', and
+	// their reconnections); Resets is how many of them it closed to answer an attempt it
+	// could not serve (FleetConfig.Reset), each after reading that attempt.
+	Connections int `json:"connections"`
+	Resets      int `json:"resets"`
 }
 
 // AttemptsPerCall returns Attempts / Calls.
@@ -134,6 +155,14 @@ func (f FleetFigures) AttemptsPerCall() float64 {
 // spaced in time and dealt to the clients in turn, at 0.5x capacity for cfg.Before, at
 // cfg.Factor x for cfg.Overload, then at 0.5x for cfg.After; the run ends when every call
 // has returned.
+//
+// With cfg.Reset, the server answers an attempt it does not admit not with a status but by
+// closing, at once, the connection the attempt came on (no GOAWAY, no status): a proxy in
+// front of an overloaded server that resets connections. The attempt was read (the
+// server's interceptor, where it is counted, runs on the decoded request), so it reached
+// the server; the client sees UNAVAILABLE for it and for every other attempt in flight on
+// that connection, and grpc-go reconnects. A rejection costs the server the same as
+// before.
 func Fleet(t *testing.T, c Contender, cfg FleetConfig) FleetFigures {
 	t.Helper()
 	var out FleetFigures
@@ -150,14 +179,24 @@ type fleetCall struct {
 
 func fleetRun(t *testing.T, c Contender, cfg FleetConfig) FleetFigures {
 	starts := fleetSchedule(cfg)
-	srv := newFleetServer(len(starts))
+	lis := &proxyListener{Listener: bufconn.Listen(faultlinetest.BufSize)}
+	srv := newFleetServer(len(starts), cfg.Reset, lis)
 	sb := sandboxtest.New(sandboxtest.WithSandboxes(sandboxID))
-	lis, stop := sb.StartBufconn(grpc.UnaryInterceptor(srv.intercept))
-	defer stop()
+	gs := grpc.NewServer(append(sb.ServerOptions(), grpc.WaitForHandlers(true), grpc.UnaryInterceptor(srv.intercept))...)
+	sb.Register(gs)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = gs.Serve(lis) // returns after Stop
+	}()
+	defer func() {
+		gs.Stop()
+		<-served
+	}()
 
 	apis := make([]sandboxpb.SandboxServiceClient, cfg.Clients)
 	for i := range apis {
-		conn, err := sandboxtest.DialBufconn(lis, c.Options()...)
+		conn, err := sandboxtest.DialBufconn(lis.Listener, c.Options()...)
 		if err != nil {
 			t.Fatalf("fleet: dial for %s: %v", c.Name, err)
 		}
@@ -193,7 +232,9 @@ func fleetRun(t *testing.T, c Contender, cfg FleetConfig) FleetFigures {
 		})
 	}
 	wg.Wait() // every call ends by its deadline
-	return fleetFigures(c, cfg, calls, srv.counts())
+	f := fleetFigures(c, cfg, calls, srv.counts())
+	f.Connections, f.Resets = lis.counts()
+	return f
 }
 
 // fleetSchedule returns the start time of every logical call of a run, in order.
@@ -214,7 +255,7 @@ func fleetSchedule(cfg FleetConfig) []time.Duration {
 
 // fleetFigures computes a run's figures from its calls and the server's attempt counts.
 func fleetFigures(c Contender, cfg FleetConfig, calls []fleetCall, attempts []int32) FleetFigures {
-	f := FleetFigures{Contender: c.Name, Kind: c.Kind, Clients: cfg.Clients, Factor: cfg.Factor, Failures: map[string]int{}}
+	f := FleetFigures{Contender: c.Name, Kind: c.Kind, Clients: cfg.Clients, Factor: cfg.Factor, Reset: cfg.Reset, Failures: map[string]int{}}
 	from, to := cfg.Before, cfg.Before+cfg.Overload
 	var baseCalls, baseAttempts int
 	after := make([]struct{ calls, ok int }, int(math.Ceil(float64(cfg.After)/float64(fleetSlice))))
@@ -264,16 +305,20 @@ func fleetFigures(c Contender, cfg FleetConfig, calls []fleetCall, attempts []in
 type fleetServer struct {
 	reject   *status.Status
 	attempts []atomic.Int32 // by logical call number
+	reset    bool           // reject by closing the attempt's connection
+	lis      *proxyListener
 
 	mu     sync.Mutex
 	tokens float64
 	last   time.Time
 }
 
-func newFleetServer(calls int) *fleetServer {
+func newFleetServer(calls int, reset bool, lis *proxyListener) *fleetServer {
 	return &fleetServer{
 		reject:   faultlinetest.Status(codes.ResourceExhausted, "over capacity", faultlinetest.RetryInfo(fleetRetryDelay)),
 		attempts: make([]atomic.Int32, calls),
+		reset:    reset,
+		lis:      lis,
 	}
 }
 
@@ -305,9 +350,18 @@ func (s *fleetServer) intercept(ctx context.Context, req any, _ *grpc.UnaryServe
 	if !ok {
 		return handler(ctx, req)
 	}
-	s.attempts[id].Add(1)
+	s.attempts[id].Add(1) // the request arrived: it was read and decoded
 	if !s.admit(time.Now()) {
-		return nil, s.reject.Err()
+		if !s.reset {
+			return nil, s.reject.Err()
+		}
+		if p, ok := peer.FromContext(ctx); ok && s.lis.reset(p.Addr) {
+			// The connection is closed: this status is never written, the client sees the
+			// connection end.
+			return nil, status.Error(codes.Unavailable, "connection reset")
+		}
+		// Not a connection of the listener's: visible in the figures' failures.
+		return nil, status.Error(codes.Internal, "bench: no connection to reset")
 	}
 	t := time.NewTimer(fleetServiceTime)
 	defer t.Stop()
@@ -343,7 +397,77 @@ func callNumber(ctx context.Context, n int) (int, bool) {
 	return id, true
 }
 
-// fleetLabel names a run in messages: "faultline, N=100, 5x".
+// label names a run in messages: "faultline, N=100, 5x", and "faultline, N=100, 5x,
+// resets" for a server that resets connections.
 func (f FleetFigures) label() string {
-	return fmt.Sprintf("%s, N=%d, %gx", f.Contender, f.Clients, f.Factor)
+	l := fmt.Sprintf("%s, N=%d, %gx", f.Contender, f.Clients, f.Factor)
+	if f.Reset {
+		l += ", resets"
+	}
+	return l
 }
+
+// proxyListener is the fleet server's listener: it names every connection it accepts
+// with an address of its own (the peer address the server's handlers see), so that the
+// server can close the connection an attempt came on, as a proxy that resets it does.
+type proxyListener struct {
+	*bufconn.Listener
+
+	mu     sync.Mutex
+	conns  map[string]*proxyConn // by remote address
+	resets int
+}
+
+func (l *proxyListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conns == nil {
+		l.conns = map[string]*proxyConn{}
+	}
+	pc := &proxyConn{Conn: c, remote: proxyAddr("client-" + strconv.Itoa(len(l.conns)+1))}
+	l.conns[pc.remote.String()] = pc
+	return pc, nil
+}
+
+// reset closes the connection whose remote address is addr, if it is one of the
+// listener's, and reports whether it is; closing it again is not another reset.
+func (l *proxyListener) reset(addr net.Addr) bool {
+	l.mu.Lock()
+	pc, ok := l.conns[addr.String()]
+	first := ok && !pc.closed
+	if first {
+		pc.closed = true
+		l.resets++
+	}
+	l.mu.Unlock()
+	if first {
+		_ = pc.Close()
+	}
+	return ok
+}
+
+// counts returns the connections accepted and those reset.
+func (l *proxyListener) counts() (accepted, resets int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.conns), l.resets
+}
+
+// proxyConn is a server-side connection with a remote address of its own.
+type proxyConn struct {
+	net.Conn
+	remote proxyAddr
+	closed bool // by reset; guarded by the listener's mu
+}
+
+func (c *proxyConn) RemoteAddr() net.Addr { return c.remote }
+
+// proxyAddr names one connection of a proxyListener.
+type proxyAddr string
+
+func (a proxyAddr) Network() string { return "bufconn" }
+func (a proxyAddr) String() string  { return string(a) }

@@ -22,6 +22,7 @@ type Figures struct {
 	Fleet   []FleetFigures   `json:"fleet,omitempty"`
 	Restart []RestartFigures `json:"restart,omitempty"`
 	Tails   []TailsFigures   `json:"tails,omitempty"`
+	Proxy   []FleetFigures   `json:"proxy,omitempty"`
 }
 
 // The virtual-time scenarios, by name (see [Scenarios]).
@@ -29,20 +30,28 @@ const (
 	ScenarioFleet   = "fleet"
 	ScenarioRestart = "restart"
 	ScenarioTails   = "tails"
+	ScenarioProxy   = "proxy"
 )
 
 // FleetClients and FleetFactors are the fleet scenario's full matrix: clients N and
-// overload factors F of overload.md's targets.
+// overload factors F of overload.md's targets. The proxy scenario runs every N of
+// FleetClients at ProxyFactor.
 var (
 	FleetClients = []int{1, 10, 100}
 	FleetFactors = []float64{2, 5, 10}
 )
 
-// Measure runs the virtual-time scenario named (ScenarioFleet, ScenarioRestart or
-// ScenarioTails) for every contender of [Contenders] and returns the figures. In short
-// mode the fleet scenario runs one configuration (10 clients, 5x, [FleetShort]) instead
-// of the full matrix ([FleetFull] for every N of FleetClients and F of FleetFactors); the
-// other two always run in full (a second or so each). logf, if not nil, gets a line per
+// ProxyFactor is the overload factor of the proxy scenario: that of overload.md's
+// attempts target, where a fleet without a budget that holds makes the most attempts.
+const ProxyFactor = 5.0
+
+// Measure runs the virtual-time scenario named (ScenarioFleet, ScenarioRestart,
+// ScenarioTails or ScenarioProxy) for every contender of [Contenders] and returns the
+// figures. In short mode the fleet scenario runs one configuration (10 clients, 5x,
+// [FleetShort]) instead of the full matrix ([FleetFull] for every N of FleetClients and F
+// of FleetFactors), and the proxy scenario the same short configuration with resets
+// instead of [FleetResetFull] for every N of FleetClients at ProxyFactor; the other two
+// always run in full (a second or so each). logf, if not nil, gets a line per
 // run. Its errors: an unknown scenario, and a harness that failed (t has failed: a server
 // or connection that did not come up).
 func Measure(t *testing.T, scenario string, short bool, logf func(format string, args ...any)) (Figures, error) {
@@ -68,6 +77,25 @@ func Measure(t *testing.T, scenario string, short bool, logf func(format string,
 				}
 			}
 		}
+	case ScenarioProxy:
+		clients, config := FleetClients, FleetResetFull
+		if short {
+			clients = []int{10}
+			config = func(n int, f float64) FleetConfig {
+				c := FleetShort(n, f)
+				c.Reset = true
+				return c
+			}
+		}
+		for _, n := range clients {
+			for _, c := range Contenders() {
+				start := time.Now()
+				fig := Fleet(t, c, config(n, ProxyFactor))
+				logf("proxy: %s: %.2f attempts/call, goodput %.1f/s, %d connections reset (%.1f s)", fig.label(), fig.AttemptsPerCall(),
+					fig.Goodput, fig.Resets, time.Since(start).Seconds())
+				figs.Proxy = append(figs.Proxy, fig)
+			}
+		}
 	case ScenarioRestart:
 		for _, c := range Contenders() {
 			start := time.Now()
@@ -84,7 +112,8 @@ func Measure(t *testing.T, scenario string, short bool, logf func(format string,
 			figs.Tails = append(figs.Tails, fig)
 		}
 	default:
-		return figs, fmt.Errorf("bench: %q is not a virtual-time scenario (want %s, %s or %s)", scenario, ScenarioFleet, ScenarioRestart, ScenarioTails)
+		return figs, fmt.Errorf("bench: %q is not a virtual-time scenario (want %s, %s, %s or %s)", scenario,
+			ScenarioFleet, ScenarioRestart, ScenarioTails, ScenarioProxy)
 	}
 	if t.Failed() {
 		return figs, fmt.Errorf("bench: the %s scenario's harness failed (see the test's log)", scenario)
@@ -240,6 +269,9 @@ func FleetChecks(figs []FleetFigures) []Check {
 		return Check{Target: "recovery <= " + limit.String(), Run: f.label(), Got: got, Met: f.Recovered && f.Recovery <= limit}
 	}
 	for _, f := range figs {
+		if f.Reset {
+			continue // the proxy scenario's: see ProxyChecks
+		}
 		switch f.Kind {
 		case KindDefault:
 			if f.Factor == 5 || f.Factor == 10 {
@@ -259,6 +291,22 @@ func FleetChecks(figs []FleetFigures) []Check {
 					Check{Target: "goodput >= 0.95 x capacity", Run: f.label(), Got: fmt.Sprintf("%.1f/s", f.Goodput), Met: f.Goodput >= 0.95*FleetCapacity})
 			}
 			out = append(out, recovery(f, time.Second))
+		}
+	}
+	return out
+}
+
+// ProxyChecks applies overload.md's rule 1 to the proxy scenario (a server that resets the
+// connection of every attempt it cannot serve, after reading it): those attempts reached
+// the server, so their retries spend the budget as a RESOURCE_EXHAUSTED's do, and
+// faultline's defaults keep attempts per call <= 1.25 at 5x for every N, as in the fleet
+// scenario.
+func ProxyChecks(figs []FleetFigures) []Check {
+	var out []Check
+	for _, f := range figs {
+		if f.Kind == KindDefault && f.Reset && f.Factor == 5 {
+			out = append(out, Check{Target: "attempts/call <= 1.25", Run: f.label(),
+				Got: fmt.Sprintf("%.2f (%d connections reset)", f.AttemptsPerCall(), f.Resets), Met: f.AttemptsPerCall() <= 1.25})
 		}
 	}
 	return out

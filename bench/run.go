@@ -47,6 +47,7 @@ var scenarios = []scenario{
 	{ScenarioFleet, "7. Fleet under overload (virtual time)", fleetSection, true},
 	{ScenarioRestart, "8. Server restart (virtual time)", restartSection, true},
 	{ScenarioTails, "9. Log tails resumed across resets (virtual time)", tailsSection, true},
+	{ScenarioProxy, "10. Fleet behind a proxy that resets connections (virtual time)", proxySection, true},
 }
 
 // Scenarios returns the scenario names, in the order [Run] runs them.

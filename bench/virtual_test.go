@@ -19,14 +19,32 @@ import (
 // to write the figures to. In an ordinary go test it skips.
 func TestVirtualFigures(t *testing.T) { bench.MeasureForCompare(t) }
 
-// targetsEnv turns on the tests of overload.md's targets.
-const targetsEnv = "FAULTLINE_OVERLOAD_TARGETS"
-
-// needTargets skips t unless targetsEnv is 1.
-func needTargets(t *testing.T) {
+// logFleet logs a fleet run's figures unrounded, so that their spread over runs (go test
+// -count) can be read from the log, and how close a target is.
+func logFleet(t *testing.T, f bench.FleetFigures) {
 	t.Helper()
-	if os.Getenv(targetsEnv) != "1" {
-		t.Skipf("overload.md's targets are not met by today's library (issue 15), so this test is off until they are: set %s=1 to run it", targetsEnv)
+	t.Logf("figures: %s, N=%d, %gx, resets %v: %d attempts / %d calls = %.4f attempts/call; goodput %.2f/s; %d succeeded; "+
+		"recovery %v (recovered %v); %d connections accepted, %d reset; failures %v",
+		f.Contender, f.Clients, f.Factor, f.Reset, f.Attempts, f.Calls, f.AttemptsPerCall(), f.Goodput, f.Succeeded,
+		f.Recovery, f.Recovered, f.Connections, f.Resets, f.Failures)
+}
+
+// fullEnv makes TestFleetTargets run the full matrix instead of its two cells.
+const fullEnv = "FAULTLINE_OVERLOAD_FULL"
+
+// assertChecks logs every check, and fails t for each one missed: the log of a passing
+// run keeps the figures, so that their spread over runs can be read from go test -v.
+func assertChecks(t *testing.T, checks []bench.Check) {
+	t.Helper()
+	if len(checks) == 0 {
+		t.Fatal("no check applied: no run of faultline's defaults was measured")
+	}
+	for _, c := range checks {
+		if c.Met {
+			t.Logf("%s", c)
+		} else {
+			t.Errorf("%s", c)
+		}
 	}
 }
 
@@ -195,6 +213,66 @@ func TestTailsHarness(t *testing.T) {
 	}
 }
 
+// TestProxyHarness checks the proxy scenario's harness on its short configuration (10
+// clients, 5x, phases of 1 s, the server resetting connections), for every contender: the
+// mechanism is real for the client that never retries (every call's one attempt reached
+// the server; the server reset connections, one per attempt it turned away at most, and
+// the clients reconnected; the calls that failed saw UNAVAILABLE, not a status the server
+// wrote); the faultline client without a budget retries those resets; and the report shows
+// every contender.
+func TestProxyHarness(t *testing.T) {
+	figs := measure(t, bench.ScenarioProxy)
+	if got, want := len(figs.Proxy), len(bench.Contenders()); got != want {
+		t.Fatalf("Measure(proxy, short) made %d runs, want %d (one per contender)", got, want)
+	}
+	for _, f := range figs.Proxy {
+		if !f.Reset || f.Factor != bench.ProxyFactor || f.Calls != 500 || f.NotSent != 0 {
+			t.Errorf("%s: reset %v, %gx, %d calls in the overload, %d not sent; want reset, %gx, 500 (1 s at 5x capacity), 0",
+				f.Contender, f.Reset, f.Factor, f.Calls, f.NotSent, bench.ProxyFactor)
+		}
+		// A client replaces a reset connection when it calls again: every reset but
+		// perhaps each client's last is followed by a new connection.
+		if f.Resets == 0 || f.Connections <= f.Clients || f.Connections < f.Resets {
+			t.Errorf("%s: %d connections reset, %d accepted for %d clients; want resets, and the clients reconnecting after them",
+				f.Contender, f.Resets, f.Connections, f.Clients)
+		}
+		if f.BaseAttempts != 1 {
+			t.Errorf("%s: %.2f attempts/call before the overload, want 1 (the server had room for every call)", f.Contender, f.BaseAttempts)
+		}
+		if f.Kind != bench.KindNoRetry {
+			continue
+		}
+		if f.Attempts != f.Calls {
+			t.Errorf("no retries: the server read %d attempts of %d calls, want one each: every attempt reached the server before a reset",
+				f.Attempts, f.Calls)
+		}
+		if f.Resets > f.Attempts {
+			t.Errorf("no retries: %d connections reset for %d attempts read; want at most one reset per attempt turned away", f.Resets, f.Attempts)
+		}
+		failed := 0
+		for label, n := range f.Failures {
+			failed += n
+			if !strings.HasPrefix(label, "Unavailable: ") {
+				t.Errorf("no retries: %d calls failed with %q, want only UNAVAILABLE (the connection ended; the server wrote no status)", n, label)
+			}
+		}
+		if failed == 0 || f.Succeeded == 0 {
+			t.Errorf("no retries: %d calls failed and %d succeeded in the overload, want both", failed, f.Succeeded)
+		}
+	}
+	for _, f := range figs.Proxy {
+		if f.Kind == bench.KindNoBudget && f.AttemptsPerCall() <= 1.5 {
+			t.Errorf("faultline, no budget: %.2f attempts/call at 5x with resets, want > 1.5 (it retries every reset)", f.AttemptsPerCall())
+		}
+	}
+	report := render(t, bench.ScenarioProxy, figs)
+	mustContain(t, report, "## 10. Fleet behind a proxy that resets connections (virtual time)", "Goal (not checked in -short mode)",
+		"| connections reset | connections accepted |")
+	for _, c := range bench.Contenders() {
+		mustContain(t, report, "| "+c.Name+" | 10 |")
+	}
+}
+
 // TestMeasureForCompare runs the child's side of compare in this process: with the
 // environment compare sets, it writes the figures of the scenario named as JSON.
 func TestMeasureForCompare(t *testing.T) {
@@ -225,23 +303,39 @@ func TestMeasureUnknownScenario(t *testing.T) {
 
 // TestFleetTargets asserts overload.md's fleet targets: for faultline's defaults, attempts
 // per call <= 1.25 at 5x and 10x, goodput >= 0.95 x the no-retry client's, recovery <=
-// 300 ms; with adaptive throttling, once it is a contender, attempts per call < 1.0 and
-// goodput >= 0.95 x capacity at 10x, recovery <= 1 s. Off unless
-// FAULTLINE_OVERLOAD_TARGETS=1: today's library misses them.
+// 300 ms; with adaptive throttling, attempts per call < 1.0 and goodput >= 0.95 x capacity
+// at 10x, recovery <= 1 s.
 //
-// It runs N = 100 at 5x and 10x (the fleet where today's budget does worst, at the
-// factors of the attempts target); FAULTLINE_OVERLOAD_FULL=1 runs the full matrix (N = 1,
-// 10, 100 at 2x, 5x, 10x), as go run ./bench/cmd/compare fleet always does. A run's cost
-// grows with its calls, not its attempts: under -race on a loaded 2-core machine the two
-// cells took 36 s, the full matrix 80 s.
+// It runs N = 100 at 5x and 10x, with the phases of the targets (10 s, 4 s, 3 s): the fleet
+// where a per-client floor does worst, at the factors of the attempts target. Fewer seconds
+// would not be the targets: the budget's window is 10 s, so a shorter first phase leaves
+// it less warmed up than a client that has been running. FAULTLINE_OVERLOAD_FULL=1 runs the
+// full matrix (N = 1, 10, 100 at 2x, 5x, 10x), as go run ./bench/cmd/compare fleet always
+// does. A run's cost grows with its calls, not its attempts: under -race on a loaded 2-core
+// machine the two cells take 13 to 20 s.
+//
+// The figures vary a little from run to run (retry jitter, and the order in which
+// goroutines due at the same virtual instant run), and some targets are met by a small
+// margin; go test -v logs every figure unrounded. Over 70 runs of the two cells (20 under
+// -race, 50 without): faultline's defaults made 1.2005..1.2110 attempts/call at 5x and
+// exactly 1.2000 at 10x, and recovered in 0..100 ms; their goodput at 10x was 78.50/s
+// against no retries' 82.50/s in every run, a ratio of 0.9515 against 0.95 (314
+// successful calls in the 4 s, the target 313.5: one call of margin); with throttling,
+// 0.33..0.36 attempts/call and 95.50..96.25/s at 10x, and recovery in 500..1000 ms (1 s,
+// the limit itself, once, at 5x).
+//
+// In the full matrix, one cell misses a target now and then: faultline's defaults at N =
+// 100, 2x, recovered in 0..600 ms over 10 runs, missing the 300 ms target in 2 (400 and
+// 600 ms). At 2x each of the 100 clients fails too few attempts for its budget's floor to
+// close, so the floors pay for 1.51..1.57 attempts/call (1.22 with no floor) and the
+// retries outlast the overload.
 func TestFleetTargets(t *testing.T) {
-	needTargets(t)
 	type cell struct {
 		clients int
 		factor  float64
 	}
 	cells := []cell{{100, 5}, {100, 10}}
-	if os.Getenv("FAULTLINE_OVERLOAD_FULL") == "1" {
+	if os.Getenv(fullEnv) == "1" {
 		cells = nil
 		for _, f := range bench.FleetFactors {
 			for _, n := range bench.FleetClients {
@@ -258,36 +352,45 @@ func TestFleetTargets(t *testing.T) {
 					figs = append(figs, bench.Fleet(t, k, bench.FleetFull(c.clients, c.factor)))
 				}
 			}
-			for _, ch := range bench.FleetChecks(figs) {
-				if !ch.Met {
-					t.Errorf("%s", ch)
-				}
+			for _, f := range figs {
+				logFleet(t, f)
 			}
+			assertChecks(t, bench.FleetChecks(figs))
 		})
 	}
 }
 
 // TestRestartTargets asserts overload.md's restart target: with faultline's defaults, no
-// poll fails and no cleanup is refused. Off unless FAULTLINE_OVERLOAD_TARGETS=1.
+// poll fails and no cleanup is refused.
 func TestRestartTargets(t *testing.T) {
-	needTargets(t)
 	f := bench.Restart(t, contender(t, bench.KindDefault))
-	for _, c := range bench.RestartChecks([]bench.RestartFigures{f}) {
-		if !c.Met {
-			t.Errorf("%s", c)
-		}
-	}
+	assertChecks(t, bench.RestartChecks([]bench.RestartFigures{f}))
 }
 
 // TestTailsTargets asserts overload.md's log-tail target: with faultline's defaults, 50 of
-// 50 tails complete across four resets, every line once. Off unless
-// FAULTLINE_OVERLOAD_TARGETS=1.
+// 50 tails complete across four resets, every line once.
 func TestTailsTargets(t *testing.T) {
-	needTargets(t)
 	f := bench.Tails(t, contender(t, bench.KindDefault))
-	for _, c := range bench.TailsChecks([]bench.TailsFigures{f}) {
-		if !c.Met {
-			t.Errorf("%s", c)
-		}
+	assertChecks(t, bench.TailsChecks([]bench.TailsFigures{f}))
+}
+
+// TestProxyTargets asserts overload.md's rule 1 for a proxy that resets connections after
+// the requests were sent: the attempts it turns away reached the server, so faultline's
+// default budget still limits their retries, to attempts per call <= 1.25 at 5x. It runs
+// N = 100 (the fleet where a floor per client would do worst); FAULTLINE_OVERLOAD_FULL=1
+// runs N = 1, 10, 100, as go run ./bench/cmd/compare proxy does. Under -race on a loaded
+// 2-core machine N = 100 takes 5 to 8 s. Measured: 1.2010..1.2065 attempts/call at N = 100
+// over 20 runs; 1.2315 at N = 1 and 1.2300 at N = 10 in each of 10 runs.
+func TestProxyTargets(t *testing.T) {
+	clients := []int{100}
+	if os.Getenv(fullEnv) == "1" {
+		clients = bench.FleetClients
+	}
+	for _, n := range clients {
+		t.Run(fmt.Sprintf("N=%d", n), func(t *testing.T) {
+			f := bench.Fleet(t, contender(t, bench.KindDefault), bench.FleetResetFull(n, bench.ProxyFactor))
+			logFleet(t, f)
+			assertChecks(t, bench.ProxyChecks([]bench.FleetFigures{f}))
+		})
 	}
 }

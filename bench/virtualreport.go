@@ -51,24 +51,78 @@ func fleetSection(ctx context.Context, e *env) error {
 	}
 	for _, factor := range factors {
 		e.r.heading(3, fmt.Sprintf("%gx capacity (%.0f calls/s) for %v", factor, factor*FleetCapacity, cfg.Overload))
-		var rows [][]string
-		for _, f := range figs.Fleet {
-			if f.Factor != factor {
-				continue
-			}
-			vs := "n/a"
-			if nr, ok := noRetryFleet(figs.Fleet, f); ok && nr.Goodput > 0 {
-				vs = ratio(f.Goodput / nr.Goodput)
-			}
-			rows = append(rows, []string{f.Contender, strconv.Itoa(f.Clients), fixed2(f.AttemptsPerCall()),
-				fixed1(f.Goodput), vs, percent(float64(f.Succeeded) / float64(max(f.Calls, 1))),
-				recoveryText(f), strconv.Itoa(f.NotSent), noneIfEmpty(describeCounts(f.Failures))})
-		}
-		e.r.table([]string{"contender", "clients", "attempts/call", "goodput (calls/s)", "vs no retries",
-			"success", "recovery", "not sent", "failed calls started in the overload"}, rows)
+		fleetTable(e, figs.Fleet, factor, false)
 	}
-	checksGoal(e, "faultline's defaults meet overload.md's fleet targets (attempts/call <= 1.25 at 5x and 10x "+
-		"for every N; goodput >= 0.95 x no retries'; recovery <= 300 ms).", FleetChecks(figs.Fleet))
+	checksGoal(e, "faultline meets overload.md's fleet targets: with default options, attempts/call <= 1.25 "+
+		"at 5x and 10x for every N, goodput >= 0.95 x no retries' and recovery <= 300 ms; with adaptive "+
+		"throttling, attempts/call < 1.0 and goodput >= 0.95 x capacity at 10x, and recovery <= 1 s.",
+		FleetChecks(figs.Fleet))
+	return nil
+}
+
+// fleetTable writes the rows of figs at factor; resets adds the columns of the proxy
+// scenario (connections accepted and reset).
+func fleetTable(e *env, figs []FleetFigures, factor float64, resets bool) {
+	var rows [][]string
+	for _, f := range figs {
+		if f.Factor != factor {
+			continue
+		}
+		vs := "n/a"
+		if nr, ok := noRetryFleet(figs, f); ok && nr.Goodput > 0 {
+			vs = ratio(f.Goodput / nr.Goodput)
+		}
+		row := []string{f.Contender, strconv.Itoa(f.Clients), fixed2(f.AttemptsPerCall()),
+			fixed1(f.Goodput), vs, percent(float64(f.Succeeded) / float64(max(f.Calls, 1))), recoveryText(f)}
+		if resets {
+			row = append(row, strconv.Itoa(f.Resets), strconv.Itoa(f.Connections))
+		} else {
+			row = append(row, strconv.Itoa(f.NotSent))
+		}
+		rows = append(rows, append(row, noneIfEmpty(describeCounts(f.Failures))))
+	}
+	head := []string{"contender", "clients", "attempts/call", "goodput (calls/s)", "vs no retries", "success", "recovery"}
+	if resets {
+		head = append(head, "connections reset", "connections accepted")
+	} else {
+		head = append(head, "not sent")
+	}
+	e.r.table(append(head, "failed calls started in the overload"), rows)
+}
+
+// proxySection is the proxy scenario's section of the report: the fleet scenario with a
+// server that resets connections instead of answering RESOURCE_EXHAUSTED (see [Fleet]).
+func proxySection(ctx context.Context, e *env) error {
+	e.log("proxy: running in testing/synctest bubbles")
+	figs, err := e.measure(ctx, ScenarioProxy, e.short)
+	if err != nil {
+		return err
+	}
+	cfg := FleetResetFull(0, ProxyFactor)
+	if e.short {
+		cfg = FleetShort(0, ProxyFactor)
+	}
+	e.r.para("Virtual time (testing/synctest, bufconn, real interceptors and server). The fleet scenario "+
+		"(section 7: the same server model, load and columns) at %gx, except for how the server answers "+
+		"an attempt it cannot serve: instead of RESOURCE_EXHAUSTED + RetryInfo, it closes the connection "+
+		"the attempt came on, at once, after reading the attempt (no status, no GOAWAY), as a proxy in "+
+		"front of an overloaded server that resets connections does. The client sees UNAVAILABLE for "+
+		"that attempt and for every other attempt in flight on the connection, and grpc-go reconnects. "+
+		"These attempts reached the server (`attempts/call` counts what the server read), so by "+
+		"overload.md's rule 1 their retries spend the budget: a client cannot tell a reset after its "+
+		"request was written from one before. `connections reset` is the connections the server "+
+		"closed this way; `connections accepted` includes the clients' first connections and every "+
+		"reconnection. Phases: %v at %.1fx, %v at %gx, %v at %.1fx.",
+		ProxyFactor, cfg.Before, fleetBaseLoad, cfg.Overload, ProxyFactor, cfg.After, fleetBaseLoad)
+	if e.short {
+		e.r.para("-short: 10 clients only, phases of 1 s: the budget's 10 s window is not warmed up, so " +
+			"these figures are not those of the target.")
+	}
+	contendersTable(e)
+	fleetTable(e, figs.Proxy, ProxyFactor, true)
+	checksGoal(e, fmt.Sprintf("faultline's defaults keep attempts/call <= 1.25 at %gx for every N when the "+
+		"server resets connections after reading the attempts it cannot serve (overload.md rule 1: a "+
+		"failure after the request may have been written spends).", ProxyFactor), ProxyChecks(figs.Proxy))
 	return nil
 }
 

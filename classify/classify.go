@@ -9,18 +9,13 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/internal/details"
 	"github.com/faultline-go/faultline/internal/sandboxapi"
 	"github.com/faultline-go/faultline/internal/seam"
 )
 
 // DefaultDomain is the ErrorInfo domain trusted by default.
 const DefaultDomain = sandboxapi.Domain
-
-// The services of the sandbox API, as they appear in method names.
-const (
-	SandboxService   = sandboxapi.SandboxService
-	DiscoveryService = sandboxapi.DiscoveryService
-)
 
 // Call is what a failed call was about: its full method name ("/pkg.Service/Method"), the
 // resources it named, and how the caller's context stood when the failure came back. Empty
@@ -41,19 +36,19 @@ type Call struct {
 	ContextErr error
 }
 
-// Family is the branch of the taxonomy a service's errors fall in.
-type Family uint8
+// family is the branch of the taxonomy a service's errors fall in.
+type family uint8
 
 const (
-	// FamilyGeneric: errors are CWSandboxError and its generic children. The family of
+	// familyGeneric: errors are CWSandboxError and its generic children. The family of
 	// services the classifier does not know.
-	FamilyGeneric Family = iota
-	// FamilySandbox: errors are SandboxError and its children. The family of
+	familyGeneric family = iota
+	// familySandbox: errors are SandboxError and its children. The family of
 	// coreweave.sandbox.v1.SandboxService, and of calls without a method.
-	FamilySandbox
-	// FamilyDiscovery: errors are DiscoveryError and its children. The family of
+	familySandbox
+	// familyDiscovery: errors are DiscoveryError and its children. The family of
 	// coreweave.sandbox.v1.DiscoveryService.
-	FamilyDiscovery
+	familyDiscovery
 )
 
 // An Option configures a [Classifier]. The last option for a setting wins, except
@@ -93,15 +88,22 @@ func WithRule(domain, reason string, kind errs.Kind) Option {
 	})
 }
 
-// WithService puts a service in a family: "pkg.Service", or "/pkg.Service/" as the
-// interceptor's options name services (the slashes are dropped). A Family other than the
-// three constants puts the service in FamilyGeneric. Defaults: [SandboxService] in
-// FamilySandbox, [DiscoveryService] in FamilyDiscovery, every other service in
-// FamilyGeneric.
-func WithService(service string, f Family) Option {
+// WithService classifies the errors of a service ("pkg.Service", or "/pkg.Service/" as the
+// interceptor's options name services: the slashes are dropped) as those of a sandbox API
+// service: base is the family's base kind, [errs.ErrSandbox] for the kinds of
+// coreweave.sandbox.v1.SandboxService (a gateway that serves it under another name),
+// [errs.ErrDiscovery] for those of coreweave.sandbox.v1.DiscoveryService, and
+// [errs.ErrCWSandbox] (or any other kind) for the generic kinds of a service the
+// classifier does not know. Defaults: the two sandbox API services in their families,
+// every other service generic.
+func WithService(service string, base errs.Kind) Option {
 	service = strings.Trim(service, "/")
-	if f > FamilyDiscovery {
-		f = FamilyGeneric
+	f := familyGeneric
+	switch base {
+	case errs.ErrSandbox:
+		f = familySandbox
+	case errs.ErrDiscovery:
+		f = familyDiscovery
 	}
 	return optionFunc(func(c *Classifier) {
 		if !c.ownServices { // the default table is shared by every classifier
@@ -118,13 +120,13 @@ type ruleKey struct{ domain, reason string }
 type Classifier struct {
 	trusted     map[string]bool
 	rules       map[ruleKey]errs.Kind
-	services    map[string]Family
+	services    map[string]family
 	ownServices bool
 }
 
-var defaultServices = map[string]Family{
-	SandboxService:   FamilySandbox,
-	DiscoveryService: FamilyDiscovery,
+var defaultServices = map[string]family{
+	sandboxapi.SandboxService:   familySandbox,
+	sandboxapi.DiscoveryService: familyDiscovery,
 }
 
 var defaultClassifier = New()
@@ -169,15 +171,16 @@ func (c *Classifier) Classify(err error, call Call) *errs.Error {
 	facts := seam.Facts{ContextErr: call.ContextErr}
 	st, ok := status.FromError(err)
 	if !ok {
-		return newError(baseKind(fam), st, err, errs.Info{}, res, facts)
+		return newError(baseKind(fam), st, err, details.Info{}, res, facts)
 	}
-	info := Parse(st)
+	info := details.Parse(st)
 	kind := c.kind(st.Code(), info, call)
 	if facts.Local = localFailure(st) || madeHere(err); facts.Local {
 		// grpc-go made the failure on the client and would make it again: whatever its
 		// code, it says nothing about the service, so no more than the family's base kind.
 		kind = baseKind(fam)
 	}
+	facts.Transport = transportFailure(st)
 	if errors.Is(kind, errs.ErrSandboxFile) && res.FilePath == "" {
 		res.FilePath = info.Metadata["filepath"]
 	}
@@ -192,22 +195,22 @@ func (c *Classifier) Classify(err error, call Call) *errs.Error {
 }
 
 // newError builds the classified error through the seam errs keeps for its siblings.
-func newError(kind errs.Kind, st *status.Status, cause error, info errs.Info, res errs.Resource, facts seam.Facts) *errs.Error {
-	return seam.NewError.(func(errs.Kind, *status.Status, error, errs.Info, errs.Resource, seam.Facts) *errs.Error)(kind, st, cause, info, res, facts)
+func newError(kind errs.Kind, st *status.Status, cause error, info details.Info, res errs.Resource, facts seam.Facts) *errs.Error {
+	return seam.NewError.(func(errs.Kind, *status.Status, error, details.Info, errs.Resource, seam.Facts) *errs.Error)(kind, st, cause, info, res, facts)
 }
 
 // family returns the family of a full method name's service. A call without a method is
 // a sandbox call.
-func (c *Classifier) family(method string) Family {
+func (c *Classifier) family(method string) family {
 	if method == "" {
-		return FamilySandbox
+		return familySandbox
 	}
 	return c.services[service(method)]
 }
 
 // trustedReason reports whether info's reason may speak for the platform: its domain is
 // trusted, or a [WithRule] names its (domain, reason).
-func (c *Classifier) trustedReason(info errs.Info) bool {
+func (c *Classifier) trustedReason(info details.Info) bool {
 	if info.Reason == "" {
 		return false
 	}
@@ -221,7 +224,7 @@ func (c *Classifier) trustedReason(info errs.Info) bool {
 // kind chooses the kind for a failure with the given code and details on the given call:
 // a [WithRule] rule, then a trusted reason, then the code by the call's family (see the
 // package documentation for the tables).
-func (c *Classifier) kind(code codes.Code, info errs.Info, call Call) errs.Kind {
+func (c *Classifier) kind(code codes.Code, info details.Info, call Call) errs.Kind {
 	fam := c.family(call.Method)
 	if info.Reason != "" {
 		if k, ok := c.rules[ruleKey{info.Domain, info.Reason}]; ok {
@@ -238,12 +241,12 @@ func (c *Classifier) kind(code codes.Code, info errs.Info, call Call) errs.Kind 
 	case codes.Unauthenticated, codes.PermissionDenied:
 		return errs.ErrCWSandboxAuthentication
 	case codes.InvalidArgument:
-		if len(info.FieldViolations) > 0 {
+		if len(info.Violations) > 0 {
 			return validationKinds[fam]
 		}
 	}
 	switch fam {
-	case FamilySandbox:
+	case familySandbox:
 		switch code {
 		case codes.NotFound:
 			if call.Resource.SnapshotID != "" {
@@ -261,7 +264,7 @@ func (c *Classifier) kind(code codes.Code, info errs.Info, call Call) errs.Kind 
 		case codes.ResourceExhausted:
 			return errs.ErrSandboxResourceExhausted
 		}
-	case FamilyDiscovery:
+	case familyDiscovery:
 		if code == codes.NotFound {
 			return errs.ErrRunnerNotFound
 		}
@@ -271,16 +274,16 @@ func (c *Classifier) kind(code codes.Code, info errs.Info, call Call) errs.Kind 
 
 // validationKinds is the kind of an INVALID_ARGUMENT with field violations, by family.
 var validationKinds = [...]errs.Kind{
-	FamilyGeneric:   errs.ErrCWSandboxValidation,
-	FamilySandbox:   errs.ErrSandboxValidation,
-	FamilyDiscovery: errs.ErrDiscoveryValidation,
+	familyGeneric:   errs.ErrCWSandboxValidation,
+	familySandbox:   errs.ErrSandboxValidation,
+	familyDiscovery: errs.ErrDiscoveryValidation,
 }
 
-func baseKind(f Family) errs.Kind {
+func baseKind(f family) errs.Kind {
 	switch f {
-	case FamilySandbox:
+	case familySandbox:
 		return errs.ErrSandbox
-	case FamilyDiscovery:
+	case familyDiscovery:
 		return errs.ErrDiscovery
 	}
 	return errs.ErrCWSandbox
@@ -289,13 +292,13 @@ func baseKind(f Family) errs.Kind {
 // reasonKind returns the kind a trusted reason chooses on a call of family f, or 0 to fall
 // through to the code. On a discovery call only CWSANDBOX_RUNNER_NOT_FOUND chooses; on any
 // other call that reason gives the family base: a missing runner is not a missing sandbox.
-func reasonKind(reason string, f Family) errs.Kind {
+func reasonKind(reason string, f family) errs.Kind {
 	switch {
-	case reason == sandboxapi.RunnerNotFound && f == FamilyDiscovery:
+	case reason == sandboxapi.RunnerNotFound && f == familyDiscovery:
 		return errs.ErrRunnerNotFound
 	case reason == sandboxapi.RunnerNotFound:
 		return baseKind(f)
-	case f == FamilyDiscovery:
+	case f == familyDiscovery:
 		return 0
 	}
 	return sandboxapi.Reasons[reason].Kind

@@ -18,6 +18,7 @@ import (
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
 	"github.com/faultline-go/faultline/faultlinetest"
+	aip "github.com/faultline-go/faultline/internal/details"
 )
 
 var (
@@ -213,7 +214,7 @@ func TestClassifyCode(t *testing.T) {
 	for code, kinds := range want {
 		for i, call := range calls {
 			t.Run(code.String()+"/"+call.name, func(t *testing.T) {
-				if got := c.Kind(code, errs.Info{}, call.call); got != kinds[i] {
+				if got := c.Kind(code, aip.Info{}, call.call); got != kinds[i] {
 					t.Errorf("Kind(%v, {}, %s) = %v, want %v", code, call.name, got, kinds[i])
 				}
 				if code == codes.OK {
@@ -231,7 +232,7 @@ func TestClassifyCode(t *testing.T) {
 				if !strings.Contains(e.Error(), "server message") {
 					t.Errorf("Classify(%v).Error() = %q, want the server's message in it", code, e.Error())
 				}
-				if fam := c.Family(call.call.Method); fam != classify.FamilySandbox && errors.Is(e, errs.ErrSandbox) {
+				if fam := c.Family(call.call.Method); fam != errs.ErrSandbox && errors.Is(e, errs.ErrSandbox) {
 					t.Errorf("errors.Is(Classify(%v) on %s, ErrSandbox) = true, want false: a code alone never makes a non-sandbox failure a SandboxError", code, call.name)
 				}
 				auth := code == codes.Unauthenticated || code == codes.PermissionDenied
@@ -273,11 +274,11 @@ func TestClassifyValidation(t *testing.T) {
 	c := classify.New()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var details []proto.Message
+			var ds []proto.Message
 			if tc.violations {
-				details = append(details, violations)
+				ds = append(ds, violations)
 			}
-			e := c.Classify(faultlinetest.Error(codes.InvalidArgument, "bad request", details...), tc.call)
+			e := c.Classify(faultlinetest.Error(codes.InvalidArgument, "bad request", ds...), tc.call)
 			if e.Kind() != tc.want || e.Error() != tc.wantError {
 				t.Errorf("Classify(InvalidArgument) on %q = %v, %q, want %v, %q", tc.call.Method, e.Kind(), e.Error(), tc.want, tc.wantError)
 			}
@@ -324,34 +325,34 @@ func TestClassifyOptions(t *testing.T) {
 		{"WithRule rules add up", []classify.Option{
 			classify.WithRule(partner, "A", errs.ErrSandboxFailed), classify.WithRule(partner, "B", errs.ErrSandboxTerminated)},
 			sandboxCall, codes.Internal, "A", partner, errs.ErrSandboxFailed},
-		{"WithService puts a service in the discovery family", []classify.Option{classify.WithService("acme.billing.v1.Billing", classify.FamilyDiscovery)},
+		{"WithService puts a service in the discovery family", []classify.Option{classify.WithService("acme.billing.v1.Billing", errs.ErrDiscovery)},
 			otherCall, codes.NotFound, "", "", errs.ErrRunnerNotFound},
-		{"WithService puts a service in the sandbox family", []classify.Option{classify.WithService("acme.billing.v1.Billing", classify.FamilySandbox)},
+		{"WithService puts a service in the sandbox family", []classify.Option{classify.WithService("acme.billing.v1.Billing", errs.ErrSandbox)},
 			otherCall, codes.Canceled, "", "", errs.ErrSandboxNotRunning},
-		{"WithService overrides a default service", []classify.Option{classify.WithService(classify.DiscoveryService, classify.FamilyGeneric)},
+		{"WithService overrides a default service", []classify.Option{classify.WithService("coreweave.sandbox.v1.DiscoveryService", errs.ErrCWSandbox)},
 			discoveryCall, codes.NotFound, "", "", errs.ErrCWSandbox},
 		{"WithService entries add up", []classify.Option{
-			classify.WithService("a.A", classify.FamilySandbox), classify.WithService("acme.billing.v1.Billing", classify.FamilyDiscovery)},
+			classify.WithService("a.A", errs.ErrSandbox), classify.WithService("acme.billing.v1.Billing", errs.ErrDiscovery)},
 			otherCall, codes.Internal, "", "", errs.ErrDiscovery},
-		{"WithService keeps the defaults", []classify.Option{classify.WithService("a.A", classify.FamilyGeneric)},
+		{"WithService keeps the defaults", []classify.Option{classify.WithService("a.A", errs.ErrCWSandbox)},
 			discoveryCall, codes.NotFound, "", "", errs.ErrRunnerNotFound},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var details []proto.Message
+			var ds []proto.Message
 			if tc.reason != "" {
-				details = append(details, faultlinetest.ErrorInfo(tc.domain, tc.reason, nil))
+				ds = append(ds, faultlinetest.ErrorInfo(tc.domain, tc.reason, nil))
 			}
-			e := classify.New(tc.opts...).Classify(faultlinetest.Error(tc.code, "m", details...), tc.call)
+			e := classify.New(tc.opts...).Classify(faultlinetest.Error(tc.code, "m", ds...), tc.call)
 			if e.Kind() != tc.want {
 				t.Errorf("New(...).Classify(%v, %s@%q) on %q = %v, want %v", tc.code, tc.reason, tc.domain, tc.call.Method, e.Kind(), tc.want)
 			}
 		})
 	}
 	t.Run("options do not change other classifiers", func(t *testing.T) {
-		classify.New(classify.WithService(classify.DiscoveryService, classify.FamilyGeneric), classify.WithTrustedDomains())
-		if got := classify.New().Family(discoveryCall.Method); got != classify.FamilyDiscovery {
-			t.Errorf("New().Family(%q) = %v after another classifier's WithService, want FamilyDiscovery", discoveryCall.Method, got)
+		classify.New(classify.WithService("coreweave.sandbox.v1.DiscoveryService", errs.ErrCWSandbox), classify.WithTrustedDomains())
+		if got := classify.New().Family(discoveryCall.Method); got != errs.ErrDiscovery {
+			t.Errorf("New().Family(%q) = %v after another classifier's WithService, want DiscoveryError", discoveryCall.Method, got)
 		}
 		e := classify.Classify(faultlinetest.Error(codes.Internal, "m", faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_FILE_NOT_FOUND", nil)))
 		if e.Kind() != errs.ErrSandboxFile {
@@ -361,17 +362,17 @@ func TestClassifyOptions(t *testing.T) {
 }
 
 func TestFamily(t *testing.T) {
-	c := classify.New(classify.WithService("acme.v1.Runners", classify.FamilyDiscovery))
+	c := classify.New(classify.WithService("acme.v1.Runners", errs.ErrDiscovery))
 	tests := []struct {
 		method string
-		want   classify.Family
+		want   errs.Kind
 	}{
-		{"", classify.FamilySandbox},
-		{"/coreweave.sandbox.v1.SandboxService/Exec", classify.FamilySandbox},
-		{"/coreweave.sandbox.v1.DiscoveryService/ListRunners", classify.FamilyDiscovery},
-		{"/acme.v1.Runners/Get", classify.FamilyDiscovery},
-		{"/coreweave.sandbox.v2.SandboxService/Exec", classify.FamilyGeneric},
-		{"/other.Service/Method", classify.FamilyGeneric},
+		{"", errs.ErrSandbox},
+		{"/coreweave.sandbox.v1.SandboxService/Exec", errs.ErrSandbox},
+		{"/coreweave.sandbox.v1.DiscoveryService/ListRunners", errs.ErrDiscovery},
+		{"/acme.v1.Runners/Get", errs.ErrDiscovery},
+		{"/coreweave.sandbox.v2.SandboxService/Exec", errs.ErrCWSandbox},
+		{"/other.Service/Method", errs.ErrCWSandbox},
 	}
 	for _, tc := range tests {
 		if got := c.Family(tc.method); got != tc.want {
@@ -431,12 +432,12 @@ func TestClassifyResource(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := c.Classify(faultlinetest.Error(tc.code, "no such file", tc.details...), tc.call)
-			if e.Kind() != tc.wantKind || e.FilePath() != tc.wantPath || e.SnapshotID() != tc.wantSnap || e.Error() != tc.wantError {
+			if e.Kind() != tc.wantKind || e.Resource().FilePath != tc.wantPath || e.Resource().SnapshotID != tc.wantSnap || e.Error() != tc.wantError {
 				t.Errorf("Classify(%v) on %+v = %v, file %q, snapshot %q, %q, want %v, %q, %q, %q",
-					tc.code, tc.call, e.Kind(), e.FilePath(), e.SnapshotID(), e.Error(), tc.wantKind, tc.wantPath, tc.wantSnap, tc.wantError)
+					tc.code, tc.call, e.Kind(), e.Resource().FilePath, e.Resource().SnapshotID, e.Error(), tc.wantKind, tc.wantPath, tc.wantSnap, tc.wantError)
 			}
-			if e.Operation() == "" || e.SandboxID() != tc.call.Resource.SandboxID || e.RunnerID() != tc.call.Resource.RunnerID {
-				t.Errorf("Classify on %+v: operation %q, sandbox %q, runner %q, want the call's", tc.call, e.Operation(), e.SandboxID(), e.RunnerID())
+			if e.Resource().Operation == "" || e.Resource().SandboxID != tc.call.Resource.SandboxID || e.Resource().RunnerID != tc.call.Resource.RunnerID {
+				t.Errorf("Classify on %+v: operation %q, sandbox %q, runner %q, want the call's", tc.call, e.Resource().Operation, e.Resource().SandboxID, e.Resource().RunnerID)
 			}
 		})
 	}

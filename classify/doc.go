@@ -10,10 +10,9 @@
 //		...
 //	}
 //
-// [Parse] and [ParseTrailer] expose the parsing step on its own, for a [*status.Status] and
-// for raw trailer metadata. Both are total: they never fail and never panic; a detail that
-// does not decode is skipped, and the work and the message stay bounded for statuses with
-// thousands of details or huge metadata.
+// Classification is total: it never fails and never panics; a detail that does not decode
+// is skipped, and the work and the message stay bounded for statuses with thousands of
+// details or huge metadata.
 //
 // # Trust
 //
@@ -27,8 +26,9 @@
 // # Families
 //
 // The kind depends on the family of the called service ([WithService] configures it): calls to
-// [SandboxService], and calls without a method, are sandbox calls; calls to
-// [DiscoveryService] are discovery calls; calls to any other service are "other services".
+// coreweave.sandbox.v1.SandboxService, and calls without a method, are sandbox calls; calls
+// to coreweave.sandbox.v1.DiscoveryService are discovery calls; calls to any other service
+// are "other services".
 // Each family has a base kind, given when nothing more specific applies: SandboxError,
 // DiscoveryError and CWSandboxError. A code alone never makes the failure of another
 // service a SandboxError, and every failure of a discovery call but an authentication

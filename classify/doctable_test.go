@@ -28,16 +28,16 @@ import (
 // docFamily is a family the tables have a column for, the header that names the column, and
 // a method of the family.
 type docFamily struct {
-	family classify.Family
+	family errs.Kind
 	header string
 	method string
 }
 
 // docFamilies are the families of the tables.
 var docFamilies = []docFamily{
-	{classify.FamilySandbox, "sandbox calls", "/coreweave.sandbox.v1.SandboxService/GetSandbox"},
-	{classify.FamilyDiscovery, "discovery calls", "/coreweave.sandbox.v1.DiscoveryService/GetAvailableRunner"},
-	{classify.FamilyGeneric, "other services", "/grpc.health.v1.Health/Check"},
+	{errs.ErrSandbox, "sandbox calls", "/coreweave.sandbox.v1.SandboxService/GetSandbox"},
+	{errs.ErrDiscovery, "discovery calls", "/coreweave.sandbox.v1.DiscoveryService/GetAvailableRunner"},
+	{errs.ErrCWSandbox, "other services", "/grpc.health.v1.Health/Check"},
 }
 
 // familyNamed returns the family whose column header is name.
@@ -50,7 +50,7 @@ func familyNamed(name string) (docFamily, bool) {
 }
 
 // methodOf returns the method the tests call for family f.
-func methodOf(f classify.Family) string {
+func methodOf(f errs.Kind) string {
 	i := slices.IndexFunc(docFamilies, func(df docFamily) bool { return df.family == f })
 	return docFamilies[i].method
 }
@@ -123,7 +123,7 @@ const fallThrough = "code"
 // it picks none and the code decides.
 type reasonRow struct {
 	reason string
-	kinds  map[classify.Family]errs.Kind
+	kinds  map[errs.Kind]errs.Kind
 }
 
 // codeRow is a row of a code table: "anything else", or a code and an optional condition.
@@ -171,7 +171,7 @@ func (tab codeTable) kind(c docCase) (errs.Kind, error) {
 // docTables are the tables of the package documentation.
 type docTables struct {
 	reasons   []reasonRow
-	codes     map[classify.Family]codeTable
+	codes     map[errs.Kind]codeTable
 	transient []string
 	local     []localRow
 }
@@ -212,7 +212,7 @@ func readDocTables(t *testing.T) docTables {
 		}
 		return k
 	}
-	tabs := docTables{codes: map[classify.Family]codeTable{}}
+	tabs := docTables{codes: map[errs.Kind]codeTable{}}
 	var transientBlocks int
 	for _, block := range preformatted(f.Doc.Text()) {
 		header := cells(block[0])
@@ -292,9 +292,9 @@ func cells(line string) []string {
 // family separated the same way.
 func readReasonTable(t *testing.T, header, rows []string, kindOf func(string) errs.Kind) []reasonRow {
 	t.Helper()
-	var columns [][]classify.Family
+	var columns [][]errs.Kind
 	for _, h := range header[1:] {
-		var fams []classify.Family
+		var fams []errs.Kind
 		for name := range strings.SplitSeq(h, " / ") {
 			df, ok := familyNamed(name)
 			if !ok {
@@ -311,7 +311,7 @@ func readReasonTable(t *testing.T, header, rows []string, kindOf func(string) er
 		if len(cs) != len(header) {
 			t.Fatalf("reason table: row %q has %d columns, want %d", line, len(cs), len(header))
 		}
-		row := reasonRow{reason: cs[0], kinds: map[classify.Family]errs.Kind{}}
+		row := reasonRow{reason: cs[0], kinds: map[errs.Kind]errs.Kind{}}
 		if !reasonName.MatchString(row.reason) || seen[row.reason] {
 			t.Fatalf("reason table: row %q: bad or repeated reason", line)
 		}
@@ -343,7 +343,7 @@ func readReasonTable(t *testing.T, header, rows []string, kindOf func(string) er
 }
 
 // readCodeTable reads a code table: its family, from the header, and its rows.
-func readCodeTable(t *testing.T, header, rows []string, kindOf func(string) errs.Kind) (classify.Family, codeTable) {
+func readCodeTable(t *testing.T, header, rows []string, kindOf func(string) errs.Kind) (errs.Kind, codeTable) {
 	t.Helper()
 	df, ok := familyNamed(header[len(header)-1])
 	if len(header) != 2 || !ok {
@@ -378,14 +378,14 @@ func readCodeTable(t *testing.T, header, rows []string, kindOf func(string) errs
 
 // failure returns the call of case c on family fam, and its failure, carrying the ErrorInfo
 // (domain, reason) when reason is set.
-func failure(t *testing.T, c docCase, fam classify.Family, domain, reason string) (classify.Call, error) {
+func failure(t *testing.T, c docCase, fam errs.Kind, domain, reason string) (classify.Call, error) {
 	t.Helper()
-	var details []proto.Message
+	var ds []proto.Message
 	if reason != "" {
-		details = append(details, &errdetails.ErrorInfo{Reason: reason, Domain: domain})
+		ds = append(ds, &errdetails.ErrorInfo{Reason: reason, Domain: domain})
 	}
 	if c.violations {
-		details = append(details, &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
+		ds = append(ds, &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
 			{Field: "name", Description: "required"},
 		}})
 	}
@@ -393,12 +393,12 @@ func failure(t *testing.T, c docCase, fam classify.Family, domain, reason string
 	if c.snapshot {
 		call.Resource.SnapshotID = "snap-1"
 	}
-	return call, faultlinetest.Error(c.code, "server message", details...)
+	return call, faultlinetest.Error(c.code, "server message", ds...)
 }
 
 // checkKinds classifies every case with the ErrorInfo (domain, reason) on a call of family
 // fam and compares the kind with want's; it reports the first difference.
-func checkKinds(t *testing.T, fam classify.Family, domain, reason string, want func(docCase) (errs.Kind, error)) {
+func checkKinds(t *testing.T, fam errs.Kind, domain, reason string, want func(docCase) (errs.Kind, error)) {
 	t.Helper()
 	c := classify.New()
 	for _, dc := range docCases() {
@@ -492,17 +492,17 @@ func TestDocUnlistedReasons(t *testing.T) {
 // listed as transient; under an untrusted domain it never is.
 func TestDocTransientReasons(t *testing.T) {
 	tabs := readDocTables(t)
-	p := retry.NoRetry() // one attempt: a retryable failure stops as "attempts exhausted"
+	p := oneAttempt() // one attempt: a retryable failure stops as "attempts exhausted"
 	p.TransientCodes = 0
 	r, err := retry.New(p)
 	if err != nil {
 		t.Fatalf("retry.New: %v", err)
 	}
-	method := methodOf(classify.FamilyDiscovery)
+	method := methodOf(errs.ErrDiscovery)
 	call := classify.Call{Method: method}
 	reasons := []string{"CWSANDBOX_SOMETHING_NEW"}
 	for _, row := range tabs.reasons {
-		if row.kinds[classify.FamilyDiscovery] == 0 {
+		if row.kinds[errs.ErrDiscovery] == 0 {
 			reasons = append(reasons, row.reason)
 		}
 	}
@@ -536,10 +536,10 @@ func TestDocTransientReasons(t *testing.T) {
 }
 
 // baseKinds are the families' base kinds.
-var baseKinds = map[classify.Family]errs.Kind{
-	classify.FamilySandbox:   errs.ErrSandbox,
-	classify.FamilyDiscovery: errs.ErrDiscovery,
-	classify.FamilyGeneric:   errs.ErrCWSandbox,
+var baseKinds = map[errs.Kind]errs.Kind{
+	errs.ErrSandbox:   errs.ErrSandbox,
+	errs.ErrDiscovery: errs.ErrDiscovery,
+	errs.ErrCWSandbox: errs.ErrCWSandbox,
 }
 
 // TestDocClientFailures checks the table of failures the client made: it lists what the code
@@ -577,4 +577,11 @@ func TestDocClientFailures(t *testing.T) {
 			}
 		}
 	}
+}
+
+// oneAttempt is the default policy with one attempt: no retry.
+func oneAttempt() retry.Policy {
+	p := retry.DefaultPolicy()
+	p.MaxAttempts = 1
+	return p
 }

@@ -6,9 +6,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
@@ -28,7 +26,7 @@ func ExampleClassify() {
 
 	fmt.Println(err)
 	fmt.Println(err.Kind(), errors.Is(err, errs.ErrSandbox), status.Code(err))
-	fmt.Println(err.Reason(), err.FilePath())
+	fmt.Println(err.Reason(), err.Resource().FilePath)
 	// Output:
 	// file not found: no such file or directory (file /workspace/data.csv)
 	// SandboxFileError true NotFound
@@ -41,34 +39,10 @@ func ExampleClassifier_Classify() {
 
 	err := classify.New().Classify(st.Err(), call)
 	fmt.Println(err)
-	fmt.Println(err.Kind(), err.SandboxID())
+	fmt.Println(err.Kind(), err.Resource().SandboxID)
 	// Output:
 	// GetSandbox: sandbox not found: sandbox does not exist (sandbox sb-42)
 	// SandboxNotFoundError sb-42
-}
-
-func ExampleParse() {
-	info := classify.Parse(fileNotFound())
-	delay, ok := info.RetryDelay, info.HasRetryDelay
-
-	fmt.Println(info.Reason, info.Domain, info.Metadata)
-	fmt.Println(delay, ok) // an explicit zero is present
-	// Output:
-	// CWSANDBOX_FILE_NOT_FOUND cwsandbox.com map[filepath:/workspace/data.csv]
-	// 0s true
-}
-
-func ExampleParseTrailer() {
-	raw, err := proto.Marshal(fileNotFound().Proto())
-	if err != nil {
-		panic(err)
-	}
-	md := metadata.MD{"grpc-status-details-bin": {"not a status", string(raw)}}
-
-	info := classify.ParseTrailer(md)
-	fmt.Println(info.Reason, info.HasRetryDelay)
-	// Output:
-	// CWSANDBOX_FILE_NOT_FOUND true
 }
 
 func ExampleNew() {
@@ -78,7 +52,7 @@ func ExampleNew() {
 		// The gateway's own reason for a busy backend is a transient unavailability.
 		classify.WithRule("gateway.example.com", "BACKEND_BUSY", errs.ErrSandboxUnavailable),
 		// Errors of this service are discovery errors.
-		classify.WithService("example.runners.v1.Runners", classify.FamilyDiscovery),
+		classify.WithService("example.runners.v1.Runners", errs.ErrDiscovery),
 	)
 
 	busy := faultlinetest.Status(codes.Internal, "backend busy",
@@ -90,7 +64,7 @@ func ExampleNew() {
 
 	gone := status.New(codes.NotFound, "no such runner")
 	err = c.Classify(gone.Err(), classify.Call{Method: "/example.runners.v1.Runners/Get", Resource: errs.Resource{RunnerID: "r-7"}})
-	fmt.Println(err.Kind(), err.RunnerID())
+	fmt.Println(err.Kind(), err.Resource().RunnerID)
 	// Output:
 	// SandboxUnavailableError 2s
 	// RunnerNotFoundError r-7

@@ -7,17 +7,17 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/faultline-go/faultline/errs"
+	aip "github.com/faultline-go/faultline/internal/details"
 	"github.com/faultline-go/faultline/internal/sandboxapi"
 )
 
-// Usable, LocalFailure, Family and Kind expose steps of Classify to this package's tests.
-var Usable = usable
-
+// LocalFailure, Family and Kind expose steps of Classify to this package's tests; Family
+// names a family by its base kind.
 func LocalFailure(st *status.Status) bool { return localFailure(st) }
 
-func (c *Classifier) Family(method string) Family { return c.family(method) }
+func (c *Classifier) Family(method string) errs.Kind { return baseKind(c.family(method)) }
 
-func (c *Classifier) Kind(code codes.Code, info errs.Info, call Call) errs.Kind {
+func (c *Classifier) Kind(code codes.Code, info aip.Info, call Call) errs.Kind {
 	return c.kind(code, info, call)
 }
 

@@ -25,6 +25,7 @@ import (
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
+	aip "github.com/faultline-go/faultline/internal/details"
 )
 
 // seedDetails are detail messages the fuzz targets start from: every field of the three
@@ -117,11 +118,11 @@ func FuzzParseDetails(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, sel uint8, a, b []byte) {
-		details := []*anypb.Any{
+		ds := []*anypb.Any{
 			{TypeUrl: fuzzURLs[int(sel)%n], Value: a},
 			{TypeUrl: fuzzURLs[int(sel)/n%n], Value: b},
 		}
-		checkRules(t, details, classify.Parse(rawStatus(codes.Internal, "", details...)))
+		checkRules(t, ds, aip.Parse(rawStatus(codes.Internal, "", ds...)))
 	})
 }
 
@@ -136,11 +137,11 @@ func FuzzParse(f *testing.F) {
 		if proto.Unmarshal(data, &sp) != nil {
 			return
 		}
-		got := classify.Parse(status.FromProto(&sp))
+		got := aip.Parse(status.FromProto(&sp))
 		checkRules(t, sp.GetDetails(), got)
-		if classify.Usable(got) {
-			md := metadata.MD{classify.StatusDetailsKey: {string(data)}}
-			if d := diffInfo(classify.ParseTrailer(md), got); d != "" {
+		if aip.Usable(got) {
+			md := metadata.MD{aip.StatusDetailsKey: {string(data)}}
+			if d := diffInfo(aip.ParseTrailer(md), got); d != "" {
 				t.Errorf("ParseTrailer(%x) differs from Parse (-want +got):\n%s", data, d)
 			}
 		}
@@ -155,7 +156,7 @@ func FuzzParseTrailer(f *testing.F) {
 		f.Add(uint8(i), string(s), base64.StdEncoding.EncodeToString(ss[(i+1)%len(ss)]))
 		f.Add(uint8(i), base64.RawURLEncoding.EncodeToString(s), "garbage")
 	}
-	keys := [...]string{classify.StatusDetailsKey, "Grpc-Status-Details-Bin", "GRPC-STATUS-DETAILS-BIN", "grpc-status-details"}
+	keys := [...]string{aip.StatusDetailsKey, "Grpc-Status-Details-Bin", "GRPC-STATUS-DETAILS-BIN", "grpc-status-details"}
 	f.Fuzz(func(t *testing.T, sel uint8, a, b string) {
 		md := metadata.MD{}
 		if sel&0x80 != 0 { // two keys
@@ -164,7 +165,7 @@ func FuzzParseTrailer(f *testing.F) {
 		} else {
 			md[keys[int(sel)%4]] = []string{a, b}
 		}
-		got := classify.ParseTrailer(md)
+		got := aip.ParseTrailer(md)
 		checkInfo(t, got)
 		if d := diffInfo(got, trailerRule(md)); d != "" {
 			t.Errorf("ParseTrailer(%q) breaks the raw-trailer rule (-want +got):\n%s", md, d)
@@ -179,8 +180,8 @@ func FuzzClassify(f *testing.F) {
 		f.Add(uint8(i), s)
 	}
 	methods := [...]string{
-		"/" + classify.SandboxService + "/GetSandbox",
-		"/" + classify.DiscoveryService + "/GetRunner",
+		"/coreweave.sandbox.v1.SandboxService/GetSandbox",
+		"/coreweave.sandbox.v1.DiscoveryService/GetRunner",
 		"/other.v1.Service/Do",
 		"",
 	}
@@ -219,11 +220,11 @@ func FuzzClassify(f *testing.F) {
 		if !errors.Is(e, e.Kind()) || !errors.Is(e, errs.ErrCWSandbox) {
 			t.Errorf("Classify(%x) does not match its own kind %v and the base", data, e.Kind())
 		}
-		info := classify.Parse(st)
+		info := aip.Parse(st)
 		local := classify.LocalFailure(st)
 		if local {
 			// grpc-go's own failure: the family's base kind (that of INTERNAL), whatever the code.
-			if want := c.Kind(codes.Internal, errs.Info{}, call); e.Kind() != want {
+			if want := c.Kind(codes.Internal, aip.Info{}, call); e.Kind() != want {
 				t.Errorf("Classify(%x), a client failure: kind %v, want the base %v", data, e.Kind(), want)
 			}
 		} else if want := c.Kind(st.Code(), info, call); e.Kind() != want {
@@ -231,7 +232,7 @@ func FuzzClassify(f *testing.F) {
 		}
 		if info.Domain != classify.DefaultDomain && !local {
 			// The domain gate: an untrusted reason never chooses the kind.
-			if want := c.Kind(st.Code(), errs.Info{FieldViolations: info.FieldViolations}, call); e.Kind() != want {
+			if want := c.Kind(st.Code(), aip.Info{Violations: info.Violations}, call); e.Kind() != want {
 				t.Errorf("Classify(%x) with untrusted domain %q: kind %v, want %v (the code's)", data, info.Domain, e.Kind(), want)
 			}
 		}
@@ -239,20 +240,20 @@ func FuzzClassify(f *testing.F) {
 			t.Errorf("Classify(%x) reason, domain = %q, %q, want %q, %q", data, e.Reason(), e.Domain(), info.Reason, info.Domain)
 		}
 		fam, auth := c.Family(call.Method), st.Code() == codes.Unauthenticated || st.Code() == codes.PermissionDenied
-		if fam == classify.FamilyDiscovery && !auth && !errors.Is(e, errs.ErrDiscovery) {
+		if fam == errs.ErrDiscovery && !auth && !errors.Is(e, errs.ErrDiscovery) {
 			t.Errorf("Classify(%x) on a discovery call = %v, want a DiscoveryError", data, e.Kind())
 		}
-		if fam != classify.FamilySandbox && info.Domain != classify.DefaultDomain && errors.Is(e, errs.ErrSandbox) {
+		if fam != errs.ErrSandbox && info.Domain != classify.DefaultDomain && errors.Is(e, errs.ErrSandbox) {
 			t.Errorf("Classify(%x) on %q without a trusted reason = %v, want no SandboxError", data, call.Method, e.Kind())
 		}
 		if got := errors.Is(e, context.Canceled); got != (call.ContextErr != nil) {
 			t.Errorf("errors.Is(Classify(%x) with ContextErr %v, context.Canceled) = %v, want %v", data, call.ContextErr, got, !got)
 		}
-		if call.ContextErr != nil && st.Code() == codes.Canceled && info.Domain != classify.DefaultDomain && e.Kind() != c.Kind(codes.Internal, errs.Info{}, call) {
-			t.Errorf("Classify(%x) cancelled by the caller = %v, want the family base %v", data, e.Kind(), c.Kind(codes.Internal, errs.Info{}, call))
+		if call.ContextErr != nil && st.Code() == codes.Canceled && info.Domain != classify.DefaultDomain && e.Kind() != c.Kind(codes.Internal, aip.Info{}, call) {
+			t.Errorf("Classify(%x) cancelled by the caller = %v, want the family base %v", data, e.Kind(), c.Kind(codes.Internal, aip.Info{}, call))
 		}
-		if e.Kind() == errs.ErrSandboxFile && call.Resource.FilePath != "" && e.FilePath() != call.Resource.FilePath {
-			t.Errorf("Classify(%x).FilePath() = %q, want the call's %q", data, e.FilePath(), call.Resource.FilePath)
+		if e.Kind() == errs.ErrSandboxFile && call.Resource.FilePath != "" && e.Resource().FilePath != call.Resource.FilePath {
+			t.Errorf("Classify(%x).Resource().FilePath = %q, want the call's %q", data, e.Resource().FilePath, call.Resource.FilePath)
 		}
 		if d := cmp.Diff(info.Other, e.OtherDetails(), protocmp.Transform(), cmpopts.EquateEmpty()); d != "" {
 			t.Errorf("Classify(%x).OtherDetails() differs from Parse's (-want +got):\n%s", data, d)
@@ -261,7 +262,7 @@ func FuzzClassify(f *testing.F) {
 }
 
 // checkInfo checks what every parsed Info must satisfy.
-func checkInfo(t *testing.T, info errs.Info) {
+func checkInfo(t *testing.T, info aip.Info) {
 	t.Helper()
 	if (info.Reason != "") != (info.Metadata != nil) {
 		t.Errorf("Info reason %q with metadata %v: metadata must be non-nil exactly when a reason was found", info.Reason, info.Metadata)
@@ -272,9 +273,9 @@ func checkInfo(t *testing.T, info errs.Info) {
 	if !info.HasRetryDelay && info.RetryDelay != 0 {
 		t.Errorf("Info retry delay %v with HasRetryDelay false", info.RetryDelay)
 	}
-	for _, v := range info.FieldViolations {
+	for _, v := range info.Violations {
 		if v.Field == "" && v.Description == "" {
-			t.Errorf("Info kept an empty violation: %+v", info.FieldViolations)
+			t.Errorf("Info kept an empty violation: %+v", info.Violations)
 		}
 	}
 	for _, m := range info.Other {
@@ -301,7 +302,7 @@ func parsedType(m proto.Message) bool {
 // checkRules checks got, the Info parsed from a status with details, against the parse
 // rules of classification.md section 1, with facts read off each detail by
 // anypb.UnmarshalTo into the errdetails types.
-func checkRules(t *testing.T, details []*anypb.Any, got errs.Info) {
+func checkRules(t *testing.T, details []*anypb.Any, got aip.Info) {
 	t.Helper()
 	checkInfo(t, got)
 	var (
@@ -347,7 +348,7 @@ func checkRules(t *testing.T, details []*anypb.Any, got errs.Info) {
 		t.Errorf("Parse RetryDelay = %v, want %v (from %v)", got.RetryDelay, delay.AsDuration(), delay)
 	}
 	// Rule 4: every violation with a field or a description, in order, with the fallbacks.
-	var want []errs.FieldViolation
+	var want []aip.Violation
 	for _, v := range violations {
 		desc := v.GetDescription()
 		if desc == "" {
@@ -357,10 +358,10 @@ func checkRules(t *testing.T, details []*anypb.Any, got errs.Info) {
 			desc = v.GetReason()
 		}
 		if v.GetField() != "" || desc != "" {
-			want = append(want, errs.FieldViolation{Field: v.GetField(), Description: desc})
+			want = append(want, aip.Violation{Field: v.GetField(), Description: desc})
 		}
 	}
-	if d := cmp.Diff(want, got.FieldViolations, cmpopts.EquateEmpty()); d != "" {
+	if d := cmp.Diff(want, got.Violations, cmpopts.EquateEmpty()); d != "" {
 		t.Errorf("Parse violations differ (-want +got):\n%s", d)
 	}
 	// Rule 8: every other detail kept, in order: decoded, or as the Any itself.
@@ -388,16 +389,16 @@ func checkRules(t *testing.T, details []*anypb.Any, got errs.Info) {
 // trailerRule is what ParseTrailer must return for md by rule 7: Parse of the first value
 // that holds usable details, keys matched case-insensitively (the canonical spelling first,
 // then the others sorted), each value as a binary status, then as base64 text.
-func trailerRule(md metadata.MD) errs.Info {
+func trailerRule(md metadata.MD) aip.Info {
 	var keys []string
 	for k := range md {
-		if k != classify.StatusDetailsKey && strings.EqualFold(k, classify.StatusDetailsKey) {
+		if k != aip.StatusDetailsKey && strings.EqualFold(k, aip.StatusDetailsKey) {
 			keys = append(keys, k)
 		}
 	}
 	slices.Sort(keys)
-	if _, ok := md[classify.StatusDetailsKey]; ok {
-		keys = append([]string{classify.StatusDetailsKey}, keys...)
+	if _, ok := md[aip.StatusDetailsKey]; ok {
+		keys = append([]string{aip.StatusDetailsKey}, keys...)
 	}
 	for _, k := range keys {
 		for _, v := range md[k] {
@@ -413,13 +414,13 @@ func trailerRule(md metadata.MD) errs.Info {
 				if proto.Unmarshal(c, &sp) != nil {
 					continue
 				}
-				if info := classify.Parse(status.FromProto(&sp)); classify.Usable(info) {
+				if info := aip.Parse(status.FromProto(&sp)); aip.Usable(info) {
 					return info
 				}
 			}
 		}
 	}
-	return errs.Info{}
+	return aip.Info{}
 }
 
 // checkLine checks that an error text is one valid UTF-8 line of at most 1 KiB.

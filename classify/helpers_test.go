@@ -11,7 +11,7 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/anypb"
 
-	"github.com/faultline-go/faultline/errs"
+	aip "github.com/faultline-go/faultline/internal/details"
 )
 
 // Helpers the tests of this package share.
@@ -24,9 +24,9 @@ const (
 
 // normInfo makes empty violation and detail lists nil, the one difference between two Infos
 // that does not matter.
-func normInfo(info errs.Info) errs.Info {
-	if len(info.FieldViolations) == 0 {
-		info.FieldViolations = nil
+func normInfo(info aip.Info) aip.Info {
+	if len(info.Violations) == 0 {
+		info.Violations = nil
 	}
 	if len(info.Other) == 0 {
 		info.Other = nil
@@ -36,7 +36,7 @@ func normInfo(info errs.Info) errs.Info {
 
 // diffInfo compares two Infos exactly (a nil and an empty Metadata differ; other details by
 // protocmp), except for empty versus nil lists.
-func diffInfo(got, want errs.Info) string {
+func diffInfo(got, want aip.Info) string {
 	return cmp.Diff(normInfo(want), normInfo(got), protocmp.Transform())
 }
 

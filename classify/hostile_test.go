@@ -16,6 +16,7 @@ import (
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
 	"github.com/faultline-go/faultline/faultlinetest"
+	aip "github.com/faultline-go/faultline/internal/details"
 )
 
 // TestHostile classifies statuses a hostile or broken server could send: nothing panics,
@@ -94,11 +95,11 @@ func TestHostile(t *testing.T) {
 			if got := len(e.OtherDetails()); got != tc.wantOther {
 				t.Errorf("len(Classify(%s).OtherDetails()) = %d, want %d", tc.name, got, tc.wantOther)
 			}
-			info := classify.Parse(st)
+			info := aip.Parse(st)
 			checkRules(t, tc.details, info)
-			if b, err := proto.Marshal(st.Proto()); err == nil && classify.Usable(info) { // not when the message is not UTF-8
-				md := metadata.MD{classify.StatusDetailsKey: {string(b)}}
-				if d := diffInfo(classify.ParseTrailer(md), info); d != "" {
+			if b, err := proto.Marshal(st.Proto()); err == nil && aip.Usable(info) { // not when the message is not UTF-8
+				md := metadata.MD{aip.StatusDetailsKey: {string(b)}}
+				if d := diffInfo(aip.ParseTrailer(md), info); d != "" {
 					t.Errorf("ParseTrailer(%s) differs from Parse (-want +got):\n%s", tc.name, d)
 				}
 			}

@@ -56,6 +56,40 @@ func localFailure(st *status.Status) bool {
 	return false
 }
 
+// transportPrefixes begin the messages of the UNAVAILABLE statuses grpc-go makes on the
+// client when the connection, not the server's handler, ended the call (grpc-go
+// internal/transport: http2_client.go's reader and Close, transport.go's errors; rpc_util.go
+// toRPCErr; picker_wrapper.go and balancer_wrapper.go): a read that failed, a connection
+// closed or reset, a dial that failed, a connection draining after the server's GOAWAY, a
+// stream reset without a status. A status the server sent (its grpc-status), or an HTTP
+// status a proxy answered with, is not one of them.
+var transportPrefixes = [...]string{
+	"error reading from server",
+	"connection error: desc = ",
+	"transport is closing",
+	"closing transport due to: ",
+	"the connection is draining",
+	"the stream is rejected because server is draining the connection",
+	"stream terminated by RST_STREAM with error code: ",
+	"SubConn state is not Ready",
+}
+
+// transportFailure reports whether st is a failure of the connection that grpc-go made on
+// the client, rather than a status the server sent: the message begins as grpc-go's
+// transport failures do, and the status has no details (a server's may).
+func transportFailure(st *status.Status) bool {
+	if st.Code() != codes.Unavailable {
+		return false
+	}
+	msg := st.Message()
+	for _, p := range transportPrefixes {
+		if strings.HasPrefix(msg, p) {
+			return len(st.Proto().GetDetails()) == 0
+		}
+	}
+	return false
+}
+
 // madeHere reports whether err itself says it is a failure the client made, not one of a
 // server's (faultline's own client-side throttling sheds an attempt with such an error): it
 // has a method Local() bool that returns true.

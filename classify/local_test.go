@@ -2,12 +2,14 @@ package classify_test
 
 import (
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
 	"github.com/faultline-go/faultline/faultlinetest"
+	"github.com/faultline-go/faultline/internal/seam"
 )
 
 // TestLocalFailureKinds (issue 16, instances 5 and 7; safety.md 1): a failure grpc-go made
@@ -53,6 +55,41 @@ func TestLocalFailureKinds(t *testing.T) {
 				if got := classify.New().Classify(tc.err, call).Kind(); got != want {
 					t.Errorf("Classify(%v) on %s = %v, want %v", tc.err, call.Method, got, want)
 				}
+			}
+		})
+	}
+}
+
+// TestTransportFailure (overload.md, rule 4): the UNAVAILABLE grpc-go makes when the
+// connection ended a call (a read that hit EOF, a reset, a failed dial, a drain, a stream
+// reset without a status) is marked as the connection's doing, so client-side throttling
+// does not count it as the server rejecting work; a status the server sent, or an HTTP
+// status a proxy answered with, is not. The kind is the code's either way.
+func TestTransportFailure(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		err       error
+		transport bool
+	}{
+		{"read hit EOF", faultlinetest.Error(codes.Unavailable, "error reading from server: EOF"), true},
+		{"connection reset", faultlinetest.Error(codes.Unavailable, `connection error: desc = "error reading server preface: read tcp: connection reset by peer"`), true},
+		{"dial refused", faultlinetest.Error(codes.Unavailable, `connection error: desc = "transport: Error while dialing: dial tcp: connect: connection refused"`), true},
+		{"transport closing", faultlinetest.Error(codes.Unavailable, "transport is closing"), true},
+		{"goaway", faultlinetest.Error(codes.Unavailable, "closing transport due to: connection error: desc = \"...\", received prior goaway: code: NO_ERROR"), true},
+		{"draining", faultlinetest.Error(codes.Unavailable, "the connection is draining"), true},
+		{"stream reset", faultlinetest.Error(codes.Unavailable, "stream terminated by RST_STREAM with error code: REFUSED_STREAM"), true},
+		{"the server's UNAVAILABLE", faultlinetest.Error(codes.Unavailable, "overloaded"), false},
+		{"the server's words with details", faultlinetest.Error(codes.Unavailable, "transport is closing", faultlinetest.RetryInfo(time.Second)), false},
+		{"a proxy's 503", faultlinetest.Error(codes.Unavailable, "unexpected HTTP status code received from server: 503 (Service Unavailable)"), false},
+		{"another code", faultlinetest.Error(codes.Internal, "error reading from server: EOF"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := classify.New().Classify(tc.err, sandboxCall)
+			if got := seam.FactsOf.(func(*errs.Error) seam.Facts)(e).Transport; got != tc.transport {
+				t.Errorf("Classify(%v): Transport = %v, want %v", tc.err, got, tc.transport)
+			}
+			if tc.transport && e.Kind() != errs.ErrSandboxUnavailable {
+				t.Errorf("Classify(%v) = %v, want %v", tc.err, e.Kind(), errs.ErrSandboxUnavailable)
 			}
 		})
 	}

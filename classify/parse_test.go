@@ -19,8 +19,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/faultline-go/faultline/classify"
-	"github.com/faultline-go/faultline/errs"
 	"github.com/faultline-go/faultline/faultlinetest"
+	aip "github.com/faultline-go/faultline/internal/details"
 )
 
 // rawRetryInfo returns a RetryInfo whose retry_delay has the given fields as sent, valid
@@ -29,8 +29,8 @@ func rawRetryInfo(seconds int64, nanos int32) *errdetails.RetryInfo {
 	return &errdetails.RetryInfo{RetryDelay: &durationpb.Duration{Seconds: seconds, Nanos: nanos}}
 }
 
-func fv(field, description string) errs.FieldViolation {
-	return errs.FieldViolation{Field: field, Description: description}
+func fv(field, description string) aip.Violation {
+	return aip.Violation{Field: field, Description: description}
 }
 
 func garbage(url string) *anypb.Any {
@@ -55,7 +55,7 @@ func TestParse(t *testing.T) {
 	tests := []struct {
 		name    string
 		details []proto.Message // *anypb.Any is used as is
-		want    errs.Info
+		want    aip.Info
 	}{
 		// ErrorInfo.
 		{
@@ -64,7 +64,7 @@ func TestParse(t *testing.T) {
 				&errdetails.ErrorInfo{Domain: "x"},
 				&errdetails.ErrorInfo{Reason: "CWSANDBOX_FILE_NOT_FOUND", Domain: "cwsandbox.com"},
 			},
-			want: errs.Info{Reason: "CWSANDBOX_FILE_NOT_FOUND", Domain: "cwsandbox.com", Metadata: map[string]string{}},
+			want: aip.Info{Reason: "CWSANDBOX_FILE_NOT_FOUND", Domain: "cwsandbox.com", Metadata: map[string]string{}},
 		},
 		{
 			name: "first ErrorInfo with a reason wins as a unit",
@@ -72,19 +72,19 @@ func TestParse(t *testing.T) {
 				&errdetails.ErrorInfo{Reason: "A", Domain: "d1", Metadata: map[string]string{"k": "1"}},
 				&errdetails.ErrorInfo{Reason: "B", Domain: "d2", Metadata: map[string]string{"k": "2", "other": "x"}},
 			},
-			want: errs.Info{Reason: "A", Domain: "d1", Metadata: map[string]string{"k": "1"}},
+			want: aip.Info{Reason: "A", Domain: "d1", Metadata: map[string]string{"k": "1"}},
 		},
 		{
 			name: "ErrorInfo with many metadata entries",
 			details: []proto.Message{&errdetails.ErrorInfo{Reason: "R", Metadata: map[string]string{
 				"a": "1", "b": "2", "c": "3", "d": "4", "e": "5", "f": "6", "g": "7", "h": "8", "i": "9", "j": "10"}}},
-			want: errs.Info{Reason: "R", Metadata: map[string]string{
+			want: aip.Info{Reason: "R", Metadata: map[string]string{
 				"a": "1", "b": "2", "c": "3", "d": "4", "e": "5", "f": "6", "g": "7", "h": "8", "i": "9", "j": "10"}},
 		},
 		{
 			name:    "ErrorInfos without a reason say nothing",
 			details: []proto.Message{&errdetails.ErrorInfo{Domain: "d", Metadata: map[string]string{"k": "v"}}, &errdetails.ErrorInfo{}},
-			want:    errs.Info{},
+			want:    aip.Info{},
 		},
 		{
 			name: "ErrorInfo that does not decode is skipped",
@@ -93,90 +93,90 @@ func TestParse(t *testing.T) {
 				&anypb.Any{TypeUrl: errorInfoURL, Value: []byte("\x0a\x02\xff\xfe")}, // reason not UTF-8
 				&errdetails.ErrorInfo{Reason: "LATER", Domain: "d"},
 			},
-			want: errs.Info{Reason: "LATER", Domain: "d", Metadata: map[string]string{}},
+			want: aip.Info{Reason: "LATER", Domain: "d", Metadata: map[string]string{}},
 		},
 		// RetryInfo.
 		{
 			name:    "example: RetryInfo without the field is skipped, a later one wins",
 			details: []proto.Message{&errdetails.RetryInfo{}, rawRetryInfo(7, 0)},
-			want:    errs.Info{RetryDelay: 7 * time.Second, HasRetryDelay: true},
+			want:    aip.Info{RetryDelay: 7 * time.Second, HasRetryDelay: true},
 		},
 		{
 			name:    "example: present zero",
 			details: []proto.Message{rawRetryInfo(0, 0), rawRetryInfo(7, 0)},
-			want:    errs.Info{HasRetryDelay: true},
+			want:    aip.Info{HasRetryDelay: true},
 		},
 		{
 			name:    "first present RetryInfo wins",
 			details: []proto.Message{rawRetryInfo(3, 0), rawRetryInfo(7, 0)},
-			want:    errs.Info{RetryDelay: 3 * time.Second, HasRetryDelay: true},
+			want:    aip.Info{RetryDelay: 3 * time.Second, HasRetryDelay: true},
 		},
 		{
 			name:    "negative delay kept as given",
 			details: []proto.Message{rawRetryInfo(-5, 0)},
-			want:    errs.Info{RetryDelay: -5 * time.Second, HasRetryDelay: true},
+			want:    aip.Info{RetryDelay: -5 * time.Second, HasRetryDelay: true},
 		},
 		{
 			name:    "fractional delay",
 			details: []proto.Message{rawRetryInfo(1, 500_000_000)},
-			want:    errs.Info{RetryDelay: 1500 * time.Millisecond, HasRetryDelay: true},
+			want:    aip.Info{RetryDelay: 1500 * time.Millisecond, HasRetryDelay: true},
 		},
 		{
 			name:    "example: 10^18 s is absent",
 			details: []proto.Message{rawRetryInfo(1e18, 0)},
-			want:    errs.Info{},
+			want:    aip.Info{},
 		},
 		{
 			name:    "an invalid delay is absent and a later one wins",
 			details: []proto.Message{rawRetryInfo(1e18, 0), rawRetryInfo(2, 0)},
-			want:    errs.Info{RetryDelay: 2 * time.Second, HasRetryDelay: true},
+			want:    aip.Info{RetryDelay: 2 * time.Second, HasRetryDelay: true},
 		},
 		{
 			name:    "nanos out of range is absent",
 			details: []proto.Message{rawRetryInfo(0, 1e9), rawRetryInfo(0, -1e9)},
-			want:    errs.Info{},
+			want:    aip.Info{},
 		},
 		{
 			name:    "sign mismatch is absent",
 			details: []proto.Message{rawRetryInfo(1, -1), rawRetryInfo(-1, 1)},
-			want:    errs.Info{},
+			want:    aip.Info{},
 		},
 		{
 			name:    "10^10 s then 2 s: the first, clamped, wins",
 			details: []proto.Message{rawRetryInfo(1e10, 0), rawRetryInfo(2, 0)},
-			want:    errs.Info{RetryDelay: math.MaxInt64, HasRetryDelay: true},
+			want:    aip.Info{RetryDelay: math.MaxInt64, HasRetryDelay: true},
 		},
 		{
 			name:    "one nanosecond too long for time.Duration is clamped",
 			details: []proto.Message{rawRetryInfo(9223372036, 854775808)},
-			want:    errs.Info{RetryDelay: math.MaxInt64, HasRetryDelay: true},
+			want:    aip.Info{RetryDelay: math.MaxInt64, HasRetryDelay: true},
 		},
 		{
 			// classification.md section 1 rule 3 and its example row: clamped and present, so
 			// that the retry layer stops as "hint too long" instead of reading "no hint".
 			name:    "example: 10^10 s is the longest time.Duration, present",
 			details: []proto.Message{rawRetryInfo(1e10, 0)},
-			want:    errs.Info{RetryDelay: math.MaxInt64, HasRetryDelay: true},
+			want:    aip.Info{RetryDelay: math.MaxInt64, HasRetryDelay: true},
 		},
 		{
 			name:    "one nanosecond past the longest time.Duration is clamped, present",
 			details: []proto.Message{rawRetryInfo(9223372036, 854775808), rawRetryInfo(2, 0)},
-			want:    errs.Info{RetryDelay: math.MaxInt64, HasRetryDelay: true},
+			want:    aip.Info{RetryDelay: math.MaxInt64, HasRetryDelay: true},
 		},
 		{
 			name:    "durationpb's longest valid duration is clamped, present",
 			details: []proto.Message{rawRetryInfo(315576000000, 999999999)},
-			want:    errs.Info{RetryDelay: math.MaxInt64, HasRetryDelay: true},
+			want:    aip.Info{RetryDelay: math.MaxInt64, HasRetryDelay: true},
 		},
 		{
 			name:    "one nanosecond beyond the longest valid Duration is absent",
 			details: []proto.Message{rawRetryInfo(315576000001, 0), rawRetryInfo(2, 0)},
-			want:    errs.Info{RetryDelay: 2 * time.Second, HasRetryDelay: true},
+			want:    aip.Info{RetryDelay: 2 * time.Second, HasRetryDelay: true},
 		},
 		{
 			name:    "-10^10 s is clamped to the most negative, present",
 			details: []proto.Message{rawRetryInfo(-1e10, 0)},
-			want:    errs.Info{RetryDelay: math.MinInt64, HasRetryDelay: true},
+			want:    aip.Info{RetryDelay: math.MinInt64, HasRetryDelay: true},
 		},
 		{
 			// A negative delay is kept as given; past time.Duration's range that is its most
@@ -184,51 +184,51 @@ func TestParse(t *testing.T) {
 			// reads any delay <= 0 as no hint.
 			name:    "too negative for time.Duration is clamped, present",
 			details: []proto.Message{rawRetryInfo(-9223372036, -854775809), rawRetryInfo(2, 0)},
-			want:    errs.Info{RetryDelay: math.MinInt64, HasRetryDelay: true},
+			want:    aip.Info{RetryDelay: math.MinInt64, HasRetryDelay: true},
 		},
 		{
 			name:    "one second past durationpb's range is absent",
 			details: []proto.Message{rawRetryInfo(315576000001, 0), rawRetryInfo(-315576000001, 0)},
-			want:    errs.Info{},
+			want:    aip.Info{},
 		},
 		{
 			name:    "the longest time.Duration",
 			details: []proto.Message{rawRetryInfo(9223372036, 854775807)},
-			want:    errs.Info{RetryDelay: math.MaxInt64, HasRetryDelay: true},
+			want:    aip.Info{RetryDelay: math.MaxInt64, HasRetryDelay: true},
 		},
 		{
 			name:    "the most negative time.Duration",
 			details: []proto.Message{rawRetryInfo(-9223372036, -854775808)},
-			want:    errs.Info{RetryDelay: math.MinInt64, HasRetryDelay: true},
+			want:    aip.Info{RetryDelay: math.MinInt64, HasRetryDelay: true},
 		},
 		{
 			name: "repeated retry_delay fields merge, as proto does",
 			details: []proto.Message{&anypb.Any{TypeUrl: retryInfoURL, Value: append(
 				marshal(t, rawRetryInfo(1, 0)), marshal(t, rawRetryInfo(0, 5))...)}},
-			want: errs.Info{RetryDelay: time.Second + 5, HasRetryDelay: true},
+			want: aip.Info{RetryDelay: time.Second + 5, HasRetryDelay: true},
 		},
 		{
 			name:    "RetryInfo that does not decode is skipped",
 			details: []proto.Message{garbage(retryInfoURL), rawRetryInfo(4, 0)},
-			want:    errs.Info{RetryDelay: 4 * time.Second, HasRetryDelay: true},
+			want:    aip.Info{RetryDelay: 4 * time.Second, HasRetryDelay: true},
 		},
 		// BadRequest.
 		{
 			name: "example: description falls back to the localized message",
 			details: []proto.Message{faultlinetest.BadRequest(&errdetails.BadRequest_FieldViolation{
 				Field: "tags[0]", LocalizedMessage: &errdetails.LocalizedMessage{Locale: "en-US", Message: "Invalid tag"}, Reason: "TAG_INVALID"})},
-			want: errs.Info{FieldViolations: []errs.FieldViolation{fv("tags[0]", "Invalid tag")}},
+			want: aip.Info{Violations: []aip.Violation{fv("tags[0]", "Invalid tag")}},
 		},
 		{
 			name:    "description falls back to the reason",
 			details: []proto.Message{faultlinetest.BadRequest(&errdetails.BadRequest_FieldViolation{Field: "f", Reason: "F_BAD", LocalizedMessage: &errdetails.LocalizedMessage{Locale: "en"}})},
-			want:    errs.Info{FieldViolations: []errs.FieldViolation{fv("f", "F_BAD")}},
+			want:    aip.Info{Violations: []aip.Violation{fv("f", "F_BAD")}},
 		},
 		{
 			name: "description wins over the fallbacks",
 			details: []proto.Message{faultlinetest.BadRequest(&errdetails.BadRequest_FieldViolation{
 				Field: "f", Description: "D", LocalizedMessage: &errdetails.LocalizedMessage{Message: "L"}, Reason: "R"})},
-			want: errs.Info{FieldViolations: []errs.FieldViolation{fv("f", "D")}},
+			want: aip.Info{Violations: []aip.Violation{fv("f", "D")}},
 		},
 		{
 			name: "a violation with neither field nor description is dropped",
@@ -239,7 +239,7 @@ func TestParse(t *testing.T) {
 				&errdetails.BadRequest_FieldViolation{Reason: "ONLY_REASON"},
 				&errdetails.BadRequest_FieldViolation{Field: "only.field"},
 			)},
-			want: errs.Info{FieldViolations: []errs.FieldViolation{fv("", "only a description"), fv("", "ONLY_REASON"), fv("only.field", "")}},
+			want: aip.Info{Violations: []aip.Violation{fv("", "only a description"), fv("", "ONLY_REASON"), fv("only.field", "")}},
 		},
 		{
 			name: "violations of every BadRequest in order",
@@ -248,7 +248,7 @@ func TestParse(t *testing.T) {
 				&errdetails.ErrorInfo{Reason: "R"},
 				faultlinetest.BadRequest(faultlinetest.FieldViolation("c", "3")),
 			},
-			want: errs.Info{Reason: "R", Metadata: map[string]string{}, FieldViolations: []errs.FieldViolation{fv("a", "1"), fv("b", "2"), fv("c", "3")}},
+			want: aip.Info{Reason: "R", Metadata: map[string]string{}, Violations: []aip.Violation{fv("a", "1"), fv("b", "2"), fv("c", "3")}},
 		},
 		{
 			name: "BadRequest that does not decode contributes nothing",
@@ -257,7 +257,7 @@ func TestParse(t *testing.T) {
 				&anypb.Any{TypeUrl: badRequestURL, Value: append(marshal(t, faultlinetest.BadRequest(&errdetails.BadRequest_FieldViolation{Field: "half"})), 0x0a, 0x05)},
 				faultlinetest.BadRequest(faultlinetest.FieldViolation("c", "3")),
 			},
-			want: errs.Info{FieldViolations: []errs.FieldViolation{fv("a", "1"), fv("c", "3")}},
+			want: aip.Info{Violations: []aip.Violation{fv("a", "1"), fv("c", "3")}},
 		},
 		// Type URLs and other details.
 		{
@@ -268,13 +268,13 @@ func TestParse(t *testing.T) {
 				faultlinetest.BadRequest(faultlinetest.FieldViolation("f", "d")),
 				garbage(errorInfoURL), garbage(retryInfoURL), garbage(badRequestURL),
 			},
-			want: errs.Info{Reason: "R", Domain: "d", Metadata: map[string]string{}, RetryDelay: time.Second, HasRetryDelay: true,
-				FieldViolations: []errs.FieldViolation{fv("f", "d")}},
+			want: aip.Info{Reason: "R", Domain: "d", Metadata: map[string]string{}, RetryDelay: time.Second, HasRetryDelay: true,
+				Violations: []aip.Violation{fv("f", "d")}},
 		},
 		{
 			name:    "unknown type URLs say nothing and are kept as they are",
 			details: unknownTypes,
-			want:    errs.Info{Other: unknownTypes},
+			want:    aip.Info{Other: unknownTypes},
 		},
 		{
 			name: "type URLs match by full name after the last slash",
@@ -282,12 +282,12 @@ func TestParse(t *testing.T) {
 				&anypb.Any{TypeUrl: "google.rpc.ErrorInfo", Value: marshal(t, &errdetails.ErrorInfo{Reason: "BARE"})},
 				&anypb.Any{TypeUrl: "example.com/x/google.rpc.RetryInfo", Value: marshal(t, faultlinetest.RetryInfo(2*time.Second))},
 			},
-			want: errs.Info{Reason: "BARE", Metadata: map[string]string{}, RetryDelay: 2 * time.Second, HasRetryDelay: true},
+			want: aip.Info{Reason: "BARE", Metadata: map[string]string{}, RetryDelay: 2 * time.Second, HasRetryDelay: true},
 		},
 		{
 			name:    "other detail types say nothing and are kept, decoded",
 			details: otherTypes,
-			want:    errs.Info{Other: otherTypes},
+			want:    aip.Info{Other: otherTypes},
 		},
 		{
 			name: "other details are kept in order around the parsed ones",
@@ -295,51 +295,51 @@ func TestParse(t *testing.T) {
 				otherTypes[0], &errdetails.ErrorInfo{Reason: "R"}, unknownTypes[0], faultlinetest.RetryInfo(time.Second), otherTypes[4],
 				faultlinetest.BadRequest(&errdetails.BadRequest_FieldViolation{Field: "f"}), otherTypes[5],
 			},
-			want: errs.Info{Reason: "R", Metadata: map[string]string{}, RetryDelay: time.Second, HasRetryDelay: true,
-				FieldViolations: []errs.FieldViolation{fv("f", "")},
-				Other:           []proto.Message{otherTypes[0], unknownTypes[0], otherTypes[4], otherTypes[5]}},
+			want: aip.Info{Reason: "R", Metadata: map[string]string{}, RetryDelay: time.Second, HasRetryDelay: true,
+				Violations: []aip.Violation{fv("f", "")},
+				Other:      []proto.Message{otherTypes[0], unknownTypes[0], otherTypes[4], otherTypes[5]}},
 		},
 		{
 			name:    "another linked type that does not decode is kept as its Any",
 			details: []proto.Message{badQuota, &errdetails.DebugInfo{Detail: "d"}},
-			want:    errs.Info{Other: []proto.Message{badQuota, &errdetails.DebugInfo{Detail: "d"}}},
+			want:    aip.Info{Other: []proto.Message{badQuota, &errdetails.DebugInfo{Detail: "d"}}},
 		},
 		{
 			name:    "a nil detail is kept as an empty Any",
 			details: []proto.Message{(*anypb.Any)(nil), faultlinetest.RetryInfo(time.Second)},
-			want:    errs.Info{RetryDelay: time.Second, HasRetryDelay: true, Other: []proto.Message{&anypb.Any{}}},
+			want:    aip.Info{RetryDelay: time.Second, HasRetryDelay: true, Other: []proto.Message{&anypb.Any{}}},
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var details []*anypb.Any
+			var ds []*anypb.Any
 			for _, d := range tc.details {
 				a, ok := d.(*anypb.Any)
 				if !ok {
 					a = anyOf(t, d)
 				}
-				details = append(details, a)
+				ds = append(ds, a)
 			}
-			st := rawStatus(codes.Internal, "m", details...)
+			st := rawStatus(codes.Internal, "m", ds...)
 			before := st.Proto()
-			got := classify.Parse(st)
+			got := aip.Parse(st)
 			if d := diffInfo(got, tc.want); d != "" {
-				t.Errorf("Parse(%v) differs (-want +got):\n%s", details, d)
+				t.Errorf("Parse(%v) differs (-want +got):\n%s", ds, d)
 			}
-			checkRules(t, details, got)
-			wantUsable := tc.want.Reason != "" || tc.want.HasRetryDelay || len(tc.want.FieldViolations) > 0
-			if got := classify.Usable(got); got != wantUsable {
-				t.Errorf("Usable(Parse(%v)) = %v, want %v", details, got, wantUsable)
+			checkRules(t, ds, got)
+			wantUsable := tc.want.Reason != "" || tc.want.HasRetryDelay || len(tc.want.Violations) > 0
+			if got := aip.Usable(got); got != wantUsable {
+				t.Errorf("Usable(Parse(%v)) = %v, want %v", ds, got, wantUsable)
 			}
 			// ParseTrailer reads the same from the encoded status, when it is usable.
 			if b, err := proto.Marshal(st.Proto()); err == nil {
-				md := metadata.MD{classify.StatusDetailsKey: {string(b)}}
-				want := errs.Info{}
+				md := metadata.MD{aip.StatusDetailsKey: {string(b)}}
+				want := aip.Info{}
 				if wantUsable {
 					want = tc.want
 				}
-				if d := diffInfo(classify.ParseTrailer(md), want); d != "" {
-					t.Errorf("ParseTrailer(%v) differs (-want +got):\n%s", details, d)
+				if d := diffInfo(aip.ParseTrailer(md), want); d != "" {
+					t.Errorf("ParseTrailer(%v) differs (-want +got):\n%s", ds, d)
 				}
 			}
 			if !proto.Equal(st.Proto(), before) {
@@ -360,7 +360,7 @@ func TestParseNoDetails(t *testing.T) {
 		{"empty proto", status.FromProto(&spb.Status{})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := classify.Parse(tc.st); !cmp.Equal(got, errs.Info{}) {
+			if got := aip.Parse(tc.st); !cmp.Equal(got, aip.Info{}) {
 				t.Errorf("Parse(%v) = %+v, want the zero Info", tc.st, got)
 			}
 		})
@@ -376,8 +376,8 @@ func TestParseGroupDepth(t *testing.T) {
 	}{{1, true}, {64, true}, {1000, true}, {20000, false}} {
 		t.Run(fmt.Sprint(tc.depth), func(t *testing.T) {
 			value := append(marshal(t, &errdetails.ErrorInfo{Reason: "R"}), deepGroups(tc.depth)...)
-			details := []*anypb.Any{{TypeUrl: errorInfoURL, Value: value}, anyOf(t, faultlinetest.RetryInfo(time.Second))}
-			got := classify.Parse(rawStatus(codes.Internal, "", details...))
+			ds := []*anypb.Any{{TypeUrl: errorInfoURL, Value: value}, anyOf(t, faultlinetest.RetryInfo(time.Second))}
+			got := aip.Parse(rawStatus(codes.Internal, "", ds...))
 			if (got.Reason == "R") != tc.found {
 				t.Errorf("Parse(ErrorInfo with %d nested groups).Reason = %q, want found %v", tc.depth, got.Reason, tc.found)
 			}
@@ -405,12 +405,12 @@ func TestParseTrailer(t *testing.T) {
 	unusable := encode(&errdetails.DebugInfo{Detail: "x"}, &errdetails.ErrorInfo{Domain: "only"})
 	badAny := string(append(marshal(t, &spb.Status{Code: 14, Details: []*anypb.Any{anyOf(t, &errdetails.ErrorInfo{Reason: "R"})}}),
 		0x1a, 0x03, 0x0a, 0x01, 0xff)) // a second Any whose type URL is not UTF-8
-	wantReason := errs.Info{Reason: "R", Domain: "d", Metadata: map[string]string{}}
-	wantRetry := errs.Info{RetryDelay: 3 * time.Second, HasRetryDelay: true}
+	wantReason := aip.Info{Reason: "R", Domain: "d", Metadata: map[string]string{}}
+	wantRetry := aip.Info{RetryDelay: 3 * time.Second, HasRetryDelay: true}
 	tests := []struct {
 		name string
 		md   metadata.MD
-		want errs.Info
+		want aip.Info
 	}{
 		{"binary value", metadata.MD{"grpc-status-details-bin": {reason}}, wantReason},
 		{"key matched case-insensitively", metadata.MD{"Grpc-Status-Details-Bin": {reason}}, wantReason},
@@ -425,14 +425,14 @@ func TestParseTrailer(t *testing.T) {
 		{"base64 of garbage skipped", metadata.MD{"grpc-status-details-bin": {base64.StdEncoding.EncodeToString([]byte("\xff\xff")), reason}}, wantReason},
 		{"canonical key first", metadata.MD{"Grpc-Status-Details-Bin": {retry}, "grpc-status-details-bin": {reason}}, wantReason},
 		{"other spelling when the canonical one is unusable", metadata.MD{"Grpc-Status-Details-Bin": {retry}, "grpc-status-details-bin": {unusable}}, wantRetry},
-		{"other keys ignored", metadata.MD{"grpc-status-details": {reason}, "x-grpc-status-details-bin": {retry}}, errs.Info{}},
-		{"no usable value", metadata.MD{"grpc-status-details-bin": {unusable, "", "garbage"}}, errs.Info{}},
-		{"empty", metadata.MD{}, errs.Info{}},
-		{"nil", nil, errs.Info{}},
+		{"other keys ignored", metadata.MD{"grpc-status-details": {reason}, "x-grpc-status-details-bin": {retry}}, aip.Info{}},
+		{"no usable value", metadata.MD{"grpc-status-details-bin": {unusable, "", "garbage"}}, aip.Info{}},
+		{"empty", metadata.MD{}, aip.Info{}},
+		{"nil", nil, aip.Info{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := classify.ParseTrailer(tc.md)
+			got := aip.ParseTrailer(tc.md)
 			if d := diffInfo(got, tc.want); d != "" {
 				t.Errorf("ParseTrailer(%q) differs (-want +got):\n%s", tc.md, d)
 			}

@@ -10,14 +10,14 @@
 //	if errors.Is(err, errs.ErrSandboxNotFound) { ... }
 //	var e *errs.Error
 //	if errors.As(err, &e) {
-//		log.Printf("%v: reason %q, sandbox %q", e.Kind(), e.Reason(), e.SandboxID())
+//		log.Printf("%v: reason %q, sandbox %q", e.Kind(), e.Reason(), e.Resource().SandboxID)
 //	}
 //
 // Errors of failed RPCs are built by a classifier (package classify); client code, such as
 // a sandbox SDK, builds any kind with [New] and [Option]s:
 //
 //	err := errs.New(errs.ErrSandboxStreamTruncated, "stream ended early",
-//		errs.WithSandboxID(id), errs.WithStreamCode("STREAM_TRUNCATED"))
+//		errs.WithResource(errs.Resource{SandboxID: id}), errs.WithStreamCode("STREAM_TRUNCATED"))
 //
 // An *Error reports facts (code, ErrorInfo reason, domain and metadata, RetryInfo delay,
 // field violations, the resource the call was about); whether to retry is a policy's

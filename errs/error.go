@@ -2,7 +2,6 @@ package errs
 
 import (
 	"maps"
-	"slices"
 	"strconv"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/faultline-go/faultline/internal/details"
 	"github.com/faultline-go/faultline/internal/seam"
 )
 
@@ -29,7 +29,7 @@ type Error struct {
 	cause error          // the original error; nil for client-made errors without a cause
 	msg   string         // the bounded, one-line message: Error() and Message()
 
-	info Info
+	info details.Info
 	res  Resource
 
 	streamCode string
@@ -38,27 +38,6 @@ type Error struct {
 	excMsg     string
 
 	facts seam.Facts // what the classifier learned beyond the status
-}
-
-// Info is what an AIP-193 status says beyond its code and message: the first usable
-// google.rpc.ErrorInfo, the first present google.rpc.RetryInfo and the violations of every
-// google.rpc.BadRequest. The zero Info says nothing.
-type Info struct {
-	Reason   string            // ErrorInfo.reason
-	Domain   string            // ErrorInfo.domain
-	Metadata map[string]string // ErrorInfo.metadata; non-nil when an ErrorInfo was found
-
-	RetryDelay    time.Duration // RetryInfo.retry_delay, as given (may be zero or negative)
-	HasRetryDelay bool          // whether a RetryInfo with a valid delay was present
-
-	FieldViolations []FieldViolation // BadRequest.field_violations, in order
-
-	// Other holds the details other than ErrorInfo, RetryInfo and BadRequest
-	// (QuotaFailure, PreconditionFailure, ResourceInfo, RequestInfo, DebugInfo, Help,
-	// LocalizedMessage, unknown types), decoded once by the parser, in order. A detail whose
-	// type is not linked into the program, or whose bytes do not decode, is kept as its
-	// *anypb.Any. Other never chooses a kind; [Error.OtherDetails] returns copies of it.
-	Other []proto.Message
 }
 
 // Resource is what a failed call was about. Empty fields are unknown.
@@ -91,7 +70,7 @@ type ExecResult struct {
 //
 // A nil st is treated as status Unknown with cause's text; an invalid kind as ErrCWSandbox.
 // Classifiers reach it through internal/seam; client code builds errors with [New].
-func fromStatus(kind Kind, st *status.Status, cause error, info Info, res Resource, facts seam.Facts) *Error {
+func fromStatus(kind Kind, st *status.Status, cause error, info details.Info, res Resource, facts seam.Facts) *Error {
 	if !kind.Valid() {
 		kind = ErrCWSandbox
 	}
@@ -217,29 +196,20 @@ func (e *Error) RetryDelay() (time.Duration, bool) {
 }
 
 // FieldViolations returns a copy of the BadRequest field violations, in order.
-func (e *Error) FieldViolations() []FieldViolation { return slices.Clone(e.info.FieldViolations) }
+func (e *Error) FieldViolations() []FieldViolation {
+	if len(e.info.Violations) == 0 {
+		return nil
+	}
+	out := make([]FieldViolation, len(e.info.Violations))
+	for i, v := range e.info.Violations {
+		out[i] = FieldViolation(v)
+	}
+	return out
+}
 
 // Resource returns what the call was about: the name of the RPC method that failed
 // ("GetSandbox") and the ids and path the call named; empty fields are unknown.
 func (e *Error) Resource() Resource { return e.res }
-
-// Operation returns the name of the RPC method that failed ("GetSandbox"), or "".
-func (e *Error) Operation() string { return e.res.Operation }
-
-// SandboxID returns the id of the sandbox the call was about, or "".
-func (e *Error) SandboxID() string { return e.res.SandboxID }
-
-// FilePath returns the path of the file the call was about, or "".
-func (e *Error) FilePath() string { return e.res.FilePath }
-
-// SnapshotID returns the id of the file system snapshot the call was about, or "".
-func (e *Error) SnapshotID() string { return e.res.SnapshotID }
-
-// RunnerID returns the id of the runner the call was about, or "".
-func (e *Error) RunnerID() string { return e.res.RunnerID }
-
-// ProfileName returns the name of the profile the call was about, or "".
-func (e *Error) ProfileName() string { return e.res.ProfileName }
 
 // StreamCode returns the in-band code of a stream's terminal error frame, or "".
 func (e *Error) StreamCode() string { return e.streamCode }
@@ -263,7 +233,7 @@ func (e *Error) ExceptionMessage() string { return e.excMsg }
 
 // OtherDetails returns the status details other than ErrorInfo, RetryInfo and BadRequest
 // (QuotaFailure, PreconditionFailure, ResourceInfo, RequestInfo, DebugInfo, Help,
-// LocalizedMessage, ...), in order, as the classifier decoded them into [Info.Other]: the
+// LocalizedMessage, ...), in order, as the classifier decoded them: the
 // status is not decoded again. The messages are copies the caller may modify. A detail
 // whose type is not linked into the program, or whose bytes do not decode, is returned as
 // its *anypb.Any, so nothing is lost. An error built with [New] has none (nil).

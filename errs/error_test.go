@@ -19,6 +19,7 @@ import (
 
 	"github.com/faultline-go/faultline/errs"
 	"github.com/faultline-go/faultline/faultlinetest"
+	"github.com/faultline-go/faultline/internal/details"
 )
 
 // view is every observable attribute of an *errs.Error, for comparison with cmp.
@@ -51,8 +52,8 @@ func viewOf(e *errs.Error) view {
 		Kind: e.Kind(), Code: e.Code(), Error: e.Error(), StatusMessage: e.GRPCStatus().Message(),
 		Cause: e.Unwrap(), Reason: e.Reason(), Domain: e.Domain(), Metadata: e.Metadata(),
 		RetryDelay: d, HasRetryDelay: ok, FieldViolations: e.FieldViolations(),
-		Operation: e.Operation(), SandboxID: e.SandboxID(), FilePath: e.FilePath(),
-		SnapshotID: e.SnapshotID(), RunnerID: e.RunnerID(), ProfileName: e.ProfileName(),
+		Operation: e.Resource().Operation, SandboxID: e.Resource().SandboxID, FilePath: e.Resource().FilePath,
+		SnapshotID: e.Resource().SnapshotID, RunnerID: e.Resource().RunnerID, ProfileName: e.Resource().ProfileName,
 		StreamCode: e.StreamCode(), ExecResult: e.ExecResult(),
 		ExceptionType: e.ExceptionType(), ExceptionMsg: e.ExceptionMessage(),
 	}
@@ -88,12 +89,12 @@ func TestNew(t *testing.T) {
 				errs.WithErrorInfo("example.com", "REASON", map[string]string{"secret": "hunter2"}),
 				errs.WithRetryDelay(3 * time.Second),
 				errs.WithFieldViolations(errs.FieldViolation{Field: "spec.image", Description: "must not be empty"}),
-				errs.WithOperation("Exec"),
-				errs.WithSandboxID("sb-1"),
-				errs.WithFilePath("/tmp/a"),
-				errs.WithSnapshotID("fss-1"),
-				errs.WithRunnerID("r-1"),
-				errs.WithProfileName("gpu"),
+				errs.WithResource(errs.Resource{Operation: "Exec"}),
+				errs.WithResource(errs.Resource{SandboxID: "sb-1"}),
+				errs.WithResource(errs.Resource{FilePath: "/tmp/a"}),
+				errs.WithResource(errs.Resource{SnapshotID: "fss-1"}),
+				errs.WithResource(errs.Resource{RunnerID: "r-1"}),
+				errs.WithResource(errs.Resource{ProfileName: "gpu"}),
 				errs.WithStreamCode("STREAM_TRUNCATED"),
 				errs.WithExecResult(errs.ExecResult{ExitCode: 1, Stdout: "out", Stderr: pyTraceback}),
 			},
@@ -112,20 +113,6 @@ func TestNew(t *testing.T) {
 			},
 		},
 		{
-			name: "WithException after WithExecResult wins",
-			kind: errs.ErrSandboxExecution, msg: "x",
-			opts: []errs.Option{errs.WithExecResult(errs.ExecResult{ExitCode: 2, Stderr: pyTraceback}), errs.WithException("KeyError", "'k'")},
-			want: view{Kind: errs.ErrSandboxExecution, Code: codes.Unknown, Error: "execution failed: x: KeyError: 'k' (exit code 2)",
-				ExecResult: &errs.ExecResult{ExitCode: 2, Stderr: pyTraceback}, ExceptionType: "KeyError", ExceptionMsg: "'k'"},
-		},
-		{
-			name: "WithExecResult after WithException wins when stderr has a traceback",
-			kind: errs.ErrSandboxExecution, msg: "x",
-			opts: []errs.Option{errs.WithException("KeyError", "'k'"), errs.WithExecResult(errs.ExecResult{ExitCode: 2, Stderr: pyTraceback})},
-			want: view{Kind: errs.ErrSandboxExecution, Code: codes.Unknown, Error: "execution failed: x: ValueError: bad input (exit code 2)",
-				ExecResult: &errs.ExecResult{ExitCode: 2, Stderr: pyTraceback}, ExceptionType: "ValueError", ExceptionMsg: "bad input"},
-		},
-		{
 			name: "exec result without traceback",
 			kind: errs.ErrSandboxExecution,
 			opts: []errs.Option{errs.WithExecResult(errs.ExecResult{ExitCode: 127, Stderr: "sh: foo: not found\n"})},
@@ -135,7 +122,7 @@ func TestNew(t *testing.T) {
 		{
 			name: "last option wins",
 			kind: errs.ErrSandboxNotFound, msg: "gone",
-			opts: []errs.Option{errs.WithCode(codes.Internal), errs.WithSandboxID("a"), errs.WithCode(codes.NotFound), errs.WithSandboxID("b")},
+			opts: []errs.Option{errs.WithCode(codes.Internal), errs.WithResource(errs.Resource{SandboxID: "a"}), errs.WithCode(codes.NotFound), errs.WithResource(errs.Resource{SandboxID: "b"})},
 			want: view{Kind: errs.ErrSandboxNotFound, Code: codes.NotFound, Error: "sandbox not found: gone (sandbox b)", SandboxID: "b"},
 		},
 		{
@@ -159,7 +146,7 @@ func TestNew(t *testing.T) {
 		{
 			name: "file kind with a file reason",
 			kind: errs.ErrSandboxFile, msg: "no such file",
-			opts: []errs.Option{errs.WithErrorInfo("cwsandbox.com", "CWSANDBOX_FILE_NOT_FOUND", nil), errs.WithOperation("ReadFile"), errs.WithFilePath("/etc/x")},
+			opts: []errs.Option{errs.WithErrorInfo("cwsandbox.com", "CWSANDBOX_FILE_NOT_FOUND", nil), errs.WithResource(errs.Resource{Operation: "ReadFile"}), errs.WithResource(errs.Resource{FilePath: "/etc/x"})},
 			want: view{Kind: errs.ErrSandboxFile, Code: codes.Unknown, Error: "ReadFile: file operation failed: no such file (file /etc/x)",
 				Reason: "CWSANDBOX_FILE_NOT_FOUND", Domain: "cwsandbox.com", Metadata: map[string]string{}, Operation: "ReadFile", FilePath: "/etc/x"},
 		},
@@ -307,7 +294,7 @@ func TestFromStatus(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := errs.FromStatus(tc.kind, tc.st, tc.cause, errs.Info{}, tc.res)
+			e := errs.FromStatus(tc.kind, tc.st, tc.cause, details.Info{}, tc.res)
 			if e.Kind() != tc.wantKind || e.Code() != tc.wantCode || e.Error() != tc.wantError {
 				t.Errorf("FromStatus(%v, %v) = %v, %v, %q, want %v, %v, %q",
 					tc.kind, tc.st, e.Kind(), e.Code(), e.Error(), tc.wantKind, tc.wantCode, tc.wantError)
@@ -324,7 +311,7 @@ func TestFromStatus(t *testing.T) {
 		})
 	}
 	t.Run("nil status and nil cause", func(t *testing.T) {
-		e := errs.FromStatus(errs.ErrSandbox, nil, nil, errs.Info{}, errs.Resource{})
+		e := errs.FromStatus(errs.ErrSandbox, nil, nil, details.Info{}, errs.Resource{})
 		if e.Code() != codes.Unknown || e.GRPCStatus() == nil || e.Error() != "failed" {
 			t.Errorf("FromStatus(ErrSandbox, nil, nil) = %v, %v, %q, want Unknown, a status, %q", e.Code(), e.GRPCStatus(), e.Error(), "failed")
 		}
@@ -372,7 +359,7 @@ func TestPhrases(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.kind.String()+"/"+tc.code.String()+"/"+tc.reason, func(t *testing.T) {
-			e := errs.FromStatus(tc.kind, status.New(tc.code, ""), nil, errs.Info{Reason: tc.reason}, errs.Resource{})
+			e := errs.FromStatus(tc.kind, status.New(tc.code, ""), nil, details.Info{Reason: tc.reason}, errs.Resource{})
 			if got := e.Error(); got != tc.want {
 				t.Errorf("FromStatus(%v, %v, reason %q).Error() = %q, want %q", tc.kind, tc.code, tc.reason, got, tc.want)
 			}
@@ -394,8 +381,8 @@ func TestOtherDetails(t *testing.T) {
 		e    *errs.Error
 		want []proto.Message
 	}{
-		{"FromStatus with Other", errs.FromStatus(errs.ErrSandbox, st, nil, errs.Info{Other: other}, errs.Resource{}), other},
-		{"FromStatus without Other", errs.FromStatus(errs.ErrSandbox, st, nil, errs.Info{}, errs.Resource{}), nil},
+		{"FromStatus with Other", errs.FromStatus(errs.ErrSandbox, st, nil, details.Info{Other: other}, errs.Resource{}), other},
+		{"FromStatus without Other", errs.FromStatus(errs.ErrSandbox, st, nil, details.Info{}, errs.Resource{}), nil},
 		{"New", errs.New(errs.ErrSandbox, "m"), nil},
 	}
 	for _, tc := range tests {
@@ -437,14 +424,14 @@ func TestErrorHostile(t *testing.T) {
 		opts []errs.Option
 	}{
 		{"1 MiB message", huge, nil},
-		{"control characters", control, []errs.Option{errs.WithOperation(control), errs.WithSandboxID(control)}},
-		{"invalid UTF-8", invalid, []errs.Option{errs.WithFilePath(invalid), errs.WithOperation(invalid)}},
+		{"control characters", control, []errs.Option{errs.WithResource(errs.Resource{Operation: control}), errs.WithResource(errs.Resource{SandboxID: control})}},
+		{"invalid UTF-8", invalid, []errs.Option{errs.WithResource(errs.Resource{FilePath: invalid}), errs.WithResource(errs.Resource{Operation: invalid})}},
 		{"10k violations", "m", []errs.Option{errs.WithFieldViolations(many...)}},
-		{"multibyte at every cut", multibyte, []errs.Option{errs.WithSandboxID(multibyte), errs.WithFilePath(multibyte),
-			errs.WithSnapshotID(multibyte), errs.WithRunnerID(multibyte), errs.WithProfileName(multibyte), errs.WithStreamCode(multibyte)}},
+		{"multibyte at every cut", multibyte, []errs.Option{errs.WithResource(errs.Resource{SandboxID: multibyte}), errs.WithResource(errs.Resource{FilePath: multibyte}),
+			errs.WithResource(errs.Resource{SnapshotID: multibyte}), errs.WithResource(errs.Resource{RunnerID: multibyte}), errs.WithResource(errs.Resource{ProfileName: multibyte}), errs.WithStreamCode(multibyte)}},
 		{"everything huge", huge, []errs.Option{
-			errs.WithOperation(huge), errs.WithSandboxID(huge), errs.WithFilePath(huge), errs.WithSnapshotID(huge),
-			errs.WithRunnerID(huge), errs.WithProfileName(huge), errs.WithStreamCode(huge), errs.WithException(huge, huge),
+			errs.WithResource(errs.Resource{Operation: huge}), errs.WithResource(errs.Resource{SandboxID: huge}), errs.WithResource(errs.Resource{FilePath: huge}), errs.WithResource(errs.Resource{SnapshotID: huge}),
+			errs.WithResource(errs.Resource{RunnerID: huge}), errs.WithResource(errs.Resource{ProfileName: huge}), errs.WithStreamCode(huge), errs.WithExecResult(errs.ExecResult{Stderr: "Traceback (most recent call last):\n" + huge + ": " + huge}),
 			errs.WithExecResult(errs.ExecResult{ExitCode: -1, Stdout: huge, Stderr: huge}), errs.WithFieldViolations(many...)}},
 	}
 	for _, tc := range tests {
@@ -456,7 +443,7 @@ func TestErrorHostile(t *testing.T) {
 					t.Errorf("New(%v).GRPCStatus().Message() differs from the message given", k)
 				}
 				st := status.New(codes.Internal, tc.msg)
-				checkLine(t, "FromStatus("+k.String()+")", errs.FromStatus(k, st, nil, errs.Info{FieldViolations: many}, errs.Resource{Operation: tc.msg}).Error())
+				checkLine(t, "FromStatus("+k.String()+")", errs.FromStatus(k, st, nil, details.Info{Violations: violations(many)}, errs.Resource{Operation: tc.msg}).Error())
 			}
 		})
 	}
@@ -464,7 +451,7 @@ func TestErrorHostile(t *testing.T) {
 	for _, unit := range []string{"a", "é", "€", "😀", "\xff", "\n"} {
 		for n := 900; n <= 1100; n++ {
 			s := strings.Repeat(unit, n/len(unit)+1)[:n]
-			checkLine(t, "New(message of "+unit+")", errs.New(errs.ErrSandbox, s, errs.WithSandboxID(s)).Error())
+			checkLine(t, "New(message of "+unit+")", errs.New(errs.ErrSandbox, s, errs.WithResource(errs.Resource{SandboxID: s})).Error())
 		}
 	}
 }
@@ -478,7 +465,7 @@ func TestMetadataNeverPrinted(t *testing.T) {
 				&errdetails.DebugInfo{Detail: "SECRET-DEBUG"})
 			for _, e := range []*errs.Error{
 				errs.New(k, "m", errs.WithErrorInfo("cwsandbox.com", "CWSANDBOX_FILE_NOT_FOUND", md)),
-				errs.FromStatus(k, st, nil, errs.Info{Reason: "CWSANDBOX_FILE_NOT_FOUND", Domain: "cwsandbox.com", Metadata: md}, errs.Resource{}),
+				errs.FromStatus(k, st, nil, details.Info{Reason: "CWSANDBOX_FILE_NOT_FOUND", Domain: "cwsandbox.com", Metadata: md}, errs.Resource{}),
 			} {
 				if got := e.Error(); strings.Contains(got, "SECRET") {
 					t.Errorf("%v.Error() = %q, want no metadata or debug detail", k, got)
@@ -513,7 +500,7 @@ func TestNewNeverOK(t *testing.T) {
 // dumps the details, ErrorInfo metadata included; the error must not print that dump.
 func TestDetailsMismatchWithheld(t *testing.T) {
 	msg := `grpc-status-details-bin mismatch: grpc-status=Unavailable, grpc-message="", grpc-status-details-bin=code:5 details:{metadata:{key:"t" value:"s3cret"}}`
-	e := errs.FromStatus(errs.ErrSandbox, status.New(codes.Internal, msg), nil, errs.Info{}, errs.Resource{})
+	e := errs.FromStatus(errs.ErrSandbox, status.New(codes.Internal, msg), nil, details.Info{}, errs.Resource{})
 	for _, s := range []string{e.Error(), fmt.Sprintf("%+v", e), fmt.Sprintf("%#v", e)} {
 		if strings.Contains(s, "s3cret") || !strings.Contains(s, "details withheld") {
 			t.Errorf("rendering = %q, want the details withheld", s)
@@ -526,4 +513,13 @@ func TestGoStringHidesMetadata(t *testing.T) {
 	if s := fmt.Sprintf("%#v", e); strings.Contains(s, "s3cret") || !strings.Contains(s, "SandboxUnavailableError") {
 		t.Errorf("%%#v = %q, want the kind and no metadata", s)
 	}
+}
+
+// violations converts field violations to the parser's form.
+func violations(v []errs.FieldViolation) []details.Violation {
+	out := make([]details.Violation, len(v))
+	for i, fv := range v {
+		out[i] = details.Violation(fv)
+	}
+	return out
 }

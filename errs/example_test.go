@@ -14,8 +14,8 @@ import (
 func ExampleNew() {
 	stderr := "Traceback (most recent call last):\n  File \"main.py\", line 1, in <module>\nValueError: bad input\n"
 	err := errs.New(errs.ErrSandboxExecution, "command failed",
-		errs.WithOperation("Exec"),
-		errs.WithSandboxID("sb-1"),
+		errs.WithResource(errs.Resource{Operation: "Exec"}),
+		errs.WithResource(errs.Resource{SandboxID: "sb-1"}),
 		errs.WithExecResult(errs.ExecResult{ExitCode: 1, Stderr: stderr}))
 
 	fmt.Println(err)

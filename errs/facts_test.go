@@ -10,14 +10,15 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/internal/details"
 	"github.com/faultline-go/faultline/internal/seam"
 )
 
 // classified builds an error the way a classifier does, through the seam errs keeps for its
 // sibling packages.
 func classified(kind errs.Kind, st *status.Status, facts seam.Facts) *errs.Error {
-	build := seam.NewError.(func(errs.Kind, *status.Status, error, errs.Info, errs.Resource, seam.Facts) *errs.Error)
-	return build(kind, st, nil, errs.Info{}, errs.Resource{Operation: "GetSandbox"}, facts)
+	build := seam.NewError.(func(errs.Kind, *status.Status, error, details.Info, errs.Resource, seam.Facts) *errs.Error)
+	return build(kind, st, nil, details.Info{}, errs.Resource{Operation: "GetSandbox"}, facts)
 }
 
 // TestIsCallerContext checks that an error classified with the caller's context error matches

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/internal/details"
 )
 
 // FuzzError checks that Error() is one bounded line whatever the message and attributes.
@@ -20,12 +21,12 @@ func FuzzError(f *testing.F) {
 		for i := range vs {
 			vs[i] = errs.FieldViolation{Field: field, Description: desc}
 		}
-		e := errs.New(errs.Kind(kind), msg, errs.WithOperation(op), errs.WithSandboxID(id), errs.WithFilePath(id),
-			errs.WithStreamCode(field), errs.WithException(field, desc), errs.WithFieldViolations(vs...))
+		e := errs.New(errs.Kind(kind), msg, errs.WithResource(errs.Resource{Operation: op}), errs.WithResource(errs.Resource{SandboxID: id}), errs.WithResource(errs.Resource{FilePath: id}),
+			errs.WithStreamCode(field), errs.WithExecResult(errs.ExecResult{Stderr: "Traceback (most recent call last):\n" + field + ": " + desc}), errs.WithFieldViolations(vs...))
 		checkLine(t, "New", e.Error())
 		st := status.New(codes.Code(kind), msg)
 		checkLine(t, "FromStatus", errs.FromStatus(errs.Kind(kind), st, nil,
-			errs.Info{Reason: field, FieldViolations: vs}, errs.Resource{Operation: op, RunnerID: id}).Error())
+			details.Info{Reason: field, Violations: violations(vs)}, errs.Resource{Operation: op, RunnerID: id}).Error())
 	})
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/faultline-go/faultline/errs"
 	"github.com/faultline-go/faultline/faultlinetest"
+	"github.com/faultline-go/faultline/internal/details"
 )
 
 // class is one class of the tree in spec/taxonomy.md, copied by hand: the kind, the class
@@ -166,7 +167,7 @@ func TestIsMatrix(t *testing.T) {
 		for _, c := range taxonomy {
 			t.Run(form.name+"/"+c.name, func(t *testing.T) {
 				st := faultlinetest.Status(codes.Aborted, "server said no", faultlinetest.ErrorInfo("d", "R", nil))
-				orig := errs.FromStatus(c.kind, st, nil, errs.Info{}, errs.Resource{})
+				orig := errs.FromStatus(c.kind, st, nil, details.Info{}, errs.Resource{})
 				err := form.wrap(orig)
 				for _, target := range taxonomy {
 					want := isA(c.kind, target.kind)
@@ -207,7 +208,7 @@ func TestGRPCStatusUnmodified(t *testing.T) {
 				faultlinetest.ErrorInfo("cwsandbox.com", "CWSANDBOX_BACKEND_UNAVAILABLE", map[string]string{"k": "v"}),
 				&errdetails.DebugInfo{Detail: "stack"})
 			before := st.Proto()
-			e := errs.FromStatus(c.kind, st, st.Err(), errs.Info{Reason: "X"}, errs.Resource{Operation: "Op", SandboxID: "sb-1"})
+			e := errs.FromStatus(c.kind, st, st.Err(), details.Info{Reason: "X"}, errs.Resource{Operation: "Op", SandboxID: "sb-1"})
 			got, ok := status.FromError(e)
 			if !ok || got != st {
 				t.Fatalf("status.FromError(e) = %p, %v, want %p, true", got, ok, st)

@@ -22,7 +22,7 @@ const (
 // render builds the one-line message: "op: phrase: text (resource); field violations: ...".
 func (e *Error) render(text string, code codes.Code) string {
 	var w lineWriter
-	w.b.Grow(min(maxMessage, 48+len(text)+len(e.res.SandboxID)+len(e.res.FilePath)+32*len(e.info.FieldViolations)))
+	w.b.Grow(min(maxMessage, 48+len(text)+len(e.res.SandboxID)+len(e.res.FilePath)+32*len(e.info.Violations)))
 	if e.res.Operation != "" {
 		w.clean(e.res.Operation, maxID)
 		w.raw(": ")
@@ -45,7 +45,7 @@ func (e *Error) render(text string, code codes.Code) string {
 		}
 	}
 	w.resource(e)
-	if v := e.info.FieldViolations; len(v) > 0 {
+	if v := e.info.Violations; len(v) > 0 {
 		w.raw("; field violations: ")
 		for i, fv := range v {
 			if i == maxViolationsText {

@@ -1,8 +1,10 @@
 package errs
 
 import (
+	"github.com/faultline-go/faultline/internal/details"
+	"reflect"
+
 	"maps"
-	"slices"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -17,7 +19,7 @@ type Option interface {
 type builder struct {
 	code       codes.Code
 	cause      error
-	info       Info
+	info       details.Info
 	res        Resource
 	streamCode string
 	exec       *ExecResult
@@ -55,28 +57,25 @@ func WithRetryDelay(d time.Duration) Option {
 
 // WithFieldViolations sets the field violations (a copy). Default: none.
 func WithFieldViolations(v ...FieldViolation) Option {
-	v = slices.Clone(v)
-	return optionFunc(func(b *builder) { b.info.FieldViolations = v })
+	vs := make([]details.Violation, len(v))
+	for i, fv := range v {
+		vs[i] = details.Violation(fv)
+	}
+	return optionFunc(func(b *builder) { b.info.Violations = vs })
 }
 
-// WithOperation sets the operation name ("Exec"). Default: "".
-func WithOperation(op string) Option { return optionFunc(func(b *builder) { b.res.Operation = op }) }
-
-// WithSandboxID sets the sandbox id. Default: "".
-func WithSandboxID(id string) Option { return optionFunc(func(b *builder) { b.res.SandboxID = id }) }
-
-// WithFilePath sets the file path. Default: "".
-func WithFilePath(p string) Option { return optionFunc(func(b *builder) { b.res.FilePath = p }) }
-
-// WithSnapshotID sets the file system snapshot id. Default: "".
-func WithSnapshotID(id string) Option { return optionFunc(func(b *builder) { b.res.SnapshotID = id }) }
-
-// WithRunnerID sets the runner id. Default: "".
-func WithRunnerID(id string) Option { return optionFunc(func(b *builder) { b.res.RunnerID = id }) }
-
-// WithProfileName sets the profile name. Default: "".
-func WithProfileName(name string) Option {
-	return optionFunc(func(b *builder) { b.res.ProfileName = name })
+// WithResource sets what the error is about: the non-empty fields of r (several
+// WithResource combine, a later non-empty field winning). Default: none.
+func WithResource(r Resource) Option {
+	return optionFunc(func(b *builder) {
+		// Field by field, so that a field added to Resource needs nothing here.
+		dst, src := reflect.ValueOf(&b.res).Elem(), reflect.ValueOf(r)
+		for i := range src.NumField() {
+			if v := src.Field(i).String(); v != "" {
+				dst.Field(i).SetString(v)
+			}
+		}
+	})
 }
 
 // WithStreamCode sets the in-band code of a stream's terminal error frame
@@ -86,19 +85,13 @@ func WithStreamCode(code string) Option {
 }
 
 // WithExecResult sets the failed command's result and, when its stderr ends in a Python
-// traceback, the exception type and message parsed from it (see [ParseTraceback]); a later
-// [WithException] overrides those. Default: none.
+// traceback, the exception type and message parsed from it (the last line of a traceback:
+// "ValueError: bad input"), which ExceptionType and ExceptionMessage return. Default: none.
 func WithExecResult(r ExecResult) Option {
 	return optionFunc(func(b *builder) {
 		b.exec = &r
-		if typ, msg, ok := ParseTraceback(r.Stderr); ok {
+		if typ, msg, ok := parseTraceback(r.Stderr); ok {
 			b.excType, b.excMsg = typ, msg
 		}
 	})
-}
-
-// WithException sets the exception type and message. Default: parsed from the exec
-// result's stderr, if any.
-func WithException(typ, message string) Option {
-	return optionFunc(func(b *builder) { b.excType, b.excMsg = typ, message })
 }

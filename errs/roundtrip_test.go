@@ -33,7 +33,7 @@ type facts struct {
 func factsOf(e *errs.Error) facts {
 	d, ok := e.RetryDelay()
 	return facts{Kind: e.Kind(), Code: e.Code(), Reason: e.Reason(), Domain: e.Domain(), Metadata: e.Metadata(),
-		Delay: d, HasDelay: ok, Violations: e.FieldViolations(), FilePath: e.FilePath()}
+		Delay: d, HasDelay: ok, Violations: e.FieldViolations(), FilePath: e.Resource().FilePath}
 }
 
 // roundTripRows says, for every kind, how a server would say it (the kind's natural code,
@@ -159,7 +159,7 @@ func TestRoundTrip(t *testing.T) {
 			{"violations", []errs.Option{ei, errs.WithFieldViolations(violations...)}, withViolations},
 			{"everything", []errs.Option{
 				ei, errs.WithRetryDelay(time.Minute), errs.WithFieldViolations(violations...),
-				errs.WithOperation("Exec"), errs.WithSandboxID("sb-1"), errs.WithStreamCode("STREAM_TRUNCATED"),
+				errs.WithResource(errs.Resource{Operation: "Exec"}), errs.WithResource(errs.Resource{SandboxID: "sb-1"}), errs.WithStreamCode("STREAM_TRUNCATED"),
 				errs.WithExecResult(errs.ExecResult{ExitCode: 1, Stderr: "ValueError: bad\n"}),
 			}, with(withViolations, time.Minute)},
 		}
@@ -187,7 +187,7 @@ func with(f facts, d time.Duration) facts {
 // on a call of their family's service, they come back as themselves.
 func TestRoundTripFamilies(t *testing.T) {
 	const (
-		discovery = "/" + classify.DiscoveryService + "/GetAvailableRunner"
+		discovery = "/coreweave.sandbox.v1.DiscoveryService/GetAvailableRunner"
 		other     = "/example.v1.Things/GetThing"
 	)
 	violation := errs.WithFieldViolations(errs.FieldViolation{Field: "runner_id", Description: "required"})
@@ -225,7 +225,7 @@ func TestNewStatusDetails(t *testing.T) {
 		opts []errs.Option
 		want []any
 	}{
-		{"none", []errs.Option{errs.WithSandboxID("sb-1"), errs.WithStreamCode("X")}, nil},
+		{"none", []errs.Option{errs.WithResource(errs.Resource{SandboxID: "sb-1"}), errs.WithStreamCode("X")}, nil},
 		{"error info without metadata", []errs.Option{errs.WithErrorInfo("d", "R", nil)},
 			[]any{&errdetails.ErrorInfo{Reason: "R", Domain: "d"}}},
 		{"all, in order", []errs.Option{

@@ -3,6 +3,7 @@ package errs
 import (
 	"google.golang.org/grpc/status"
 
+	"github.com/faultline-go/faultline/internal/details"
 	"github.com/faultline-go/faultline/internal/seam"
 )
 
@@ -13,5 +14,5 @@ func init() {
 
 // Compile-time check of the types internal/seam documents.
 var (
-	_ func(Kind, *status.Status, error, Info, Resource, seam.Facts) *Error = fromStatus
+	_ func(Kind, *status.Status, error, details.Info, Resource, seam.Facts) *Error = fromStatus
 )

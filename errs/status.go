@@ -1,6 +1,8 @@
 package errs
 
 import (
+	"github.com/faultline-go/faultline/internal/details"
+
 	"strings"
 	"unicode/utf8"
 
@@ -25,7 +27,7 @@ import (
 // Protobuf strings must be valid UTF-8: a string that is not is written with each invalid
 // byte sequence replaced by U+FFFD. A detail that still fails to encode is left out, so
 // newStatus never fails.
-func newStatus(code codes.Code, msg string, info Info) *status.Status {
+func newStatus(code codes.Code, msg string, info details.Info) *status.Status {
 	var details []*anypb.Any
 	var fix utf8Fixer
 	if info.Reason != "" || info.Domain != "" || info.Metadata != nil {
@@ -39,11 +41,11 @@ func newStatus(code codes.Code, msg string, info Info) *status.Status {
 	if info.HasRetryDelay {
 		details = appendDetail(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(info.RetryDelay)})
 	}
-	if len(info.FieldViolations) > 0 {
+	if len(info.Violations) > 0 {
 		br := &errdetails.BadRequest{
-			FieldViolations: make([]*errdetails.BadRequest_FieldViolation, len(info.FieldViolations)),
+			FieldViolations: make([]*errdetails.BadRequest_FieldViolation, len(info.Violations)),
 		}
-		for i, v := range info.FieldViolations {
+		for i, v := range info.Violations {
 			br.FieldViolations[i] = &errdetails.BadRequest_FieldViolation{
 				Field: fix.valid(v.Field), Description: fix.valid(v.Description)}
 		}

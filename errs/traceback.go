@@ -2,14 +2,14 @@ package errs
 
 import "strings"
 
-// ParseTraceback reads the exception that ended a Python traceback from a command's stderr:
+// parseTraceback reads the exception that ended a Python traceback from a command's stderr:
 // the last non-empty line, when it has the form "Type: message" or "Type" (a dotted Python
 // identifier), and either stderr contains "Traceback (most recent call last):" or the type
 // name ends in "Error" or "Exception". It reports false when stderr does not end that way.
 //
 //	ParseTraceback("Traceback (most recent call last):\n  ...\nValueError: bad input\n")
 //	// "ValueError", "bad input", true
-func ParseTraceback(stderr string) (typ, message string, ok bool) {
+func parseTraceback(stderr string) (typ, message string, ok bool) {
 	rest := strings.TrimRight(stderr, " \t\r\n")
 	line := rest
 	if i := strings.LastIndexByte(rest, '\n'); i >= 0 {

@@ -21,6 +21,7 @@ import (
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
 	"github.com/faultline-go/faultline/faultlinetest"
+	"github.com/faultline-go/faultline/internal/details"
 )
 
 func anyOf(t *testing.T, m proto.Message) *anypb.Any {
@@ -169,7 +170,7 @@ func TestRetryInfoDurations(t *testing.T) {
 		if err := ri.GetRetryDelay().CheckValid(); err != nil || ri.GetRetryDelay().AsDuration() != d {
 			t.Errorf("RetryInfo(%v) = %v (valid: %v), want %v", d, ri.GetRetryDelay(), err, d)
 		}
-		info := classify.Parse(faultlinetest.Status(codes.Unavailable, "m", ri))
+		info := details.Parse(faultlinetest.Status(codes.Unavailable, "m", ri))
 		if info.RetryDelay != d || !info.HasRetryDelay {
 			t.Errorf("Parse(Status(RetryInfo(%v))) = %v, %v, want %v, true", d, info.RetryDelay, info.HasRetryDelay, d)
 		}
@@ -183,25 +184,25 @@ func TestStatusClassified(t *testing.T) {
 		name string
 		st   *status.Status
 		want errs.Kind
-		info errs.Info
+		info details.Info
 	}{
 		{"runner unavailable with a hint", faultlinetest.Status(codes.Unavailable, "m",
 			faultlinetest.ErrorInfo(classify.DefaultDomain, "CWSANDBOX_RUNNER_UNAVAILABLE", nil), faultlinetest.RetryInfo(2*time.Second)),
-			errs.ErrSandboxUnavailable, errs.Info{Reason: "CWSANDBOX_RUNNER_UNAVAILABLE", Domain: classify.DefaultDomain,
+			errs.ErrSandboxUnavailable, details.Info{Reason: "CWSANDBOX_RUNNER_UNAVAILABLE", Domain: classify.DefaultDomain,
 				Metadata: map[string]string{}, RetryDelay: 2 * time.Second, HasRetryDelay: true}},
 		{"two field violations", faultlinetest.Status(codes.InvalidArgument, "m",
 			faultlinetest.BadRequest(faultlinetest.FieldViolation("a", "b"), faultlinetest.FieldViolation("c", "d"))),
-			errs.ErrSandboxValidation, errs.Info{FieldViolations: []errs.FieldViolation{{Field: "a", Description: "b"}, {Field: "c", Description: "d"}}}},
+			errs.ErrSandboxValidation, details.Info{Violations: []details.Violation{{Field: "a", Description: "b"}, {Field: "c", Description: "d"}}}},
 		{"untrusted domain", faultlinetest.Status(codes.Internal, "m",
 			faultlinetest.ErrorInfo("example.com", "CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"k": "v"})),
-			errs.ErrSandbox, errs.Info{Reason: "CWSANDBOX_RUNNER_UNAVAILABLE", Domain: "example.com", Metadata: map[string]string{"k": "v"}}},
+			errs.ErrSandbox, details.Info{Reason: "CWSANDBOX_RUNNER_UNAVAILABLE", Domain: "example.com", Metadata: map[string]string{"k": "v"}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := classify.Classify(tc.st.Err())
 			d, ok := e.RetryDelay()
-			got := errs.Info{Reason: e.Reason(), Domain: e.Domain(), Metadata: e.Metadata(), RetryDelay: d, HasRetryDelay: ok,
-				FieldViolations: e.FieldViolations()}
+			got := details.Info{Reason: e.Reason(), Domain: e.Domain(), Metadata: e.Metadata(), RetryDelay: d, HasRetryDelay: ok,
+				Violations: violations(e.FieldViolations())}
 			if e.Kind() != tc.want {
 				t.Errorf("Classify(%s).Kind() = %v, want %v", tc.name, e.Kind(), tc.want)
 			}
@@ -237,13 +238,13 @@ func FuzzStatus(f *testing.F) {
 		if err := proto.Unmarshal(b, &wire); err != nil {
 			t.Fatalf("proto.Unmarshal: %v", err)
 		}
-		info := classify.Parse(status.FromProto(&wire))
-		want := errs.Info{RetryDelay: time.Duration(delay), HasRetryDelay: true}
+		info := details.Parse(status.FromProto(&wire))
+		want := details.Info{RetryDelay: time.Duration(delay), HasRetryDelay: true}
 		if r := fix(reason); r != "" {
 			want.Reason, want.Domain, want.Metadata = r, fix(domain), map[string]string{fix(key): fix(value)}
 		}
 		if fix(field) != "" || fix(desc) != "" {
-			want.FieldViolations = []errs.FieldViolation{{Field: fix(field), Description: fix(desc)}}
+			want.Violations = []details.Violation{{Field: fix(field), Description: fix(desc)}}
 		}
 		if diff := cmp.Diff(want, info, cmpopts.EquateEmpty()); diff != "" {
 			t.Errorf("Parse(Status(...)) differs (-want +got):\n%s", diff)
@@ -255,3 +256,12 @@ func FuzzStatus(f *testing.F) {
 }
 
 func fix(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
+
+// violations converts field violations to the parser's form.
+func violations(v []errs.FieldViolation) []details.Violation {
+	var out []details.Violation
+	for _, fv := range v {
+		out = append(out, details.Violation(fv))
+	}
+	return out
+}

@@ -161,7 +161,7 @@ func fileRows() []classRow {
 // interceptor classifies it with the call context read from the real request message.
 func TestClassificationEndToEnd(t *testing.T) {
 	srv, addr := startServer(t, sandboxtest.WithSandboxes("sb-1"), sandboxtest.WithSnapshots("fss-ok"), sandboxtest.WithRunners("r-ok"))
-	c := dial(t, addr, []interceptor.Option{interceptor.WithRetrier(retry.MustNew(retry.NoRetry()))})
+	c := dial(t, addr, []interceptor.Option{interceptor.WithRetrier(retry.MustNew(oneAttempt()))})
 
 	runnerMD := map[string]string{"runner_id": "r-9"}
 	rows := []classRow{
@@ -527,7 +527,7 @@ func checkClassified(t *testing.T, err error, st *status.Status, w want) {
 	if diff := cmp.Diff(w.violations, e.FieldViolations()); diff != "" {
 		t.Errorf("FieldViolations() mismatch (-want +got):\n%s", diff)
 	}
-	got := [4]string{e.SandboxID(), e.FilePath(), e.SnapshotID(), e.RunnerID()}
+	got := [4]string{e.Resource().SandboxID, e.Resource().FilePath, e.Resource().SnapshotID, e.Resource().RunnerID}
 	if wantRes := [4]string{w.sandboxID, w.filePath, w.snapshotID, w.runnerID}; got != wantRes {
 		t.Errorf("SandboxID, FilePath, SnapshotID, RunnerID = %q, want %q", got, wantRes)
 	}
@@ -559,8 +559,8 @@ func checkClassified(t *testing.T, err error, st *status.Status, w want) {
 // does not know would be.
 func TestClassificationConfiguredFamily(t *testing.T) {
 	srv, addr := startServer(t)
-	cl := classify.New(classify.WithService(classify.DiscoveryService, classify.FamilyGeneric))
-	c := dial(t, addr, []interceptor.Option{interceptor.WithRetrier(retry.MustNew(retry.NoRetry())), interceptor.WithClassifier(cl)})
+	cl := classify.New(classify.WithService("coreweave.sandbox.v1.DiscoveryService", errs.ErrCWSandbox))
+	c := dial(t, addr, []interceptor.Option{interceptor.WithRetrier(retry.MustNew(oneAttempt())), interceptor.WithClassifier(cl)})
 	tests := []struct {
 		name string
 		st   *status.Status

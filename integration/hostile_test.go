@@ -135,7 +135,10 @@ func TestHostileServer(t *testing.T) {
 			respond:  respondAlways(func() [][2]string { return statusFields(14, "huge details", huge) }),
 			policy:   fastPolicy(3),
 			dialOpts: []grpc.DialOption{grpc.WithMaxHeaderListSize(64 << 10)},
-			calls:    3, code: codes.Unavailable, kind: errs.ErrSandboxUnavailable,
+			// grpc-go closes the connection on the oversized headers: a retry that finds
+			// it still reconnecting waits for it, which spends one of the schedule's
+			// attempts (overload.md, rule 2), so 2 or 3 attempts reach the server.
+			calls: 2, callsAtLeast: true, code: codes.Unavailable, kind: errs.ErrSandboxUnavailable,
 			msg: []string{"GetSandbox: unavailable: ", "connection error: COMPRESSION_ERROR"},
 		},
 		{
@@ -345,18 +348,18 @@ func TestHostileServer(t *testing.T) {
 				t.Errorf("returned %v after the deadline while the process ran (%v in all), want at most %v",
 					st.late, end.Sub(deadline), maxOvershoot)
 			}
-			retries, stops := rec.events()
+			retries, dones := rec.events()
 			for _, ev := range retries {
 				if ev.FromHint != tt.fromHint {
-					t.Errorf("retry event %v: FromHint = %v, want %v", ev, ev.FromHint, tt.fromHint)
+					t.Errorf("retry event %+v: FromHint = %v, want %v", ev, ev.FromHint, tt.fromHint)
 				}
-				if len(ev.String()) > 2048 {
-					t.Errorf("RetryEvent.String() is %d bytes, want it bounded", len(ev.String()))
+				if n := len(ev.Err.Error()); n > 2048 {
+					t.Errorf("a retry event's error text is %d bytes, want it bounded", n)
 				}
 			}
-			for _, ev := range stops {
-				if len(ev.String()) > 2048 {
-					t.Errorf("StopEvent.String() is %d bytes, want it bounded", len(ev.String()))
+			for _, ev := range dones {
+				if ev.Err != nil && len(ev.Err.Error()) > 2048 {
+					t.Errorf("a done event's error text is %d bytes, want it bounded", len(ev.Err.Error()))
 				}
 			}
 			if tt.ok {
@@ -369,7 +372,11 @@ func TestHostileServer(t *testing.T) {
 				t.Fatalf("GetSandbox() error = nil, want %v", tt.kind)
 			}
 			wantAttempts := tt.attempts
-			if wantAttempts == 0 {
+			switch {
+			case wantAttempts != 0:
+			case tt.callsAtLeast:
+				wantAttempts = srv.Calls()
+			default:
 				wantAttempts = tt.calls
 			}
 			if n := attemptsOf(err); n != wantAttempts || attempts() != wantAttempts {

@@ -110,7 +110,7 @@ func fastPolicy(n int) retry.Policy {
 type recorder struct {
 	mu      sync.Mutex
 	retries []retry.RetryEvent
-	stops   []retry.StopEvent
+	dones   []retry.DoneEvent
 }
 
 type counterKey struct{}
@@ -133,9 +133,9 @@ func (r *recorder) hooks() retry.Hooks {
 			r.retries = append(r.retries, ev)
 			r.mu.Unlock()
 		},
-		OnStop: func(_ context.Context, ev retry.StopEvent) {
+		OnDone: func(_ context.Context, ev retry.DoneEvent) {
 			r.mu.Lock()
-			r.stops = append(r.stops, ev)
+			r.dones = append(r.dones, ev)
 			r.mu.Unlock()
 		},
 	}
@@ -155,13 +155,15 @@ func track(ctx context.Context) (context.Context, func() int) {
 func (r *recorder) reset() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.retries, r.stops = nil, nil
+	r.retries, r.dones = nil, nil
 }
 
-func (r *recorder) events() ([]retry.RetryEvent, []retry.StopEvent) {
+// events returns the retry events and the done events (one per call that retried or
+// failed) so far.
+func (r *recorder) events() ([]retry.RetryEvent, []retry.DoneEvent) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return slices.Clone(r.retries), slices.Clone(r.stops)
+	return slices.Clone(r.retries), slices.Clone(r.dones)
 }
 
 // attemptsOf returns the attempts err reports: those of a *retry.Error, 1 for any other
@@ -360,4 +362,11 @@ func (m *stallMeter) within(from, to time.Time) time.Duration {
 		}
 	}
 	return sum
+}
+
+// oneAttempt is the default policy with one attempt: no retry.
+func oneAttempt() retry.Policy {
+	p := retry.DefaultPolicy()
+	p.MaxAttempts = 1
+	return p
 }

@@ -192,12 +192,12 @@ func TestRetryEndToEnd(t *testing.T) {
 			c := dial(t, addr, []interceptor.Option{interceptor.WithRetrier(retry.MustNew(tt.policy, retry.WithBudget(b), retry.WithHooks(rec.hooks())))})
 			defer func() {
 				if t.Failed() {
-					retries, stops := rec.events()
+					retries, dones := rec.events()
 					for _, ev := range retries {
-						t.Logf("hook: %v", ev)
+						t.Logf("retry hook: %+v", ev)
 					}
-					for _, ev := range stops {
-						t.Logf("hook: %v", ev)
+					for _, ev := range dones {
+						t.Logf("done hook: %+v", ev)
 					}
 				}
 			}()

@@ -64,12 +64,12 @@ func checkNoCanary(t *testing.T, err error, rec *recorder, canaries ...string) {
 // checkTexts fails the test if a canary appears in texts or in any hook event of rec.
 func checkTexts(t *testing.T, all []string, rec *recorder, canaries ...string) {
 	t.Helper()
-	retries, stops := rec.events()
+	retries, dones := rec.events()
 	for _, ev := range retries {
-		all = append(all, ev.String(), fmt.Sprintf("%+v", ev.Err))
+		all = append(all, fmt.Sprintf("%+v", ev), fmt.Sprintf("%+v", ev.Err))
 	}
-	for _, ev := range stops {
-		all = append(all, ev.String(), fmt.Sprintf("%+v", ev.Err))
+	for _, ev := range dones {
+		all = append(all, fmt.Sprintf("%+v", ev), fmt.Sprintf("%+v", ev.Err))
 	}
 	for _, s := range all {
 		for _, c := range canaries {
@@ -158,9 +158,9 @@ func TestSecretsNeverPrinted(t *testing.T) {
 			if !errors.Is(err, tt.kind) {
 				t.Fatalf("GetSandbox() error = %v, want %v", err, tt.kind)
 			}
-			retries, stops := rec.events()
-			if len(retries) != tt.calls-1 || len(stops) != 1 {
-				t.Errorf("hook events = %d retries, %d stops, want %d, 1", len(retries), len(stops), tt.calls-1)
+			retries, dones := rec.events()
+			if len(retries) != tt.calls-1 || len(dones) != 1 {
+				t.Errorf("hook events = %d retries, %d dones, want %d, 1", len(retries), len(dones), tt.calls-1)
 			}
 			if tt.check != nil {
 				tt.check(t, asErrs(t, err))

@@ -66,7 +66,9 @@ func (e *faultEnv) opts() []grpc.CallOption {
 
 var bigFile = bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
 
-func newFaultEnv(t *testing.T, p retry.Policy) *faultEnv {
+// newFaultEnv returns the environment of one scenario, whose client retries by p with the
+// default budget, or as opts say.
+func newFaultEnv(t *testing.T, p retry.Policy, opts ...retry.Option) *faultEnv {
 	t.Helper()
 	srv, upstream := startServer(t, sandboxtest.WithSandboxes("sb-1"))
 	api := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
@@ -79,7 +81,7 @@ func newFaultEnv(t *testing.T, p retry.Policy) *faultEnv {
 		e.triggerHeal() // a scenario that never saw its fault still heals
 		proxy.Stop()
 	})
-	e.c = dial(t, proxy.Listen, []interceptor.Option{interceptor.WithRetrier(retry.MustNew(p, retry.WithHooks(retry.Hooks{
+	e.c = dial(t, proxy.Listen, []interceptor.Option{interceptor.WithRetrier(retry.MustNew(p, append(opts, retry.WithHooks(retry.Hooks{
 		OnRetry: func(ctx context.Context, ev retry.RetryEvent) {
 			if c, ok := ctx.Value(counterKey{}).(*callCounter); ok {
 				c.mu.Lock()
@@ -94,7 +96,7 @@ func newFaultEnv(t *testing.T, p retry.Policy) *faultEnv {
 				go e.triggerHeal()
 			}
 		},
-	})))})
+	}))...))})
 	// Warm up: connect, and write the file the truncation scenario reads.
 	ctx, cancel := context.WithTimeout(context.Background(), hangBound)
 	defer cancel()
@@ -322,10 +324,13 @@ func TestTransportFaults(t *testing.T) {
 	}
 
 	// Fault windows: the fault is on from the first call and healed once the calls have
-	// scheduled healAt retries. With 100 attempts (about 8 s of waits: only a hang outlasts
-	// them) every call outlasts the window; with 3 the calls caught in it fail. (With 8
-	// attempts, 315ms of waits, a loaded machine could take longer than that to heal and
-	// reconnect.) The calls' deadline bounds a hang.
+	// scheduled healAt retries. A call caught in the window fails once, schedules one retry
+	// and then waits for the connection rather than making attempts that would fail fast
+	// (overload.md, rule 2): the 100-attempt windows heal once both workers' first calls
+	// are waiting. With 100 attempts (about 8 s of waits: only a hang outlasts them) every
+	// call outlasts the window; with 3 the calls caught in it fail, each after its schedule
+	// (5 + 10 ms) of waiting. (With 8 attempts, 315ms of waits, a loaded machine could take
+	// longer than that to heal and reconnect.) The calls' deadline bounds a hang.
 	windows := []struct {
 		name     string
 		attempts int
@@ -333,9 +338,9 @@ func TestTransportFaults(t *testing.T) {
 		inject   func(*testing.T, *faultEnv)
 		heal     func(*testing.T, *faultEnv)
 	}{
-		{"reset_peer window, 100 attempts", manyAttempts, 8, injectReset, healReset},
+		{"reset_peer window, 100 attempts", manyAttempts, 2, injectReset, healReset},
 		{"reset_peer window, 3 attempts", 3, 12, injectReset, healReset},
-		{"proxy disabled window, 100 attempts", manyAttempts, 8, injectDisabled, healDisabled},
+		{"proxy disabled window, 100 attempts", manyAttempts, 2, injectDisabled, healDisabled},
 		{"proxy disabled window, 3 attempts", 3, 12, injectDisabled, healDisabled},
 	}
 	for _, w := range windows {
@@ -388,10 +393,14 @@ func TestTransportFaults(t *testing.T) {
 		recovered(t, e, e.get)
 	})
 
+	// The scenarios below measure the schedule against faults where every attempt reaches
+	// the server (or may have) and fails: their clients have no budget, which would rightly
+	// refuse most of those retries (overload.md, rule 3; the fault windows above keep it,
+	// as their failed attempts never reach the server).
 	t.Run("blackhole with a per-attempt timeout", func(t *testing.T) {
 		p := recoveryPolicy(10)
 		p.PerAttemptTimeout = 60 * time.Millisecond
-		e := newFaultEnv(t, p)
+		e := newFaultEnv(t, p, retry.WithBudget(nil))
 		e.addToxic(t, "blackhole", "timeout", "upstream", `{"timeout":0}`)
 		st, seen := e.load(t, "blackhole, 60ms/attempt, 400ms", 2, 3, 400*time.Millisecond, e.get)
 		record(st, seen, t)
@@ -438,7 +447,7 @@ func TestTransportFaults(t *testing.T) {
 	t.Run("latency with a per-attempt timeout retries creates", func(t *testing.T) {
 		p := recoveryPolicy(10)
 		p.PerAttemptTimeout = 100 * time.Millisecond
-		e := newFaultEnv(t, p)
+		e := newFaultEnv(t, p, retry.WithBudget(nil))
 		// Responses come 30s late, long after each attempt's timeout: no attempt can succeed
 		// unless its timer fires that late (only a hang). (At 250ms, a process stalled 150ms
 		// on a loaded machine let a response in before the 100ms timer fired.)
@@ -456,7 +465,7 @@ func TestTransportFaults(t *testing.T) {
 	})
 
 	t.Run("truncated responses", func(t *testing.T) {
-		e := newFaultEnv(t, recoveryPolicy(manyAttempts)) // every call outlasts the window
+		e := newFaultEnv(t, recoveryPolicy(manyAttempts), retry.WithBudget(nil)) // every call outlasts the window
 		e.addToxic(t, "cut", "limit_data", "downstream", `{"bytes":8192}`)
 		e.healAfter(8, e.removeToxic("cut"))
 		st, seen := e.load(t, "limit_data 8 KiB, 64 KiB reads", 2, 10, hangBound, e.read)

@@ -42,7 +42,7 @@ func TestSuccessAllocs(t *testing.T) {
 		{name: "exact method policy", u: set.Unary(), method: getSandbox},
 		{name: "service policy", u: set.Unary(), method: readFile},
 		{name: "default policy beside method policies", u: set.Unary(), method: getRunner},
-		{name: "one-attempt policy", u: interceptor.Unary(interceptor.WithRetrier(retry.MustNew(retry.NoRetry()))), method: getSandbox},
+		{name: "one-attempt policy", u: interceptor.Unary(interceptor.WithRetrier(retry.MustNew(oneAttempt()))), method: getSandbox},
 		{name: "throttling on", u: interceptor.Unary(interceptor.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithThrottle(retry.DefaultThrottle())))), method: getSandbox},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -154,7 +154,7 @@ func TestClassifyOnly(t *testing.T) {
 		wantCalls  int
 		classified bool
 	}{
-		{name: "one attempt", policy: retry.NoRetry(), wantCalls: 1, classified: true},
+		{name: "one attempt", policy: oneAttempt(), wantCalls: 1, classified: true},
 		{name: "retried", policy: secondsPolicy(), wantCalls: 5, classified: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

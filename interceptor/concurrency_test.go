@@ -89,7 +89,7 @@ func TestConcurrentCalls(t *testing.T) {
 					continue
 				}
 				var ee *errs.Error
-				if !errors.As(err, &ee) || ee.SandboxID() != id {
+				if !errors.As(err, &ee) || ee.Resource().SandboxID != id {
 					t.Errorf("GetSandbox(%s) error = %v, want an *errs.Error about %s", id, err, id)
 				}
 				var re *retry.Error

@@ -45,7 +45,7 @@ func ExampleUnary() {
 	_, err = client.GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: "sb-404"})
 	var e *errs.Error
 	if errors.As(err, &e) {
-		fmt.Println(e.Kind(), "for", e.SandboxID(), "code", status.Code(err), "server calls", srv.Calls(method))
+		fmt.Println(e.Kind(), "for", e.Resource().SandboxID, "code", status.Code(err), "server calls", srv.Calls(method))
 	}
 
 	// A server that stays down: the retries stop once the client is failing (the
@@ -157,7 +157,7 @@ func ExampleDialOptions() {
 	_, err = client.ReadFile(ctx, &sandboxpb.ReadFileRequest{SandboxId: "sb-1", Path: "/etc/motd"})
 	var e *errs.Error
 	errors.As(err, &e)
-	fmt.Println("ReadFile:", e.Kind(), e.FilePath(), "server calls", srv.Calls(sandboxpb.SandboxService_ReadFile_FullMethodName))
+	fmt.Println("ReadFile:", e.Kind(), e.Resource().FilePath, "server calls", srv.Calls(sandboxpb.SandboxService_ReadFile_FullMethodName))
 
 	// Each retry says which it is.
 	for i, md := range srv.Metadata(sandboxpb.SandboxService_GetSandbox_FullMethodName) {

@@ -260,3 +260,10 @@ func newPing(t testing.TB, impl testpb.TestServiceServer, dialOpts ...grpc.DialO
 func (p *pingServer) PingEmpty(context.Context, *testpb.PingEmptyRequest) (*testpb.PingEmptyResponse, error) {
 	return &testpb.PingEmptyResponse{}, nil
 }
+
+// oneAttempt is the default policy with one attempt: no retry.
+func oneAttempt() retry.Policy {
+	p := retry.DefaultPolicy()
+	p.MaxAttempts = 1
+	return p
+}

@@ -31,7 +31,6 @@ func (l *eventLog) add(s string) {
 func (l *eventLog) hooks() retry.Hooks {
 	return retry.Hooks{
 		OnRetry: func(_ context.Context, ev retry.RetryEvent) { l.add("retry " + ev.Method + " " + ev.Target) },
-		OnStop:  func(_ context.Context, ev retry.StopEvent) { l.add("stop " + ev.Method + " " + ev.Target) },
 		OnDone:  func(_ context.Context, ev retry.DoneEvent) { l.add("done " + ev.Method + " " + ev.Target) },
 	}
 }
@@ -68,7 +67,6 @@ func TestHookEventsNameTheCall(t *testing.T) {
 	want := []string{
 		"retry " + getSandbox + " " + target,
 		"done " + getSandbox + " " + target,
-		"stop " + getSandbox + " " + target,
 		"done " + getSandbox + " " + target,
 		"retry " + streamLogs + " " + target,
 		"done " + streamLogs + " " + target,

@@ -32,14 +32,10 @@ type config struct {
 	serviceConfig *string // WithServiceConfig's JSON; nil: none
 }
 
-// Defaults.
+// Defaults of [WithAttemptHeader] and [WithReplayLimit].
 const (
-	// DefaultAttemptHeader is the metadata key that carries the retry number on retries
-	// (the key go-grpc-middleware uses).
-	DefaultAttemptHeader = "x-retry-attempt"
-	// DefaultReplayLimit is the most bytes of sent messages a stream keeps for replay
-	// before it commits.
-	DefaultReplayLimit = 256 << 10
+	defaultAttemptHeader = "x-retry-attempt" // the key go-grpc-middleware uses
+	defaultReplayLimit   = 256 << 10
 )
 
 type optionFunc func(*config)
@@ -77,14 +73,14 @@ func WithMethodPolicy(name string, p retry.Policy) Option {
 
 // WithAttemptHeader sets the outgoing metadata key that carries N on the N-th retry,
 // replacing any value of that key in the caller's outgoing metadata (the first attempt goes
-// out with the caller's metadata as it is); "" turns it off. Default: [DefaultAttemptHeader]. New
-// rejects keys that are not valid lower-case metadata keys or that start with "grpc-".
+// out with the caller's metadata as it is); "" turns it off. Default: "x-retry-attempt" (the key
+// go-grpc-middleware uses). New rejects keys that are not valid lower-case metadata keys or that start with "grpc-".
 func WithAttemptHeader(key string) Option {
 	return optionFunc(func(cfg *config) { cfg.header = key })
 }
 
 // WithReplayLimit sets the most bytes of sent messages a stream keeps to replay on a retry;
-// a stream that sends more commits (is no longer retried). Default: [DefaultReplayLimit].
+// a stream that sends more commits (is no longer retried). Default: 256 KiB.
 func WithReplayLimit(bytes int) Option {
 	return optionFunc(func(cfg *config) { cfg.replayLimit = bytes })
 }

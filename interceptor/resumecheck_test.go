@@ -263,8 +263,8 @@ func TestResumersSayWhenTheyCannotWork(t *testing.T) {
 				req, entry := logAPI(t, tc.offset)
 				var inj faultlinetest.Injector
 				inj.Script(streamLogs, faultlinetest.SendThenFail(3, unavailable()))
-				var stops []retry.StopEvent
-				hooks := retry.Hooks{OnStop: func(_ context.Context, ev retry.StopEvent) { stops = append(stops, ev) }}
+				var dones []retry.DoneEvent
+				hooks := retry.Hooks{OnDone: func(_ context.Context, ev retry.DoneEvent) { dones = append(dones, ev) }}
 				conn := serveLogAPI(t, &inj, req, entry, 7, tc.at, append(tc.opts, noBudget(retry.DefaultPolicy(), retry.WithHooks(hooks)))...)
 				got, err := tailLogAPI(conn, req, entry)
 				if fmt.Sprint(got) != fmt.Sprint(lines(0, 3)) || status.Code(err) != codes.Unavailable {
@@ -279,8 +279,8 @@ func TestResumersSayWhenTheyCannotWork(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tc.why) {
 					t.Errorf("error %q, want it to say why (%q)", err, tc.why)
 				}
-				if len(stops) != 1 || stops[0].Reason != retry.StopNotResumable {
-					t.Errorf("stop events = %v, want one, reason %v", stops, retry.StopNotResumable)
+				if len(dones) != 1 || dones[0].Reason != retry.StopNotResumable {
+					t.Errorf("done events = %v, want one, reason %v", dones, retry.StopNotResumable)
 				}
 			})
 		})

@@ -131,7 +131,7 @@ func (cfg *config) importServiceConfig() (map[string]retry.Policy, error) {
 		opts = append(opts, retry.WithBudget(b))
 	}
 	// grpc-go retries no method that no name matches.
-	if cfg.retrier, err = retry.New(retry.NoRetry(), opts...); err != nil { // not reached: a valid policy
+	if cfg.retrier, err = retry.New(oneAttempt(), opts...); err != nil { // not reached: a valid policy
 		return nil, fmt.Errorf("%w: %w", ErrInvalidServiceConfig, err)
 	}
 	return imported, nil
@@ -141,7 +141,7 @@ func (cfg *config) importServiceConfig() (map[string]retry.Policy, error) {
 // means no retry.
 func importedPolicy(rp *serviceconfig.RetryPolicy) retry.Policy {
 	if rp == nil {
-		return retry.NoRetry()
+		return oneAttempt()
 	}
 	p := retry.DefaultPolicy()
 	p.MaxAttempts = rp.MaxAttempts
@@ -173,4 +173,11 @@ func (s *Set) addImported(def *retry.Retrier, imported map[string]retry.Policy) 
 		}
 	}
 	return nil
+}
+
+// oneAttempt is the policy of no retry: the default policy's, with one attempt.
+func oneAttempt() retry.Policy {
+	p := retry.DefaultPolicy()
+	p.MaxAttempts = 1
+	return p
 }

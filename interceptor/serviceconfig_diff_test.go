@@ -307,7 +307,7 @@ func runDiff(t *testing.T, config string, sc dscript, faultline bool) drun {
 			// floor closes while a client keeps failing (overload.md rule 3): the one
 			// difference this test does not model, so it is off here; the budget has its
 			// own tests (retry's budget tests, bench's fleet scenario).
-			opts = append(opts, interceptor.WithRetrier(retry.MustNew(retry.NoRetry(), retry.WithBudget(nil))))
+			opts = append(opts, interceptor.WithRetrier(retry.MustNew(oneAttempt(), retry.WithBudget(nil))))
 		}
 		opts = append(opts, sc.extra...)
 		dial = append(interceptor.DialOptions(opts...), dial...)

@@ -92,7 +92,7 @@ func TestServiceConfigNames(t *testing.T) {
 			// The budget is off (a retrier of one attempt without a budget, which the cases'
 			// own WithRetrier replaces): its floor closes while a client keeps failing, and this
 			// test counts what the policies allow.
-			opts := append([]interceptor.Option{noBudget(retry.NoRetry())}, tt.opts...)
+			opts := append([]interceptor.Option{noBudget(oneAttempt())}, tt.opts...)
 			if got := scAttempts(t, tt.method, tt.st, opts...); got != tt.want {
 				t.Errorf("%s: %d attempts, want %d", tt.method, got, tt.want)
 			}
@@ -113,8 +113,8 @@ func TestServiceConfigThrottling(t *testing.T) {
 		want int
 	}{
 		{"imported token bucket", []interceptor.Option{interceptor.WithServiceConfig(sc)}, 2},
-		{"WithRetrier without a budget, after", []interceptor.Option{interceptor.WithServiceConfig(sc), noBudget(retry.NoRetry())}, 5},
-		{"WithRetrier without a budget, before", []interceptor.Option{noBudget(retry.NoRetry()), interceptor.WithServiceConfig(sc)}, 5},
+		{"WithRetrier without a budget, after", []interceptor.Option{interceptor.WithServiceConfig(sc), noBudget(oneAttempt())}, 5},
+		{"WithRetrier without a budget, before", []interceptor.Option{noBudget(oneAttempt()), interceptor.WithServiceConfig(sc)}, 5},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := scAttempts(t, getSandbox, unavail, tt.opts...); got != tt.want {
@@ -135,7 +135,7 @@ func TestServiceConfigWaits(t *testing.T) {
 			times = append(times, time.Now())
 			return status.Error(codes.Unavailable, "down")
 		}
-		u := interceptor.Unary(interceptor.WithServiceConfig(sc), noBudget(retry.NoRetry()))
+		u := interceptor.Unary(interceptor.WithServiceConfig(sc), noBudget(oneAttempt()))
 		_ = u(context.Background(), getSandbox, &sandboxpb.GetSandboxRequest{}, &sandboxpb.Sandbox{}, nil, failing)
 		base := []time.Duration{100 * time.Millisecond, 300 * time.Millisecond, 500 * time.Millisecond, 500 * time.Millisecond}
 		if len(times) != len(base)+1 {

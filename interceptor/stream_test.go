@@ -124,7 +124,7 @@ func TestStreamGivesUp(t *testing.T) {
 					t.Fatalf("received %q, %v; want nothing and a *retry.Error of %d attempts, %v", got, err, tc.wantCalls, tc.wantCause)
 				}
 				var ee *errs.Error
-				if !errors.As(err, &ee) || ee.Kind() != tc.wantKind || ee.SandboxID() != "sb-1" || ee.Operation() != "StreamLogs" {
+				if !errors.As(err, &ee) || ee.Kind() != tc.wantKind || ee.Resource().SandboxID != "sb-1" || ee.Resource().Operation != "StreamLogs" {
 					t.Errorf("classified = %v, want %v about StreamLogs of sb-1", ee, tc.wantKind)
 				}
 				if s, _ := status.FromError(err); s.Code() != tc.st.Code() || s.Message() != tc.st.Message() {
@@ -166,8 +166,8 @@ func TestStreamNotRetriedAfterMessages(t *testing.T) {
 		if cause, n := stopOf(err); cause != retry.StopNotResumable || n != 1 {
 			t.Errorf("stop = %v after %d attempts, want %v after 1 (committed streams are not retried)", cause, n, retry.StopNotResumable)
 		}
-		if ee.SandboxID() != "sb-1" || ee.Operation() != "StreamLogs" {
-			t.Errorf("call context = %q, %q; want StreamLogs, sb-1", ee.Operation(), ee.SandboxID())
+		if ee.Resource().SandboxID != "sb-1" || ee.Resource().Operation != "StreamLogs" {
+			t.Errorf("call context = %q, %q; want StreamLogs, sb-1", ee.Resource().Operation, ee.Resource().SandboxID)
 		}
 		if n := e.srv.Calls(streamLogs); n != 1 {
 			t.Errorf("server calls = %d, want 1", n)
@@ -422,7 +422,7 @@ func TestStreamExecNeverRetried(t *testing.T) {
 				}
 				_, err = st.Recv()
 				var ee *errs.Error
-				if !errors.As(err, &ee) || ee.Kind() != errs.ErrSandboxUnavailable || ee.SandboxID() != "sb-1" || ee.Operation() != "StreamExec" {
+				if !errors.As(err, &ee) || ee.Kind() != errs.ErrSandboxUnavailable || ee.Resource().SandboxID != "sb-1" || ee.Resource().Operation != "StreamExec" {
 					t.Errorf("Recv = %v (%T), want a SandboxUnavailableError about StreamExec of sb-1", err, err)
 				}
 				if cause, _ := stopOf(err); cause != retry.StopUnsafe {

@@ -48,7 +48,7 @@ func TestSuccessPath(t *testing.T) {
 	hooked := false
 	hooks := retry.Hooks{
 		OnRetry: func(context.Context, retry.RetryEvent) { hooked = true },
-		OnStop:  func(context.Context, retry.StopEvent) { hooked = true },
+		OnDone:  func(context.Context, retry.DoneEvent) { hooked = true },
 	}
 	u := interceptor.Unary(interceptor.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithBudget(b), retry.WithHooks(hooks))))
 	n := 0

@@ -52,23 +52,21 @@ import (
 type hookCount struct {
 	mu      sync.Mutex
 	retries int
-	stops   []retry.StopEvent
 	dones   []retry.DoneEvent
 }
 
 func (h *hookCount) hooks() retry.Hooks {
 	return retry.Hooks{
 		OnRetry: func(context.Context, retry.RetryEvent) { h.mu.Lock(); h.retries++; h.mu.Unlock() },
-		OnStop:  func(_ context.Context, ev retry.StopEvent) { h.mu.Lock(); h.stops = append(h.stops, ev); h.mu.Unlock() },
 		OnDone:  func(_ context.Context, ev retry.DoneEvent) { h.mu.Lock(); h.dones = append(h.dones, ev); h.mu.Unlock() },
 	}
 }
 
-// counts returns the retries, stops and dones so far.
-func (h *hookCount) counts() (retries int, stops []retry.StopEvent, dones []retry.DoneEvent) {
+// counts returns the retries and dones so far.
+func (h *hookCount) counts() (retries int, dones []retry.DoneEvent) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.retries, append([]retry.StopEvent(nil), h.stops...), append([]retry.DoneEvent(nil), h.dones...)
+	return h.retries, append([]retry.DoneEvent(nil), h.dones...)
 }
 
 // listServer serves PingList by script: attempt n (from 1) sends sends[n-1] messages, then
@@ -113,13 +111,13 @@ func TestStreamOnDoneAtRealEnd(t *testing.T) {
 			if _, err := st.Recv(); err != nil {
 				t.Fatalf("first Recv = %v, want the first message of attempt 2", err)
 			}
-			if _, _, dones := h.counts(); len(dones) != 0 {
+			if _, dones := h.counts(); len(dones) != 0 {
 				t.Errorf("OnDone at the first message: %v, want none until the stream ends", dones)
 			}
 			if _, err := st.Recv(); status.Code(err) != codes.Unavailable {
 				t.Fatalf("second Recv = %v, want the UNAVAILABLE that ends the stream", err)
 			}
-			retries, _, dones := h.counts()
+			retries, dones := h.counts()
 			if retries != 1 || len(dones) != 1 || dones[0].Attempts != 2 || dones[0].Err == nil {
 				t.Errorf("retries, OnDone events = %d, %v; want 1, one with 2 attempts and the final error", retries, dones)
 			}
@@ -139,7 +137,7 @@ func TestStreamOnDoneAtRealEnd(t *testing.T) {
 			if _, err := st.Recv(); status.Code(err) != codes.Unavailable {
 				t.Fatalf("second Recv = %v, want UNAVAILABLE", err)
 			}
-			retries, _, dones := h.counts()
+			retries, dones := h.counts()
 			if retries != 0 || len(dones) != 1 || dones[0].Attempts != 1 || dones[0].Err == nil {
 				t.Errorf("retries, OnDone events = %d, %v; want 0, one with 1 attempt and the final error", retries, dones)
 			}
@@ -158,7 +156,7 @@ func TestStreamOnDoneAtRealEnd(t *testing.T) {
 			if err != nil || len(got) != 6 {
 				t.Fatalf("stream = %q, %v; want 6 lines", got, err)
 			}
-			retries, _, dones := h.counts()
+			retries, dones := h.counts()
 			if retries != 1 || len(dones) != 1 || dones[0].Attempts != 2 || dones[0].Err != nil {
 				t.Errorf("retries, OnDone events = %d, %v; want 1, one with 2 attempts (the resume counted), succeeded", retries, dones)
 			}

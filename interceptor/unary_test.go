@@ -317,8 +317,8 @@ func TestUnaryTiming(t *testing.T) {
 					}
 				case retry.StopHintTooLong:
 					var ee *errs.Error
-					if d, ok := re.Last().(*errs.Error); !ok || !errors.As(err, &ee) || d != ee {
-						t.Fatalf("Last() = %T, want the *errs.Error", re.Last())
+					if d, ok := re.Unwrap()[0].(*errs.Error); !ok || !errors.As(err, &ee) || d != ee {
+						t.Fatalf("Unwrap()[0] = %T, want the *errs.Error", re.Unwrap()[0])
 					}
 					if d, ok := ee.RetryDelay(); !ok || d != 31*time.Second {
 						t.Errorf("RetryDelay() = %v, %v; want 31s, true", d, ok)
@@ -469,10 +469,10 @@ func TestUnaryFinalError(t *testing.T) {
 				if d, ok := ee.RetryDelay(); !ok || d != time.Second {
 					t.Errorf("RetryDelay() = %v, %v; want 1s, true", d, ok)
 				}
-				if ee.Operation() != tc.wantOp || ee.SandboxID() != tc.wantSandbox || ee.FilePath() != tc.wantPath ||
-					ee.SnapshotID() != tc.wantSnap {
+				if ee.Resource().Operation != tc.wantOp || ee.Resource().SandboxID != tc.wantSandbox || ee.Resource().FilePath != tc.wantPath ||
+					ee.Resource().SnapshotID != tc.wantSnap {
 					t.Errorf("call context = (%q, %q, %q, %q), want (%q, %q, %q, %q)",
-						ee.Operation(), ee.SandboxID(), ee.FilePath(), ee.SnapshotID(),
+						ee.Resource().Operation, ee.Resource().SandboxID, ee.Resource().FilePath, ee.Resource().SnapshotID,
 						tc.wantOp, tc.wantSandbox, tc.wantPath, tc.wantSnap)
 				}
 				if !proto.Equal(ee.GRPCStatus().Proto(), want.Proto()) {
@@ -490,7 +490,7 @@ func TestUnaryNotRetryableError(t *testing.T) {
 		e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy()))))
 		_, err := e.sb.GetSandbox(context.Background(), &sandboxpb.GetSandboxRequest{SandboxId: "sb-404"})
 		var ee *errs.Error
-		if !errors.As(err, &ee) || ee.Kind() != errs.ErrSandboxNotFound || ee.SandboxID() != "sb-404" {
+		if !errors.As(err, &ee) || ee.Kind() != errs.ErrSandboxNotFound || ee.Resource().SandboxID != "sb-404" {
 			t.Fatalf("GetSandbox(sb-404) = %v, want SandboxNotFoundError for sb-404", err)
 		}
 		if err.Error() != ee.Error() {

@@ -218,7 +218,7 @@ func TestStops(t *testing.T) {
 	}
 }
 
-func mustBucket(t *testing.T, max, ratio float64) *retry.TokenBucket {
+func mustBucket(t *testing.T, max, ratio float64) retry.Budget {
 	t.Helper()
 	b, err := retry.NewTokenBucket(max, ratio)
 	if err != nil {

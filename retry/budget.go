@@ -37,25 +37,8 @@ type Budget interface {
 	Allow() bool
 }
 
-// RatioBudget lets retries add at most a fraction of recent traffic, plus a floor, in the
-// style of Finagle's and Linkerd's retry budgets: over a sliding window, retries may not
-// exceed Ratio x calls + MinPerSecond x window length. Calls deposit, retries withdraw;
-// failures that are not retried spend nothing.
-//
-// The floor lets a quiet, healthy client retry a stray failure; it closes while the client
-// is failing ("failures pay", in the spirit of gRFC A6's token bucket): it pays for a retry
-// only while, over the last two tenths of the window, the attempts the server answered with
-// a retryable failure outnumber those that succeeded by at most three. The ratio part always
-// applies, and what the floor paid counts against it. So each client's budget keeps a fleet
-// of clients within the ratio during an overload by itself: the ratio composes across
-// clients, a floor per client would not.
-//
-// A call's deposit on success is one atomic add. The window is brought up to date under a
-// mutex on the error path only (a failure, or a retry asking): the calls counted since the
-// previous update are spread evenly over the time since then, and the share that falls
-// outside the window is dropped, so a long healthy period does not turn into a burst of
-// retries when an outage starts.
-type RatioBudget struct {
+// ratioBudget is the budget NewRatioBudget returns.
+type ratioBudget struct {
 	ratio   float64
 	reserve float64 // MinPerSecond x window
 	width   time.Duration
@@ -73,11 +56,29 @@ type RatioBudget struct {
 
 const budgetBuckets = 10
 
-// NewRatioBudget returns a budget that lets retries be at most ratio of the calls made in
-// the last window, plus minPerSecond retries per second of window while the client is not
-// failing. Errors: ratio outside [0, 1000] or NaN, minPerSecond negative, NaN or above
-// 1e6, window below 10ms or above 1h.
-func NewRatioBudget(ratio, minPerSecond float64, window time.Duration) (*RatioBudget, error) {
+// NewRatioBudget returns a budget that lets retries add at most a fraction of recent
+// traffic, plus a floor, in the style of Finagle's and Linkerd's retry budgets: over a
+// sliding window, retries may not exceed ratio x calls + minPerSecond x window length.
+// Calls deposit, retries withdraw; failures that are not retried spend nothing, and neither
+// does repeating an attempt that was never sent.
+//
+// The floor lets a quiet, healthy client retry a stray failure; it closes while the client
+// is failing ("failures pay", in the spirit of gRFC A6's token bucket): it pays for a retry
+// only while, over the last two tenths of the window, the attempts the server answered with
+// a retryable failure outnumber those that succeeded by at most two. The ratio part always
+// applies, and what the floor paid counts against it. So each client's budget keeps a fleet
+// of clients within the ratio during an overload by itself: the ratio composes across
+// clients, a floor per client would not (overload.md).
+//
+// A call's deposit on success is one atomic add. The window is brought up to date under a
+// mutex on the error path only (a failure, or a retry asking): the calls counted since the
+// previous update are spread evenly over the time since then, and the share that falls
+// outside the window is dropped, so a long healthy period does not turn into a burst of
+// retries when an outage starts.
+//
+// Errors: ratio outside [0, 1000] or NaN, minPerSecond negative, NaN or above 1e6, window
+// below 10ms or above 1h.
+func NewRatioBudget(ratio, minPerSecond float64, window time.Duration) (Budget, error) {
 	switch {
 	case !(ratio >= 0 && ratio <= 1000):
 		return nil, fmt.Errorf("retry: budget ratio is %v, want in [0, 1000]", ratio)
@@ -86,7 +87,7 @@ func NewRatioBudget(ratio, minPerSecond float64, window time.Duration) (*RatioBu
 	case window < 10*time.Millisecond || window > time.Hour:
 		return nil, fmt.Errorf("retry: budget window is %v, want in [10ms, 1h]", window)
 	}
-	return &RatioBudget{
+	return &ratioBudget{
 		ratio:   ratio,
 		reserve: minPerSecond * window.Seconds(),
 		width:   window / budgetBuckets,
@@ -94,9 +95,9 @@ func NewRatioBudget(ratio, minPerSecond float64, window time.Duration) (*RatioBu
 	}, nil
 }
 
-// DefaultBudget returns a new [RatioBudget] of 20% of the calls in a 10 s window plus 10
-// retries per second while the client is not failing.
-func DefaultBudget() *RatioBudget {
+// DefaultBudget returns a new budget of 20% of the calls in a 10 s window plus 10 retries
+// per second while the client is not failing ([NewRatioBudget]).
+func DefaultBudget() Budget {
 	b, err := NewRatioBudget(0.2, 10, 10*time.Second)
 	if err != nil {
 		panic(err) // constants
@@ -107,13 +108,10 @@ func DefaultBudget() *RatioBudget {
 // Record counts a call's first attempt as a deposit, and the outcomes the floor's health
 // check reads: attempts that succeeded, and attempts the server failed with a retryable
 // failure (an attempt that was never sent, or failed in a way not retried, is neither).
-func (b *RatioBudget) Record(first bool, o Outcome) {
+func (b *ratioBudget) Record(first bool, o Outcome) {
 	if first && o == OutcomeSucceeded {
 		b.pending.Add(1) // every successful call's path: kept to one atomic add
 		return
-	}
-	if b.width <= 0 {
-		return // the zero RatioBudget: nothing to count for
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -129,14 +127,10 @@ func (b *RatioBudget) Record(first bool, o Outcome) {
 	}
 }
 
-// Allow withdraws one retry if the window has room for it. The zero RatioBudget has no
-// window and allows no retry: build one with [NewRatioBudget] or [DefaultBudget].
-func (b *RatioBudget) Allow() bool {
+// Allow withdraws one retry if the window has room for it.
+func (b *ratioBudget) Allow() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.width <= 0 {
-		return false
-	}
 	now := b.advance()
 	var dep, wd float64
 	for i := range budgetBuckets {
@@ -161,14 +155,14 @@ const floorSlack = 2
 
 // healthy reports whether the client is not failing: over the current and the previous
 // bucket, retryable failures outnumber successes by at most floorSlack.
-func (b *RatioBudget) healthy(now int64) bool {
+func (b *ratioBudget) healthy(now int64) bool {
 	cur, prev := now%budgetBuckets, (now+budgetBuckets-1)%budgetBuckets
 	return b.failed[cur]+b.failed[prev] <= b.succeeded[cur]+b.succeeded[prev]+floorSlack
 }
 
 // advance moves the window to the current bucket, credits the pending successful calls, and
 // returns the current bucket's index (not reduced modulo the bucket count).
-func (b *RatioBudget) advance() int64 {
+func (b *ratioBudget) advance() int64 {
 	now := int64(time.Since(b.start) / b.width)
 	if now < b.last { // the monotonic clock does not go back; be safe anyway
 		now = b.last
@@ -190,20 +184,20 @@ func (b *RatioBudget) advance() int64 {
 	return now
 }
 
-// TokenBucket is gRPC's retry throttling (gRFC A6): a bucket of MaxTokens tokens; each
-// retryable failure takes one, each success gives back Ratio; retries are allowed while more
-// than half the tokens remain. Build one with [NewTokenBucket]: the zero TokenBucket holds
-// no tokens and allows no retry.
-type TokenBucket struct {
+// tokenBucket is the budget NewTokenBucket returns.
+type tokenBucket struct {
 	max   int64 // in thousandths of a token
 	ratio int64
 	milli atomic.Int64
 }
 
-// NewTokenBucket returns a full bucket. Both numbers are kept to three decimal places, as
-// gRFC A6 says, and at least 0.001. Errors: maxTokens outside (0, 1000] or ratio outside
-// (0, 1] (the ranges gRFC A6 allows), or NaN.
-func NewTokenBucket(maxTokens, ratio float64) (*TokenBucket, error) {
+// NewTokenBucket returns gRPC's retry throttling (gRFC A6) as a budget: a full bucket of
+// maxTokens tokens; each retryable failure the server sent takes one, each success gives
+// back ratio; retries are allowed while more than half the tokens remain (the failures pay,
+// not the retries). Both numbers are kept to three decimal places, as gRFC A6 says, and at
+// least 0.001. Errors: maxTokens outside (0, 1000] or ratio outside (0, 1] (the ranges gRFC
+// A6 allows), or NaN.
+func NewTokenBucket(maxTokens, ratio float64) (Budget, error) {
 	switch {
 	case !(maxTokens > 0 && maxTokens <= 1000):
 		return nil, fmt.Errorf("retry: token bucket size is %v, want in (0, 1000]", maxTokens)
@@ -211,14 +205,14 @@ func NewTokenBucket(maxTokens, ratio float64) (*TokenBucket, error) {
 		return nil, fmt.Errorf("retry: token ratio is %v, want in (0, 1]", ratio)
 	}
 	// Rounding must not make a tiny size or ratio zero: a zero ratio would never refill.
-	t := &TokenBucket{max: max(1, int64(math.Round(maxTokens*1000))), ratio: max(1, int64(math.Round(ratio*1000)))}
+	t := &tokenBucket{max: max(1, int64(math.Round(maxTokens*1000))), ratio: max(1, int64(math.Round(ratio*1000)))}
 	t.milli.Store(t.max)
 	return t, nil
 }
 
 // Record takes a token for a retryable failure and gives back a fraction for a success;
 // an attempt that was never sent, or failed in a way not retried, changes nothing.
-func (t *TokenBucket) Record(_ bool, o Outcome) {
+func (t *tokenBucket) Record(_ bool, o Outcome) {
 	switch o {
 	case OutcomeSucceeded:
 		for {
@@ -245,7 +239,4 @@ func (t *TokenBucket) Record(_ bool, o Outcome) {
 
 // Allow reports whether more than half the tokens remain. It takes nothing: in gRFC A6 the
 // failures pay, not the retries.
-func (t *TokenBucket) Allow() bool { return t.milli.Load()*2 > t.max }
-
-// Tokens returns the tokens in the bucket.
-func (t *TokenBucket) Tokens() float64 { return float64(t.milli.Load()) / 1000 }
+func (t *tokenBucket) Allow() bool { return t.milli.Load()*2 > t.max }

@@ -83,16 +83,16 @@ func TestNewTokenBucket(t *testing.T) {
 					t.Fatalf("NewTokenBucket(%v, %v) = %v, %v; want a bucket", tt.max, tt.ratio, b, err)
 				}
 				want := max(0.001, math.Round(tt.max*1000)/1000) // three decimals, at least 0.001
-				if b.Tokens() != want {
-					t.Errorf("NewTokenBucket(%v, %v).Tokens() = %v, want %v (full)", tt.max, tt.ratio, b.Tokens(), want)
+				if retry.Tokens(b) != want {
+					t.Errorf("NewTokenBucket(%v, %v).Tokens() = %v, want %v (full)", tt.max, tt.ratio, retry.Tokens(b), want)
 				}
 				// A failure takes a token; a success must give some back, however small
 				// the ratio.
 				b.Record(true, retry.OutcomeRetryable)
-				before := b.Tokens()
+				before := retry.Tokens(b)
 				b.Record(true, retry.OutcomeSucceeded)
-				if b.Tokens() <= before {
-					t.Errorf("NewTokenBucket(%v, %v): a success left Tokens() at %v, want a refill", tt.max, tt.ratio, b.Tokens())
+				if retry.Tokens(b) <= before {
+					t.Errorf("NewTokenBucket(%v, %v): a success left Tokens() at %v, want a refill", tt.max, tt.ratio, retry.Tokens(b))
 				}
 				return
 			}
@@ -112,7 +112,7 @@ func TestTokenBucketUnit(t *testing.T) {
 	step := func(name string, f func(), wantTokens float64, wantAllow bool) {
 		t.Helper()
 		f()
-		if got := b.Tokens(); math.Abs(got-wantTokens) > 1e-9 {
+		if got := retry.Tokens(b); math.Abs(got-wantTokens) > 1e-9 {
 			t.Errorf("%s: Tokens() = %v, want %v", name, got, wantTokens)
 		}
 		if got := b.Allow(); got != wantAllow {
@@ -163,8 +163,8 @@ func TestTokenBucketRetries(t *testing.T) {
 		if n, c := call(failThen(100, unavailable())); n != 5 || c != retry.StopBudget {
 			t.Errorf("first failing call: %d attempts, %v; want 5, %v", n, c, retry.StopBudget)
 		}
-		if b.Tokens() != 5 {
-			t.Errorf("Tokens() = %v, want 5", b.Tokens())
+		if retry.Tokens(b) != 5 {
+			t.Errorf("Tokens() = %v, want 5", retry.Tokens(b))
 		}
 		if n, c := call(failThen(100, unavailable())); n != 1 || c != retry.StopBudget {
 			t.Errorf("second failing call: %d attempts, %v; want 1, %v", n, c, retry.StopBudget)
@@ -174,16 +174,16 @@ func TestTokenBucketRetries(t *testing.T) {
 				t.Fatalf("not-found call: %d attempts, %v; want 1, %v", n, c, retry.StopNotRetryable)
 			}
 		}
-		if b.Tokens() != 4 {
-			t.Errorf("after non-retryable failures Tokens() = %v, want 4 (they cost nothing)", b.Tokens())
+		if retry.Tokens(b) != 4 {
+			t.Errorf("after non-retryable failures Tokens() = %v, want 4 (they cost nothing)", retry.Tokens(b))
 		}
 		for range 31 {
 			if n, _ := call(failThen(0, nil)); n != 1 {
 				t.Fatalf("successful call made %d attempts, want 1", n)
 			}
 		}
-		if math.Abs(b.Tokens()-7.1) > 1e-9 {
-			t.Errorf("after 31 successes Tokens() = %v, want 7.1", b.Tokens())
+		if math.Abs(retry.Tokens(b)-7.1) > 1e-9 {
+			t.Errorf("after 31 successes Tokens() = %v, want 7.1", retry.Tokens(b))
 		}
 		// 7.1 -> 6.1 (retry) -> 5.1 (retry) -> 4.1 (stop).
 		if n, c := call(failThen(100, unavailable())); n != 3 || c != retry.StopBudget {

@@ -43,7 +43,8 @@ const (
 	// StopThrottled: client-side throttling ([AdaptiveThrottle]) shed the next attempt.
 	StopThrottled
 	// StopNotReady: the connection did not become ready within the backoff schedule the
-	// policy allows (a server that is gone).
+	// policy allows (a server that is gone): the schedule was spent waiting for it, and its
+	// last attempt failed without being sent.
 	StopNotReady
 	// StopNotResumable: a stream that failed after delivering messages, which the policy
 	// would otherwise have retried, could not go on: it has no resumer, or its request was
@@ -168,9 +169,6 @@ func (e *Error) Unwrap() []error {
 // ended during a wait, a Canceled or DeadlineExceeded status. It returns nil when the last
 // error has no gRPC status (then status.Code reports Unknown, as for the error itself).
 func (e *Error) GRPCStatus() *status.Status { return e.st }
-
-// Last returns the last attempt's error.
-func (e *Error) Last() error { return e.err }
 
 // Attempts returns the number of attempts made, including the first.
 func (e *Error) Attempts() int { return e.attempts }

@@ -190,8 +190,8 @@ func TestStopReasonString(t *testing.T) {
 }
 
 // TestHooks checks decision 11: OnRetry once per scheduled retry, with the failed
-// attempt's number, error, delay and source; OnStop once with the cause; never OnStop on
-// success. Their String forms carry no ErrorInfo metadata.
+// attempt's number, error, delay and source; OnDone once with the cause and the final error;
+// for a success after retries, OnDone without an error. No text carries ErrorInfo metadata.
 func TestHooks(t *testing.T) {
 	type key struct{}
 	secret := errs.WithErrorInfo("cwsandbox.com", "CWSANDBOX_RUNNER_UNAVAILABLE", map[string]string{"token": canary})
@@ -209,7 +209,7 @@ func TestHooks(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			ctx := context.WithValue(t.Context(), key{}, "caller")
 			var retries []retry.RetryEvent
-			var stops []retry.StopEvent
+			var stops []retry.DoneEvent
 			h := retry.Hooks{
 				OnRetry: func(ctx context.Context, ev retry.RetryEvent) {
 					if ctx.Value(key{}) != "caller" {
@@ -217,9 +217,9 @@ func TestHooks(t *testing.T) {
 					}
 					retries = append(retries, ev)
 				},
-				OnStop: func(ctx context.Context, ev retry.StopEvent) {
+				OnDone: func(ctx context.Context, ev retry.DoneEvent) {
 					if ctx.Value(key{}) != "caller" {
-						t.Errorf("OnStop got another context than the caller's")
+						t.Errorf("OnDone got another context than the caller's")
 					}
 					stops = append(stops, ev)
 				},
@@ -239,22 +239,13 @@ func TestHooks(t *testing.T) {
 					t.Errorf("RetryEvent[%d] = %+v, want %+v", i, retries[i], want[i])
 				}
 			}
-			wantStop := retry.StopEvent{Attempts: 4, Err: e2, Reason: retry.StopExhausted, TotalWait: 3400 * time.Millisecond}
+			wantStop := retry.DoneEvent{Attempts: 4, Err: err, Reason: retry.StopExhausted, TotalWait: 3400 * time.Millisecond}
 			if len(stops) != 1 || stops[0] != wantStop {
-				t.Fatalf("OnStop events = %+v, want [%+v]", stops, wantStop)
+				t.Fatalf("OnDone events = %+v, want [%+v]", stops, wantStop)
 			}
-			if got, want := retries[0].String(), "attempt 1 failed: "+e1.Error()+"; retrying in 1s (server hint)"; got != want {
-				t.Errorf("RetryEvent.String() = %q, want %q", got, want)
-			}
-			if got := retries[1].String(); !strings.HasSuffix(got, "retrying in 400ms (backoff)") {
-				t.Errorf("RetryEvent.String() = %q, want it to end with the backoff delay", got)
-			}
-			if got, want := stops[0].String(), "stopped after 4 attempt(s), attempts exhausted, waited 3.4s: "+e2.Error(); got != want {
-				t.Errorf("StopEvent.String() = %q, want %q", got, want)
-			}
-			texts := []string{err.Error(), stops[0].String()}
+			texts := []string{err.Error(), fmt.Sprint(stops[0]), fmt.Sprintf("%+v", stops[0])}
 			for _, ev := range retries {
-				texts = append(texts, ev.String())
+				texts = append(texts, fmt.Sprint(ev), fmt.Sprintf("%+v", ev))
 			}
 			for _, s := range texts {
 				if strings.Contains(s, canary) {
@@ -271,7 +262,7 @@ func TestHooks(t *testing.T) {
 				t.Fatalf("Do() = %v, want nil", err)
 			}
 			if len(ev.retries) != 2 || len(ev.stops) != 0 {
-				t.Errorf("%d OnRetry, %d OnStop calls; want 2, 0", len(ev.retries), len(ev.stops))
+				t.Errorf("%d OnRetry, %d failed OnDone calls; want 2, 0", len(ev.retries), len(ev.stops))
 			}
 		})
 	})
@@ -281,8 +272,8 @@ func TestHooks(t *testing.T) {
 		if len(ev.retries) != 0 || len(ev.stops) != 1 || ev.stops[0].Reason != retry.StopNotRetryable || ev.stops[0].Attempts != 1 {
 			t.Errorf("OnRetry %v, OnStop %v; want none, one (1 attempt, not retryable)", ev.retries, ev.stops)
 		}
-		if ev.stops[0].Err != asRetryError(t, err).Last() {
-			t.Errorf("StopEvent.Err = %v, want the last error", ev.stops[0].Err)
+		if ev.stops[0].Err != err {
+			t.Errorf("DoneEvent.Err = %v, want the call's error", ev.stops[0].Err)
 		}
 	})
 	t.Run("nil hooks", func(t *testing.T) {
@@ -291,15 +282,6 @@ func TestHooks(t *testing.T) {
 				t.Errorf("Do() = %v, want nil", err)
 			}
 		})
-	})
-	t.Run("String of nil and long errors", func(t *testing.T) {
-		if got := (retry.RetryEvent{Attempt: 1}).String(); got != "attempt 1 failed: <nil>; retrying in 0s (backoff)" {
-			t.Errorf("RetryEvent{}.String() = %q", got)
-		}
-		long := retry.StopEvent{Attempts: 2, Reason: retry.StopBudget, Err: errors.New("x" + strings.Repeat("é", 3000))}
-		if s := long.String(); len(s) > 1200 || !utf8.ValidString(s) {
-			t.Errorf("StopEvent.String() of a 6000-byte error: %d bytes, valid UTF-8 %v; want <= 1200, true", len(s), utf8.ValidString(s))
-		}
 	})
 }
 
@@ -311,7 +293,7 @@ func longest(t *testing.T) *errs.Error {
 		vs = append(vs, errs.FieldViolation{Field: fmt.Sprintf("f%d.", i) + strings.Repeat("x", 80), Description: strings.Repeat("d", 200)})
 	}
 	e := errs.New(errs.ErrSandboxUnavailable, strings.Repeat("m", 400),
-		errs.WithOperation("GetSandbox"), errs.WithSandboxID(strings.Repeat("s", 200)), errs.WithFilePath(strings.Repeat("p", 200)),
+		errs.WithResource(errs.Resource{Operation: "GetSandbox"}), errs.WithResource(errs.Resource{SandboxID: strings.Repeat("s", 200)}), errs.WithResource(errs.Resource{FilePath: strings.Repeat("p", 200)}),
 		errs.WithFieldViolations(vs...))
 	if n := len(e.Error()); n < 1000 || n > 1024 {
 		t.Fatalf("len(longest().Error()) = %d, want a message of nearly 1 KiB", n)
@@ -331,7 +313,7 @@ func TestErrorOneKiB(t *testing.T) {
 	}{
 		{"exhausted", noJitter(2), func(t *testing.T) error { return longest(t) }, nil, "[2 attempts, attempts exhausted]"},
 		{"no server signal", noJitter(2), func(*testing.T) error {
-			return errs.New(errs.ErrSandboxResourceExhausted, strings.Repeat("q", 2000), errs.WithSandboxID(strings.Repeat("s", 200)))
+			return errs.New(errs.ErrSandboxResourceExhausted, strings.Repeat("q", 2000), errs.WithResource(errs.Resource{SandboxID: strings.Repeat("s", 200)}))
 		}, nil, "[1 attempt, no server signal]"},
 		{"cancelled during a wait", noJitter(5), func(t *testing.T) error { return longest(t) },
 			func(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -47,7 +47,7 @@ func ExampleDo() {
 			return err
 		}
 		if state != "RUNNING" {
-			return errs.New(errs.ErrSandboxUnavailable, "sandbox is "+state, errs.WithSandboxID("sb-1"))
+			return errs.New(errs.ErrSandboxUnavailable, "sandbox is "+state, errs.WithResource(errs.Resource{SandboxID: "sb-1"}))
 		}
 		return nil
 	}, retry.WithHooks(hooks))
@@ -140,22 +140,22 @@ func ExampleNewTokenBucket() {
 	}
 	failing := func(context.Context) error { return errs.New(errs.ErrSandboxUnavailable, "down") }
 	var re *retry.Error
-	err = r.Do(context.Background(), failing)
+	err = r.Do(context.Background(), failing) // 10 tokens: each failure takes one
 	if errors.As(err, &re) {
-		fmt.Println("attempts:", re.Attempts(), "cause:", re.StopReason(), "tokens:", b.Tokens())
+		fmt.Println("attempts:", re.Attempts(), "cause:", re.StopReason(), "allow:", b.Allow())
 	}
 	for range 4 {
-		_ = r.Do(context.Background(), func(context.Context) error { return nil })
+		_ = r.Do(context.Background(), func(context.Context) error { return nil }) // +0.5 each
 	}
-	fmt.Println("after 4 successes, tokens:", b.Tokens(), "allow:", b.Allow())
+	fmt.Println("after 4 successes, allow:", b.Allow())
 	err = r.Do(context.Background(), failing)
 	if errors.As(err, &re) {
-		fmt.Println("attempts:", re.Attempts(), "cause:", re.StopReason(), "tokens:", b.Tokens())
+		fmt.Println("attempts:", re.Attempts(), "cause:", re.StopReason())
 	}
 	// Output:
-	// attempts: 5 cause: retry budget exhausted tokens: 5
-	// after 4 successes, tokens: 7 allow: true
-	// attempts: 2 cause: retry budget exhausted tokens: 5
+	// attempts: 5 cause: retry budget exhausted allow: false
+	// after 4 successes, allow: true
+	// attempts: 2 cause: retry budget exhausted
 }
 
 // A ratio budget lets retries add at most a fraction of the calls of the last window,
@@ -201,11 +201,24 @@ func ExamplePolicy_Validate() {
 func ExampleOn() {
 	p := retry.DefaultPolicy()
 	p.RetryOn = retry.On(errs.ErrSandboxUnavailable)
+	p.InitialBackoff = time.Millisecond
 	fmt.Println(p.RetryOn)
-	fmt.Println(p.RetryOn.Match(errs.New(errs.ErrSnapshotBackendThrottled, "slow down")))
-	fmt.Println(p.RetryOn.Match(errs.New(errs.ErrSandboxResourceExhausted, "quota")))
+	for _, fail := range []*errs.Error{
+		errs.New(errs.ErrSnapshotBackendThrottled, "slow down"), // a child of SandboxUnavailableError
+		errs.New(errs.ErrSandboxResourceExhausted, "quota"),
+	} {
+		attempts := 0
+		_ = retry.Do(context.Background(), p, func(context.Context) error {
+			attempts++
+			if attempts == 1 {
+				return fail
+			}
+			return nil
+		}, retry.WithIdempotency(retry.Idempotent))
+		fmt.Println(fail.Kind(), "attempts:", attempts)
+	}
 	// Output:
 	// {SandboxUnavailableError}
-	// true
-	// false
+	// SnapshotBackendThrottledError attempts: 2
+	// SandboxResourceExhaustedError attempts: 1
 }

@@ -38,7 +38,7 @@ func rpcUnavailable(hint time.Duration) *errs.Error {
 
 // notFound returns a non-retryable error.
 func notFound() *errs.Error {
-	return errs.New(errs.ErrSandboxNotFound, "no such sandbox", errs.WithSandboxID("sb-1"))
+	return errs.New(errs.ErrSandboxNotFound, "no such sandbox", errs.WithResource(errs.Resource{SandboxID: "sb-1"}))
 }
 
 // noJitter returns DefaultPolicy without jitter, with MaxAttempts n: its waits (100 ms,
@@ -97,16 +97,20 @@ func asRetryError(t *testing.T, err error) *retry.Error {
 	return re
 }
 
-// events records the hooks' calls.
+// events records the hooks' calls: the retries, and the ends of calls that failed (stops).
 type events struct {
 	retries []retry.RetryEvent
-	stops   []retry.StopEvent
+	stops   []retry.DoneEvent
 }
 
 func (ev *events) hooks() retry.Hooks {
 	return retry.Hooks{
 		OnRetry: func(_ context.Context, e retry.RetryEvent) { ev.retries = append(ev.retries, e) },
-		OnStop:  func(_ context.Context, e retry.StopEvent) { ev.stops = append(ev.stops, e) },
+		OnDone: func(_ context.Context, e retry.DoneEvent) {
+			if e.Err != nil {
+				ev.stops = append(ev.stops, e)
+			}
+		},
 	}
 }
 
@@ -115,4 +119,11 @@ func (ev *events) hooks() retry.Hooks {
 func rpcHugeHint() *errs.Error {
 	ri := &errdetails.RetryInfo{RetryDelay: &durationpb.Duration{Seconds: 1e10}}
 	return classify.Classify(faultlinetest.Status(codes.Unavailable, "come back much later", ri).Err())
+}
+
+// oneAttempt is the default policy with one attempt: no retry.
+func oneAttempt() retry.Policy {
+	p := retry.DefaultPolicy()
+	p.MaxAttempts = 1
+	return p
 }

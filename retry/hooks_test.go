@@ -23,7 +23,6 @@ type allEvents struct {
 func (a *allEvents) hooks(tag string) retry.Hooks {
 	return retry.Hooks{
 		OnRetry: func(_ context.Context, ev retry.RetryEvent) { a.log = append(a.log, tag+" retry "+ev.Target) },
-		OnStop:  func(_ context.Context, ev retry.StopEvent) { a.log = append(a.log, tag+" stop "+ev.Target) },
 		OnDone: func(_ context.Context, ev retry.DoneEvent) {
 			a.log = append(a.log, tag+" done "+ev.Target)
 			a.dones = append(a.dones, ev)
@@ -128,31 +127,26 @@ func TestTarget(t *testing.T) {
 		}
 		ev.log = nil
 		_ = drive(context.Background(), r, nil, newScript(notFound()))
-		if want := []string{"h stop ", "h done "}; !cmp.Equal(want, ev.log) {
+		if want := []string{"h done "}; !cmp.Equal(want, ev.log) {
 			t.Errorf("events without a connection = %q, want %q", ev.log, want)
 		}
 	})
 }
 
-// TestJoinHooks checks that joined sets are called in order, and that nil hooks are skipped.
-func TestJoinHooks(t *testing.T) {
+// TestSeveralHooks checks that several WithHooks are called in order, and that nil hooks
+// are skipped.
+func TestSeveralHooks(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var ev allEvents
 		onlyDone := retry.Hooks{OnDone: func(context.Context, retry.DoneEvent) { ev.log = append(ev.log, "c done") }}
-		h := retry.JoinHooks(ev.hooks("a"), retry.Hooks{}, ev.hooks("b"), onlyDone)
-		err := retry.Do(context.Background(), noJitter(2), newScript(unavailable()).op, retry.WithHooks(h))
+		err := retry.Do(context.Background(), noJitter(2), newScript(unavailable()).op,
+			retry.WithHooks(ev.hooks("a")), retry.WithHooks(retry.Hooks{}), retry.WithHooks(ev.hooks("b")), retry.WithHooks(onlyDone))
 		if err == nil {
 			t.Fatal("Do() = nil, want the exhausted error")
 		}
-		want := []string{"a retry ", "b retry ", "a stop ", "b stop ", "a done ", "b done ", "c done"}
+		want := []string{"a retry ", "b retry ", "a done ", "b done ", "c done"}
 		if diff := cmp.Diff(want, ev.log); diff != "" {
-			t.Errorf("JoinHooks calls (-want +got):\n%s", diff)
-		}
-	})
-	t.Run("none", func(t *testing.T) {
-		h := retry.JoinHooks()
-		if h.OnRetry != nil || h.OnStop != nil || h.OnDone != nil {
-			t.Errorf("JoinHooks() has hooks set, want the zero Hooks")
+			t.Errorf("WithHooks calls (-want +got):\n%s", diff)
 		}
 	})
 }

@@ -3,7 +3,6 @@ package retry
 import (
 	"context"
 	"errors"
-	"math"
 	"math/rand/v2"
 	"time"
 
@@ -36,7 +35,7 @@ type tracker struct {
 	cancel context.CancelFunc // releases the current attempt's own context
 
 	earlier error // the last failure that was not the caller's doing
-	over    bool  // the hooks were told the call is over
+	done    bool  // the hooks were told the call is over
 }
 
 // track returns the tracker of a call whose first attempt is about to be made or was made.
@@ -102,13 +101,45 @@ func (t *tracker) Failed(ctx context.Context, err error, f engine.Facts) error {
 	// given at ended.Err.
 	own := !t.due.IsZero() && !time.Now().Before(t.due) && ended.Err(ctx) == nil
 	t.release()
-	r, p := t.r, &t.r.policy
+	if final := t.over(ctx, err); final != nil {
+		return final
+	}
+	t.earlier = err
+	if f.Progressed {
+		t.restart()
+	}
+	fl := t.failure(err, f, own)
+	now := time.Now()
+	d := t.r.policy.decide(fl, t.schedule(ctx, now))
+	t.r.record(t.first(), outcome(f, d.stop))
+	if d.stop == 0 {
+		d.stop = t.r.admitRetry(d.spend)
+	}
+	if d.stop != 0 {
+		return t.stopWith(ctx, err, d.stop)
+	}
+	if h := t.r.hooks.OnRetry; h != nil {
+		h(ctx, RetryEvent{Method: t.method, Target: t.targetName(), Attempt: t.total, Err: err,
+			Delay: d.wait, FromHint: d.fromHint, Resumed: f.Resume})
+	}
+	if werr := t.wait(ctx, d.wait, now); werr != nil {
+		return t.waitEnded(ctx, err, werr)
+	}
+	t.attempt++
+	t.total++
+	return nil
+}
+
+// over returns the call's final error when err ends the call whatever the policy says: it
+// comes from another faultline loop that already gave up, it is the throttle's shedding of
+// the first attempt, or the caller's context has ended. It returns nil otherwise.
+func (t *tracker) over(ctx context.Context, err error) *Error {
 	var inner *Error
 	if errors.As(err, &inner) {
 		// Another faultline loop (a second installation, or an SDK retrying inside this
 		// call) already retried and gave up: attempts must not multiply.
-		r.record(t.first(), OutcomeFinal)
-		t.over = true
+		t.r.record(t.first(), OutcomeFinal)
+		t.done = true
 		return inner
 	}
 	if errors.Is(err, ErrThrottled) && t.total == 1 {
@@ -116,73 +147,84 @@ func (t *tracker) Failed(ctx context.Context, err error, f engine.Facts) error {
 		return t.stop(ctx, newError(err, 0, 0, StopThrottled, nil, false))
 	}
 	if ctxErr := ended.Err(ctx); ctxErr != nil {
-		r.record(t.first(), OutcomeFinal)
+		t.r.record(t.first(), OutcomeFinal)
 		e := newError(err, t.total, t.waited, stopCause(ctxErr), ctxErr, false)
 		e.earlier = t.earlier
 		return t.stop(ctx, e)
 	}
-	t.earlier = err
-	if f.Progressed {
-		t.restart()
-	}
+	return nil
+}
 
-	e := r.facts(err)
-	local := e != nil && seam.FactsOf.(func(*errs.Error) seam.Facts)(e).Local
-	if r.throttle != nil {
-		r.throttle.record(!f.NotSent, !f.NotSent && !local && overloaded(e))
+// failure returns what decide needs to know of err, and tells the throttle, if any, of the
+// attempt.
+func (t *tracker) failure(err error, f engine.Facts, own bool) failure {
+	e := t.r.facts(err)
+	var facts seam.Facts
+	if e != nil {
+		facts = seam.FactsOf.(func(*errs.Error) seam.Facts)(e)
 	}
-	now := time.Now()
+	if t.r.throttle != nil {
+		t.r.throttle.record(!f.NotSent, !f.NotSent && !facts.Local && !facts.Transport && overloaded(e))
+	}
+	return failure{err: err, e: e, f: f, local: facts.Local, own: own}
+}
+
+// schedule returns where the call stands in the policy's schedule at now, drawing the
+// backoff of the next retry.
+func (t *tracker) schedule(ctx context.Context, now time.Time) schedule {
 	if t.start.IsZero() {
 		t.start = now
 	}
 	if t.bo == nil {
-		t.bo = r.newBackoff()
+		t.bo = t.r.newBackoff()
 	}
 	remaining := time.Duration(-1)
 	if deadline, ok := ctx.Deadline(); ok {
 		remaining = max(deadline.Sub(now), 0)
 	}
-	d := p.decide(failure{err: err, e: e, f: f, local: local, own: own}, schedule{
+	return schedule{
 		attempt:   t.attempt + t.skipped,
+		skipped:   t.skipped,
 		backoff:   max(t.bo.NextBackOff(), 1),
 		jitter:    rand.Float64(),
 		elapsed:   now.Sub(t.start),
 		remaining: remaining,
-	})
+	}
+}
+
+// outcome is what the budget is told of a failed attempt that stops with c (0: retried).
+func outcome(f engine.Facts, c StopReason) Outcome {
 	switch {
 	case f.NotSent:
-		r.record(t.first(), OutcomeNotSent)
-	case d.stop.final():
-		r.record(t.first(), OutcomeFinal)
-	default:
-		r.record(t.first(), OutcomeRetryable)
+		return OutcomeNotSent
+	case c.final():
+		return OutcomeFinal
 	}
-	if d.stop != 0 {
-		return t.stopWith(ctx, err, d.stop)
-	}
-	if d.spend && r.budget != nil && !r.budget.Allow() {
-		return t.stopWith(ctx, err, StopBudget)
+	return OutcomeRetryable
+}
+
+// admitRetry asks the budget (when the retry spends it) and the throttle for a retry: 0 when
+// both let it go, or the reason it stops.
+func (r *Retrier) admitRetry(spend bool) StopReason {
+	if spend && r.budget != nil && !r.budget.Allow() {
+		return StopBudget
 	}
 	if r.throttle != nil && !r.throttle.admit(true) {
-		return t.stopWith(ctx, err, StopThrottled)
+		return StopThrottled
 	}
-	if r.hooks.OnRetry != nil {
-		r.hooks.OnRetry(ctx, RetryEvent{Method: t.method, Target: t.targetName(), Attempt: t.total, Err: err,
-			Delay: d.wait, FromHint: d.fromHint, Resumed: f.Resume})
-	}
-	switch werr := t.wait(ctx, d.wait, now); {
-	case werr == errClosed:
+	return 0
+}
+
+// waitEnded returns the call's final error when the wait before the next attempt ended
+// with werr instead of the attempt.
+func (t *tracker) waitEnded(ctx context.Context, err, werr error) *Error {
+	switch werr {
+	case errClosed:
 		return t.stopWith(ctx, err, StopCancelled)
-	case werr == errNotReady:
-		return t.stopWith(ctx, err, StopNotReady)
-	case werr == errMaxElapsed:
+	case errMaxElapsed:
 		return t.stopWith(ctx, err, StopMaxElapsed)
-	case werr != nil:
-		return t.stop(ctx, newError(err, t.total, t.waited, stopCause(werr), werr, true))
 	}
-	t.attempt++
-	t.total++
-	return nil
+	return t.stop(ctx, newError(err, t.total, t.waited, stopCause(werr), werr, true))
 }
 
 // restart starts a new burst of failures, for a call that made progress since its last
@@ -193,197 +235,10 @@ func (t *tracker) restart() {
 }
 
 // overloaded reports whether e is a rejection for overload the server may have sent:
-// RESOURCE_EXHAUSTED or UNAVAILABLE.
+// RESOURCE_EXHAUSTED or UNAVAILABLE (the caller rules out the client's and the
+// connection's own failures).
 func overloaded(e *errs.Error) bool {
 	return e != nil && (e.Code() == codes.ResourceExhausted || e.Code() == codes.Unavailable)
-}
-
-// failure is what decide knows of one failed attempt.
-type failure struct {
-	err   error       // as the attempt returned it
-	e     *errs.Error // its classified form, nil if it has none
-	f     engine.Facts
-	local bool // the client produced it and would again
-	own   bool // it ran out of the policy's own PerAttemptTimeout while the caller's context lives
-}
-
-// schedule is where the call stands in the policy's schedule.
-type schedule struct {
-	attempt   int           // the burst's attempts, the failed one and those skipped included
-	backoff   time.Duration // the backoff drawn for the next retry
-	jitter    float64       // a draw from [0, 1) for the hint's jitter
-	elapsed   time.Duration // since the burst's first failure
-	remaining time.Duration // until the caller's deadline; negative for none
-}
-
-// decision is what decide makes of a failure: stop, or wait and retry.
-type decision struct {
-	stop     StopReason // 0: retry
-	wait     time.Duration
-	fromHint bool
-	spend    bool // the retry spends the budget
-}
-
-// final reports whether a stop reason says the failure itself is not to be repeated (as
-// opposed to a retryable failure the loop ran out of room for): the budget is told so.
-func (c StopReason) final() bool {
-	switch c {
-	case StopNotRetryable, StopNoServerSignal, StopUnsafe, StopLocalFailure:
-		return true
-	}
-	return false
-}
-
-// decide applies the policy's rules to a failure, in the order package doc gives. It is a
-// pure function of its arguments: the clock and the random draws are in s.
-func (p *Policy) decide(fl failure, s schedule) decision {
-	if fl.local {
-		return decision{stop: StopLocalFailure}
-	}
-	var code codes.Code
-	var signal bool // the server declined the work: RetryInfo, or a trusted transient reason
-	if fl.e != nil {
-		_, hint := fl.e.RetryDelay()
-		code, signal = fl.e.Code(), hint || transient(fl.e)
-	}
-	if !fl.own && !p.retries(fl.err, fl.e, signal) {
-		return decision{stop: StopNotRetryable}
-	}
-	if code == codes.ResourceExhausted && !signal {
-		return decision{stop: StopNoServerSignal}
-	}
-	if !fl.f.NotSent { // an attempt that never reached a transport ran nothing
-		switch l := Idempotency(fl.f.Level); {
-		case l == NeverRetry:
-			return decision{stop: StopUnsafe}
-		case (l == NotIdempotent || l == IdempotencyUnknown && fl.f.Headers) && !signal:
-			return decision{stop: StopUnsafe}
-		}
-	}
-	if fl.f.NotResumable {
-		return decision{stop: StopNotResumable}
-	}
-	if s.attempt >= p.MaxAttempts {
-		return decision{stop: StopExhausted}
-	}
-	d := decision{wait: s.backoff, spend: !fl.f.NotSent && !fl.f.Progressed}
-	if fl.e != nil {
-		if hint, ok := fl.e.RetryDelay(); ok && hint > 0 {
-			if hint > p.MaxRetryDelay {
-				return decision{stop: StopHintTooLong}
-			}
-			d.wait, d.fromHint = jitterUp(hint, p.HintJitter, s.jitter), true
-		}
-	}
-	if s.remaining >= 0 && d.wait >= s.remaining {
-		return decision{stop: StopDeadline}
-	}
-	if p.MaxElapsed > 0 && s.elapsed+d.wait >= p.MaxElapsed {
-		return decision{stop: StopMaxElapsed}
-	}
-	return d
-}
-
-// retries reports whether the policy retries err by its kind: a kind in RetryOn, or a
-// family base kind (the classifier could name nothing more specific) with a transient code
-// or a trusted transient reason; or, for a policy with RetryCodes, by its code alone.
-func (p *Policy) retries(err error, e *errs.Error, signal bool) bool {
-	if p.RetryCodes != 0 {
-		return e != nil && p.RetryCodes.Has(e.Code())
-	}
-	if p.RetryOn.Match(err) || e != nil && p.RetryOn.Match(e) {
-		return true
-	}
-	if e == nil {
-		return false
-	}
-	switch e.Kind() {
-	case errs.ErrCWSandbox, errs.ErrSandbox, errs.ErrDiscovery:
-		return p.TransientCodes.Has(e.Code()) || transient(e)
-	}
-	return false
-}
-
-// transient reports whether a trusted ErrorInfo reason declared e transient, as its
-// classifier found.
-func transient(e *errs.Error) bool {
-	return seam.FactsOf.(func(*errs.Error) seam.Facts)(e).Transient
-}
-
-var (
-	errClosed     = errors.New("retry: connection closed")
-	errNotReady   = errors.New("retry: connection not ready within the schedule")
-	errMaxElapsed = errors.New("retry: max elapsed time while waiting for the connection")
-)
-
-// wait waits d from now before the next attempt, then, while the connection is not ready,
-// for it to become ready: each further stretch of the policy's backoff schedule it waits is
-// an attempt of the burst spent (so a server that is gone fails the call within the
-// schedule, after at most MaxAttempts attempts), bounded by MaxElapsed and the caller's
-// deadline. It returns nil to go on; ctx's error when ctx ended; errClosed when the
-// connection was closed; errNotReady or errMaxElapsed when the schedule ran out.
-func (t *tracker) wait(ctx context.Context, d time.Duration, now time.Time) error {
-	var closed <-chan struct{}
-	if t.conn != nil {
-		closed = t.conn.Closed()
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		t.waited += time.Since(now)
-		return ctx.Err()
-	case <-closed:
-		t.waited += time.Since(now)
-		return errClosed
-	case <-timer.C:
-		t.waited += d
-	}
-	if t.conn == nil {
-		return nil
-	}
-	if ready, _ := t.conn.Ready(); ready {
-		return nil
-	}
-	start := time.Now()
-	defer func() { t.waited += time.Since(start) }()
-	p := &t.r.policy
-	for {
-		ready, changed := t.conn.Ready()
-		if ready {
-			return nil
-		}
-		// The connection would fail the attempt fast, or make it wait to connect: spend the
-		// schedule's next stretch waiting for it instead of an attempt.
-		if t.attempt+t.skipped+1 >= p.MaxAttempts {
-			return errNotReady
-		}
-		t.skipped++
-		stretch := max(t.bo.NextBackOff(), 1)
-		if p.MaxElapsed > 0 {
-			left := p.MaxElapsed - time.Since(t.start)
-			if left <= 0 {
-				return errMaxElapsed
-			}
-			stretch = min(stretch, left)
-		}
-		timer.Reset(stretch)
-	waiting:
-		for {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-closed:
-				return errClosed
-			case <-changed:
-				if ready, changed = t.conn.Ready(); ready {
-					return nil
-				}
-			case <-timer.C:
-				break waiting
-			}
-		}
-	}
 }
 
 // stopWith ends the call with the last attempt's error err and reason c.
@@ -398,28 +253,20 @@ func (t *tracker) stop(ctx context.Context, e *Error) *Error {
 	return e
 }
 
-// stopHooks tells OnStop and OnDone that the call ended with err after attempts attempts.
+// stopHooks tells OnDone that the call ended with err after attempts attempts.
 func (t *tracker) stopHooks(ctx context.Context, err error, attempts int, c StopReason) {
-	t.over = true
-	h := &t.r.hooks
-	last := err
-	if e, ok := err.(*Error); ok {
-		last = e.err
-	}
-	if h.OnStop != nil {
-		h.OnStop(ctx, StopEvent{Method: t.method, Target: t.targetName(), Attempts: attempts, Err: last, Reason: c, TotalWait: t.waited})
-	}
-	if h.OnDone != nil {
-		h.OnDone(ctx, DoneEvent{Method: t.method, Target: t.targetName(), Attempts: attempts, TotalWait: t.waited, Reason: c, Err: err})
+	t.done = true
+	if h := t.r.hooks.OnDone; h != nil {
+		h(ctx, DoneEvent{Method: t.method, Target: t.targetName(), Attempts: attempts, TotalWait: t.waited, Reason: c, Err: err})
 	}
 }
 
 // succeededHooks tells OnDone, once, that the call succeeded, when it retried.
 func (t *tracker) succeededHooks(ctx context.Context) {
-	if t.over {
+	if t.done {
 		return
 	}
-	t.over = true
+	t.done = true
 	if h := t.r.hooks.OnDone; h != nil && t.total > 1 {
 		h(ctx, DoneEvent{Method: t.method, Target: t.targetName(), Attempts: t.total, TotalWait: t.waited})
 	}
@@ -446,38 +293,6 @@ func (r *Retrier) succeeded() {
 	if r.throttle != nil {
 		r.throttle.record(true, false)
 	}
-}
-
-// newBackoff returns the policy's backoff sequence, computed by cenkalti/backoff: before
-// retry n, min(Initial*Multiplier^(n-1), Max), multiplied by a random factor in
-// [1-Jitter, 1+Jitter] (the library's rounding may move a wait by 1ns).
-func (r *Retrier) newBackoff() *backoff.ExponentialBackOff {
-	p := &r.policy
-	b := &backoff.ExponentialBackOff{
-		InitialInterval:     p.InitialBackoff,
-		RandomizationFactor: p.Jitter,
-		Multiplier:          p.Multiplier,
-		MaxInterval:         p.MaxBackoff,
-		MaxElapsedTime:      0, // the loop keeps its own time
-		Stop:                backoff.Stop,
-		Clock:               backoff.SystemClock,
-	}
-	b.Reset()
-	return b
-}
-
-// jitterUp returns hint*(1+u*j) for a draw u from [0, 1): never less than the hint.
-func jitterUp(hint time.Duration, j, u float64) time.Duration {
-	if j <= 0 {
-		return hint
-	}
-	// The extra alone is computed: hint*(1+j) can round up past the true bound in float.
-	hi := j * float64(hint)
-	extra := time.Duration(math.Round(hi * u))
-	if float64(extra) > hi {
-		extra = time.Duration(math.Floor(hi))
-	}
-	return hint + extra
 }
 
 func stopCause(ctxErr error) StopReason {

@@ -92,13 +92,6 @@ func DefaultPolicy() Policy {
 	}
 }
 
-// NoRetry returns a policy of one attempt.
-func NoRetry() Policy {
-	p := DefaultPolicy()
-	p.MaxAttempts = 1
-	return p
-}
-
 // ErrInvalidPolicy is matched (errors.Is) by every error Validate returns.
 var ErrInvalidPolicy = errors.New("retry: invalid policy")
 
@@ -173,11 +166,11 @@ func On(kinds ...errs.Kind) KindSet {
 	return s
 }
 
-// Has reports whether k is in s (exactly; see [KindSet.Match] for the tree).
-func (s KindSet) Has(k errs.Kind) bool { return k < 64 && s&(1<<k) != 0 }
+// has reports whether k is in s (exactly; see match for the tree).
+func (s KindSet) has(k errs.Kind) bool { return k < 64 && s&(1<<k) != 0 }
 
-// Kinds returns the kinds in s, in taxonomy order.
-func (s KindSet) Kinds() []errs.Kind {
+// kinds returns the kinds in s, in taxonomy order.
+func (s KindSet) kinds() []errs.Kind {
 	var out []errs.Kind
 	for k := range s.each {
 		if k.Valid() {
@@ -196,9 +189,9 @@ func (s KindSet) each(yield func(errs.Kind) bool) {
 	}
 }
 
-// Match reports whether err matches a kind of s with errors.Is: its kind is in s or has an
+// match reports whether err matches a kind of s with errors.Is: its kind is in s or has an
 // ancestor in s.
-func (s KindSet) Match(err error) bool {
+func (s KindSet) match(err error) bool {
 	for k := range s.each {
 		if errors.Is(err, k) {
 			return true
@@ -210,7 +203,7 @@ func (s KindSet) Match(err error) bool {
 // String lists the kinds: "{SandboxUnavailableError, SandboxResourceExhaustedError}".
 func (s KindSet) String() string {
 	out := "{"
-	for i, k := range s.Kinds() {
+	for i, k := range s.kinds() {
 		if i > 0 {
 			out += ", "
 		}
@@ -234,14 +227,14 @@ func Codes(cs ...codes.Code) CodeSet {
 	return s
 }
 
-// Has reports whether c is in s.
-func (s CodeSet) Has(c codes.Code) bool { return c <= codes.Unauthenticated && s&(1<<c) != 0 }
+// has reports whether c is in s.
+func (s CodeSet) has(c codes.Code) bool { return c <= codes.Unauthenticated && s&(1<<c) != 0 }
 
 // String lists the codes in numeric order: "{ResourceExhausted, Unavailable}".
 func (s CodeSet) String() string {
 	out := "{"
 	for c := codes.OK; c <= codes.Unauthenticated; c++ {
-		if s.Has(c) {
+		if s.has(c) {
 			if len(out) > 1 {
 				out += ", "
 			}

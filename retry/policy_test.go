@@ -44,7 +44,7 @@ func TestDefaultPolicy(t *testing.T) {
 	}
 	noRetry := retry.DefaultPolicy()
 	noRetry.MaxAttempts = 1
-	if got := retry.NoRetry(); got != noRetry {
+	if got := oneAttempt(); got != noRetry {
 		t.Errorf("NoRetry() = %+v, want %+v", got, noRetry)
 	}
 }
@@ -54,7 +54,7 @@ func TestPolicyComparable(t *testing.T) {
 	fast.InitialBackoff = time.Millisecond
 	m := map[retry.Policy]string{
 		retry.DefaultPolicy(): "default",
-		retry.NoRetry():       "none",
+		oneAttempt():          "none",
 		fast:                  "fast",
 	}
 	if len(m) != 3 {
@@ -65,7 +65,7 @@ func TestPolicyComparable(t *testing.T) {
 		want string
 	}{
 		{retry.DefaultPolicy(), "default"},
-		{retry.NoRetry(), "none"},
+		{oneAttempt(), "none"},
 		{fast, "fast"},
 	} {
 		if got := m[tt.p]; got != tt.want {
@@ -299,7 +299,7 @@ func TestPolicyZeroValues(t *testing.T) {
 // TestZeroMeansOff checks the zero values that mean "off" do what they say.
 func TestZeroMeansOff(t *testing.T) {
 	discoveryUnavailable := classify.New().Classify(status.Error(codes.Unavailable, "down"),
-		classify.Call{Method: "/" + classify.DiscoveryService + "/GetRunner"})
+		classify.Call{Method: "/coreweave.sandbox.v1.DiscoveryService/GetRunner"})
 	tests := []struct {
 		name      string
 		set       func(*retry.Policy)

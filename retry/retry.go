@@ -33,7 +33,7 @@ func (o throttleOption) apply(r Retrier) Retrier { r.throttle = o.t; return r }
 
 type hooksOption struct{ h Hooks }
 
-func (o hooksOption) apply(r Retrier) Retrier { r.hooks = JoinHooks(r.hooks, o.h); return r }
+func (o hooksOption) apply(r Retrier) Retrier { r.hooks = joinHooks(r.hooks, o.h); return r }
 
 type classifyFuncOption struct{ f func(error) *errs.Error }
 
@@ -59,9 +59,9 @@ func WithBudget(b Budget) Option { return budgetOption{b} }
 // through the Retrier (see [AdaptiveThrottle]); nil turns it off. Default: off.
 func WithThrottle(t *AdaptiveThrottle) Option { return throttleOption{t} }
 
-// WithHooks adds a set of hooks, called when a retry is scheduled, when retrying stops and
-// when a call that retried or failed is done; several WithHooks combine, called in the order
-// given ([JoinHooks]). Default: none.
+// WithHooks adds a set of hooks, called when a retry is scheduled and when a call that
+// retried or failed is done; several WithHooks combine, called in the order given. Default:
+// none.
 func WithHooks(h Hooks) Option { return hooksOption{h} }
 
 // WithClassifyFunc sets how the loop reads a failure's kind and server hint when the error is
@@ -107,9 +107,6 @@ func (r *Retrier) WithPolicy(p Policy) (*Retrier, error) {
 	c.policy = p
 	return &c, nil
 }
-
-// Policy returns r's policy.
-func (r *Retrier) Policy() Policy { return r.policy }
 
 // Do runs op with a Retrier built from p and opts, without a budget unless WithBudget is
 // given. op is taken to be safe to repeat when it fails in a way that may have reached a

@@ -21,8 +21,8 @@ import (
 
 // Calls of each family, for classifying real statuses as the interceptor would.
 var (
-	sandboxCall   = classify.Call{Method: "/" + classify.SandboxService + "/GetSandbox", Resource: errs.Resource{SandboxID: "sb-1"}}
-	discoveryCall = classify.Call{Method: "/" + classify.DiscoveryService + "/GetRunner", Resource: errs.Resource{RunnerID: "r-1"}}
+	sandboxCall   = classify.Call{Method: "/coreweave.sandbox.v1.SandboxService/GetSandbox", Resource: errs.Resource{SandboxID: "sb-1"}}
+	discoveryCall = classify.Call{Method: "/coreweave.sandbox.v1.DiscoveryService/GetRunner", Resource: errs.Resource{RunnerID: "r-1"}}
 	otherCall     = classify.Call{Method: "/acme.billing.v1.Billing/Charge"}
 	healthCall    = classify.Call{Method: "/grpc.health.v1.Health/Check"}
 )

@@ -42,21 +42,25 @@ func SlogHooks(l *slog.Logger) Hooks {
 			l.LogAttrs(ctx, slog.LevelInfo, "retry scheduled", append(callAttrs(ev.Method, ev.Target, ev.Err),
 				slog.Int("attempt", ev.Attempt), slog.Duration("delay", ev.Delay), slog.String("delay_source", source))...)
 		},
-		OnStop: func(ctx context.Context, ev StopEvent) {
-			level := stopLevel(ev.Reason, ev.Attempts)
-			if !l.Enabled(ctx, level) {
+		OnDone: func(ctx context.Context, ev DoneEvent) {
+			if ev.Err != nil {
+				level := stopLevel(ev.Reason, ev.Attempts)
+				if !l.Enabled(ctx, level) {
+					return
+				}
+				last := ev.Err // the error itself: attempts and cause are attributes of their own
+				if e, ok := ev.Err.(*Error); ok {
+					last = e.err
+				}
+				l.LogAttrs(ctx, level, "retry stopped", append(callAttrs(ev.Method, ev.Target, last),
+					slog.Int("attempts", ev.Attempts), slog.String("stop_reason", ev.Reason.String()),
+					slog.Duration("total_wait", ev.TotalWait))...)
 				return
 			}
-			l.LogAttrs(ctx, level, "retry stopped", append(callAttrs(ev.Method, ev.Target, ev.Err),
-				slog.Int("attempts", ev.Attempts), slog.String("stop_reason", ev.Reason.String()),
-				slog.Duration("total_wait", ev.TotalWait))...)
-		},
-		OnDone: func(ctx context.Context, ev DoneEvent) {
-			if ev.Err != nil || !l.Enabled(ctx, slog.LevelInfo) {
-				return // a failure was reported by OnStop
+			if l.Enabled(ctx, slog.LevelInfo) {
+				l.LogAttrs(ctx, slog.LevelInfo, "retry succeeded", append(callAttrs(ev.Method, ev.Target, nil),
+					slog.Int("attempts", ev.Attempts), slog.Duration("total_wait", ev.TotalWait))...)
 			}
-			l.LogAttrs(ctx, slog.LevelInfo, "retry succeeded", append(callAttrs(ev.Method, ev.Target, nil),
-				slog.Int("attempts", ev.Attempts), slog.Duration("total_wait", ev.TotalWait))...)
 		},
 	}
 }
@@ -94,7 +98,7 @@ func callAttrs(method, target string, err error) []slog.Attr {
 		if r := e.Reason(); r != "" {
 			attrs = append(attrs, slog.String("reason", r), slog.String("domain", e.Domain()))
 		}
-		if op := e.Operation(); op != "" {
+		if op := e.Resource().Operation; op != "" {
 			attrs = append(attrs, slog.String("operation", op))
 		}
 	}

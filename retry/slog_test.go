@@ -135,10 +135,10 @@ func TestSlogStopLevels(t *testing.T) {
 		t.Run(tt.cause.String(), func(t *testing.T) {
 			for attempts, want := range map[int]slog.Level{1: tt.first, 3: tt.afterMore} {
 				h := &recordHandler{}
-				retry.SlogHooks(slog.New(h)).OnStop(context.Background(),
-					retry.StopEvent{Attempts: attempts, Reason: tt.cause, Err: notFound(), TotalWait: time.Second})
+				retry.SlogHooks(slog.New(h)).OnDone(context.Background(),
+					retry.DoneEvent{Attempts: attempts, Reason: tt.cause, Err: notFound(), TotalWait: time.Second})
 				if len(h.recs) != 1 || h.recs[0].Level != want {
-					t.Errorf("OnStop(%v after %d attempts) logged %v, want one record at %v", tt.cause, attempts, h.lines(), want)
+					t.Errorf("OnDone(%v after %d attempts) logged %v, want one record at %v", tt.cause, attempts, h.lines(), want)
 				}
 			}
 		})

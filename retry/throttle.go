@@ -21,10 +21,11 @@ import (
 //
 // over a short sliding window, where requests are the attempts the client made or shed
 // (those that never reached the server aside) and accepts those the server did not reject
-// for overload. Only a
-// RESOURCE_EXHAUSTED or UNAVAILABLE that the server itself sent counts as a rejection: a
-// failure the client produced, an attempt that never reached the server, a NOT_FOUND or a
-// validation error are not evidence of overload. The short window makes it recover quickly
+// for overload. Only a RESOURCE_EXHAUSTED or UNAVAILABLE that the server itself sent
+// counts as a rejection: a failure the client produced, an attempt that never reached the
+// server, a connection that failed under a call (a reset, a read that hit EOF, a drain: the
+// UNAVAILABLE grpc-go makes for them, package classify tells them apart by their words), a
+// NOT_FOUND or a validation error are not evidence of overload. The short window makes it recover quickly
 // once the server accepts again (within the window, 1 s by default).
 //
 // A call whose first attempt is shed fails with an error matching [ErrThrottled], never

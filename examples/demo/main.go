@@ -55,7 +55,7 @@ func run(out io.Writer) error {
 
 	var log retryLog
 	conn, err := grpc.NewClient(addr, append(interceptor.DialOptions(
-		interceptor.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithHooks(retry.Hooks{OnRetry: log.onRetry, OnStop: log.onStop}))),
+		interceptor.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithHooks(retry.Hooks{OnRetry: log.onRetry}))),
 	), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		return err
@@ -257,9 +257,8 @@ func tail(ctx context.Context, c sandboxpb.SandboxServiceClient) (string, error)
 
 // retryLog records the retry events of the call in progress.
 type retryLog struct {
-	mu    sync.Mutex
-	evs   []retry.RetryEvent
-	stops []retry.StopEvent
+	mu  sync.Mutex
+	evs []retry.RetryEvent
 }
 
 func (l *retryLog) onRetry(_ context.Context, ev retry.RetryEvent) {
@@ -268,16 +267,10 @@ func (l *retryLog) onRetry(_ context.Context, ev retry.RetryEvent) {
 	l.evs = append(l.evs, ev)
 }
 
-func (l *retryLog) onStop(_ context.Context, ev retry.StopEvent) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.stops = append(l.stops, ev)
-}
-
 func (l *retryLog) reset() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.evs, l.stops = nil, nil
+	l.evs = nil
 }
 
 func (l *retryLog) events() []retry.RetryEvent {

@@ -158,3 +158,13 @@ var ResourceFields = [...]struct {
 	{"runner_id", func(r *errs.Resource) *string { return &r.RunnerID }},
 	{"profile_name", func(r *errs.Resource) *string { return &r.ProfileName }},
 }
+
+// Merge sets the fields of dst that src names (non-empty), the resource fields of
+// [ResourceFields]; Operation is the call's own and is left alone.
+func Merge(dst *errs.Resource, src errs.Resource) {
+	for _, f := range ResourceFields {
+		if v := *f.Of(&src); v != "" {
+			*f.Of(dst) = v
+		}
+	}
+}

@@ -19,13 +19,18 @@ type Facts struct {
 	// throttle's shedding): a deterministic local failure, never retried, whose kind is the
 	// family's base kind.
 	Local bool
+	// Transport is whether the connection ended the call, not the server: an UNAVAILABLE
+	// grpc-go made on the client for a failed read, a closed or reset connection, a failed
+	// dial, a drain. Such a failure is retried as any UNAVAILABLE is, but it is not the
+	// server rejecting work: client-side throttling does not count it (overload.md, rule 4).
+	Transport bool
 	// Phrase, when set, says what happened in the error's message instead of the kind's own
 	// phrase ("file not found" for a trusted CWSANDBOX_FILE_NOT_FOUND).
 	Phrase string
 }
 
 var (
-	// NewError is func(errs.Kind, *status.Status, error, errs.Info, errs.Resource, Facts) *errs.Error:
+	// NewError is func(errs.Kind, *status.Status, error, details.Info, errs.Resource, Facts) *errs.Error:
 	// the classified error for a failed RPC's status (errs/seam.go).
 	NewError any
 	// FactsOf is func(*errs.Error) Facts.

@@ -5,10 +5,11 @@
 //
 // Usage, from the repository root:
 //
-//	go run ./tools/archstat [dir ...]
+//	go run ./tools/archstat [-list] [dir ...]
 //
-// With no arguments it reads errs, classify, retry and interceptor for the identifiers, and
-// every non-generated, non-test library file of the root module for the sizes.
+// With no directories it reads errs, classify, retry and interceptor for the identifiers,
+// and every non-generated, non-test library file of the root module for the sizes. -list
+// also prints every identifier counted.
 package main
 
 import (
@@ -24,14 +25,23 @@ import (
 
 func main() {
 	core := []string{"errs", "classify", "retry", "interceptor"}
-	if len(os.Args) > 1 {
-		core = os.Args[1:]
+	args := os.Args[1:]
+	list := len(args) > 0 && args[0] == "-list"
+	if list {
+		args = args[1:]
+	}
+	if len(args) > 0 {
+		core = args
 	}
 	total := 0
 	for _, dir := range core {
-		n := exported(dir)
-		fmt.Printf("exported identifiers %-12s %d\n", dir, n)
-		total += n
+		names := exported(dir)
+		fmt.Printf("exported identifiers %-12s %d\n", dir, len(names))
+		if list {
+			sort.Strings(names)
+			fmt.Printf("\t%s\n", strings.Join(names, " "))
+		}
+		total += len(names)
 	}
 	fmt.Printf("exported identifiers %-12s %d\n", "total", total)
 
@@ -63,6 +73,7 @@ func main() {
 	}
 	var biggest string
 	var biggestLines int
+	var bigFiles []string // over architecture.md's 350 lines
 	var fns []fn
 	fset := token.NewFileSet()
 	for _, path := range files {
@@ -70,8 +81,12 @@ func main() {
 		if err != nil {
 			panic(err)
 		}
-		if n := strings.Count(string(src), "\n"); n > biggestLines {
+		n := strings.Count(string(src), "\n")
+		if n > biggestLines {
 			biggest, biggestLines = path, n
+		}
+		if n > 350 {
+			bigFiles = append(bigFiles, fmt.Sprintf("%s (%d)", path, n))
 		}
 		f, err := parser.ParseFile(fset, path, src, 0)
 		if err != nil {
@@ -99,6 +114,15 @@ func main() {
 	for _, f := range fns[:5] {
 		fmt.Printf("most complex: %-45s %3d lines, complexity %d\n", f.name, f.lines, f.cycl)
 	}
+	sort.Strings(bigFiles)
+	fmt.Printf("files over 350 lines: %d %v\n", len(bigFiles), bigFiles)
+	var over []string // over architecture.md's 50 lines or complexity 15
+	for _, f := range fns {
+		if f.lines > 50 || f.cycl > 15 {
+			over = append(over, fmt.Sprintf("%s (%d/%d)", f.name, f.lines, f.cycl))
+		}
+	}
+	fmt.Printf("functions over 50 lines or complexity 15: %d %v\n", len(over), over)
 }
 
 func recvName(e ast.Expr) string {
@@ -113,15 +137,16 @@ func recvName(e ast.Expr) string {
 	return "?"
 }
 
-// exported counts the exported identifiers of the package in dir.
-func exported(dir string) int {
+// exported returns the exported identifiers of the package in dir; a field or method as
+// Type.Name.
+func exported(dir string) []string {
 	fset := token.NewFileSet()
 	pkgs, err := parser.ParseDir(fset, dir, func(fi os.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
 	if err != nil {
 		panic(err)
 	}
 	exportedTypes := map[string]bool{}
-	n := 0
+	var n []string
 	for _, p := range pkgs {
 		for _, f := range p.Files {
 			for _, d := range f.Decls {
@@ -130,13 +155,13 @@ func exported(dir string) int {
 						switch s := s.(type) {
 						case *ast.TypeSpec:
 							if s.Name.IsExported() {
-								n++
+								n = append(n, s.Name.Name)
 								exportedTypes[s.Name.Name] = true
 								if st, ok := s.Type.(*ast.StructType); ok {
 									for _, fl := range st.Fields.List {
 										for _, nm := range fl.Names {
 											if nm.IsExported() {
-												n++
+												n = append(n, s.Name.Name+"."+nm.Name)
 											}
 										}
 									}
@@ -145,7 +170,7 @@ func exported(dir string) int {
 						case *ast.ValueSpec:
 							for _, nm := range s.Names {
 								if nm.IsExported() {
-									n++
+									n = append(n, nm.Name)
 								}
 							}
 						}
@@ -159,8 +184,11 @@ func exported(dir string) int {
 				if !ok || !fd.Name.IsExported() {
 					continue
 				}
-				if fd.Recv == nil || exportedTypes[recvName(fd.Recv.List[0].Type)] {
-					n++
+				switch {
+				case fd.Recv == nil:
+					n = append(n, fd.Name.Name)
+				case exportedTypes[recvName(fd.Recv.List[0].Type)]:
+					n = append(n, recvName(fd.Recv.List[0].Type)+"."+fd.Name.Name)
 				}
 			}
 		}

@@ -7,9 +7,9 @@
 //	go run ./bench/cmd/compare [-short] [-note text] [scenario ...]
 //
 // Scenarios: success, decode, retryinfo, deadline, overload, outage (on the real clock),
-// fleet, restart, tails (in virtual time, through a child `go test` of the bench module);
-// none named means all, in that order. Flags may come before or after scenario names.
-// -short runs small sizes that finish in seconds and checks no goal. See package
+// fleet, restart, tails, proxy (in virtual time, through a child `go test` of the bench
+// module); none named means all, in that order. Flags may come before or after scenario
+// names. -short runs small sizes that finish in seconds and checks no goal. See package
 // github.com/faultline-go/faultline/bench for what each scenario measures.
 package main
 

@@ -1,4 +1,9 @@
-package classify
+// Package details reads the AIP-193 details of a failed call's status (google.rpc.ErrorInfo,
+// RetryInfo, BadRequest, and the others kept as they are), for package classify, which
+// chooses the kind, and package errs, which keeps them on the error. It is total: it never
+// fails and never panics; a detail that does not decode is skipped, and the work stays
+// bounded for statuses with thousands of details or huge metadata.
+package details
 
 import (
 	"encoding/base64"
@@ -14,9 +19,33 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
-
-	"github.com/faultline-go/faultline/errs"
 )
+
+// Info is what an AIP-193 status says beyond its code and message: the first usable
+// google.rpc.ErrorInfo, the first present google.rpc.RetryInfo and the violations of every
+// google.rpc.BadRequest. The zero Info says nothing.
+type Info struct {
+	Reason   string            // ErrorInfo.reason
+	Domain   string            // ErrorInfo.domain
+	Metadata map[string]string // ErrorInfo.metadata; non-nil when an ErrorInfo was found
+
+	RetryDelay    time.Duration // RetryInfo.retry_delay, as given (may be zero or negative)
+	HasRetryDelay bool          // whether a RetryInfo with a valid delay was present
+
+	Violations []Violation // BadRequest.field_violations, in order
+
+	// Other holds the details other than ErrorInfo, RetryInfo and BadRequest
+	// (QuotaFailure, PreconditionFailure, ResourceInfo, RequestInfo, DebugInfo, Help,
+	// LocalizedMessage, unknown types), decoded once, in order. A detail whose type is not
+	// linked into the program, or whose bytes do not decode, is kept as its *anypb.Any.
+	Other []proto.Message
+}
+
+// Violation is one google.rpc.BadRequest field violation.
+type Violation struct {
+	Field       string
+	Description string
+}
 
 // StatusDetailsKey is the trailer that carries a google.rpc.Status with details.
 const StatusDetailsKey = "grpc-status-details-bin"
@@ -26,16 +55,16 @@ const StatusDetailsKey = "grpc-status-details-bin"
 // retry_delay is present and valid, and the field violations of every google.rpc.BadRequest,
 // in order. A detail whose bytes do not decode is skipped; the others still count. Parse
 // never fails and never panics: a nil st, or one without usable details, gives the zero
-// [errs.Info] (with a non-nil Metadata when an ErrorInfo had a reason).
+// Info (with a non-nil Metadata when an ErrorInfo had a reason).
 //
 // Parse decodes each detail once, with the protobuf library and its global type registry
 // ([status.Status.Details]), and keeps every other detail in Info.Other, in order, for
-// [errs.Error.OtherDetails]: decoded, or as its *anypb.Any when its type is not linked into
+// errs.Error.OtherDetails: decoded, or as its *anypb.Any when its type is not linked into
 // the program or its bytes do not decode (an ErrorInfo, RetryInfo or BadRequest that does
 // not decode is dropped).
-func Parse(st *status.Status) errs.Info {
+func Parse(st *status.Status) Info {
 	if st == nil {
-		return errs.Info{}
+		return Info{}
 	}
 	var p parser
 	var raw []*anypb.Any // the encoded details, copied from st only when one does not decode
@@ -60,7 +89,7 @@ func Parse(st *status.Status) errs.Info {
 // binary google.rpc.Status grpc-go stores in metadata or, failing that, as its base64 text
 // form; the first that decodes to a Status with usable details wins, with no merging across
 // values. A malformed value is skipped.
-func ParseTrailer(md metadata.MD) errs.Info {
+func ParseTrailer(md metadata.MD) Info {
 	for _, key := range detailKeys(md) {
 		for _, v := range md[key] {
 			if info, ok := parseStatus([]byte(v)); ok {
@@ -73,7 +102,7 @@ func ParseTrailer(md metadata.MD) errs.Info {
 			}
 		}
 	}
-	return errs.Info{}
+	return Info{}
 }
 
 // detailKeys returns the keys of md that name the details trailer: the canonical lower-case
@@ -103,18 +132,18 @@ func decodeBase64(s string) ([]byte, bool) {
 	return nil, false
 }
 
-// usable reports whether info says anything: an ErrorInfo with a reason, a present
+// Usable reports whether info says anything: an ErrorInfo with a reason, a present
 // RetryInfo, or a field violation.
-func usable(info errs.Info) bool {
-	return info.Reason != "" || info.HasRetryDelay || len(info.FieldViolations) > 0
+func Usable(info Info) bool {
+	return info.Reason != "" || info.HasRetryDelay || len(info.Violations) > 0
 }
 
 // parseStatus decodes a google.rpc.Status and parses its details. It reports false when b is
 // not a valid Status or its details say nothing usable.
-func parseStatus(b []byte) (errs.Info, bool) {
+func parseStatus(b []byte) (Info, bool) {
 	var sp spb.Status
 	if proto.Unmarshal(b, &sp) != nil {
-		return errs.Info{}, false
+		return Info{}, false
 	}
 	var p parser
 	for _, a := range sp.GetDetails() {
@@ -124,13 +153,13 @@ func parseStatus(b []byte) (errs.Info, bool) {
 			p.undecoded(a)
 		}
 	}
-	return p.info, usable(p.info)
+	return p.info, Usable(p.info)
 }
 
-// parser accumulates decoded details into an errs.Info by the rules of Parse. It keeps the
+// parser accumulates decoded details into an Info by the rules of Parse. It keeps the
 // messages, their maps and strings: they must not be shared.
 type parser struct {
-	info      errs.Info
+	info      Info
 	haveError bool
 }
 
@@ -163,7 +192,7 @@ func (p *parser) detail(m proto.Message) {
 				desc = v.GetReason()
 			}
 			if v.GetField() != "" || desc != "" {
-				p.info.FieldViolations = append(p.info.FieldViolations, errs.FieldViolation{Field: v.GetField(), Description: desc})
+				p.info.Violations = append(p.info.Violations, Violation{Field: v.GetField(), Description: desc})
 			}
 		}
 	default:
