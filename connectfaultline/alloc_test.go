@@ -46,7 +46,7 @@ func TestSuccessAllocs(t *testing.T) {
 		{"budget off", []connectfaultline.Option{connectfaultline.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithBudget(nil)))}},
 		{"method policy", []connectfaultline.Option{connectfaultline.WithMethodPolicy(mGet, attempts(retry.DefaultPolicy(), 3))}},
 		{"service policy", []connectfaultline.Option{connectfaultline.WithMethodPolicy(sandboxSvc, attempts(retry.DefaultPolicy(), 3))}},
-		{"one-attempt policy", []connectfaultline.Option{connectfaultline.WithRetrier(retry.MustNew(retry.NoRetry()))}},
+		{"one-attempt policy", []connectfaultline.Option{connectfaultline.WithRetrier(retry.MustNew(oneAttempt()))}},
 		{"throttling on", []connectfaultline.Option{connectfaultline.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithThrottle(retry.DefaultThrottle())))}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -54,7 +54,7 @@ func TestKinds(t *testing.T) {
 		{"server CANCELLED", mGet, faultlinetest.Status(codes.Canceled, "stopped"), errs.ErrSandboxNotRunning, "", 0},
 	}
 	eachClient(t, []transport{memory}, func(t *testing.T, c client) {
-		e := c.env(t, []connectfaultline.Option{connectfaultline.WithRetrier(retry.MustNew(retry.NoRetry()))})
+		e := c.env(t, []connectfaultline.Option{connectfaultline.WithRetrier(retry.MustNew(oneAttempt()))})
 		for _, tc := range tests {
 			e.srv.FailNext(tc.method, 1, tc.st)
 			err := callMethod(callCtx(t), e, tc.method)

@@ -1,8 +1,10 @@
 package connectfaultline_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"sync"
@@ -11,6 +13,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/faultline-go/faultline/connectfaultline"
+	"github.com/faultline-go/faultline/connectfaultline/internal/connecttest"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/retry"
 )
@@ -112,4 +115,34 @@ func TestClientStreamReplayed(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestDefaultReplayLimit: by default a stream keeps 256 KiB of what it sent, counted as on
+// the wire: two chunks of 130000 bytes (130009 each) are replayed, a third commits the
+// stream.
+func TestDefaultReplayLimit(t *testing.T) {
+	c := client{memory, connecttest.HTTP2, connecttest.GRPC}
+	for _, tc := range []struct {
+		chunks, attempts int
+	}{{2, 2}, {3, 1}} {
+		t.Run(fmt.Sprintf("%d chunks", tc.chunks), func(t *testing.T) {
+			u := &uploads{failFirst: 1}
+			mux := http.NewServeMux()
+			mux.Handle(upload, connect.NewClientStreamHandler(upload, u.handle, connect.WithReadMaxBytes(1<<20)))
+			ep := c.tr.serve(t, mux, c.v)
+			cl := connect.NewClient[sandboxpb.ExecStreamRequest, sandboxpb.ExecResponse](ep.Client, ep.URL+upload,
+				c.p.ClientOption(), connectfaultline.ClientOption(fast()...))
+			st := cl.CallClientStream(callCtx(t))
+			chunk := bytes.Repeat([]byte("x"), 130000)
+			for range tc.chunks {
+				if err := st.Send(&sandboxpb.ExecStreamRequest{Request: &sandboxpb.ExecStreamRequest_Stdin{Stdin: chunk}}); err != nil {
+					t.Fatalf("Send() = %v", err)
+				}
+			}
+			_, err := st.CloseAndReceive()
+			if got, _ := u.received(); len(got) != tc.attempts {
+				t.Errorf("server saw %d attempts (%v), want %d", len(got), err, tc.attempts)
+			}
+		})
+	}
 }

@@ -259,27 +259,24 @@ func upTo(n int) []uint64 {
 type recorder struct {
 	mu      sync.Mutex
 	retries []retry.RetryEvent
-	stops   []retry.StopEvent
 	dones   []retry.DoneEvent
 }
 
 func (r *recorder) hooks() retry.Hooks {
 	return retry.Hooks{
-		OnRetry: func(_ context.Context, ev retry.RetryEvent) {
-			r.mu.Lock()
-			r.retries = append(r.retries, ev)
-			r.mu.Unlock()
-		},
-		OnStop: func(_ context.Context, ev retry.StopEvent) { r.mu.Lock(); r.stops = append(r.stops, ev); r.mu.Unlock() },
-		OnDone: func(_ context.Context, ev retry.DoneEvent) { r.mu.Lock(); r.dones = append(r.dones, ev); r.mu.Unlock() },
+		OnRetry: func(_ context.Context, ev retry.RetryEvent) { r.mu.Lock(); r.retries = append(r.retries, ev); r.mu.Unlock() },
+		OnDone:  func(_ context.Context, ev retry.DoneEvent) { r.mu.Lock(); r.dones = append(r.dones, ev); r.mu.Unlock() },
 	}
 }
 
-func (r *recorder) events() ([]retry.RetryEvent, []retry.StopEvent, []retry.DoneEvent) {
+func (r *recorder) events() ([]retry.RetryEvent, []retry.DoneEvent) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return slices.Clone(r.retries), slices.Clone(r.stops), slices.Clone(r.dones)
+	return slices.Clone(r.retries), slices.Clone(r.dones)
 }
+
+// oneAttempt is the default policy with one attempt: classification only.
+func oneAttempt() retry.Policy { return attempts(retry.DefaultPolicy(), 1) }
 
 // drain reads a bidi stream until it ends, returning the stdout chunks and the error that
 // ended it (nil for a clean end).

@@ -45,7 +45,7 @@ var _ connect.Interceptor = (*Interceptor)(nil)
 // idempotency or key entry that cannot work, a resumer that cannot work for its procedure's
 // registered descriptor (see [WithResumer]).
 func New(opts ...Option) (*Interceptor, error) {
-	cfg := config{header: DefaultAttemptHeader, replayLimit: DefaultReplayLimit}
+	cfg := config{header: defaultAttemptHeader, replayLimit: defaultReplayLimit}
 	for _, o := range opts {
 		if o != nil { // a nil Option sets nothing
 			o.apply(&cfg)

@@ -30,15 +30,10 @@ type config struct {
 	resumers     map[string]Resumer // nil removes a built-in resumer
 }
 
-// Defaults.
+// Defaults of [WithAttemptHeader] and [WithReplayLimit]: package interceptor's.
 const (
-	// DefaultAttemptHeader is the request header that carries the retry number on retries
-	// (the key package interceptor and go-grpc-middleware use).
-	DefaultAttemptHeader = "x-retry-attempt"
-	// DefaultReplayLimit is the most bytes of sent messages a stream keeps for replay
-	// before it commits, counted as on the wire: each message's encoded size plus its
-	// 5-byte envelope prefix.
-	DefaultReplayLimit = 256 << 10
+	defaultAttemptHeader = "x-retry-attempt" // the key go-grpc-middleware uses
+	defaultReplayLimit   = 256 << 10
 )
 
 type optionFunc func(*config)
@@ -81,7 +76,7 @@ func WithMethodPolicy(name string, p retry.Policy) Option {
 // replacing any value of that header the request already had (a proxy forwarding what it
 // received): the first attempt goes out with the caller's headers as they are, and after
 // the call the request's header holds the caller's values again. "" turns it off. Default:
-// [DefaultAttemptHeader]. New rejects a name that is not a lower-case gRPC metadata key
+// "x-retry-attempt" (the key go-grpc-middleware uses). New rejects a name that is not a lower-case gRPC metadata key
 // (a-z, 0-9, '-', '_', '.'), or that starts with "grpc-" or "connect-" (the protocols'
 // own) or ends with "-bin".
 func WithAttemptHeader(name string) Option {
@@ -90,8 +85,8 @@ func WithAttemptHeader(name string) Option {
 
 // WithReplayLimit sets the most bytes of sent messages a stream keeps to replay on a retry,
 // counted as on the wire (each message's encoded size plus its 5-byte envelope prefix); a
-// stream that sends more commits (is no longer retried). Default: [DefaultReplayLimit]. New
-// rejects a negative limit.
+// stream that sends more commits (is no longer retried). Default: 256 KiB. New rejects a
+// negative limit.
 func WithReplayLimit(bytes int) Option {
 	return optionFunc(func(cfg *config) { cfg.replayLimit = bytes })
 }

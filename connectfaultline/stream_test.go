@@ -100,7 +100,7 @@ func TestStreamLogsResumed(t *testing.T) {
 						t.Errorf("resumed request = %v, want the cursor set and tail_lines cleared", r)
 					}
 				}
-				retries, _, dones := rec.events()
+				retries, dones := rec.events()
 				if len(retries) != len(reqs)-1 || !retries[0].Resumed {
 					t.Errorf("retry events = %+v, want %d resumes", retries, len(reqs)-1)
 				}

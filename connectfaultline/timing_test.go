@@ -41,7 +41,7 @@ func TestRetryInfoWaited(t *testing.T) {
 		if got := time.Since(start); got != 3*time.Second {
 			t.Errorf("two backoffs took %v, want 1s + 2s", got)
 		}
-		retries, _, dones := rec.events()
+		retries, dones := rec.events()
 		var hinted []bool
 		for _, r := range retries {
 			hinted = append(hinted, r.FromHint)

@@ -38,7 +38,7 @@ var connectResetCodes = []connect.Code{connect.CodeUnavailable, connect.CodeInte
 // error, not the caller's doing.
 func TestResetKind(t *testing.T) {
 	eachClient(t, []transport{tcp, memory}, func(t *testing.T, c client) {
-		e := c.env(t, []connectfaultline.Option{connectfaultline.WithRetrier(retry.MustNew(retry.NoRetry()))})
+		e := c.env(t, []connectfaultline.Option{connectfaultline.WithRetrier(retry.MustNew(oneAttempt()))})
 		for _, how := range resets {
 			for _, f := range []connecttest.Fault{connecttest.ResetBefore(how), connecttest.ResetAfter(how, 0)} {
 				e.srv.Inject(mGet, f)
@@ -145,7 +145,7 @@ func TestNotSent(t *testing.T) {
 		if string(res.Msg.GetStdout()) != "echo once" || e.srv.ExecRuns() != 1 || dials.Load() != 3 {
 			t.Errorf("Exec = %q, %d runs, %d dials; want one run after 3 dials", res.Msg.GetStdout(), e.srv.ExecRuns(), dials.Load())
 		}
-		if retries, _, _ := rec.events(); len(retries) != 2 {
+		if retries, _ := rec.events(); len(retries) != 2 {
 			t.Errorf("%d retries reported, want 2", len(retries))
 		}
 
