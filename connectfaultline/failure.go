@@ -64,6 +64,11 @@ func (f *failure) GRPCStatus() *status.Status { return f.st }
 // classify: such a failure takes the family's base kind and is never retried.
 func (f *failure) Local() bool { return f.origin == fromClient }
 
+// Transport reports whether the transport ended the call (a reset, a failed dial), not the
+// server, for package classify: such a failure is retried as any UNAVAILABLE is, but it is
+// not the server rejecting work, which client-side throttling counts (overload.md, rule 4).
+func (f *failure) Transport() bool { return f.origin == fromTransport }
+
 // newFailure reads err, the failure of an attempt that came back when the caller's context
 // had ended (callerEnded) or not. err must not be nil.
 func newFailure(err error, callerEnded bool) *failure {

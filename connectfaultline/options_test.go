@@ -15,20 +15,9 @@ import (
 	"github.com/faultline-go/faultline/connectfaultline/internal/connecttest"
 	"github.com/faultline-go/faultline/connectfaultline/internal/sandboxpbconnect"
 	"github.com/faultline-go/faultline/errs"
-	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/retry"
 )
-
-// TestDefaults: the defaults are package interceptor's.
-func TestDefaults(t *testing.T) {
-	if connectfaultline.DefaultAttemptHeader != interceptor.DefaultAttemptHeader {
-		t.Errorf("DefaultAttemptHeader = %q, want package interceptor's %q", connectfaultline.DefaultAttemptHeader, interceptor.DefaultAttemptHeader)
-	}
-	if connectfaultline.DefaultReplayLimit != interceptor.DefaultReplayLimit {
-		t.Errorf("DefaultReplayLimit = %d, want package interceptor's %d", connectfaultline.DefaultReplayLimit, interceptor.DefaultReplayLimit)
-	}
-}
 
 // TestNewErrors: New rejects what cannot work, naming it.
 func TestNewErrors(t *testing.T) {
@@ -150,12 +139,12 @@ func TestHooksBudgetThrottle(t *testing.T) {
 		e := c.env(t, []connectfaultline.Option{noBudget(fastPolicy(), retry.WithHooks(rec.hooks()))})
 		e.srv.FailAlways(mGet, unavailable())
 		err := getSandbox(callCtx(t), e)
-		retries, stops, dones := rec.events()
-		if len(retries) != 4 || len(stops) != 1 || len(dones) != 1 {
-			t.Fatalf("events: %d retries, %d stops, %d dones; want 4, 1, 1", len(retries), len(stops), len(dones))
+		retries, dones := rec.events()
+		if len(retries) != 4 || len(dones) != 1 {
+			t.Fatalf("events: %d retries, %d dones; want 4, 1", len(retries), len(dones))
 		}
-		if stops[0].Reason != retry.StopExhausted || dones[0].Attempts != 5 || dones[0].Method != mGet || !errors.Is(dones[0].Err, errs.ErrSandboxUnavailable) {
-			t.Errorf("stop %+v, done %+v; want exhausted after 5 attempts of %s", stops[0], dones[0], mGet)
+		if dones[0].Reason != retry.StopExhausted || dones[0].Attempts != 5 || dones[0].Method != mGet || !errors.Is(dones[0].Err, errs.ErrSandboxUnavailable) {
+			t.Errorf("done %+v; want exhausted after 5 attempts of %s", dones[0], mGet)
 		}
 		if retries[0].Target == "" || retries[0].Method != mGet {
 			t.Errorf("retry event %+v: want the method and the server's address", retries[0])
@@ -207,6 +196,22 @@ func TestHooksBudgetThrottle(t *testing.T) {
 		}
 		if shed == 0 {
 			t.Errorf("no stream of 20 shed")
+		}
+	})
+	t.Run("resets are not the server rejecting work", func(t *testing.T) {
+		th, err := retry.NewAdaptiveThrottle(1, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := c.env(t, []connectfaultline.Option{noBudget(attempts(fastPolicy(), 2), retry.WithThrottle(th))})
+		for range 20 {
+			e.srv.Inject(mGet, connecttest.ResetBefore(connecttest.AbortStream), connecttest.ResetBefore(connecttest.AbortStream))
+			if err := getSandbox(callCtx(t), e); errors.Is(err, retry.ErrThrottled) || !errors.Is(err, errs.ErrSandboxUnavailable) {
+				t.Fatalf("GetSandbox under resets = %v, want SandboxUnavailableError, never shed", err)
+			}
+		}
+		if got := e.srv.Arrived(mGet); got != 40 {
+			t.Errorf("%d attempts reached the server, want all 40", got)
 		}
 	})
 }
