@@ -264,8 +264,12 @@ type recorder struct {
 
 func (r *recorder) hooks() retry.Hooks {
 	return retry.Hooks{
-		OnRetry: func(_ context.Context, ev retry.RetryEvent) { r.mu.Lock(); r.retries = append(r.retries, ev); r.mu.Unlock() },
-		OnDone:  func(_ context.Context, ev retry.DoneEvent) { r.mu.Lock(); r.dones = append(r.dones, ev); r.mu.Unlock() },
+		OnRetry: func(_ context.Context, ev retry.RetryEvent) {
+			r.mu.Lock()
+			r.retries = append(r.retries, ev)
+			r.mu.Unlock()
+		},
+		OnDone: func(_ context.Context, ev retry.DoneEvent) { r.mu.Lock(); r.dones = append(r.dones, ev); r.mu.Unlock() },
 	}
 }
 
