@@ -29,9 +29,9 @@ import (
 // retried, so no response is ever delivered twice; a server stream with a resumer (see
 // [WithResumer]) is resumed instead. A stream of a procedure that is never repeated
 // (StreamExec) is retried only when its dial failed. The policy's PerAttemptTimeout does not
-// apply to streams, which may live long. A stream that gives up before committing returns a
-// *retry.Error from Receive; after committing, an *errs.Error (or a *retry.Error saying why it
-// was not resumed).
+// apply to streams, which may live long. A stream that gives up returns a *retry.Error from
+// Receive, wrapping the last attempt's *errs.Error; after commit, its stop reason says why
+// the stream was not resumed (retry.StopNotResumable when the policy would have retried).
 //
 // The retried stream behaves as one stream: once a failure will not be retried, Send returns
 // io.EOF and Receive the error, as connect-go's streams do; ResponseHeader returns the
