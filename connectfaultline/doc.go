@@ -44,7 +44,8 @@
 //     kind of the family's UNAVAILABLE: SandboxUnavailableError for the sandbox service),
 //     as grpc-go reports the same resets, and retries it as a failure that may have reached
 //     the server: by policy for methods that are idempotent or of unknown idempotency, never
-//     for a method that is not idempotent, nor for Exec and StreamExec.
+//     for a method that is not idempotent, nor for Exec and StreamExec; client-side
+//     throttling does not count it as the server rejecting work.
 //     connect.CodeOf(err) still gives connect-go's own code. (A DEADLINE_EXCEEDED stays one:
 //     connect-go gives that code only when a deadline passed, or a dial timed out.)
 //   - A refused dial (a *net.OpError with Op "dial" in the chain): the request never left
