@@ -226,50 +226,60 @@ func (c *Classifier) trustedReason(info details.Info) bool {
 // package documentation for the tables).
 func (c *Classifier) kind(code codes.Code, info details.Info, call Call) errs.Kind {
 	fam := c.family(call.Method)
-	if info.Reason != "" {
-		if k, ok := c.rules[ruleKey{info.Domain, info.Reason}]; ok {
-			return k
-		}
-		if c.trusted[info.Domain] {
-			if k := reasonKind(info.Reason, fam); k != 0 {
-				return k
-			}
-		}
+	if k := c.reasonRule(info, fam); k != 0 {
+		return k
 	}
-	callerEnded := call.ContextErr != nil
-	switch code {
-	case codes.Unauthenticated, codes.PermissionDenied:
+	switch {
+	case code == codes.Unauthenticated || code == codes.PermissionDenied:
 		return errs.ErrCWSandboxAuthentication
-	case codes.InvalidArgument:
-		if len(info.Violations) > 0 {
-			return validationKinds[fam]
-		}
-	}
-	switch fam {
-	case familySandbox:
-		switch code {
-		case codes.NotFound:
-			if call.Resource.SnapshotID != "" {
-				return errs.ErrSnapshotNotFound
-			}
-			return errs.ErrSandboxNotFound
-		case codes.Canceled:
-			if !callerEnded { // the server cancelled: the sandbox stopped serving the call
-				return errs.ErrSandboxNotRunning
-			}
-		case codes.DeadlineExceeded:
-			return errs.ErrSandboxRequestTimeout
-		case codes.Unavailable:
-			return errs.ErrSandboxUnavailable
-		case codes.ResourceExhausted:
-			return errs.ErrSandboxResourceExhausted
-		}
-	case familyDiscovery:
-		if code == codes.NotFound {
-			return errs.ErrRunnerNotFound
-		}
+	case code == codes.InvalidArgument && len(info.Violations) > 0:
+		return validationKinds[fam]
+	case fam == familySandbox:
+		return sandboxCodeKind(code, call)
+	case fam == familyDiscovery && code == codes.NotFound:
+		return errs.ErrRunnerNotFound
 	}
 	return baseKind(fam)
+}
+
+// reasonRule returns the kind info's reason chooses on a call of family fam: a [WithRule]
+// rule for its (domain, reason), else a reason of a trusted domain; or 0 to fall through to
+// the code.
+func (c *Classifier) reasonRule(info details.Info, fam family) errs.Kind {
+	if info.Reason == "" {
+		return 0
+	}
+	if k, ok := c.rules[ruleKey{info.Domain, info.Reason}]; ok {
+		return k
+	}
+	if c.trusted[info.Domain] {
+		return reasonKind(info.Reason, fam)
+	}
+	return 0
+}
+
+// sandboxCodeKind returns the kind code chooses on a sandbox call, by the call's resource
+// and context: a server-side CANCELLED means the sandbox stopped serving the call, a
+// caller's own cancellation does not.
+func sandboxCodeKind(code codes.Code, call Call) errs.Kind {
+	switch code {
+	case codes.NotFound:
+		if call.Resource.SnapshotID != "" {
+			return errs.ErrSnapshotNotFound
+		}
+		return errs.ErrSandboxNotFound
+	case codes.Canceled:
+		if call.ContextErr == nil {
+			return errs.ErrSandboxNotRunning
+		}
+	case codes.DeadlineExceeded:
+		return errs.ErrSandboxRequestTimeout
+	case codes.Unavailable:
+		return errs.ErrSandboxUnavailable
+	case codes.ResourceExhausted:
+		return errs.ErrSandboxResourceExhausted
+	}
+	return baseKind(familySandbox)
 }
 
 // validationKinds is the kind of an INVALID_ARGUMENT with field violations, by family.
@@ -311,8 +321,7 @@ func classified(err error) *errs.Error {
 	case *errs.Error:
 		return e
 	case interface{ Unwrap() error }, interface{ Unwrap() []error }:
-		var done *errs.Error
-		if errors.As(err, &done) {
+		if done, ok := errors.AsType[*errs.Error](err); ok {
 			return done
 		}
 	}

@@ -27,24 +27,27 @@ func CallFromRequest(method string, req any) Call {
 	if r := call.Resource; r.SandboxID != "" && r.FilePath != "" && r.SnapshotID != "" && r.RunnerID != "" && r.ProfileName != "" {
 		return call
 	}
-	msg.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd.Kind() == protoreflect.MessageKind && fd.Cardinality() != protoreflect.Repeated {
-			fill(&call, v.Message())
+	// The set message fields in declaration order (a loop, not msg.Range, whose callback
+	// would move call to the heap).
+	fields := msg.Descriptor().Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		if fd.Kind() == protoreflect.MessageKind && fd.Cardinality() != protoreflect.Repeated && msg.Has(fd) {
+			fill(&call, msg.Get(fd).Message())
 		}
-		return true
-	})
+	}
 	return call
 }
 
 // fill sets the resource fields still empty from msg's string fields of the same names.
 func fill(call *Call, msg protoreflect.Message) {
 	fields := msg.Descriptor().Fields()
-	for _, f := range sandboxapi.ResourceFields {
-		dst := f.Of(&call.Resource)
+	for i, name := range sandboxapi.ResourceFields {
+		dst := sandboxapi.ResourceField(&call.Resource, i)
 		if *dst != "" {
 			continue
 		}
-		fd := fields.ByName(protoreflect.Name(f.Name))
+		fd := fields.ByName(protoreflect.Name(name))
 		if fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() || fd.IsMap() {
 			continue
 		}

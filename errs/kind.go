@@ -5,6 +5,8 @@ import (
 	"strconv"
 
 	"google.golang.org/grpc/codes"
+
+	"github.com/faultline-go/faultline/internal/seam"
 )
 
 // Kind is a class of the sandbox error taxonomy. A Kind is itself an error, so it is the
@@ -110,6 +112,13 @@ var table = [numKinds]kindInfo{
 
 // ancestors[k] has bit a set when a is k or an ancestor of k. Computed once from table.
 var ancestors [numKinds]uint64
+
+// Compile-time checks of the kind limit (seam.KindBits): a uint64 has a bit for every kind
+// below it, and every kind of the taxonomy is below it (numKinds is the largest kind plus one).
+const (
+	_ = uint64(1) << (seam.KindBits - 1)
+	_ = uint(seam.KindBits - int(numKinds))
+)
 
 func init() {
 	for k := Kind(1); k < numKinds; k++ {

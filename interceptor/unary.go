@@ -46,7 +46,9 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 	}
 	// The attempts are made here, step by step, rather than in a closure handed to
 	// Retrier.Do: the success path then costs the budget's deposit and little else.
-	req, key := s.calls.WithKey(method, req)
+	mt := s.calls.Of(method)
+	req, key := s.calls.KeyOf(mt, req)
+	level := mt.Level(key)
 	opts, finishers := onFinish(opts)
 	var t engine.Tracker
 	actx := ctx
@@ -56,7 +58,7 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 	}
 	// A call that may be repeated after an ambiguous failure only if its server did not
 	// commit to it (gRFC A6: response headers commit a call) asks grpc-go for the headers.
-	headers := key == calls.KeyNone && s.calls.Level(method, key) == retry.IdempotencyUnknown
+	headers := key == calls.KeyNone && level == retry.IdempotencyUnknown
 	var pr *probe
 	if err = rt.e.Admit(); err == nil {
 		if pr, err = s.attempt(actx, method, req, reply, cc, invoker, opts, headers); err == nil {
@@ -74,7 +76,7 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 		t = rt.e.Track(method, conn(cc))
 	}
 	c := &unaryCall{method: method, req: req, reply: reply, cc: cc, invoker: invoker, opts: opts,
-		level: s.calls.Level(method, key), headers: headers}
+		level: level, headers: headers}
 	err = s.retryUnary(ctx, c, t, pr, err)
 	finish(finishers, err)
 	return err
@@ -130,10 +132,15 @@ func (s *Set) retryUnary(ctx context.Context, c *unaryCall, t engine.Tracker, pr
 // asked for nothing.
 func (s *Set) attempt(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
 	invoker grpc.UnaryInvoker, opts []grpc.CallOption, headers bool) (*probe, error) {
-	peer := cc != nil && cc.GetState() != connectivity.Ready
-	if !peer && !headers {
-		return nil, invoker(ctx, method, req, reply, cc, opts...)
+	if peer := cc != nil && cc.GetState() != connectivity.Ready; peer || headers {
+		return probed(ctx, method, req, reply, cc, invoker, opts, peer, headers)
 	}
+	return nil, invoker(ctx, method, req, reply, cc, opts...)
+}
+
+// probed makes an attempt that asks grpc-go for its peer, its response headers, or both.
+func probed(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
+	invoker grpc.UnaryInvoker, opts []grpc.CallOption, peer, headers bool) (*probe, error) {
 	pr := newProbe(opts, peer, headers)
 	return pr, invoker(ctx, method, req, reply, cc, pr.opts...)
 }
@@ -189,14 +196,14 @@ func (pr *probe) release() {
 // down the chain: it is returned as it is (classified, if it holds no *errs.Error), never
 // retried again.
 func nested(err error) bool {
-	var re *retry.Error
-	return errors.As(err, &re)
+	_, ok := errors.AsType[*retry.Error](err)
+	return ok
 }
 
 // holdsClassified reports whether err holds an *errs.Error.
 func holdsClassified(err error) bool {
-	var e *errs.Error
-	return errors.As(err, &e)
+	_, ok := errors.AsType[*errs.Error](err)
+	return ok
 }
 
 // classify classifies err with what the call was about: the request's fields, overridden

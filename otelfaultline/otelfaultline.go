@@ -239,8 +239,7 @@ func (r *recorder) callAttrs(attrs []attribute.KeyValue, method, target string) 
 // failureAttrs returns error.type and, when err is classified, faultline.kind.
 func failureAttrs(err error) []attribute.KeyValue {
 	attrs := []attribute.KeyValue{KeyErrorType.String(errorType(err))}
-	var e *errs.Error
-	if errors.As(err, &e) {
+	if e, ok := errors.AsType[*errs.Error](err); ok {
 		attrs = append(attrs, KeyKind.String(e.Kind().String()))
 	}
 	return attrs

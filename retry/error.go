@@ -3,11 +3,11 @@ package retry
 import (
 	"errors"
 	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"google.golang.org/grpc/status"
+
+	"github.com/faultline-go/faultline/internal/oneline"
 )
 
 // StopReason says why retrying stopped.
@@ -146,9 +146,10 @@ func (e *Error) Error() string {
 const maxEarlier = 400
 
 // maxText bounds the text of an *Error, suffix included, like every classified error's.
-const maxText = 1024
+const maxText = oneline.Max
 
-const truncMark = "..."
+// truncMark ends a text that was cut.
+const truncMark = oneline.Mark
 
 // Unwrap returns the last attempt's error; when the caller's context ended the retrying,
 // also the context's error; and when the caller's context ended a later attempt, also the
@@ -179,35 +180,20 @@ func (e *Error) TotalWait() time.Duration { return e.wait }
 // StopReason returns why retrying stopped.
 func (e *Error) StopReason() StopReason { return e.cause }
 
+// errText returns err's text as one line of at most maxText bytes (oneline.Clean): an error
+// that is not an *errs.Error may span lines, hold control characters or invalid UTF-8, or
+// be long.
 func errText(err error) string {
 	if err == nil {
 		return "<nil>"
 	}
-	return truncate(oneLine(err.Error()), maxText-len(truncMark))
+	return oneline.Clean(err.Error(), maxText-len(truncMark))
 }
 
-// oneLine replaces line breaks with spaces: an error that is not an *errs.Error may span
-// lines.
-func oneLine(s string) string {
-	if !strings.ContainsAny(s, "\r\n") {
-		return s
-	}
-	return strings.Map(func(r rune) rune {
-		if r == '\r' || r == '\n' {
-			return ' '
-		}
-		return r
-	}, s)
-}
+// oneLine returns s as one line no longer than s plus the mark (oneline.Clean): s itself
+// when it is one already, as errText's text is.
+func oneLine(s string) string { return oneline.Clean(s, len(s)) }
 
-// truncate cuts s to at most n bytes plus "...", at a rune boundary so that the result
-// stays valid UTF-8.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + truncMark
-}
+// truncate cuts s to at most n bytes plus "..." (none for a negative n), never inside a
+// UTF-8 sequence, and makes it one line as oneLine does (oneline.Clean).
+func truncate(s string, n int) string { return oneline.Clean(s, n) }

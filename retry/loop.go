@@ -134,8 +134,7 @@ func (t *tracker) Failed(ctx context.Context, err error, f engine.Facts) error {
 // comes from another faultline loop that already gave up, it is the throttle's shedding of
 // the first attempt, or the caller's context has ended. It returns nil otherwise.
 func (t *tracker) over(ctx context.Context, err error) *Error {
-	var inner *Error
-	if errors.As(err, &inner) {
+	if inner, ok := errors.AsType[*Error](err); ok {
 		// Another faultline loop (a second installation, or an SDK retrying inside this
 		// call) already retried and gave up: attempts must not multiply.
 		t.r.record(t.first(), OutcomeFinal)

@@ -1,6 +1,7 @@
 package retry
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/internal/seam"
 )
 
 // Policy says when and how long to retry. It is a plain comparable value, modelled on
@@ -111,41 +113,63 @@ const maxWait = 24 * time.Hour
 // jitter, PerAttemptTimeout and MaxElapsed 0 set no limit, TransientCodes empty retries no
 // base kind by its code, RetryCodes empty decides by kind.
 func (p Policy) Validate() error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidPolicy}, args...)...)
+	if err := p.validateNumbers(); err != nil {
+		return err
 	}
+	return p.validateSets()
+}
+
+// invalid returns an error matching ErrInvalidPolicy that says what is wrong.
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidPolicy}, args...)...)
+}
+
+// within reports whether lo <= x <= hi; never for a NaN.
+func within[T cmp.Ordered](x, lo, hi T) bool { return x >= lo && x <= hi }
+
+// validateNumbers reports the first problem of p's attempts, durations and factors, in the
+// order Validate documents.
+func (p Policy) validateNumbers() error {
 	switch {
 	case p.MaxAttempts < 1:
-		return bad("MaxAttempts is %d, want >= 1", p.MaxAttempts)
-	case p.InitialBackoff <= 0 || p.InitialBackoff > maxWait:
-		return bad("InitialBackoff is %v, want in (0, %v]", p.InitialBackoff, maxWait)
-	case p.MaxBackoff < p.InitialBackoff || p.MaxBackoff > maxWait:
-		return bad("MaxBackoff is %v, want in [InitialBackoff, %v]", p.MaxBackoff, maxWait)
+		return invalid("MaxAttempts is %d, want >= 1", p.MaxAttempts)
+	case !within(p.InitialBackoff, time.Nanosecond, maxWait):
+		return invalid("InitialBackoff is %v, want in (0, %v]", p.InitialBackoff, maxWait)
+	case !within(p.MaxBackoff, p.InitialBackoff, maxWait):
+		return invalid("MaxBackoff is %v, want in [InitialBackoff, %v]", p.MaxBackoff, maxWait)
 	case !(p.Multiplier > 0) || math.IsInf(p.Multiplier, 0):
-		return bad("Multiplier is %v, want a finite number > 0", p.Multiplier)
-	case !(p.Jitter >= 0 && p.Jitter <= 1):
-		return bad("Jitter is %v, want in [0, 1]", p.Jitter)
-	case !(p.HintJitter >= 0 && p.HintJitter <= 1):
-		return bad("HintJitter is %v, want in [0, 1]", p.HintJitter)
-	case p.MaxRetryDelay <= 0 || p.MaxRetryDelay > maxWait:
-		return bad("MaxRetryDelay is %v, want in (0, %v]", p.MaxRetryDelay, maxWait)
+		return invalid("Multiplier is %v, want a finite number > 0", p.Multiplier)
+	case !within(p.Jitter, 0, 1):
+		return invalid("Jitter is %v, want in [0, 1]", p.Jitter)
+	case !within(p.HintJitter, 0, 1):
+		return invalid("HintJitter is %v, want in [0, 1]", p.HintJitter)
+	case !within(p.MaxRetryDelay, time.Nanosecond, maxWait):
+		return invalid("MaxRetryDelay is %v, want in (0, %v]", p.MaxRetryDelay, maxWait)
 	case p.PerAttemptTimeout < 0:
-		return bad("PerAttemptTimeout is %v, want >= 0", p.PerAttemptTimeout)
+		return invalid("PerAttemptTimeout is %v, want >= 0", p.PerAttemptTimeout)
 	case p.MaxElapsed < 0:
-		return bad("MaxElapsed is %v, want >= 0", p.MaxElapsed)
+		return invalid("MaxElapsed is %v, want >= 0", p.MaxElapsed)
+	}
+	return nil
+}
+
+// validateSets reports the first problem of p's kind and code sets, in the order Validate
+// documents.
+func (p Policy) validateSets() error {
+	switch {
 	case p.RetryOn == 0 && p.RetryCodes == 0 && p.MaxAttempts > 1:
-		return bad("RetryOn is empty (and RetryCodes too) while MaxAttempts is %d: nothing would be retried", p.MaxAttempts)
+		return invalid("RetryOn is empty (and RetryCodes too) while MaxAttempts is %d: nothing would be retried", p.MaxAttempts)
 	case p.TransientCodes>>(codes.Unauthenticated+1) != 0:
-		return bad("TransientCodes is %#x, names a code above %d", uint32(p.TransientCodes), codes.Unauthenticated)
+		return invalid("TransientCodes is %#x, names a code above %d", uint32(p.TransientCodes), codes.Unauthenticated)
 	case p.RetryCodes>>(codes.Unauthenticated+1) != 0:
-		return bad("RetryCodes is %#x, names a code above %d", uint32(p.RetryCodes), codes.Unauthenticated)
+		return invalid("RetryCodes is %#x, names a code above %d", uint32(p.RetryCodes), codes.Unauthenticated)
 	case p.RetryCodes != 0 && (p.RetryOn != 0 || p.TransientCodes != 0):
-		return bad("RetryCodes is %v while RetryOn is %v and TransientCodes %v: decide by code or by kind, empty the other",
+		return invalid("RetryCodes is %v while RetryOn is %v and TransientCodes %v: decide by code or by kind, empty the other",
 			p.RetryCodes, p.RetryOn, p.TransientCodes)
 	}
 	for k := range p.RetryOn.each {
 		if !k.Valid() {
-			return bad("RetryOn names an invalid kind, %v", k)
+			return invalid("RetryOn names an invalid kind, %v", k)
 		}
 	}
 	return nil
@@ -155,11 +179,14 @@ func (p Policy) Validate() error {
 // [On].
 type KindSet uint64
 
+// KindSet has a bit for every kind (seam.KindBits; errs checks that its kinds fit).
+const _ = KindSet(1) << (seam.KindBits - 1)
+
 // On returns the set of the given kinds. Invalid kinds are left out.
 func On(kinds ...errs.Kind) KindSet {
 	var s KindSet
 	for _, k := range kinds {
-		if k.Valid() && k < 64 {
+		if k.Valid() && k < seam.KindBits {
 			s |= 1 << k
 		}
 	}
@@ -167,7 +194,7 @@ func On(kinds ...errs.Kind) KindSet {
 }
 
 // has reports whether k is in s (exactly; see match for the tree).
-func (s KindSet) has(k errs.Kind) bool { return k < 64 && s&(1<<k) != 0 }
+func (s KindSet) has(k errs.Kind) bool { return k < seam.KindBits && s&(1<<k) != 0 }
 
 // kinds returns the kinds in s, in taxonomy order.
 func (s KindSet) kinds() []errs.Kind {

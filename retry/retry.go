@@ -191,8 +191,7 @@ func (t *tracker) run(ctx context.Context, op func(context.Context) error, err e
 
 // facts returns the classified form of err, for its kind and hint.
 func (r *Retrier) facts(err error) *errs.Error {
-	var e *errs.Error
-	if errors.As(err, &e) {
+	if e, ok := errors.AsType[*errs.Error](err); ok {
 		return e
 	}
 	if r.classify != nil {

@@ -92,8 +92,7 @@ func callAttrs(method, target string, err error) []slog.Attr {
 		return attrs
 	}
 	attrs = append(attrs, slog.String("code", status.Code(err).String()))
-	var e *errs.Error
-	if errors.As(err, &e) {
+	if e, ok := errors.AsType[*errs.Error](err); ok {
 		attrs = append(attrs, slog.String("kind", e.Kind().String()))
 		if r := e.Reason(); r != "" {
 			attrs = append(attrs, slog.String("reason", r), slog.String("domain", e.Domain()))

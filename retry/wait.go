@@ -41,6 +41,9 @@ func (t *tracker) wait(ctx context.Context, d time.Duration, now time.Time) erro
 	if t.conn == nil {
 		return nil
 	}
+	if ready, _ := t.conn.Ready(); ready {
+		return nil
+	}
 	start := time.Now()
 	defer func() { t.waited += time.Since(start) }()
 	for {

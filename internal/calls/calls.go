@@ -43,7 +43,16 @@ type Methods struct {
 	keys     map[string]keySpec
 	keysOff  bool
 	resumers map[string]Resumer
-	cache    atomic.Pointer[map[string]level]
+	cache    atomic.Pointer[map[string]*Method]
+}
+
+// Method is what a transport needs of a method on every call: its level as far as it does
+// not depend on the request, and its idempotency key. [Methods.Of] looks it up once per
+// call.
+type Method struct {
+	level level
+	key   keySpec
+	keyed bool // the method takes an idempotency key
 }
 
 // keySpec is where a method's request carries its idempotency key: the string field, and,
@@ -61,6 +70,7 @@ type keySpec struct {
 func New(c Config) (*Methods, error) {
 	m := &Methods{levels: c.Levels, def: c.Default, keysOff: c.KeysOff,
 		keys: map[string]keySpec{}, resumers: map[string]Resumer{}}
+	m.cache.Store(&map[string]*Method{})
 	for method, row := range sandboxapi.Methods {
 		if row.Key != "" {
 			m.keys[method] = keySpec{field: protoreflect.Name(row.Key), when: protoreflect.Name(row.KeyWhen)}
@@ -163,11 +173,17 @@ const (
 // of req with a fresh UUIDv4 in it (the caller's message is never modified). A nil request
 // (a nil pointer of the request type) goes out as the transport sends it, an empty message:
 // no key is set into it, so it has none.
-func (m *Methods) WithKey(method string, req any) (any, Key) {
-	spec, ok := m.keys[method]
-	if !ok {
+func (m *Methods) WithKey(method string, req any) (any, Key) { return m.KeyOf(m.Of(method), req) }
+
+// KeyOf is [Methods.WithKey] for a method already looked up.
+func (m *Methods) KeyOf(mt *Method, req any) (any, Key) {
+	if !mt.keyed {
 		return req, KeyNone
 	}
+	return m.keyOf(mt.key, req)
+}
+
+func (m *Methods) keyOf(spec keySpec, req any) (any, Key) {
 	pm, ok := req.(proto.Message)
 	if !ok || pm == nil {
 		return req, KeyNone
@@ -199,10 +215,12 @@ func (m *Methods) WithKey(method string, req any) (any, Key) {
 // configuration, an idempotency key in the request, the method's registered descriptor, the
 // sandbox API's table, the configured default. It costs no lock and no allocation once the
 // method was asked for.
-func (m *Methods) Level(method string, key Key) retry.Idempotency {
-	l := m.levelOf(method)
-	if l.configured {
-		return l.level
+func (m *Methods) Level(method string, key Key) retry.Idempotency { return m.Of(method).Level(key) }
+
+// Level is [Methods.Level] for a method already looked up.
+func (mt *Method) Level(key Key) retry.Idempotency {
+	if mt.level.configured {
+		return mt.level.level
 	}
 	switch key {
 	case KeyPresent:
@@ -210,7 +228,7 @@ func (m *Methods) Level(method string, key Key) retry.Idempotency {
 	case KeyMissing:
 		return retry.NotIdempotent
 	}
-	return l.level
+	return mt.level.level
 }
 
 // level is what a method's level is without its request: configured, or else what its
@@ -220,19 +238,32 @@ type level struct {
 	configured bool
 }
 
-// maxLevels bounds the cache of methods' levels; past it a method's level is worked out
-// on each call that needs it.
-const maxLevels = 1024
+// maxMethods bounds the cache of methods; past it a method is worked out on each call.
+const maxMethods = 1024
 
-// levelOf returns method's level, from a copy-on-write cache: every call of a method of
-// unknown idempotency asks for it.
-func (m *Methods) levelOf(method string) level {
-	cache := m.cache.Load()
-	if cache != nil {
-		if l, ok := (*cache)[method]; ok {
-			return l
-		}
+// Of returns what a transport needs of method on every call, from a copy-on-write cache:
+// one map lookup per call once the method was asked for. The Method is shared: read only.
+func (m *Methods) Of(method string) *Method {
+	if mt := (*m.cache.Load())[method]; mt != nil {
+		return mt
 	}
+	return m.add(method)
+}
+
+// add works out a method the cache does not hold, and adds it while the cache has room.
+func (m *Methods) add(method string) *Method {
+	mt := &Method{level: m.levelOf(method)}
+	mt.key, mt.keyed = m.keys[method]
+	if cache := m.cache.Load(); len(*cache) < maxMethods {
+		next := maps.Clone(*cache)
+		next[method] = mt
+		m.cache.CompareAndSwap(cache, &next) // a lost race only costs a later recomputation
+	}
+	return mt
+}
+
+// levelOf works out method's level without its request.
+func (m *Methods) levelOf(method string) level {
 	l := level{configured: true}
 	var ok bool
 	if l.level, ok = Lookup(m.levels, method); !ok {
@@ -240,14 +271,6 @@ func (m *Methods) levelOf(method string) level {
 		if l.level == retry.IdempotencyUnknown {
 			l.level = m.def
 		}
-	}
-	if cache == nil || len(*cache) < maxLevels {
-		next := make(map[string]level, 1)
-		if cache != nil {
-			next = maps.Clone(*cache)
-		}
-		next[method] = l
-		m.cache.CompareAndSwap(cache, &next) // a lost race only costs a later recomputation
 	}
 	return l
 }

@@ -40,21 +40,23 @@ func TestImportDirection(t *testing.T) {
 		allowed []string // faultline packages it may import
 		never   []string // other packages it must not import; "path/..." for a whole tree
 	}{
-		{pkg: "errs", allowed: []string{"internal/details", "internal/seam"}, never: []string{otel}},
-		{pkg: "classify", allowed: []string{"errs", "internal/sandboxapi", "internal/details", "internal/seam"}, never: []string{otel}},
-		{pkg: "retry", allowed: []string{"errs", "internal/ended", "internal/engine", "internal/details", "internal/seam"}, never: []string{"google.golang.org/grpc", otel}},
-		{pkg: "interceptor", allowed: []string{"errs", "classify", "retry", "internal/calls", "internal/ended", "internal/engine", "internal/sandboxapi", "internal/details", "internal/seam", "internal/serviceconfig"}, never: []string{otel}},
+		{pkg: "errs", allowed: []string{"internal/details", "internal/oneline", "internal/seam"}, never: []string{otel}},
+		{pkg: "classify", allowed: []string{"errs", "internal/sandboxapi", "internal/details", "internal/oneline", "internal/seam"}, never: []string{otel}},
+		{pkg: "retry", allowed: []string{"errs", "internal/ended", "internal/engine", "internal/details", "internal/oneline", "internal/seam"}, never: []string{"google.golang.org/grpc", otel}},
+		{pkg: "interceptor", allowed: []string{"errs", "classify", "retry", "internal/calls", "internal/ended", "internal/engine", "internal/sandboxapi", "internal/details", "internal/oneline", "internal/seam", "internal/serviceconfig"}, never: []string{otel}},
 		// The sandbox API's facts: kinds, nothing else of ours.
-		{pkg: "internal/sandboxapi", allowed: []string{"errs", "internal/details", "internal/seam"}, never: []string{"google.golang.org/grpc", otel}},
+		{pkg: "internal/sandboxapi", allowed: []string{"errs", "internal/details", "internal/oneline", "internal/seam"}, never: []string{"google.golang.org/grpc", otel}},
 		// What the transports know of a call: no transport.
-		{pkg: "internal/calls", allowed: []string{"errs", "retry", "internal/ended", "internal/engine", "internal/sandboxapi", "internal/details", "internal/seam"}, never: []string{"google.golang.org/grpc", otel}},
+		{pkg: "internal/calls", allowed: []string{"errs", "retry", "internal/ended", "internal/engine", "internal/sandboxapi", "internal/details", "internal/oneline", "internal/seam"}, never: []string{"google.golang.org/grpc", otel}},
 		// The service config parser reads JSON into plain values: grpc's codes, not its machinery.
 		{pkg: "internal/serviceconfig", never: []string{"google.golang.org/grpc", otel}},
 		// The OpenTelemetry adapter: the API only, and the retry hooks, not the interceptor.
-		{pkg: "otelfaultline", allowed: []string{"errs", "retry", "internal/ended", "internal/engine", "internal/details", "internal/seam"}, never: []string{"google.golang.org/grpc", sdk}},
+		{pkg: "otelfaultline", allowed: []string{"errs", "retry", "internal/ended", "internal/engine", "internal/details", "internal/oneline", "internal/seam"}, never: []string{"google.golang.org/grpc", sdk}},
 		// The AIP-193 details parse: protobuf-go and genproto, nothing else of ours.
 		{pkg: "internal/details", never: []string{otel}},
 		{pkg: "internal/seam"},
+		// The bounded one-line message of errs and retry: standard library only.
+		{pkg: "internal/oneline", never: []string{"google.golang.org/...", otel}},
 		{pkg: "internal/ended"},
 		// The transports' face of the retry loop: standard library only.
 		{pkg: "internal/engine"},

@@ -7,6 +7,7 @@
 package sandboxapi
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/faultline-go/faultline/errs"
@@ -146,25 +147,35 @@ var Reasons = map[string]Reason{
 	"CWSANDBOX_FSS_INFLIGHT_LIMIT":      {Kind: errs.ErrSnapshotBackendThrottled, Transient: true},
 }
 
-// ResourceFields are the request fields that name what a call is about, each with where it
-// goes in an errs.Resource.
-var ResourceFields = [...]struct {
-	Name string
-	Of   func(*errs.Resource) *string
-}{
-	{"sandbox_id", func(r *errs.Resource) *string { return &r.SandboxID }},
-	{"path", func(r *errs.Resource) *string { return &r.FilePath }},
-	{"file_system_snapshot_id", func(r *errs.Resource) *string { return &r.SnapshotID }},
-	{"runner_id", func(r *errs.Resource) *string { return &r.RunnerID }},
-	{"profile_name", func(r *errs.Resource) *string { return &r.ProfileName }},
+// ResourceFields are the request fields that name what a call is about, in the order of
+// [ResourceField].
+var ResourceFields = [...]string{"sandbox_id", "path", "file_system_snapshot_id", "runner_id", "profile_name"}
+
+// ResourceField returns where the i-th of [ResourceFields] goes in r. (A switch rather than a
+// table of functions: a pointer handed to a function value escapes to the heap, and the
+// classification of every failed call would pay an allocation for it.)
+func ResourceField(r *errs.Resource, i int) *string {
+	switch i {
+	case 0:
+		return &r.SandboxID
+	case 1:
+		return &r.FilePath
+	case 2:
+		return &r.SnapshotID
+	case 3:
+		return &r.RunnerID
+	case 4:
+		return &r.ProfileName
+	}
+	panic("sandboxapi: no resource field " + strconv.Itoa(i))
 }
 
 // Merge sets the fields of dst that src names (non-empty), the resource fields of
 // [ResourceFields]; Operation is the call's own and is left alone.
 func Merge(dst *errs.Resource, src errs.Resource) {
-	for _, f := range ResourceFields {
-		if v := *f.Of(&src); v != "" {
-			*f.Of(dst) = v
+	for i := range ResourceFields {
+		if v := *ResourceField(&src, i); v != "" {
+			*ResourceField(dst, i) = v
 		}
 	}
 }

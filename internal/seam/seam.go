@@ -36,3 +36,8 @@ var (
 	// FactsOf is func(*errs.Error) Facts.
 	FactsOf any
 )
+
+// KindBits is the number of kinds a kind set holds: errs' ancestor sets and retry.KindSet
+// are uint64 bit sets indexed by errs.Kind, so every kind of the taxonomy is below it. Both
+// packages check at compile time that their sets have the bits and errs that its kinds fit.
+const KindBits = 64

@@ -45,6 +45,8 @@ func (d *duration) UnmarshalJSON(b []byte) error {
 // maxProtoSeconds is the largest number of seconds a protobuf Duration holds.
 const maxProtoSeconds = 315_576_000_000
 
+// parseDuration parses s as [duration] documents, or returns a *valueError that quotes s
+// and says what is wrong.
 func parseDuration(s string) (time.Duration, error) {
 	bad := func(why string) error {
 		return &valueError{fmt.Sprintf(`got %s, want a duration string like "1.5s" (%s)`, strconv.Quote(clip(s)), why)}
@@ -56,42 +58,65 @@ func parseDuration(s string) (time.Duration, error) {
 	if s[0] == '-' {
 		num, neg = num[1:], true
 	}
-	parts := strings.SplitN(num, ".", 3)
-	if len(parts) > 2 {
+	whole, frac, _ := strings.Cut(num, ".")
+	if strings.Contains(frac, ".") {
 		return 0, bad("more than one decimal point")
 	}
-	digits := false
-	var sec, nanos int64
-	if parts[0] != "" {
-		var err error
-		if sec, err = strconv.ParseInt(parts[0], 10, 64); err != nil {
-			return 0, bad("seconds are not a whole number")
-		}
-		if sec > maxProtoSeconds {
-			return 0, bad("more than 315576000000 seconds")
-		}
-		digits = true
+	sec, why := durationSeconds(whole)
+	if why != "" {
+		return 0, bad(why)
 	}
-	if len(parts) == 2 && parts[1] != "" {
-		frac := parts[1]
-		if len(frac) > 9 {
-			return 0, bad("more than 9 digits after the decimal point")
-		}
-		var err error
-		if nanos, err = strconv.ParseInt(frac, 10, 64); err != nil {
-			return 0, bad("the fraction is not a number")
-		}
-		for range 9 - len(frac) {
-			nanos *= 10
-		}
-		digits = true
+	nanos, why := durationNanos(frac)
+	if why != "" {
+		return 0, bad(why)
 	}
-	if !digits {
+	if whole == "" && frac == "" {
 		return 0, bad("no digits")
 	}
 	if neg {
 		sec, nanos = -sec, -nanos
 	}
+	return clampDuration(sec, nanos), nil
+}
+
+// durationSeconds parses the whole seconds of a duration string, "" as 0; why says what is
+// wrong with them, if anything.
+func durationSeconds(whole string) (sec int64, why string) {
+	if whole == "" {
+		return 0, ""
+	}
+	sec, err := strconv.ParseInt(whole, 10, 64)
+	switch {
+	case err != nil:
+		return 0, "seconds are not a whole number"
+	case sec > maxProtoSeconds:
+		return 0, "more than 315576000000 seconds"
+	}
+	return sec, ""
+}
+
+// durationNanos parses the digits after a duration string's decimal point as nanoseconds,
+// "" as 0; why says what is wrong with them, if anything.
+func durationNanos(frac string) (nanos int64, why string) {
+	if frac == "" {
+		return 0, ""
+	}
+	if len(frac) > 9 {
+		return 0, "more than 9 digits after the decimal point"
+	}
+	nanos, err := strconv.ParseInt(frac, 10, 64)
+	if err != nil {
+		return 0, "the fraction is not a number"
+	}
+	for range 9 - len(frac) {
+		nanos *= 10
+	}
+	return nanos, ""
+}
+
+// clampDuration returns sec seconds plus nanos nanoseconds (of the same sign, |nanos| below
+// a second), clamped to the range of time.Duration.
+func clampDuration(sec, nanos int64) time.Duration {
 	const (
 		maxSec   = math.MaxInt64 / int64(time.Second)
 		maxNanos = math.MaxInt64 % int64(time.Second)
@@ -100,11 +125,11 @@ func parseDuration(s string) (time.Duration, error) {
 	)
 	switch {
 	case sec > maxSec || sec == maxSec && nanos >= maxNanos:
-		return math.MaxInt64, nil
+		return math.MaxInt64
 	case sec < minSec || sec == minSec && nanos <= minNanos:
-		return math.MinInt64, nil
+		return math.MinInt64
 	}
-	return time.Duration(sec*int64(time.Second) + nanos), nil
+	return time.Duration(sec*int64(time.Second) + nanos)
 }
 
 // code is a status code as grpc-go reads one: codes.Code's own UnmarshalJSON (an upper-case
