@@ -180,7 +180,7 @@ func (c *Classifier) Classify(err error, call Call) *errs.Error {
 		// code, it says nothing about the service, so no more than the family's base kind.
 		kind = baseKind(fam)
 	}
-	facts.Transport = transportFailure(st)
+	facts.Transport = transportFailure(st) || connectionEnded(err)
 	if errors.Is(kind, errs.ErrSandboxFile) && res.FilePath == "" {
 		res.FilePath = info.Metadata["filepath"]
 	}

@@ -97,3 +97,11 @@ func madeHere(err error) bool {
 	l, ok := err.(interface{ Local() bool })
 	return ok && l.Local()
 }
+
+// connectionEnded reports whether err itself says that the connection, not the server, ended
+// the call (a transport that reads it from the error's facts, as connectfaultline does for
+// connect-go's resets and failed dials): it has a method Transport() bool that returns true.
+func connectionEnded(err error) bool {
+	t, ok := err.(interface{ Transport() bool })
+	return ok && t.Transport()
+}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
@@ -92,5 +93,29 @@ func TestTransportFailure(t *testing.T) {
 				t.Errorf("Classify(%v) = %v, want %v", tc.err, e.Kind(), errs.ErrSandboxUnavailable)
 			}
 		})
+	}
+}
+
+// saidTransport is an error that says whether the connection ended its call.
+type saidTransport struct{ transport bool }
+
+func (e saidTransport) Error() string { return "unavailable: read: connection reset by peer" }
+func (e saidTransport) GRPCStatus() *status.Status {
+	return status.New(codes.Unavailable, "read: connection reset by peer")
+}
+func (e saidTransport) Transport() bool { return e.transport }
+
+// TestTransportSaidByError: an error whose Transport method says the connection ended the
+// call (connectfaultline's, read from connect-go's error chain) is marked as the
+// connection's doing, whatever its message; one whose method says no is not.
+func TestTransportSaidByError(t *testing.T) {
+	for _, said := range []bool{true, false} {
+		e := classify.New().Classify(saidTransport{said}, sandboxCall)
+		if got := seam.FactsOf.(func(*errs.Error) seam.Facts)(e).Transport; got != said {
+			t.Errorf("Classify(Transport() = %v): Transport = %v, want %v", said, got, said)
+		}
+		if e.Kind() != errs.ErrSandboxUnavailable {
+			t.Errorf("Classify(Transport() = %v) = %v, want %v", said, e.Kind(), errs.ErrSandboxUnavailable)
+		}
 	}
 }

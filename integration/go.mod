@@ -3,8 +3,10 @@ module github.com/faultline-go/faultline/integration
 go 1.26.0
 
 require (
+	connectrpc.com/connect v1.21.1
 	github.com/Shopify/toxiproxy/v2 v2.12.0
 	github.com/faultline-go/faultline v0.0.0
+	github.com/faultline-go/faultline/connectfaultline v0.0.0
 	github.com/google/go-cmp v0.7.0
 	github.com/rs/zerolog v1.33.0
 	go.uber.org/goleak v1.3.0
@@ -35,3 +37,5 @@ require (
 )
 
 replace github.com/faultline-go/faultline => ../
+
+replace github.com/faultline-go/faultline/connectfaultline => ../connectfaultline

@@ -1,0 +1,172 @@
+package connectfaultline
+
+import (
+	"strings"
+
+	"github.com/faultline-go/faultline/classify"
+	"github.com/faultline-go/faultline/retry"
+)
+
+// An Option configures the interceptor built by [New] and [ClientOption]. The last option
+// for a setting wins; [WithMethodPolicy], [WithIdempotency], [WithIdempotencyKey] and
+// [WithResumer] add entries. The options, their defaults and their errors are those of
+// package interceptor (the grpc-go transport), with connect-go's procedure names
+// ("/pkg.Service/Method", as gRPC names methods) and HTTP headers in place of gRPC metadata.
+type Option interface {
+	apply(*config)
+}
+
+type config struct {
+	classifier  *classify.Classifier
+	retrier     *retry.Retrier // nil: retry.New(retry.DefaultPolicy())
+	methods     map[string]retry.Policy
+	header      string
+	replayLimit int
+
+	levels       map[string]retry.Idempotency
+	defaultLevel retry.Idempotency
+	keys         map[string]string // method -> key field; "" removes a built-in key
+	keysOff      bool
+	resumers     map[string]Resumer // nil removes a built-in resumer
+}
+
+// Defaults of [WithAttemptHeader] and [WithReplayLimit]: package interceptor's.
+const (
+	defaultAttemptHeader = "x-retry-attempt" // the key go-grpc-middleware uses
+	defaultReplayLimit   = 256 << 10
+)
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// WithClassifier sets the classifier. Default: classify.New() (trusting cwsandbox.com). A nil
+// c is the default.
+func WithClassifier(c *classify.Classifier) Option {
+	return optionFunc(func(cfg *config) { cfg.classifier = c })
+}
+
+// WithRetrier sets how calls are retried: r's policy for the procedures without a policy of
+// their own, r's budget, adaptive throttle and hooks for every call through the interceptor
+// (a [WithMethodPolicy] policy shares them, through r.WithPolicy). One Retrier may serve
+// several interceptors (and grpc-go connections), which then share its budget and throttle.
+// Default: retry.New(retry.DefaultPolicy()): the default policy (5 attempts, the first
+// included; backoff 200ms x2 up to 5s with ±20% jitter; RetryInfo honoured up to 30s) and a
+// new default budget (20% of the calls of the last 10s, plus 10 retries per second while
+// the client is not failing) per Interceptor, no throttle, no hooks. A nil r is the
+// default.
+func WithRetrier(r *retry.Retrier) Option {
+	return optionFunc(func(cfg *config) { cfg.retrier = r })
+}
+
+// WithMethodPolicy sets the policy of one procedure ("/pkg.Service/Method") or of every
+// procedure of a service ("/pkg.Service/"). A procedure's own policy beats its service's,
+// which beats the retrier's. New reports an invalid policy (matching retry.ErrInvalidPolicy)
+// or name.
+func WithMethodPolicy(name string, p retry.Policy) Option {
+	return optionFunc(func(cfg *config) {
+		if cfg.methods == nil {
+			cfg.methods = map[string]retry.Policy{}
+		}
+		cfg.methods[name] = p
+	})
+}
+
+// WithAttemptHeader sets the request header that carries N on the N-th retry (N >= 1),
+// replacing any value of that header the request already had (a proxy forwarding what it
+// received): the first attempt goes out with the caller's headers as they are, and after
+// the call the request's header holds the caller's values again. "" turns it off. Default:
+// "x-retry-attempt" (the key go-grpc-middleware uses). New rejects a name that is not a lower-case gRPC metadata key
+// (a-z, 0-9, '-', '_', '.'), or that starts with "grpc-" or "connect-" (the protocols'
+// own) or ends with "-bin".
+func WithAttemptHeader(name string) Option {
+	return optionFunc(func(cfg *config) { cfg.header = name })
+}
+
+// WithReplayLimit sets the most bytes of sent messages a stream keeps to replay on a retry,
+// counted as on the wire (each message's encoded size plus its 5-byte envelope prefix); a
+// stream that sends more commits (is no longer retried). Default: 256 KiB. New rejects a
+// negative limit.
+func WithReplayLimit(bytes int) Option {
+	return optionFunc(func(cfg *config) { cfg.replayLimit = bytes })
+}
+
+// WithIdempotency says what repeating the calls of one procedure ("/pkg.Service/Method") or
+// of every procedure of a service ("/pkg.Service/") does; it beats every other source. A
+// procedure's own entry beats its service's. Without it, a call's level is, first match
+// wins: [retry.Idempotent] when its request carries an idempotency key (see
+// [WithIdempotencyKey]); the level the generated client declares (connect.Spec's
+// IdempotencyLevel, from the method's idempotency_level option) or the idempotency_level of
+// the method's descriptor registered in protoregistry.GlobalFiles; the built-in table of the
+// sandbox API (reads NoSideEffects; Create* not idempotent without a request id; Exec and
+// StreamExec NeverRetry; ...); else [WithDefaultIdempotency]. New reports a malformed name or
+// a value that is not a level.
+//
+// Exec and StreamExec run the user's command, so the built-in table never repeats them, not
+// even after a failure the server declined. WithIdempotency(procedure, retry.NotIdempotent)
+// for one of them lets the server's word count: a failure with RetryInfo or a trusted
+// transient reason (the server declined the work) is retried by policy, one that may have run
+// the command (a reset, a bare UNAVAILABLE) still is not.
+func WithIdempotency(name string, l retry.Idempotency) Option {
+	return optionFunc(func(cfg *config) {
+		if cfg.levels == nil {
+			cfg.levels = map[string]retry.Idempotency{}
+		}
+		cfg.levels[name] = l
+	})
+}
+
+// WithDefaultIdempotency sets the level of the procedures nothing else describes. Default:
+// retry.IdempotencyUnknown, which retries a failure that may have reached the server (unless
+// the response had begun to arrive), as gRPC's service-config retries do; retry.NotIdempotent
+// retries such procedures only when the server declined the work (RetryInfo or a trusted
+// transient reason).
+func WithDefaultIdempotency(l retry.Idempotency) Option {
+	return optionFunc(func(cfg *config) { cfg.defaultLevel = l })
+}
+
+// WithIdempotencyKey names the string field of a unary procedure's request that carries an
+// idempotency key (AIP-155): when a call of procedure ("/pkg.Service/Method") would be
+// retried and the field is empty, the interceptor sends a copy of the request with a fresh
+// UUIDv4 in it, the same copy on every attempt, and the call counts as idempotent; the
+// caller's message is never modified (connect.Request's Msg points at the copy while the
+// call runs, and at the caller's message again when it returns) and a key the caller set is
+// never changed. field "" removes the procedure's key, built-in ones included. Built in:
+// request_id of the sandbox API's CreateSandbox, CreateSandboxFromTemplate,
+// CreateFileSystemSnapshot, and of DeleteSandbox when snapshot_volumes is set. A request
+// without such a field is sent as it is. The copy costs one proto.Clone per call of those
+// procedures. New reports a key for a procedure that is never repeated, or whose registered
+// request has no such string field.
+func WithIdempotencyKey(procedure, field string) Option {
+	return optionFunc(func(cfg *config) {
+		if cfg.keys == nil {
+			cfg.keys = map[string]string{}
+		}
+		cfg.keys[procedure] = field
+	})
+}
+
+// WithoutIdempotencyKeys turns off setting idempotency keys: requests are sent as the caller
+// made them, and a procedure that needs a key and has none is not idempotent. Default: on.
+func WithoutIdempotencyKeys() Option {
+	return optionFunc(func(cfg *config) { cfg.keysOff = true })
+}
+
+// validHeader reports whether name may carry the attempt number: "" (off), or a lower-case
+// gRPC metadata key (it travels as an HTTP header on the Connect protocol and as metadata on
+// gRPC and gRPC-Web) that is not one of the protocols' own.
+func validHeader(name string) bool {
+	if name == "" {
+		return true
+	}
+	if strings.HasPrefix(name, "grpc-") || strings.HasPrefix(name, "connect-") || strings.HasSuffix(name, "-bin") {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
