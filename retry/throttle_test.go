@@ -734,3 +734,21 @@ func TestThrottleConcurrent(t *testing.T) {
 		})
 	}
 }
+
+// TestThrottleMadeOutsideBubble checks a throttle made before a synctest bubble and used
+// inside it, as a package-level throttle in a user's synctest test would be: the bubble's
+// clock reads decades before the throttle's start. It must shed after rejections and stop
+// within the window, as anywhere else. (It used to panic: index out of range [-1].)
+func TestThrottleMadeOutsideBubble(t *testing.T) {
+	th := retry.DefaultThrottle()
+	synctest.Test(t, func(t *testing.T) {
+		fill(th, 0, 1000)
+		if n := countShed(th, 100); n < 90 {
+			t.Errorf("after 1000 rejections: %d of 100 first attempts shed, want at least 90", n)
+		}
+		time.Sleep(time.Second)
+		if n := countShed(th, 1000); n != 0 {
+			t.Errorf("1s after 1000 rejections: %d of 1000 first attempts shed, want 0", n)
+		}
+	})
+}
