@@ -752,3 +752,31 @@ func TestThrottleMadeOutsideBubble(t *testing.T) {
 		}
 	})
 }
+
+// allowCounter is a Budget that lets every retry go and counts the retries it was asked
+// to pay for.
+type allowCounter struct{ allowed atomic.Int64 }
+
+func (b *allowCounter) Record(bool, retry.Outcome) {}
+func (b *allowCounter) Allow() bool                { b.allowed.Add(1); return true }
+
+// TestThrottleShedRetrySpendsNoBudget checks that a retry the throttle sheds is not paid
+// for: Budget.Allow returning true means the retry is made (a ratio budget records a
+// withdrawal), so the budget may be asked only for a retry the throttle lets go. As in
+// TestThrottleShedRetry, the retry is shed whatever the draw.
+func TestThrottleShedRetrySpendsNoBudget(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := new(allowCounter)
+		r := retry.MustNew(noJitter(5), retry.WithThrottle(retry.DefaultThrottle()), retry.WithBudget(b),
+			retry.WithClassifyFunc(classify.Classify))
+		err := r.Do(t.Context(), func(context.Context) error {
+			return faultlinetest.Status(codes.Unavailable, "runner unavailable").Err()
+		})
+		if re := asRetryError(t, err); re.StopReason() != retry.StopThrottled || re.Attempts() != 1 {
+			t.Fatalf("err = %v: stop reason %v, attempts %d; want %v, 1", err, re.StopReason(), re.Attempts(), retry.StopThrottled)
+		}
+		if n := b.allowed.Load(); n != 0 {
+			t.Errorf("the budget was asked to pay for %d retries, want 0 (the only retry was shed)", n)
+		}
+	})
+}
