@@ -619,10 +619,11 @@ func TestThrottleShedRetry(t *testing.T) {
 // TestThrottleConcurrent runs many goroutines' calls through one throttle (go test -race
 // finds unsynchronised access) and checks that every call's outcome adds up: a shed call
 // made no attempt, a failed call's attempts are the op's calls, OnDone saw each shed and
-// failed call once. The server rejects two calls in three, so the throttle sheds first
-// attempts and retries. In "one slice" the clock stands still, so the window's counts must
-// match the outcomes exactly; in "sliding" each goroutine sleeps between calls, so the
-// window slides (through its 100 ms twice) while the goroutines record into it, and the
+// failed call once. The server rejects two attempts in three, so the throttle sheds first
+// attempts and retries. In "one slice" every call falls in one slice of a 1 h window (the
+// waits between attempts add up to at most a minute), so the window's counts must match
+// the outcomes exactly; in "sliding" each goroutine also sleeps 1 ms between calls, so a
+// 100 ms window slides several times over while the goroutines record into it, and the
 // counts of a slice that races with its clearing may be lost (the throttle is a statistic).
 func TestThrottleConcurrent(t *testing.T) {
 	for _, sliding := range []bool{false, true} {
