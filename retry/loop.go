@@ -202,14 +202,15 @@ func outcome(f engine.Facts, c StopReason) Outcome {
 	return OutcomeRetryable
 }
 
-// admitRetry asks the budget (when the retry spends it) and the throttle for a retry: 0 when
-// both let it go, or the reason it stops.
+// admitRetry asks the throttle and then the budget (when the retry spends it) for a retry: 0
+// when both let it go, or the reason it stops. The throttle comes first: a budget that
+// allows a retry counts it as made, and one the throttle shed is not.
 func (r *Retrier) admitRetry(spend bool) StopReason {
-	if spend && r.budget != nil && !r.budget.Allow() {
-		return StopBudget
-	}
 	if r.throttle != nil && !r.throttle.admit(true) {
 		return StopThrottled
+	}
+	if spend && r.budget != nil && !r.budget.Allow() {
+		return StopBudget
 	}
 	return 0
 }

@@ -46,7 +46,7 @@ type AdaptiveThrottle struct {
 const throttleBins = 10
 
 type throttleBin struct {
-	slice   atomic.Int64 // the time slice the counts belong to, plus one; 0 for none yet
+	slice   atomic.Int64 // the time slice the counts belong to, plus sliceBase; 0 for none yet
 	accepts atomic.Int64 // attempts the server did not reject for overload
 	rejects atomic.Int64 // attempts the server rejected for overload
 	shed    atomic.Int64 // attempts the throttle shed
@@ -78,11 +78,17 @@ func DefaultThrottle() *AdaptiveThrottle {
 	return t
 }
 
+// sliceBase is added to the number of every time slice, so that it is positive even for a
+// clock that reads before the throttle's start: a throttle made outside a testing/synctest
+// bubble and used inside sees the bubble's clock decades back. A time.Duration spans fewer
+// than 2^40 slices of 10 ms, the shortest.
+const sliceBase = 1 << 40
+
 // bin returns the bin of the current time slice, cleared if it held an older slice's
 // counts. Counts of a slice that races with the clearing may be lost: the throttle is a
 // statistic, not a ledger.
 func (t *AdaptiveThrottle) bin() *throttleBin {
-	s := int64(time.Since(t.start)/t.width) + 1
+	s := int64(time.Since(t.start)/t.width) + sliceBase
 	b := &t.bins[s%throttleBins]
 	if old := b.slice.Load(); old != s && old < s && b.slice.CompareAndSwap(old, s) {
 		b.accepts.Store(0)
