@@ -141,55 +141,64 @@ func recvName(e ast.Expr) string {
 // Type.Name.
 func exported(dir string) []string {
 	fset := token.NewFileSet()
-	pkgs, err := parser.ParseDir(fset, dir, func(fi os.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
+	paths, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil {
 		panic(err)
 	}
+	var files []*ast.File
+	for _, path := range paths {
+		if strings.HasSuffix(path, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, path, nil, 0)
+		if err != nil {
+			panic(err)
+		}
+		files = append(files, f)
+	}
 	exportedTypes := map[string]bool{}
 	var n []string
-	for _, p := range pkgs {
-		for _, f := range p.Files {
-			for _, d := range f.Decls {
-				if gd, ok := d.(*ast.GenDecl); ok {
-					for _, s := range gd.Specs {
-						switch s := s.(type) {
-						case *ast.TypeSpec:
-							if s.Name.IsExported() {
-								n = append(n, s.Name.Name)
-								exportedTypes[s.Name.Name] = true
-								if st, ok := s.Type.(*ast.StructType); ok {
-									for _, fl := range st.Fields.List {
-										for _, nm := range fl.Names {
-											if nm.IsExported() {
-												n = append(n, s.Name.Name+"."+nm.Name)
-											}
+	for _, f := range files {
+		for _, d := range f.Decls {
+			if gd, ok := d.(*ast.GenDecl); ok {
+				for _, s := range gd.Specs {
+					switch s := s.(type) {
+					case *ast.TypeSpec:
+						if s.Name.IsExported() {
+							n = append(n, s.Name.Name)
+							exportedTypes[s.Name.Name] = true
+							if st, ok := s.Type.(*ast.StructType); ok {
+								for _, fl := range st.Fields.List {
+									for _, nm := range fl.Names {
+										if nm.IsExported() {
+											n = append(n, s.Name.Name+"."+nm.Name)
 										}
 									}
 								}
 							}
-						case *ast.ValueSpec:
-							for _, nm := range s.Names {
-								if nm.IsExported() {
-									n = append(n, nm.Name)
-								}
+						}
+					case *ast.ValueSpec:
+						for _, nm := range s.Names {
+							if nm.IsExported() {
+								n = append(n, nm.Name)
 							}
 						}
 					}
 				}
 			}
 		}
-		for _, f := range p.Files {
-			for _, d := range f.Decls {
-				fd, ok := d.(*ast.FuncDecl)
-				if !ok || !fd.Name.IsExported() {
-					continue
-				}
-				switch {
-				case fd.Recv == nil:
-					n = append(n, fd.Name.Name)
-				case exportedTypes[recvName(fd.Recv.List[0].Type)]:
-					n = append(n, recvName(fd.Recv.List[0].Type)+"."+fd.Name.Name)
-				}
+	}
+	for _, f := range files {
+		for _, d := range f.Decls {
+			fd, ok := d.(*ast.FuncDecl)
+			if !ok || !fd.Name.IsExported() {
+				continue
+			}
+			switch {
+			case fd.Recv == nil:
+				n = append(n, fd.Name.Name)
+			case exportedTypes[recvName(fd.Recv.List[0].Type)]:
+				n = append(n, recvName(fd.Recv.List[0].Type)+"."+fd.Name.Name)
 			}
 		}
 	}
