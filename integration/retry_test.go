@@ -386,18 +386,41 @@ func TestRetryStreams(t *testing.T) {
 			t.Errorf("StreamLogs: lines, err, server calls = %q, %v, %d, want %q once each, nil, 2", lines, err, srv.Calls(mLogs), want)
 		}
 	})
-	t.Run("StreamExec is never retried", func(t *testing.T) {
-		srv.Reset()
-		srv.FailNext(mExec, 3, stUnavailable)
-		s, err := c.sb.StreamExec(context.Background())
-		if err == nil {
-			// Send reports io.EOF once the stream has ended; Recv reports how.
-			if err = s.Send(&sandboxpb.ExecStreamRequest{Request: &sandboxpb.ExecStreamRequest_Init{Init: &sandboxpb.ExecStreamInit{SandboxId: "sb-1", Command: []string{"true"}}}}); err == nil || err == io.EOF {
-				_, err = s.Recv()
+	t.Run("StreamExec whose init reached the server is never retried", func(t *testing.T) {
+		// The server fails the stream once it has read the init message, so the client's
+		// Send happened before the failure: the command may have run. (A failure the server
+		// sends as the stream opens races the client's Send over TCP: whether the init left
+		// the client decides whether the attempt counts as not sent; the interceptor's tests
+		// pin both cases deterministically.)
+		readThenFail := grpc.ChainStreamInterceptor(func(s any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			if info.FullMethod != mExec {
+				return h(s, ss)
 			}
+			if err := ss.RecvMsg(new(sandboxpb.ExecStreamRequest)); err != nil {
+				return err
+			}
+			return stUnavailable.Err()
+		})
+		srv := sandboxtest.New(sandboxtest.WithSandboxes("sb-1"))
+		addr, stop, err := srv.StartTCP(readThenFail)
+		if err != nil {
+			t.Fatal(err)
 		}
+		defer stop()
+		c := dial(t, addr, []interceptor.Option{interceptor.WithRetrier(retry.MustNew(fastPolicy(5)))})
+		s, err := c.sb.StreamExec(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Send(&sandboxpb.ExecStreamRequest{Request: &sandboxpb.ExecStreamRequest_Init{Init: &sandboxpb.ExecStreamInit{SandboxId: "sb-1", Command: []string{"true"}}}}); err != nil {
+			t.Fatalf("Send(init) = %v", err)
+		}
+		_, err = s.Recv()
 		if !errors.Is(err, errs.ErrSandboxUnavailable) || srv.Calls(mExec) != 1 {
 			t.Errorf("StreamExec: err, server calls = %v, %d, want SandboxUnavailableError, 1", err, srv.Calls(mExec))
+		}
+		if re, ok := errors.AsType[*retry.Error](err); !ok || re.StopReason() != retry.StopUnsafe {
+			t.Errorf("StreamExec: err = %v, want a *retry.Error stopped as %v", err, retry.StopUnsafe)
 		}
 	})
 }
