@@ -55,8 +55,8 @@ func join[E any](fns []func(context.Context, E)) func(context.Context, E) {
 
 // RetryEvent reports a scheduled retry.
 type RetryEvent struct {
-	Method   string        // the full gRPC method name ("/pkg.Service/Method"), "" outside gRPC
-	Target   string        // the connection's canonical target ("dns:///host:443"), "" outside gRPC
+	Method   string        // the full method name ("/pkg.Service/Method"); "" for Do
+	Target   string        // the connection's canonical target ("dns:///host:443"), or the server's address under connect-go; "" for Do
 	Attempt  int           // the attempt that failed, 1 for the first, resumes counted
 	Err      error         // its error
 	Delay    time.Duration // the wait before the next attempt
@@ -66,8 +66,8 @@ type RetryEvent struct {
 
 // DoneEvent reports that a call that retried or failed is over.
 type DoneEvent struct {
-	Method    string        // the full gRPC method name, "" outside gRPC
-	Target    string        // the connection's canonical target, "" outside gRPC
+	Method    string        // as RetryEvent's
+	Target    string        // as RetryEvent's
 	Attempts  int           // attempts made, including the first, resumes counted
 	TotalWait time.Duration // time spent waiting between attempts
 	Reason    StopReason    // why retrying stopped; 0 when the call succeeded

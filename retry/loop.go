@@ -8,6 +8,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/faultline-go/faultline/errs"
 	"github.com/faultline-go/faultline/internal/ended"
@@ -97,9 +98,7 @@ func (t *tracker) End(ctx context.Context) {
 // rules), waits when another attempt is to be made and returns nil, or returns the call's
 // final error.
 func (t *tracker) Failed(ctx context.Context, err error, f engine.Facts) error {
-	// The attempt's own deadline is read off the clock, not off its context, for the reason
-	// given at ended.Err.
-	own := !t.due.IsZero() && !time.Now().Before(t.due) && ended.Err(ctx) == nil
+	own := t.ownTimeout(ctx, err)
 	t.release()
 	if final := t.over(ctx, err); final != nil {
 		return final
@@ -128,6 +127,24 @@ func (t *tracker) Failed(ctx context.Context, err error, f engine.Facts) error {
 	t.attempt++
 	t.total++
 	return nil
+}
+
+// timeoutSlack is how early before the attempt's own deadline a DEADLINE_EXCEEDED still
+// counts as that deadline's: a server enforces the timeout the transport sent, which may
+// be truncated to a coarser unit than the deadline (connect-go sends whole milliseconds or
+// coarser), and so may end the attempt a little before the client's clock does.
+const timeoutSlack = time.Millisecond
+
+// ownTimeout reports whether the attempt ran out of the policy's own PerAttemptTimeout while
+// the caller's context lives: its deadline passed, or err is a DEADLINE_EXCEEDED that came
+// within timeoutSlack of it. The deadline is read off the clock, not off the attempt's
+// context, for the reason given at ended.Err.
+func (t *tracker) ownTimeout(ctx context.Context, err error) bool {
+	if t.due.IsZero() || ended.Err(ctx) != nil {
+		return false
+	}
+	now := time.Now()
+	return !now.Before(t.due) || !now.Before(t.due.Add(-timeoutSlack)) && status.Code(err) == codes.DeadlineExceeded
 }
 
 // over returns the call's final error when err ends the call whatever the policy says: it

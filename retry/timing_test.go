@@ -499,6 +499,37 @@ func TestPerAttemptTimeout(t *testing.T) {
 			}
 		})
 	})
+	// A server enforces the timeout the transport sent, perhaps truncated to a coarser
+	// unit: its DEADLINE_EXCEEDED may come a little before the client's own deadline.
+	serverDeadline := func(after time.Duration, calls *int) func(context.Context) error {
+		return func(ctx context.Context) error {
+			*calls++
+			time.Sleep(after)
+			return status.Error(codes.DeadlineExceeded, "deadline exceeded on the server")
+		}
+	}
+	t.Run("a server's DEADLINE_EXCEEDED within a millisecond of the attempt's deadline is its own", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			p := noJitter(3)
+			p.PerAttemptTimeout = time.Second
+			calls := 0
+			err := retry.Do(t.Context(), p, serverDeadline(999500*time.Microsecond, &calls))
+			if re := asRetryError(t, err); calls != 3 || re.StopReason() != retry.StopExhausted {
+				t.Errorf("op calls %d, StopReason() %v; want 3, %v", calls, re.StopReason(), retry.StopExhausted)
+			}
+		})
+	})
+	t.Run("a server's DEADLINE_EXCEEDED well before the attempt's deadline is not", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			p := noJitter(3)
+			p.PerAttemptTimeout = time.Second
+			calls := 0
+			err := retry.Do(t.Context(), p, serverDeadline(998*time.Millisecond, &calls))
+			if re := asRetryError(t, err); calls != 1 || re.StopReason() != retry.StopNotRetryable {
+				t.Errorf("op calls %d, StopReason() %v; want 1, %v", calls, re.StopReason(), retry.StopNotRetryable)
+			}
+		})
+	})
 	t.Run("success first time", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			p := noJitter(5)
