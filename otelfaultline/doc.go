@@ -1,11 +1,12 @@
 // Package otelfaultline records faultline's retries with OpenTelemetry: gRFC A96's retry
-// metrics, counters of why retrying stopped and of budget refusals, and span events on the
-// caller's span. It is a set of [retry.Hooks]; install it like any other:
+// metrics, counters of why retrying stopped, of budget refusals and of the attempts
+// client-side throttling shed, and span events on the caller's span. It is a set of [retry.Hooks]; install it like any other:
 //
-//	conn, err := grpc.NewClient(target, append(interceptor.DialOptions(
-//		interceptor.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithHooks(otelfaultline.Hooks()), retry.WithHooks(retry.SlogHooks(logger)))),          // the global MeterProvider
-//		// hook sets combine
-//	), grpc.WithTransportCredentials(creds))...)
+//	r := retry.MustNew(retry.DefaultPolicy(),
+//		retry.WithHooks(otelfaultline.Hooks()),  // the global MeterProvider
+//		retry.WithHooks(retry.SlogHooks(logger))) // hook sets combine
+//	conn, err := grpc.NewClient(target, append(interceptor.DialOptions(interceptor.WithRetrier(r)),
+//		grpc.WithTransportCredentials(creds))...)
 //
 // A call that succeeds the first time reaches no hook: it records nothing and costs
 // nothing (an allocation test checks it). The package imports only OpenTelemetry's API
@@ -15,12 +16,13 @@
 //
 // In the instrumentation scope [ScopeName]:
 //
-//	name                                    type             unit     recorded
-//	grpc.client.call.retries                int64 histogram  {retry}  per call that retried: attempts-1
-//	grpc.client.call.retry_delay            float histogram  s        per call that waited to retry: its total wait
-//	faultline.client.retries                int64 counter    {retry}  per scheduled retry
-//	faultline.client.retry.stops            int64 counter    {call}   per call that ended with an error
-//	faultline.client.retry.budget_refusals  int64 counter    {retry}  per retry the budget refused
+//	name                                    type             unit       recorded
+//	grpc.client.call.retries                int64 histogram  {retry}    per call that retried: attempts-1
+//	grpc.client.call.retry_delay            float histogram  s          per call that waited to retry: its total wait
+//	faultline.client.retries                int64 counter    {retry}    per scheduled retry
+//	faultline.client.retry.stops            int64 counter    {call}     per call that ended with an error
+//	faultline.client.retry.budget_refusals  int64 counter    {retry}    per retry the budget refused
+//	faultline.client.throttled              int64 counter    {attempt}  per attempt the throttle shed
 //
 // The first two are gRFC A96's, with its names, units, descriptions and the bucket
 // boundaries gRPC's implementations give as advice (1, 2, 3, 4, 5 for retries; gRFC A66's
@@ -35,8 +37,10 @@
 // seen here.
 //
 // The counters carry grpc.method and grpc.target, error.type and faultline.kind; retries
-// also faultline.retry.source, stops also faultline.stop_reason. Every value comes from a
-// bounded set:
+// also faultline.retry.source, stops also faultline.stop_reason, throttled also
+// faultline.throttle.first_attempt (true when the throttle shed the call's first attempt,
+// so the call was never sent; false for a retry it shed). Every value comes from a bounded
+// set:
 //
 //   - grpc.method: the full method without its leading slash
 //     ("coreweave.sandbox.v1.SandboxService/GetSandbox"), or "other" for a method of no
@@ -51,21 +55,24 @@
 //     "DEADLINE_EXCEEDED", ... (a call cancelled during a wait reports "CANCELLED" on
 //     stops); "UNKNOWN" for an error without a status.
 //   - faultline.kind: the failure's kind in the taxonomy ("SandboxUnavailableError"),
-//     absent when the error was not classified (with interceptor's UnaryRetry half, or a
-//     retry.Do loop of unclassified errors).
+//     absent when the error was not classified (a retry.Do loop of unclassified errors).
 //   - faultline.retry.source: "retry_info" when the wait is the server's RetryInfo delay,
 //     else "backoff".
 //   - faultline.stop_reason: "not_retryable", "exhausted", "hint_too_long", "deadline",
-//     "max_elapsed", "budget", "cancelled", "no_server_signal", "unsafe", "local_failure"
-//     (the [retry.StopReason] values).
+//     "max_elapsed", "budget", "cancelled", "no_server_signal", "unsafe", "local_failure",
+//     "throttled", "not_ready", "not_resumable" (the [retry.StopReason] values, by their
+//     MarshalText).
 //
-// A budget refusal is counted twice, on purpose: as a stop with reason "budget", and on
-// its own counter, so that an alert on the budget needs no attribute filter.
+// A budget refusal, and an attempt the throttle shed, is counted twice, on purpose: as a
+// stop with reason "budget" or "throttled", and on its own counter, so that an alert on
+// either needs no attribute filter. The two are apart: the budget refuses retries that
+// would reach the server, the throttle sheds attempts (first ones included) while the
+// server rejects work for overload.
 //
 // Hooks used outside gRPC (retry.Do, retry.New with retry.WithHooks) have no method: the
 // faultline counters are recorded without grpc.method and grpc.target, and A96's
-// histograms, which are about gRPC calls, not at all. For a stream, the call is done when
-// it commits (its first response): the only time it is retried.
+// histograms, which are about gRPC calls, not at all. A stream is done when it ends, and
+// its resumes count as retries.
 //
 // # Span events
 //
@@ -89,7 +96,7 @@
 //
 //	grpc.NewClient(target, append([]grpc.DialOption{
 //		opentelemetry.DialOption(opentelemetry.Options{...}), // outside: sees one call
-//	}, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithHooks(otelfaultline.Hooks()))))...)...)
+//	}, interceptor.DialOptions(interceptor.WithRetrier(r))...)...)
 //
 // Then a call that retried twice is one call span ("Sent.pkg.Service.Method") with one
 // child span per attempt ("Attempt.pkg.Service.Method", previous-rpc-attempts 0, 1, 2), our

@@ -38,6 +38,10 @@ const (
 	MetricRetryStops = "faultline.client.retry.stops"
 	// MetricBudgetRefusals counts retries the retry budget refused (unit {retry}).
 	MetricBudgetRefusals = "faultline.client.retry.budget_refusals"
+	// MetricThrottled counts attempts the client-side adaptive throttle shed, first
+	// attempts and retries, told apart by faultline.throttle.first_attempt (unit
+	// {attempt}).
+	MetricThrottled = "faultline.client.throttled"
 )
 
 // Span events, added to the span in the caller's context.
@@ -50,17 +54,18 @@ const (
 
 // Attribute keys.
 const (
-	KeyMethod        = attribute.Key("grpc.method")                     // gRFC A66
-	KeyTarget        = attribute.Key("grpc.target")                     // gRFC A66
-	KeyErrorType     = attribute.Key("error.type")                      // the status code: "UNAVAILABLE"
-	KeyKind          = attribute.Key("faultline.kind")                  // "SandboxUnavailableError"
-	KeyStopReason    = attribute.Key("faultline.stop_reason")           // "budget"
-	KeyRetrySource   = attribute.Key("faultline.retry.source")          // "retry_info" or "backoff"
-	KeyAttempt       = attribute.Key("faultline.retry.attempt")         // the attempt that failed, 1 for the first
-	KeyDelay         = attribute.Key("faultline.retry.delay")           // seconds
-	KeyFromRetryInfo = attribute.Key("faultline.retry.from_retry_info") // the delay is the server's
-	KeyAttempts      = attribute.Key("faultline.retry.attempts")        // attempts made, the first included
-	KeyTotalWait     = attribute.Key("faultline.retry.total_wait")      // seconds
+	KeyMethod        = attribute.Key("grpc.method")                      // gRFC A66
+	KeyTarget        = attribute.Key("grpc.target")                      // gRFC A66
+	KeyErrorType     = attribute.Key("error.type")                       // the status code: "UNAVAILABLE"
+	KeyKind          = attribute.Key("faultline.kind")                   // "SandboxUnavailableError"
+	KeyStopReason    = attribute.Key("faultline.stop_reason")            // "budget"
+	KeyRetrySource   = attribute.Key("faultline.retry.source")           // "retry_info" or "backoff"
+	KeyAttempt       = attribute.Key("faultline.retry.attempt")          // the attempt that failed, 1 for the first
+	KeyDelay         = attribute.Key("faultline.retry.delay")            // seconds
+	KeyFromRetryInfo = attribute.Key("faultline.retry.from_retry_info")  // the delay is the server's
+	KeyAttempts      = attribute.Key("faultline.retry.attempts")         // attempts made, the first included
+	KeyTotalWait     = attribute.Key("faultline.retry.total_wait")       // seconds
+	KeyFirstAttempt  = attribute.Key("faultline.throttle.first_attempt") // the throttle shed the call's first attempt
 )
 
 // other replaces a method or target the filters leave out (gRFC A66).
@@ -151,6 +156,11 @@ func Hooks(opts ...Option) retry.Hooks {
 		otel.Handle(err)
 		r.stops = noop.Int64Counter{}
 	}
+	if r.throttled, err = m.Int64Counter(MetricThrottled, metric.WithUnit("{attempt}"),
+		metric.WithDescription("Attempts the client-side adaptive throttle shed.")); err != nil {
+		otel.Handle(err)
+		r.throttled = noop.Int64Counter{}
+	}
 	if r.refusals, err = m.Int64Counter(MetricBudgetRefusals, metric.WithUnit("{retry}"),
 		metric.WithDescription("Retries the retry budget refused.")); err != nil {
 		otel.Handle(err)
@@ -167,6 +177,7 @@ type recorder struct {
 	scheduled  metric.Int64Counter
 	stops      metric.Int64Counter
 	refusals   metric.Int64Counter
+	throttled  metric.Int64Counter
 }
 
 // onRetry counts a scheduled retry and adds EventRetry to the caller's span.
@@ -208,8 +219,11 @@ func (r *recorder) onDone(ctx context.Context, ev retry.DoneEvent) {
 	reason := stopReason(ev.Reason)
 	attrs := append(call, failure...)
 	r.stops.Add(ctx, 1, metric.WithAttributes(append(attrs, KeyStopReason.String(reason))...))
-	if ev.Reason == retry.StopBudget {
+	switch ev.Reason {
+	case retry.StopBudget:
 		r.refusals.Add(ctx, 1, metric.WithAttributes(attrs...))
+	case retry.StopThrottled:
+		r.throttled.Add(ctx, 1, metric.WithAttributes(append(attrs, KeyFirstAttempt.Bool(ev.Attempts == 0))...))
 	}
 
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {

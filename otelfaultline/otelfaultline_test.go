@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"strconv"
 	"testing"
 	"testing/synctest"
@@ -363,3 +364,46 @@ func TestCancelledDuringWait(t *testing.T) {
 		}
 	})
 }
+
+// TestThrottled: attempts the client-side throttle sheds are counted on their own counter,
+// first attempts and retries apart, and not as budget refusals; each such call is also a
+// stop with reason "throttled".
+func TestThrottled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tm := newTelemetry()
+		r := retry.MustNew(secondsPolicy(2), retry.WithBudget(nil), retry.WithThrottle(retry.DefaultThrottle()), retry.WithHooks(tm.hooks()))
+		e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(r))...)
+		e.srv.FailAlways(getSandbox, unavailable()) // the server rejects every attempt
+		// With no accepts, call i's first attempt is shed with probability about i/(i+1), and
+		// every retry once any is: 40 calls see both kinds of shedding but with a chance
+		// below 1e-30 (the first few calls' retries are shed once the first rejection is in).
+		var first, retries int
+		for range 40 {
+			_, err := e.sb.GetSandbox(context.Background(), &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"})
+			if re, ok := errors.AsType[*retry.Error](err); ok && re.StopReason() == retry.StopThrottled {
+				if re.Attempts() == 0 {
+					first++
+				} else {
+					retries++
+				}
+			}
+		}
+		if first == 0 || retries == 0 {
+			t.Fatalf("shed first attempts, retries = %d, %d; want both", first, retries)
+		}
+		ms := tm.metrics(t)
+		want := []string{
+			unavail + " faultline.throttle.first_attempt=false " + callAttrs + ": " + strconv.Itoa(retries),
+			"error.type=UNAVAILABLE faultline.kind=SandboxError faultline.throttle.first_attempt=true " + callAttrs + ": " + strconv.Itoa(first),
+		}
+		if got := points(t, ms[otelfaultline.MetricThrottled]); !cmp.Equal(sorted(got), sorted(want)) {
+			t.Errorf("%s = %q, want %q", otelfaultline.MetricThrottled, got, want)
+		}
+		if m, ok := ms[otelfaultline.MetricBudgetRefusals]; ok {
+			t.Errorf("%s = %q, want none: the throttle is not the budget", otelfaultline.MetricBudgetRefusals, points(t, m))
+		}
+	})
+}
+
+// sorted returns a sorted copy of s.
+func sorted(s []string) []string { return slices.Sorted(slices.Values(s)) }
