@@ -22,7 +22,7 @@ type budgetOption struct{ b Budget }
 func (o budgetOption) apply(r Retrier) Retrier {
 	r.budget = o.b
 	if v := reflect.ValueOf(o.b); o.b != nil && v.Kind() == reflect.Pointer && v.IsNil() {
-		r.budget = nil // a nil *RatioBudget or *TokenBucket: off, as nil says
+		r.budget = nil // a nil pointer of a Budget type: off, as nil says
 	}
 	return r
 }
