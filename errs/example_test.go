@@ -58,18 +58,21 @@ func ExampleKind_Parents() {
 	// SandboxValidationError [SandboxError CWSandboxValidationError]
 }
 
-func ExampleParseTraceback() {
+// A command that failed with a Python traceback: the exception is read from its stderr.
+func ExampleWithExecResult() {
 	stderr := "Traceback (most recent call last):\n" +
 		"  File \"train.py\", line 12, in <module>\n" +
 		"    import torch\n" +
 		"ModuleNotFoundError: No module named 'torch'\n"
-	typ, msg, ok := errs.ParseTraceback(stderr)
-	fmt.Printf("%q %q %v\n", typ, msg, ok)
-	typ, msg, ok = errs.ParseTraceback("Segmentation fault (core dumped)\n")
-	fmt.Printf("%q %q %v\n", typ, msg, ok)
+	err := errs.New(errs.ErrSandboxExecution, "command failed",
+		errs.WithExecResult(errs.ExecResult{ExitCode: 1, Stderr: stderr}))
+	fmt.Printf("%q %q\n", err.ExceptionType(), err.ExceptionMessage())
+	crashed := errs.New(errs.ErrSandboxExecution, "command failed",
+		errs.WithExecResult(errs.ExecResult{ExitCode: 139, Stderr: "Segmentation fault (core dumped)\n"}))
+	fmt.Printf("%q %q\n", crashed.ExceptionType(), crashed.ExceptionMessage())
 	// Output:
-	// "ModuleNotFoundError" "No module named 'torch'" true
-	// "" "" false
+	// "ModuleNotFoundError" "No module named 'torch'"
+	// "" ""
 }
 
 // A classified error keeps the failed RPC's status for code that switches on codes.

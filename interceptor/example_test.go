@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/faultline-go/faultline/errs"
@@ -207,4 +209,51 @@ func ExampleWithCallPolicy() {
 	// default policy: true server calls 5
 	// WithCallPolicy(8 attempts): true server calls 8
 	// WithoutRetry: true server calls 1
+}
+
+// A server restart: while the connection is down, a retry waits for it to come back
+// rather than failing fast, and an attempt that was never sent spends no retry budget.
+func ExampleDialOptions_restart() {
+	srv := sandboxtest.New(sandboxtest.WithSandboxes("sb-1"))
+	serve := func(lis net.Listener) *grpc.Server {
+		gs := grpc.NewServer(srv.ServerOptions()...) // with the options that count calls
+		srv.Register(gs)
+		go gs.Serve(lis)
+		return gs
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	gs := serve(lis)
+	conn, err := grpc.NewClient(lis.Addr().String(), append(interceptor.DialOptions(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close()
+	client := sandboxpb.NewSandboxServiceClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := client.GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"}); err != nil {
+		log.Fatal(err)
+	}
+
+	gs.Stop() // the server goes away: its connections close, new ones are refused
+	back := make(chan *grpc.Server)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		lis, err := net.Listen("tcp", lis.Addr().String()) // the same address
+		if err != nil {
+			log.Fatal(err)
+		}
+		back <- serve(lis)
+	}()
+	_, err = client.GetSandbox(ctx, &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"})
+	defer (<-back).Stop()
+	fmt.Println("GetSandbox across the restart:", err)
+	fmt.Println("server calls:", srv.Calls(sandboxpb.SandboxService_GetSandbox_FullMethodName))
+	// Output:
+	// GetSandbox across the restart: <nil>
+	// server calls: 2
 }

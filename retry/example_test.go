@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/faultline-go/faultline/errs"
 	"github.com/faultline-go/faultline/retry"
 )
@@ -221,4 +224,27 @@ func ExampleOn() {
 	// {SandboxUnavailableError}
 	// SnapshotBackendThrottledError attempts: 2
 	// SandboxResourceExhaustedError attempts: 1
+}
+
+// Client-side throttling sheds calls, first attempts included, while the server rejects
+// work for overload, and lets them through again within its window once it accepts.
+func ExampleWithThrottle() {
+	r := retry.MustNew(millisecondPolicy(), retry.WithBudget(nil), retry.WithThrottle(retry.DefaultThrottle()))
+	overloaded := func(context.Context) error {
+		return errs.New(errs.ErrSandboxResourceExhausted, "server overloaded",
+			errs.WithCode(codes.ResourceExhausted), errs.WithRetryDelay(time.Millisecond))
+	}
+	// The server rejects everything: soon the throttle sheds calls before they are sent.
+	var shed error
+	for range 1000 {
+		if err := r.Do(context.Background(), overloaded); errors.Is(err, retry.ErrThrottled) {
+			shed = err
+			break
+		}
+	}
+	var re *retry.Error
+	errors.As(shed, &re)
+	fmt.Println(shed != nil, status.Code(shed), re.Attempts(), re.StopReason())
+	// Output:
+	// true Unavailable 0 throttled
 }
