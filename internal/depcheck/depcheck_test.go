@@ -48,6 +48,8 @@ func TestImportDirection(t *testing.T) {
 		{pkg: "internal/sandboxapi", allowed: []string{"errs", "internal/details", "internal/oneline", "internal/seam"}, never: []string{"google.golang.org/grpc", otel}},
 		// What the transports know of a call: no transport.
 		{pkg: "internal/calls", allowed: []string{"errs", "retry", "internal/ended", "internal/engine", "internal/sandboxapi", "internal/details", "internal/oneline", "internal/seam"}, never: []string{"google.golang.org/grpc", otel}},
+		// What a transport is configured with: the engine's packages, no transport.
+		{pkg: "internal/transport", allowed: []string{"errs", "classify", "retry", "internal/calls", "internal/ended", "internal/engine", "internal/sandboxapi", "internal/details", "internal/oneline", "internal/seam"}, never: []string{"google.golang.org/grpc", otel}},
 		// The service config parser reads JSON into plain values: grpc's codes, not its machinery.
 		{pkg: "internal/serviceconfig", never: []string{"google.golang.org/grpc", otel}},
 		// The OpenTelemetry adapter: the API only, and the retry hooks, not the interceptor.
@@ -99,6 +101,25 @@ func TestNothingImportsTheTop(t *testing.T) {
 					t.Errorf("%s imports %s", f[0], imp)
 				}
 			}
+		}
+	}
+}
+
+// TestTransportImporters checks that internal/transport, the configuration the transports
+// share, is imported by the transports only: package interceptor, and connectfaultline (its
+// own module, which the workspace lists, importing it by path).
+func TestTransportImporters(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, mod+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] == mod+"/interceptor" || f[0] == mod+"/connectfaultline" {
+			continue
+		}
+		if slices.Contains(f[1:], mod+"/internal/transport") {
+			t.Errorf("%s imports internal/transport; only the transports may", f[0])
 		}
 	}
 }
