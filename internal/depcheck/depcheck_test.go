@@ -43,7 +43,7 @@ func TestImportDirection(t *testing.T) {
 		{pkg: "errs", allowed: []string{"internal/details", "internal/oneline", "internal/seam"}, never: []string{otel}},
 		{pkg: "classify", allowed: []string{"errs", "internal/sandboxapi", "internal/details", "internal/oneline", "internal/seam"}, never: []string{otel}},
 		{pkg: "retry", allowed: []string{"errs", "internal/ended", "internal/engine", "internal/details", "internal/oneline", "internal/seam"}, never: []string{"google.golang.org/grpc", otel}},
-		{pkg: "interceptor", allowed: []string{"errs", "classify", "retry", "internal/calls", "internal/ended", "internal/engine", "internal/sandboxapi", "internal/details", "internal/oneline", "internal/seam", "internal/serviceconfig"}, never: []string{otel}},
+		{pkg: "interceptor", allowed: []string{"errs", "classify", "retry", "internal/calls", "internal/ended", "internal/engine", "internal/sandboxapi", "internal/details", "internal/oneline", "internal/seam", "internal/serviceconfig", "internal/transport"}, never: []string{otel}},
 		// The sandbox API's facts: kinds, nothing else of ours.
 		{pkg: "internal/sandboxapi", allowed: []string{"errs", "internal/details", "internal/oneline", "internal/seam"}, never: []string{"google.golang.org/grpc", otel}},
 		// What the transports know of a call: no transport.
