@@ -82,23 +82,35 @@ func TestImportDirection(t *testing.T) {
 	}
 }
 
-// TestNothingImportsTheTop checks that no package of the library imports the interceptor,
-// the OpenTelemetry adapter, the examples or the integration tests: only the examples and
-// the integration and bench modules, which show and measure the library, may.
-func TestNothingImportsTheTop(t *testing.T) {
+// imports returns the direct imports of every package that `go list` lists under the
+// module (in the workspace, the other modules' packages too), by importing package.
+func imports(t *testing.T) map[string][]string {
+	t.Helper()
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, mod+"/...").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
+	m := map[string][]string{}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || user(f[0]) {
+		if f := strings.Fields(line); len(f) > 0 {
+			m[f[0]] = f[1:]
+		}
+	}
+	return m
+}
+
+// TestNothingImportsTheTop checks that no package of the library imports the interceptor,
+// the OpenTelemetry adapter, the examples or the integration tests: only the examples and
+// the integration and bench modules, which show and measure the library, may.
+func TestNothingImportsTheTop(t *testing.T) {
+	for pkg, imps := range imports(t) {
+		if user(pkg) {
 			continue
 		}
-		for _, imp := range f[1:] {
+		for _, imp := range imps {
 			for _, top := range []string{"/interceptor", "/otelfaultline", "/examples", "/integration"} {
 				if imp == mod+top || strings.HasPrefix(imp, mod+top+"/") {
-					t.Errorf("%s imports %s", f[0], imp)
+					t.Errorf("%s imports %s", pkg, imp)
 				}
 			}
 		}
@@ -109,17 +121,9 @@ func TestNothingImportsTheTop(t *testing.T) {
 // share, is imported by the transports only: package interceptor, and connectfaultline (its
 // own module, which the workspace lists, importing it by path).
 func TestTransportImporters(t *testing.T) {
-	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, mod+"/...").Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || f[0] == mod+"/interceptor" || f[0] == mod+"/connectfaultline" {
-			continue
-		}
-		if slices.Contains(f[1:], mod+"/internal/transport") {
-			t.Errorf("%s imports internal/transport; only the transports may", f[0])
+	for pkg, imps := range imports(t) {
+		if pkg != mod+"/interceptor" && pkg != mod+"/connectfaultline" && slices.Contains(imps, mod+"/internal/transport") {
+			t.Errorf("%s imports internal/transport; only the transports may", pkg)
 		}
 	}
 }
