@@ -13,6 +13,7 @@ import (
 
 	"github.com/faultline-go/faultline/internal/calls"
 	"github.com/faultline-go/faultline/internal/engine"
+	"github.com/faultline-go/faultline/internal/transport"
 )
 
 // unlock releases the lock, then, once after the stream ended, reports its end outside the
@@ -38,7 +39,7 @@ func (s *stream) unlock() {
 // tracker returns the stream's tracker, made at its first need. Called with mu held.
 func (s *stream) tracker() engine.Tracker {
 	if s.t == nil {
-		s.t = s.rt.e.Track(s.spec.Procedure, peer(s.first.Peer().Addr))
+		s.t = s.rt.Engine.Track(s.spec.Procedure, peer(s.first.Peer().Addr))
 	}
 	return s.t
 }
@@ -87,7 +88,7 @@ func (s *stream) commitLocked() {
 	}
 	s.cond.Broadcast()
 	if s.t == nil {
-		s.rt.e.Succeeded()
+		s.rt.Engine.Succeeded()
 	} else {
 		s.t.Committed()
 	}
@@ -118,7 +119,7 @@ func (s *stream) keep(m any) bool {
 		return false
 	}
 	size := proto.Size(pm) + 5
-	if s.bytes+size > s.i.replayLimit {
+	if s.bytes+size > s.i.b.ReplayLimit {
 		return false
 	}
 	s.replay = append(s.replay, proto.Clone(pm))
@@ -149,7 +150,7 @@ func (s *stream) recoverLocked(n int, err error) error {
 // it was not resumed. Called with mu held.
 func (s *stream) resumeLocked(err error) error {
 	level := s.i.level(s.spec, calls.KeyNone)
-	if nested(err) { // another faultline loop down the chain gave up: its error is final
+	if transport.Nested(err) { // another faultline loop down the chain gave up: its error is final
 		return s.endLocked(s.out(err))
 	}
 	var req proto.Message // nil when the caller sent a nil request: never read
@@ -158,7 +159,7 @@ func (s *stream) resumeLocked(err error) error {
 	}
 	last, _ := s.last.(proto.Message)
 	c := s.i.classify(s.ctx, err, s.spec.Procedure, s.firstMsg)
-	next, why := s.i.calls.ResumeRequest(s.spec.Procedure, level, c, req, last)
+	next, why := s.i.b.Calls.ResumeRequest(s.spec.Procedure, level, c, req, last)
 	if why != "" {
 		stop := s.tracker().Failed(s.ctx, &calls.NotResumed{Err: c, Why: why}, engine.Facts{Level: uint8(level), NotResumable: true})
 		return s.endLocked(stop) // never nil: a failure that cannot go on is never retried
@@ -172,7 +173,7 @@ func (s *stream) resumeLocked(err error) error {
 // next set, a resume that sends next. It returns nil when an attempt is open, else the
 // stream's final error. Called with mu held, released while waiting and opening.
 func (s *stream) retryLocked(err error, f engine.Facts, next proto.Message) error {
-	if nested(err) { // another faultline loop down the chain gave up: never again
+	if transport.Nested(err) { // another faultline loop down the chain gave up: never again
 		return s.endLocked(s.out(err))
 	}
 	s.retrying = true
@@ -221,8 +222,8 @@ func (s *stream) open(attempt int, next proto.Message) (connect.StreamingClientC
 	ctx, cancel := context.WithCancel(s.ctx)
 	cs := s.next(ctx, s.spec)
 	copyHeaders(cs.RequestHeader(), s.first.RequestHeader())
-	if s.i.header != "" {
-		cs.RequestHeader()[s.i.header] = []string{strconv.Itoa(attempt - 1)}
+	if s.i.b.Header != "" {
+		cs.RequestHeader()[s.i.b.Header] = []string{strconv.Itoa(attempt - 1)}
 	}
 	if next != nil {
 		_ = cs.Send(next)

@@ -15,7 +15,7 @@ import (
 	"github.com/faultline-go/faultline/errs"
 	"github.com/faultline-go/faultline/internal/calls"
 	"github.com/faultline-go/faultline/internal/ended"
-	"github.com/faultline-go/faultline/internal/engine"
+	"github.com/faultline-go/faultline/internal/transport"
 	"github.com/faultline-go/faultline/retry"
 )
 
@@ -24,14 +24,7 @@ import (
 // [New] and install it with connect.WithInterceptors. Its configuration never changes after
 // New, and it is safe for concurrent use, by any number of clients.
 type Interceptor struct {
-	classifier  *classify.Classifier
-	retrier     *retry.Retrier
-	def         *route
-	methods     map[string]*route // exact procedures and "/svc/" prefixes
-	header      string            // canonical form; "" for none
-	replayLimit int
-
-	calls  *calls.Methods               // what a call of a procedure does: level, key, resumer
+	b      transport.Base               // classifier, retrier, routes, header (canonical form), ...
 	levels map[string]retry.Idempotency // the configured levels, which beat connect.Spec's
 
 	err error // a configuration error: every call fails with it (ClientOption)
@@ -45,68 +38,18 @@ var _ connect.Interceptor = (*Interceptor)(nil)
 // idempotency or key entry that cannot work, a resumer that cannot work for its procedure's
 // registered descriptor (see [WithResumer]).
 func New(opts ...Option) (*Interceptor, error) {
-	cfg := config{header: defaultAttemptHeader, replayLimit: defaultReplayLimit}
+	cfg := transport.NewConfig()
 	for _, o := range opts {
 		if o != nil { // a nil Option sets nothing
 			o.apply(&cfg)
 		}
 	}
-	if cfg.classifier == nil {
-		cfg.classifier = classify.New()
-	}
-	if !validHeader(cfg.header) {
-		return nil, fmt.Errorf("connectfaultline: attempt header %q is not a lower-case metadata key (a-z, 0-9, -, _, .; not grpc-, connect- or -bin)", cfg.header)
-	}
-	if cfg.replayLimit < 0 {
-		return nil, fmt.Errorf("connectfaultline: replay limit is %d bytes, want >= 0", cfg.replayLimit)
-	}
-	i := &Interceptor{classifier: cfg.classifier, replayLimit: cfg.replayLimit, levels: cfg.levels}
-	if cfg.header != "" {
-		i.header = http.CanonicalHeaderKey(cfg.header)
-	}
-	resumers := make(map[string]calls.Resumer, len(cfg.resumers))
-	for procedure, r := range cfg.resumers {
-		resumers[procedure] = nil
-		if r != nil {
-			resumers[procedure] = r
-		}
-	}
-	var err error
-	i.calls, err = calls.New(calls.Config{Levels: cfg.levels, Default: cfg.defaultLevel, Keys: cfg.keys,
-		KeysOff: cfg.keysOff, Resumers: resumers, StreamLogs: isStreamLogs})
+	b, err := transport.Build(cfg, rules)
 	if err != nil {
 		return nil, fmt.Errorf("connectfaultline: %w", err)
 	}
-	if err := i.setRoutes(cfg); err != nil {
-		return nil, err
-	}
-	return i, nil
-}
-
-// setRoutes sets the retrier and the routes of the default and method policies.
-func (i *Interceptor) setRoutes(cfg config) error {
-	r := cfg.retrier
-	if r == nil {
-		var err error
-		if r, err = retry.New(retry.DefaultPolicy()); err != nil {
-			return fmt.Errorf("connectfaultline: default policy: %w", err) // not reached: a valid policy
-		}
-	}
-	i.retrier, i.def = r, newRoute(r)
-	for name, p := range cfg.methods {
-		if !calls.ValidName(name) {
-			return fmt.Errorf("connectfaultline: method policy name %q: want \"/pkg.Service/\" or \"/pkg.Service/Method\"", name)
-		}
-		mr, err := r.WithPolicy(p)
-		if err != nil {
-			return fmt.Errorf("connectfaultline: policy for %s: %w", name, err)
-		}
-		if i.methods == nil {
-			i.methods = map[string]*route{}
-		}
-		i.methods[name] = newRoute(mr)
-	}
-	return nil
+	b.Header = http.CanonicalHeaderKey(b.Header) // "" stays "": none
+	return &Interceptor{b: b, levels: cfg.Levels}, nil
 }
 
 // ClientOption returns connect.WithInterceptors(New(opts...)), to give to a generated
@@ -117,21 +60,9 @@ func (i *Interceptor) setRoutes(cfg config) error {
 func ClientOption(opts ...Option) connect.ClientOption {
 	i, err := New(opts...)
 	if err != nil {
-		i = &Interceptor{err: connect.NewError(connect.CodeInvalidArgument, &configError{err})}
+		i = &Interceptor{err: connect.NewError(connect.CodeInvalidArgument, &transport.ConfigError{Err: err})}
 	}
 	return connect.WithInterceptors(i)
-}
-
-// configError is New's error, as every call through a client built with invalid options
-// returns it (in a *connect.Error): its status is INVALID_ARGUMENT and it unwraps to it.
-type configError struct{ err error }
-
-func (e *configError) Error() string {
-	return "faultline: invalid interceptor options: " + e.err.Error()
-}
-func (e *configError) Unwrap() error { return e.err }
-func (e *configError) GRPCStatus() *status.Status {
-	return status.New(codes.InvalidArgument, e.Error())
 }
 
 // WrapUnary returns the unary client function with faultline around it: each attempt's
@@ -156,27 +87,10 @@ func (i *Interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) co
 	return next
 }
 
-// route is how the calls of a procedure are retried.
-type route struct {
-	e       engine.Route
-	retries bool          // the policy makes more than one attempt
-	timeout time.Duration // the policy's PerAttemptTimeout
-}
-
-func newRoute(r *retry.Retrier) *route {
-	e := engine.RouteOf(r)
-	return &route{e: e, retries: e.Retries(), timeout: e.AttemptTimeout()}
-}
-
 // route returns the route of a procedure, or nil when its calls make one attempt.
-func (i *Interceptor) route(procedure string) *route {
-	rt := i.def
-	if i.methods != nil {
-		if m, ok := calls.Lookup(i.methods, procedure); ok {
-			rt = m
-		}
-	}
-	if !rt.retries {
+func (i *Interceptor) route(procedure string) *transport.Route {
+	rt := i.b.Route(procedure)
+	if !rt.Retries {
 		return nil
 	}
 	return rt
@@ -197,7 +111,7 @@ func (i *Interceptor) level(spec connect.Spec, key calls.Key) retry.Idempotency 
 			}
 		}
 	}
-	return i.calls.Level(spec.Procedure, key)
+	return i.b.Calls.Level(spec.Procedure, key)
 }
 
 // classify returns the classified error of a failed attempt of a call of procedure with
@@ -205,7 +119,7 @@ func (i *Interceptor) level(spec connect.Spec, key calls.Key) retry.Idempotency 
 // unwraps to err. An error that already holds an *errs.Error is returned as it is.
 func (i *Interceptor) classify(ctx context.Context, err error, procedure string, req any) *errs.Error {
 	f := err
-	if !holdsClassified(err) {
+	if !transport.HoldsClassified(err) {
 		f = newFailure(err, ended.Err(ctx) != nil)
 	}
 	return i.classified(ctx, f, procedure, req)
@@ -215,7 +129,7 @@ func (i *Interceptor) classify(ctx context.Context, err error, procedure string,
 func (i *Interceptor) classified(ctx context.Context, f error, procedure string, req any) *errs.Error {
 	call := classify.CallFromRequest(procedure, req)
 	call.ContextErr = callerEnded(ctx, f)
-	return i.classifier.Classify(f, call)
+	return i.b.Classifier.Classify(f, call)
 }
 
 // deadlineSlack is how much earlier than the caller's deadline a server may enforce it:
@@ -244,20 +158,6 @@ func factsOf(f error) (notSent, body bool) {
 		return fl.notSent, fl.body
 	}
 	return false, false
-}
-
-// nested reports whether err is already the final error of a faultline retry loop further
-// down the chain: it is returned as it is (classified, if it holds no *errs.Error), never
-// retried again.
-func nested(err error) bool {
-	_, ok := errors.AsType[*retry.Error](err)
-	return ok
-}
-
-// holdsClassified reports whether err holds an *errs.Error.
-func holdsClassified(err error) bool {
-	_, ok := errors.AsType[*errs.Error](err)
-	return ok
 }
 
 // peer is the engine's view of the server of a call: named by its address in the hooks'

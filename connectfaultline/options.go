@@ -1,9 +1,8 @@
 package connectfaultline
 
 import (
-	"strings"
-
 	"github.com/faultline-go/faultline/classify"
+	"github.com/faultline-go/faultline/internal/transport"
 	"github.com/faultline-go/faultline/retry"
 )
 
@@ -13,37 +12,17 @@ import (
 // package interceptor (the grpc-go transport), with connect-go's procedure names
 // ("/pkg.Service/Method", as gRPC names methods) and HTTP headers in place of gRPC metadata.
 type Option interface {
-	apply(*config)
+	apply(*transport.Config)
 }
 
-type config struct {
-	classifier  *classify.Classifier
-	retrier     *retry.Retrier // nil: retry.New(retry.DefaultPolicy())
-	methods     map[string]retry.Policy
-	header      string
-	replayLimit int
+type optionFunc func(*transport.Config)
 
-	levels       map[string]retry.Idempotency
-	defaultLevel retry.Idempotency
-	keys         map[string]string // method -> key field; "" removes a built-in key
-	keysOff      bool
-	resumers     map[string]Resumer // nil removes a built-in resumer
-}
-
-// Defaults of [WithAttemptHeader] and [WithReplayLimit]: package interceptor's.
-const (
-	defaultAttemptHeader = "x-retry-attempt" // the key go-grpc-middleware uses
-	defaultReplayLimit   = 256 << 10
-)
-
-type optionFunc func(*config)
-
-func (f optionFunc) apply(c *config) { f(c) }
+func (f optionFunc) apply(c *transport.Config) { f(c) }
 
 // WithClassifier sets the classifier. Default: classify.New() (trusting cwsandbox.com). A nil
 // c is the default.
 func WithClassifier(c *classify.Classifier) Option {
-	return optionFunc(func(cfg *config) { cfg.classifier = c })
+	return optionFunc(func(cfg *transport.Config) { cfg.Classifier = c })
 }
 
 // WithRetrier sets how calls are retried: r's policy for the procedures without a policy of
@@ -56,7 +35,7 @@ func WithClassifier(c *classify.Classifier) Option {
 // the client is not failing) per Interceptor, no throttle, no hooks. A nil r is the
 // default.
 func WithRetrier(r *retry.Retrier) Option {
-	return optionFunc(func(cfg *config) { cfg.retrier = r })
+	return optionFunc(func(cfg *transport.Config) { cfg.Retrier = r })
 }
 
 // WithMethodPolicy sets the policy of one procedure ("/pkg.Service/Method") or of every
@@ -64,12 +43,7 @@ func WithRetrier(r *retry.Retrier) Option {
 // which beats the retrier's. New reports an invalid policy (matching retry.ErrInvalidPolicy)
 // or name.
 func WithMethodPolicy(name string, p retry.Policy) Option {
-	return optionFunc(func(cfg *config) {
-		if cfg.methods == nil {
-			cfg.methods = map[string]retry.Policy{}
-		}
-		cfg.methods[name] = p
-	})
+	return optionFunc(func(cfg *transport.Config) { cfg.SetPolicy(name, p) })
 }
 
 // WithAttemptHeader sets the request header that carries N on the N-th retry (N >= 1),
@@ -80,7 +54,7 @@ func WithMethodPolicy(name string, p retry.Policy) Option {
 // (a-z, 0-9, '-', '_', '.'), or that starts with "grpc-" or "connect-" (the protocols'
 // own) or ends with "-bin".
 func WithAttemptHeader(name string) Option {
-	return optionFunc(func(cfg *config) { cfg.header = name })
+	return optionFunc(func(cfg *transport.Config) { cfg.Header = name })
 }
 
 // WithReplayLimit sets the most bytes of sent messages a stream keeps to replay on a retry,
@@ -88,7 +62,7 @@ func WithAttemptHeader(name string) Option {
 // stream that sends more commits (is no longer retried). Default: 256 KiB. New rejects a
 // negative limit.
 func WithReplayLimit(bytes int) Option {
-	return optionFunc(func(cfg *config) { cfg.replayLimit = bytes })
+	return optionFunc(func(cfg *transport.Config) { cfg.ReplayLimit = bytes })
 }
 
 // WithIdempotency says what repeating the calls of one procedure ("/pkg.Service/Method") or
@@ -108,12 +82,7 @@ func WithReplayLimit(bytes int) Option {
 // transient reason (the server declined the work) is retried by policy, one that may have run
 // the command (a reset, a bare UNAVAILABLE) still is not.
 func WithIdempotency(name string, l retry.Idempotency) Option {
-	return optionFunc(func(cfg *config) {
-		if cfg.levels == nil {
-			cfg.levels = map[string]retry.Idempotency{}
-		}
-		cfg.levels[name] = l
-	})
+	return optionFunc(func(cfg *transport.Config) { cfg.SetLevel(name, l) })
 }
 
 // WithDefaultIdempotency sets the level of the procedures nothing else describes. Default:
@@ -122,7 +91,7 @@ func WithIdempotency(name string, l retry.Idempotency) Option {
 // retries such procedures only when the server declined the work (RetryInfo or a trusted
 // transient reason).
 func WithDefaultIdempotency(l retry.Idempotency) Option {
-	return optionFunc(func(cfg *config) { cfg.defaultLevel = l })
+	return optionFunc(func(cfg *transport.Config) { cfg.DefaultLevel = l })
 }
 
 // WithIdempotencyKey names the string field of a unary procedure's request that carries an
@@ -138,35 +107,15 @@ func WithDefaultIdempotency(l retry.Idempotency) Option {
 // procedures. New reports a key for a procedure that is never repeated, or whose registered
 // request has no such string field.
 func WithIdempotencyKey(procedure, field string) Option {
-	return optionFunc(func(cfg *config) {
-		if cfg.keys == nil {
-			cfg.keys = map[string]string{}
-		}
-		cfg.keys[procedure] = field
-	})
+	return optionFunc(func(cfg *transport.Config) { cfg.SetKey(procedure, field) })
 }
 
 // WithoutIdempotencyKeys turns off setting idempotency keys: requests are sent as the caller
 // made them, and a procedure that needs a key and has none is not idempotent. Default: on.
 func WithoutIdempotencyKeys() Option {
-	return optionFunc(func(cfg *config) { cfg.keysOff = true })
+	return optionFunc(func(cfg *transport.Config) { cfg.KeysOff = true })
 }
 
-// validHeader reports whether name may carry the attempt number: "" (off), or a lower-case
-// gRPC metadata key (it travels as an HTTP header on the Connect protocol and as metadata on
-// gRPC and gRPC-Web) that is not one of the protocols' own.
-func validHeader(name string) bool {
-	if name == "" {
-		return true
-	}
-	if strings.HasPrefix(name, "grpc-") || strings.HasPrefix(name, "connect-") || strings.HasSuffix(name, "-bin") {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
+// rules is what connect-go adds to the checks of the shared options: the Connect protocol's
+// own headers ("connect-") are not attempt headers either.
+var rules = transport.Rules{Reserved: []string{"connect-"}, StreamLogs: ResumeStreamLogs}

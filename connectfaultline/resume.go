@@ -1,11 +1,10 @@
 package connectfaultline
 
 import (
-	"reflect"
-
 	"google.golang.org/protobuf/proto"
 
 	"github.com/faultline-go/faultline/internal/calls"
+	"github.com/faultline-go/faultline/internal/transport"
 )
 
 // A Resumer continues a server stream after a failure: given the stream's original request
@@ -48,12 +47,7 @@ type Resumer func(req, last proto.Message) (next proto.Message, ok bool)
 // lacks the fields it reads, naming the field, and a resumer for a procedure whose
 // registered descriptor is not server-streaming.
 func WithResumer(procedure string, r Resumer) Option {
-	return optionFunc(func(cfg *config) {
-		if cfg.resumers == nil {
-			cfg.resumers = map[string]Resumer{}
-		}
-		cfg.resumers[procedure] = r
-	})
+	return optionFunc(func(cfg *transport.Config) { cfg.SetResumer(procedure, r) })
 }
 
 // ResumeStreamLogs is the resumer of the sandbox API's StreamLogs, working by field names so
@@ -69,9 +63,4 @@ func WithResumer(procedure string, r Resumer) Option {
 // is not resumed. It is the same function as package interceptor's ResumeStreamLogs.
 func ResumeStreamLogs(req, last proto.Message) (proto.Message, bool) {
 	return calls.ResumeStreamLogs(req, last)
-}
-
-// isStreamLogs reports whether r is ResumeStreamLogs, which New checks against descriptors.
-func isStreamLogs(r calls.Resumer) bool {
-	return reflect.ValueOf(r).Pointer() == reflect.ValueOf(ResumeStreamLogs).Pointer()
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/faultline-go/faultline/internal/calls"
 	"github.com/faultline-go/faultline/internal/engine"
+	"github.com/faultline-go/faultline/internal/transport"
 )
 
 // WrapStreamingClient returns the streaming client function with faultline around it:
@@ -67,7 +68,7 @@ type stream struct {
 	ctx     context.Context // the caller's
 	spec    connect.Spec
 	next    connect.StreamingClientFunc
-	rt      *route
+	rt      *transport.Route
 	resumes bool                        // resumed after commit: a server stream with a resumer
 	first   connect.StreamingClientConn // the first attempt, whose request headers the caller set
 
@@ -94,16 +95,16 @@ type stream struct {
 	header    http.Header // the response headers of the attempt that committed
 }
 
-func (i *Interceptor) newStream(ctx context.Context, spec connect.Spec, next connect.StreamingClientFunc, rt *route) connect.StreamingClientConn {
-	if err := rt.e.Admit(); err != nil {
+func (i *Interceptor) newStream(ctx context.Context, spec connect.Spec, next connect.StreamingClientFunc, rt *transport.Route) connect.StreamingClientConn {
+	if err := rt.Engine.Admit(); err != nil {
 		// Shed by the throttle: no attempt is made.
-		t := rt.e.Track(spec.Procedure, nil)
+		t := rt.Engine.Track(spec.Procedure, nil)
 		err = t.Failed(ctx, i.classify(ctx, err, spec.Procedure, nil), engine.Facts{NotSent: true})
 		return &deadConn{spec: spec, header: make(http.Header), err: err}
 	}
 	cs := next(ctx, spec)
 	s := &stream{i: i, ctx: ctx, spec: spec, next: next, rt: rt, first: cs, cur: cs,
-		resumes: spec.StreamType == connect.StreamTypeServer && i.calls.Resumes(spec.Procedure)}
+		resumes: spec.StreamType == connect.StreamTypeServer && i.b.Calls.Resumes(spec.Procedure)}
 	s.cond.L = &s.mu
 	return s
 }

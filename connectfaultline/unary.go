@@ -10,6 +10,7 @@ import (
 
 	"github.com/faultline-go/faultline/internal/calls"
 	"github.com/faultline-go/faultline/internal/engine"
+	"github.com/faultline-go/faultline/internal/transport"
 )
 
 func (i *Interceptor) unary(ctx context.Context, req connect.AnyRequest, next connect.UnaryFunc) (connect.AnyResponse, error) {
@@ -26,7 +27,7 @@ func (i *Interceptor) unary(ctx context.Context, req connect.AnyRequest, next co
 		return res, nil
 	}
 	msg := req.Any()
-	sent, key := i.calls.WithKey(procedure, msg)
+	sent, key := i.b.Calls.WithKey(procedure, msg)
 	if sent == msg {
 		return i.attempts(ctx, req, next, rt, key)
 	}
@@ -44,7 +45,7 @@ func (i *Interceptor) unary(ctx context.Context, req connect.AnyRequest, next co
 // final is the error of a call's only attempt, or of a call whose error is another faultline
 // loop's: classified, unless it already is.
 func (i *Interceptor) final(ctx context.Context, err error, procedure string, req any) error {
-	if nested(err) && holdsClassified(err) {
+	if transport.Nested(err) && transport.HoldsClassified(err) {
 		return err
 	}
 	return i.classify(ctx, err, procedure, req)
@@ -54,33 +55,33 @@ func (i *Interceptor) final(ctx context.Context, err error, procedure string, re
 // handed to Retrier.Do, so that the success path costs the budget's deposit and little
 // else), each with the request's headers as the caller set them, and the attempt header
 // on retries.
-func (i *Interceptor) attempts(ctx context.Context, req connect.AnyRequest, next connect.UnaryFunc, rt *route, key calls.Key) (connect.AnyResponse, error) {
+func (i *Interceptor) attempts(ctx context.Context, req connect.AnyRequest, next connect.UnaryFunc, rt *transport.Route, key calls.Key) (connect.AnyResponse, error) {
 	var t engine.Tracker
 	spec := req.Spec()
 	actx := ctx
-	if rt.timeout > 0 { // the first attempt needs a context of its own
-		t = rt.e.Track(spec.Procedure, peer(req.Peer().Addr))
+	if rt.Timeout > 0 { // the first attempt needs a context of its own
+		t = rt.Engine.Track(spec.Procedure, peer(req.Peer().Addr))
 		actx = t.Context(ctx)
 	}
 	var res connect.AnyResponse
-	err := rt.e.Admit()
+	err := rt.Engine.Admit()
 	if err == nil {
 		if res, err = next(actx, req); err == nil {
 			if t != nil {
 				t.Succeeded(ctx)
 			} else {
-				rt.e.Succeeded()
+				rt.Engine.Succeeded()
 			}
 			return res, nil
 		}
 	}
 	if t == nil {
-		t = rt.e.Track(spec.Procedure, peer(req.Peer().Addr))
+		t = rt.Engine.Track(spec.Procedure, peer(req.Peer().Addr))
 	}
-	h := attemptHeader{h: req.Header(), key: i.header}
+	h := attemptHeader{h: req.Header(), key: i.b.Header}
 	defer h.restore()
 	for {
-		if nested(err) {
+		if transport.Nested(err) {
 			// Another faultline retry loop down the chain gave up: its error is the call's,
 			// never retried again (attempts must not multiply), and classified if it is not yet.
 			return nil, i.final(ctx, err, spec.Procedure, req.Any())

@@ -1,12 +1,11 @@
 package interceptor
 
 import (
-	"strings"
-
 	"google.golang.org/grpc"
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/internal/transport"
 	"github.com/faultline-go/faultline/retry"
 )
 
@@ -16,27 +15,13 @@ type Option interface {
 	apply(*config)
 }
 
+// config is what the options set: the transports' shared configuration, and the service
+// config to import.
 type config struct {
-	classifier  *classify.Classifier
-	retrier     *retry.Retrier // nil: retry.New(retry.DefaultPolicy()), or the imported default
-	methods     map[string]retry.Policy
-	header      string
-	replayLimit int
-
-	levels       map[string]retry.Idempotency
-	defaultLevel retry.Idempotency
-	keys         map[string]string // method -> key field; "" removes a built-in key
-	keysOff      bool
-	resumers     map[string]Resumer // nil removes a built-in resumer
+	transport.Config // Retrier nil: retry.New(retry.DefaultPolicy()), or the imported default
 
 	serviceConfig *string // WithServiceConfig's JSON; nil: none
 }
-
-// Defaults of [WithAttemptHeader] and [WithReplayLimit].
-const (
-	defaultAttemptHeader = "x-retry-attempt" // the key go-grpc-middleware uses
-	defaultReplayLimit   = 256 << 10
-)
 
 type optionFunc func(*config)
 
@@ -44,7 +29,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 
 // WithClassifier sets the classifier. Default: classify.New() (trusting cwsandbox.com).
 func WithClassifier(c *classify.Classifier) Option {
-	return optionFunc(func(cfg *config) { cfg.classifier = c })
+	return optionFunc(func(cfg *config) { cfg.Classifier = c })
 }
 
 // WithRetrier sets how calls are retried: r's policy for the methods without a policy of
@@ -56,19 +41,14 @@ func WithClassifier(c *classify.Classifier) Option {
 // Set, no throttle, no hooks; with [WithServiceConfig], the imported default and
 // retryThrottling. A nil r is the default.
 func WithRetrier(r *retry.Retrier) Option {
-	return optionFunc(func(cfg *config) { cfg.retrier = r })
+	return optionFunc(func(cfg *config) { cfg.Retrier = r })
 }
 
 // WithMethodPolicy sets the policy of one method ("/pkg.Service/Method") or of every method
 // of a service ("/pkg.Service/"). A method's own policy beats its service's, which beats the
 // default. New reports an invalid policy or name.
 func WithMethodPolicy(name string, p retry.Policy) Option {
-	return optionFunc(func(cfg *config) {
-		if cfg.methods == nil {
-			cfg.methods = map[string]retry.Policy{}
-		}
-		cfg.methods[name] = p
-	})
+	return optionFunc(func(cfg *config) { cfg.SetPolicy(name, p) })
 }
 
 // WithAttemptHeader sets the outgoing metadata key that carries N on the N-th retry,
@@ -76,29 +56,13 @@ func WithMethodPolicy(name string, p retry.Policy) Option {
 // out with the caller's metadata as it is); "" turns it off. Default: "x-retry-attempt" (the key
 // go-grpc-middleware uses). New rejects keys that are not valid lower-case metadata keys or that start with "grpc-".
 func WithAttemptHeader(key string) Option {
-	return optionFunc(func(cfg *config) { cfg.header = key })
+	return optionFunc(func(cfg *config) { cfg.Header = key })
 }
 
 // WithReplayLimit sets the most bytes of sent messages a stream keeps to replay on a retry;
 // a stream that sends more commits (is no longer retried). Default: 256 KiB.
 func WithReplayLimit(bytes int) Option {
-	return optionFunc(func(cfg *config) { cfg.replayLimit = bytes })
-}
-
-func validHeader(key string) bool {
-	if key == "" {
-		return true
-	}
-	if strings.HasPrefix(key, "grpc-") || strings.HasSuffix(key, "-bin") {
-		return false
-	}
-	for i := 0; i < len(key); i++ {
-		c := key[i]
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
+	return optionFunc(func(cfg *config) { cfg.ReplayLimit = bytes })
 }
 
 // callOption is a grpc.CallOption read only by these interceptors; grpc-go ignores it. It
@@ -151,12 +115,7 @@ func WithResource(r errs.Resource) grpc.CallOption {
 // reason (the server declined the work) is retried by policy, one that may have run the
 // command (a bare UNAVAILABLE) still is not.
 func WithIdempotency(name string, l retry.Idempotency) Option {
-	return optionFunc(func(cfg *config) {
-		if cfg.levels == nil {
-			cfg.levels = map[string]retry.Idempotency{}
-		}
-		cfg.levels[name] = l
-	})
+	return optionFunc(func(cfg *config) { cfg.SetLevel(name, l) })
 }
 
 // WithDefaultIdempotency sets the level of the methods nothing else describes. Default:
@@ -164,7 +123,7 @@ func WithIdempotency(name string, l retry.Idempotency) Option {
 // gRPC's service-config retries do; retry.NotIdempotent retries such methods only when the
 // server declined the work (RetryInfo or a trusted transient reason).
 func WithDefaultIdempotency(l retry.Idempotency) Option {
-	return optionFunc(func(cfg *config) { cfg.defaultLevel = l })
+	return optionFunc(func(cfg *config) { cfg.DefaultLevel = l })
 }
 
 // WithIdempotencyKey names the string field of a unary method's request that carries an
@@ -177,16 +136,11 @@ func WithDefaultIdempotency(l retry.Idempotency) Option {
 // when snapshot_volumes is set. A request without such a field is sent as it is. The copy
 // costs one proto.Clone per call of those methods.
 func WithIdempotencyKey(method, field string) Option {
-	return optionFunc(func(cfg *config) {
-		if cfg.keys == nil {
-			cfg.keys = map[string]string{}
-		}
-		cfg.keys[method] = field
-	})
+	return optionFunc(func(cfg *config) { cfg.SetKey(method, field) })
 }
 
 // WithoutIdempotencyKeys turns off setting idempotency keys: requests are sent as the caller
 // made them, and a method that needs a key and has none is not idempotent. Default: on.
 func WithoutIdempotencyKeys() Option {
-	return optionFunc(func(cfg *config) { cfg.keysOff = true })
+	return optionFunc(func(cfg *config) { cfg.KeysOff = true })
 }

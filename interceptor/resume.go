@@ -1,8 +1,6 @@
 package interceptor
 
 import (
-	"reflect"
-
 	"google.golang.org/protobuf/proto"
 
 	"github.com/faultline-go/faultline/internal/calls"
@@ -47,12 +45,7 @@ type Resumer func(req, last proto.Message) (next proto.Message, ok bool)
 // registered in protoregistry.GlobalFiles by generated code, lacks the fields it reads,
 // naming the field.
 func WithResumer(method string, r Resumer) Option {
-	return optionFunc(func(cfg *config) {
-		if cfg.resumers == nil {
-			cfg.resumers = map[string]Resumer{}
-		}
-		cfg.resumers[method] = r
-	})
+	return optionFunc(func(cfg *config) { cfg.SetResumer(method, r) })
 }
 
 // ResumeStreamLogs is the resumer of the sandbox API's StreamLogs, working by field names so
@@ -71,23 +64,18 @@ func ResumeStreamLogs(req, last proto.Message) (proto.Message, bool) {
 	return calls.ResumeStreamLogs(req, last)
 }
 
-// isStreamLogs reports whether r is ResumeStreamLogs, which New checks against descriptors.
-func isStreamLogs(r calls.Resumer) bool {
-	return reflect.ValueOf(r).Pointer() == reflect.ValueOf(ResumeStreamLogs).Pointer()
-}
-
 // resumeLocked handles the failure err of the current attempt after the stream committed,
 // for a stream with a resumer: it opens the attempt that continues the stream (after the
 // policy's wait) and returns nil, or ends the stream and returns its final error, saying why
 // it was not resumed. Called with mu held.
 func (rs *retryStream) resumeLocked(err error) error {
-	level := rs.set.calls.Level(rs.method, calls.KeyNone)
+	level := rs.set.b.Calls.Level(rs.method, calls.KeyNone)
 	var req proto.Message // nil when the caller sent a nil request: never read
 	if first, _ := rs.first.(proto.Message); calls.Valid(first) && len(rs.replay.msgs) > 0 {
 		req = rs.replay.message(0) // as it was sent
 	}
 	last, _ := rs.last.(proto.Message)
-	next, why := rs.set.calls.ResumeRequest(rs.method, level, err, req, last)
+	next, why := rs.set.b.Calls.ResumeRequest(rs.method, level, err, req, last)
 	if why != "" {
 		return rs.failLocked(&calls.NotResumed{Err: err, Why: why}, level)
 	}

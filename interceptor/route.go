@@ -1,14 +1,11 @@
 package interceptor
 
 import (
-	"time"
-
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/faultline-go/faultline/internal/calls"
-	"github.com/faultline-go/faultline/internal/engine"
+	"github.com/faultline-go/faultline/internal/transport"
 	"github.com/faultline-go/faultline/retry"
 )
 
@@ -16,27 +13,10 @@ import (
 // allocation per call instead of growing the cache.
 const maxPerCall = 64
 
-// route is how the calls of a method, or of a per-call policy, are retried.
-type route struct {
-	e       engine.Route
-	retries bool          // the policy makes more than one attempt
-	timeout time.Duration // the policy's PerAttemptTimeout
-}
-
-func newRoute(r *retry.Retrier) *route {
-	e := engine.RouteOf(r)
-	return &route{e: e, retries: e.Retries(), timeout: e.AttemptTimeout()}
-}
-
 // route returns the route of a call, or nil when the call makes one attempt. An invalid
 // per-call policy is an error of the call: INVALID_ARGUMENT, matching retry.ErrInvalidPolicy.
-func (s *Set) route(method string, opts []grpc.CallOption) (*route, error) {
-	rt := s.def
-	if s.methods != nil {
-		if m, ok := calls.Lookup(s.methods, method); ok {
-			rt = m
-		}
-	}
+func (s *Set) route(method string, opts []grpc.CallOption) (*transport.Route, error) {
+	rt := s.b.Route(method)
 	for _, o := range opts {
 		if co, ok := o.(*callOption); ok {
 			switch {
@@ -51,29 +31,29 @@ func (s *Set) route(method string, opts []grpc.CallOption) (*route, error) {
 			}
 		}
 	}
-	if !rt.retries {
+	if !rt.Retries {
 		return nil, nil
 	}
 	return rt, nil
 }
 
 // callRoute returns the route of a per-call policy, or the error that makes it invalid.
-func (s *Set) callRoute(p *retry.Policy) (*route, error) {
+func (s *Set) callRoute(p *retry.Policy) (*transport.Route, error) {
 	s.mu.RLock()
 	rt, ok := s.perCall[*p]
 	s.mu.RUnlock()
 	if ok {
 		return rt, nil
 	}
-	r, err := s.retrier.WithPolicy(*p)
+	r, err := s.b.Retrier.WithPolicy(*p)
 	if err != nil {
 		return nil, &invalidPolicyError{err}
 	}
-	rt = newRoute(r)
+	rt = transport.NewRoute(r)
 	s.mu.Lock()
 	if len(s.perCall) < maxPerCall {
 		if s.perCall == nil {
-			s.perCall = map[retry.Policy]*route{}
+			s.perCall = map[retry.Policy]*transport.Route{}
 		}
 		s.perCall[*p] = rt
 	}

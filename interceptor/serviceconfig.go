@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/faultline-go/faultline/internal/serviceconfig"
+	"github.com/faultline-go/faultline/internal/transport"
 	"github.com/faultline-go/faultline/retry"
 )
 
@@ -115,11 +116,11 @@ func (cfg *config) importServiceConfig() (map[string]retry.Policy, error) {
 	}
 	imported := make(map[string]retry.Policy, len(sc.Methods))
 	for name, m := range sc.Methods {
-		if _, explicit := cfg.methods[name]; !explicit {
+		if _, explicit := cfg.Methods[name]; !explicit {
 			imported[name] = importedPolicy(m.Retry) // "" for the default name
 		}
 	}
-	if cfg.retrier != nil {
+	if cfg.Retrier != nil {
 		return imported, nil
 	}
 	var opts []retry.Option
@@ -131,7 +132,7 @@ func (cfg *config) importServiceConfig() (map[string]retry.Policy, error) {
 		opts = append(opts, retry.WithBudget(b))
 	}
 	// grpc-go retries no method that no name matches.
-	if cfg.retrier, err = retry.New(oneAttempt(), opts...); err != nil { // not reached: a valid policy
+	if cfg.Retrier, err = retry.New(oneAttempt(), opts...); err != nil { // not reached: a valid policy
 		return nil, fmt.Errorf("%w: %w", ErrInvalidServiceConfig, err)
 	}
 	return imported, nil
@@ -165,11 +166,11 @@ func (s *Set) addImported(def *retry.Retrier, imported map[string]retry.Policy) 
 		}
 		switch {
 		case name == "":
-			s.def = newRoute(r)
-		case s.methods == nil:
-			s.methods = map[string]*route{name: newRoute(r)}
+			s.b.Def = transport.NewRoute(r)
+		case s.b.Methods == nil:
+			s.b.Methods = map[string]*transport.Route{name: transport.NewRoute(r)}
 		default:
-			s.methods[name] = newRoute(r)
+			s.b.Methods[name] = transport.NewRoute(r)
 		}
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/faultline-go/faultline/internal/calls"
 	"github.com/faultline-go/faultline/internal/engine"
+	"github.com/faultline-go/faultline/internal/transport"
 )
 
 // Stream returns the stream interceptor: errors from creating the stream, SendMsg, RecvMsg,
@@ -58,12 +59,12 @@ func (s *Set) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.Client
 		return &classifiedStream{ClientStream: cs, set: s, ctx: ctx, cc: cc, method: method, opts: opts}, nil
 	}
 	rs := &retryStream{set: s, ctx: ctx, desc: desc, cc: cc, method: method, streamer: streamer, rt: rt}
-	rs.resumes = desc.ServerStreams && !desc.ClientStreams && s.calls.Resumes(method)
+	rs.resumes = desc.ServerStreams && !desc.ClientStreams && s.b.Calls.Resumes(method)
 	rs.opts, rs.finishers = onFinish(opts)
 	rs.cond.L = &rs.mu
 	rs.mu.Lock()
 	defer rs.unlock()
-	err = rt.e.Admit()
+	err = rt.Engine.Admit()
 	if err == nil {
 		// The first attempt runs under the caller's context itself: a failed attempt is
 		// finished by grpc-go, so only later attempts need a context of their own.
@@ -136,7 +137,7 @@ type retryStream struct {
 	streamer  grpc.Streamer
 	opts      []grpc.CallOption // without grpc.OnFinish
 	finishers []func(error)     // grpc.OnFinish callbacks, run once by end
-	rt        *route
+	rt        *transport.Route
 	resumes   bool // the stream is resumed after commit (a server stream with a resumer)
 
 	mu        sync.Mutex
@@ -203,7 +204,7 @@ func (rs *retryStream) watchFinish() {
 			return // the goroutine retrying learns of the context's end itself
 		}
 		err := rs.classified(status.FromContextError(rs.ctx.Err()).Err())
-		f := engine.Facts{Level: uint8(rs.set.calls.Level(rs.method, calls.KeyNone))}
+		f := engine.Facts{Level: uint8(rs.set.b.Calls.Level(rs.method, calls.KeyNone))}
 		if stop := rs.tracker().Failed(rs.ctx, err, f); stop != nil { // never nil: the context ended
 			err = stop
 		}
@@ -214,7 +215,7 @@ func (rs *retryStream) watchFinish() {
 // tracker returns the stream's tracker, made at its first need. Called with mu held.
 func (rs *retryStream) tracker() engine.Tracker {
 	if rs.t == nil {
-		rs.t = rs.rt.e.Track(rs.method, conn(rs.cc))
+		rs.t = rs.rt.Engine.Track(rs.method, conn(rs.cc))
 		if rs.cur != nil {
 			rs.watchFinish()
 		}
@@ -224,7 +225,7 @@ func (rs *retryStream) tracker() engine.Tracker {
 
 // out is the error as the caller sees it: classified.
 func (rs *retryStream) out(err error) error {
-	if err == nil || err == io.EOF || nested(err) && holdsClassified(err) {
+	if err == nil || err == io.EOF || transport.Nested(err) && transport.HoldsClassified(err) {
 		return err
 	}
 	return rs.classified(err)

@@ -116,7 +116,7 @@ func (rs *retryStream) SendMsg(m any) error {
 	if rs.first == nil {
 		rs.first = m
 	}
-	if !rs.committed && !rs.replay.keep(m, rs.set.replayLimit) {
+	if !rs.committed && !rs.replay.keep(m, rs.set.b.ReplayLimit) {
 		rs.commitLocked() // past the replay limit, or not a proto message: no more retries
 	}
 	cs, n, committed := rs.cur, rs.n, rs.committed

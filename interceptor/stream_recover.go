@@ -9,6 +9,7 @@ import (
 
 	"github.com/faultline-go/faultline/internal/calls"
 	"github.com/faultline-go/faultline/internal/engine"
+	"github.com/faultline-go/faultline/internal/transport"
 	"github.com/faultline-go/faultline/retry"
 )
 
@@ -31,7 +32,7 @@ func (rs *retryStream) recoverLocked(n int, err error, notSent bool) error {
 	case rs.committed:
 		return rs.resumeLocked(err)
 	}
-	f := engine.Facts{Level: uint8(rs.set.calls.Level(rs.method, calls.KeyNone)), NotSent: notSent}
+	f := engine.Facts{Level: uint8(rs.set.b.Calls.Level(rs.method, calls.KeyNone)), NotSent: notSent}
 	return rs.retryLocked(err, f, nil)
 }
 
@@ -40,7 +41,7 @@ func (rs *retryStream) recoverLocked(n int, err error, notSent bool) error {
 // hooks, and the final error says why the stream was not resumed. Called with mu held; the
 // tracker does not wait for such a failure.
 func (rs *retryStream) failLocked(err *calls.NotResumed, level retry.Idempotency) error {
-	if nested(err.Err) { // another faultline loop down the chain gave up: its error is final
+	if transport.Nested(err.Err) { // another faultline loop down the chain gave up: its error is final
 		return rs.endLocked(rs.out(err.Err))
 	}
 	err.Err = rs.classified(err.Err)
@@ -62,7 +63,7 @@ func (rs *retryStream) retryLocked(err error, f engine.Facts, next proto.Message
 	}()
 	t := rs.tracker()
 	for {
-		if nested(err) { // another faultline loop down the chain gave up: never again
+		if transport.Nested(err) { // another faultline loop down the chain gave up: never again
 			return rs.endLocked(rs.out(err))
 		}
 		classified := rs.classified(err)
@@ -97,8 +98,8 @@ func (rs *retryStream) retryLocked(err error, f engine.Facts, next proto.Message
 // transport. Called with retrying set and mu released: the replay does not change.
 func (rs *retryStream) open(attempt int, next proto.Message) (grpc.ClientStream, context.CancelFunc, bool, error) {
 	ctx, cancel := context.WithCancel(rs.ctx)
-	if rs.set.header != "" {
-		ctx = withAttempt(ctx, rs.set.header, attempt-1)
+	if rs.set.b.Header != "" {
+		ctx = withAttempt(ctx, rs.set.b.Header, attempt-1)
 	}
 	cs, err := rs.streamer(ctx, rs.desc, rs.cc, rs.method, rs.opts...)
 	if err != nil {
@@ -148,7 +149,7 @@ func (rs *retryStream) commitLocked() {
 	}
 	rs.cond.Broadcast()
 	if rs.t == nil {
-		rs.rt.e.Succeeded()
+		rs.rt.Engine.Succeeded()
 	} else {
 		rs.t.Committed()
 	}

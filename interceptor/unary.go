@@ -2,7 +2,6 @@ package interceptor
 
 import (
 	"context"
-	"errors"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -16,6 +15,7 @@ import (
 	"github.com/faultline-go/faultline/internal/ended"
 	"github.com/faultline-go/faultline/internal/engine"
 	"github.com/faultline-go/faultline/internal/sandboxapi"
+	"github.com/faultline-go/faultline/internal/transport"
 	"github.com/faultline-go/faultline/retry"
 )
 
@@ -43,34 +43,34 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 	}
 	// The attempts are made here, step by step, rather than in a closure handed to
 	// Retrier.Do: the success path then costs the budget's deposit and little else.
-	mt := s.calls.Of(method)
-	req, key := s.calls.KeyOf(mt, req)
+	mt := s.b.Calls.Of(method)
+	req, key := s.b.Calls.KeyOf(mt, req)
 	level := mt.Level(key)
 	opts, finishers := onFinish(opts)
 	var t engine.Tracker
 	actx := ctx
-	if rt.timeout > 0 { // the first attempt needs a context of its own
-		t = rt.e.Track(method, conn(cc))
+	if rt.Timeout > 0 { // the first attempt needs a context of its own
+		t = rt.Engine.Track(method, conn(cc))
 		actx = t.Context(ctx)
 	}
 	// A call that may be repeated after an ambiguous failure only if its server did not
 	// commit to it (gRFC A6: response headers commit a call) asks grpc-go for the headers.
 	headers := key == calls.KeyNone && level == retry.IdempotencyUnknown
 	var pr *probe
-	if err = rt.e.Admit(); err == nil {
+	if err = rt.Engine.Admit(); err == nil {
 		if pr, err = s.attempt(actx, method, req, reply, cc, invoker, opts, headers); err == nil {
 			pr.release()
 			if t != nil {
 				t.Succeeded(ctx)
 			} else {
-				rt.e.Succeeded()
+				rt.Engine.Succeeded()
 			}
 			finish(finishers, nil)
 			return nil
 		}
 	}
 	if t == nil {
-		t = rt.e.Track(method, conn(cc))
+		t = rt.Engine.Track(method, conn(cc))
 	}
 	c := &unaryCall{method: method, req: req, reply: reply, cc: cc, invoker: invoker, opts: opts,
 		level: level, headers: headers}
@@ -104,11 +104,11 @@ type unaryCall struct {
 // t, and makes the next attempt while t says go on. It returns the call's result.
 func (s *Set) retryUnary(ctx context.Context, c *unaryCall, t engine.Tracker, pr *probe, err error) error {
 	for {
-		if nested(err) {
+		if transport.Nested(err) {
 			// Another faultline retry loop down the chain gave up: its error is the call's,
 			// never retried again (attempts must not multiply), and classified if it is not yet.
 			pr.release()
-			if !holdsClassified(err) {
+			if !transport.HoldsClassified(err) {
 				err = s.classify(ctx, c.cc, err, c.method, c.req, c.opts)
 			}
 			return err
@@ -119,8 +119,8 @@ func (s *Set) retryUnary(ctx context.Context, c *unaryCall, t engine.Tracker, pr
 			return stop
 		}
 		actx := t.Context(ctx)
-		if s.header != "" {
-			actx = withAttempt(actx, s.header, t.Attempt()-1)
+		if s.b.Header != "" {
+			actx = withAttempt(actx, s.b.Header, t.Attempt()-1)
 		}
 		if pr, err = s.attempt(actx, c.method, c.req, c.reply, c.cc, c.invoker, c.opts, c.headers); err == nil {
 			pr.release()
@@ -198,20 +198,6 @@ func (pr *probe) release() {
 	probes.Put(pr)
 }
 
-// nested reports whether err is already the final error of a faultline retry loop further
-// down the chain: it is returned as it is (classified, if it holds no *errs.Error), never
-// retried again.
-func nested(err error) bool {
-	_, ok := errors.AsType[*retry.Error](err)
-	return ok
-}
-
-// holdsClassified reports whether err holds an *errs.Error.
-func holdsClassified(err error) bool {
-	_, ok := errors.AsType[*errs.Error](err)
-	return ok
-}
-
 // classify classifies err with what the call was about: the request's fields, overridden
 // by a WithResource option, and whether the caller's context had ended (or the caller closed the
 // connection).
@@ -228,5 +214,5 @@ func (s *Set) classify(ctx context.Context, cc *grpc.ClientConn, err error, meth
 			sandboxapi.Merge(&call.Resource, *co.res)
 		}
 	}
-	return s.classifier.Classify(err, call)
+	return s.b.Classifier.Classify(err, call)
 }

@@ -43,11 +43,13 @@ func TestImportDirection(t *testing.T) {
 		{pkg: "errs", allowed: []string{"internal/details", "internal/oneline", "internal/seam"}, never: []string{otel}},
 		{pkg: "classify", allowed: []string{"errs", "internal/sandboxapi", "internal/details", "internal/oneline", "internal/seam"}, never: []string{otel}},
 		{pkg: "retry", allowed: []string{"errs", "internal/ended", "internal/engine", "internal/details", "internal/oneline", "internal/seam"}, never: []string{"google.golang.org/grpc", otel}},
-		{pkg: "interceptor", allowed: []string{"errs", "classify", "retry", "internal/calls", "internal/ended", "internal/engine", "internal/sandboxapi", "internal/details", "internal/oneline", "internal/seam", "internal/serviceconfig"}, never: []string{otel}},
+		{pkg: "interceptor", allowed: []string{"errs", "classify", "retry", "internal/calls", "internal/ended", "internal/engine", "internal/sandboxapi", "internal/details", "internal/oneline", "internal/seam", "internal/serviceconfig", "internal/transport"}, never: []string{otel}},
 		// The sandbox API's facts: kinds, nothing else of ours.
 		{pkg: "internal/sandboxapi", allowed: []string{"errs", "internal/details", "internal/oneline", "internal/seam"}, never: []string{"google.golang.org/grpc", otel}},
 		// What the transports know of a call: no transport.
 		{pkg: "internal/calls", allowed: []string{"errs", "retry", "internal/ended", "internal/engine", "internal/sandboxapi", "internal/details", "internal/oneline", "internal/seam"}, never: []string{"google.golang.org/grpc", otel}},
+		// What a transport is configured with: the engine's packages, no transport.
+		{pkg: "internal/transport", allowed: []string{"errs", "classify", "retry", "internal/calls", "internal/ended", "internal/engine", "internal/sandboxapi", "internal/details", "internal/oneline", "internal/seam"}, never: []string{"google.golang.org/grpc", otel}},
 		// The service config parser reads JSON into plain values: grpc's codes, not its machinery.
 		{pkg: "internal/serviceconfig", never: []string{"google.golang.org/grpc", otel}},
 		// The OpenTelemetry adapter: the API only, and the retry hooks, not the interceptor.
@@ -80,25 +82,48 @@ func TestImportDirection(t *testing.T) {
 	}
 }
 
-// TestNothingImportsTheTop checks that no package of the library imports the interceptor,
-// the OpenTelemetry adapter, the examples or the integration tests: only the examples and
-// the integration and bench modules, which show and measure the library, may.
-func TestNothingImportsTheTop(t *testing.T) {
+// imports returns the direct imports of every package that `go list` lists under the
+// module (in the workspace, the other modules' packages too), by importing package.
+func imports(t *testing.T) map[string][]string {
+	t.Helper()
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, mod+"/...").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
+	m := map[string][]string{}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || user(f[0]) {
+		if f := strings.Fields(line); len(f) > 0 {
+			m[f[0]] = f[1:]
+		}
+	}
+	return m
+}
+
+// TestNothingImportsTheTop checks that no package of the library imports the interceptor,
+// the OpenTelemetry adapter, the examples or the integration tests: only the examples and
+// the integration and bench modules, which show and measure the library, may.
+func TestNothingImportsTheTop(t *testing.T) {
+	for pkg, imps := range imports(t) {
+		if user(pkg) {
 			continue
 		}
-		for _, imp := range f[1:] {
+		for _, imp := range imps {
 			for _, top := range []string{"/interceptor", "/otelfaultline", "/examples", "/integration"} {
 				if imp == mod+top || strings.HasPrefix(imp, mod+top+"/") {
-					t.Errorf("%s imports %s", f[0], imp)
+					t.Errorf("%s imports %s", pkg, imp)
 				}
 			}
+		}
+	}
+}
+
+// TestTransportImporters checks that internal/transport, the configuration the transports
+// share, is imported by the transports only: package interceptor, and connectfaultline (its
+// own module, which the workspace lists, importing it by path).
+func TestTransportImporters(t *testing.T) {
+	for pkg, imps := range imports(t) {
+		if pkg != mod+"/interceptor" && pkg != mod+"/connectfaultline" && slices.Contains(imps, mod+"/internal/transport") {
+			t.Errorf("%s imports internal/transport; only the transports may", pkg)
 		}
 	}
 }
