@@ -53,8 +53,10 @@ func WithMethodPolicy(name string, p retry.Policy) Option {
 
 // WithAttemptHeader sets the outgoing metadata key that carries N on the N-th retry,
 // replacing any value of that key in the caller's outgoing metadata (the first attempt goes
-// out with the caller's metadata as it is); "" turns it off. Default: "x-retry-attempt" (the key
-// go-grpc-middleware uses). New rejects keys that are not valid lower-case metadata keys or that start with "grpc-".
+// out with the caller's metadata as it is); "" turns it off. Default: "x-retry-attempt" (the
+// key go-grpc-middleware uses). New rejects a key that is not a lower-case metadata key
+// (a-z, 0-9, '-', '_', '.'), that starts with "grpc-" (gRPC's own) or that ends with "-bin"
+// (binary values).
 func WithAttemptHeader(key string) Option {
 	return optionFunc(func(cfg *config) { cfg.Header = key })
 }

@@ -2,6 +2,7 @@ package retry_test
 
 import (
 	"errors"
+	"sync"
 	"testing"
 
 	"google.golang.org/grpc/status"
@@ -58,9 +59,11 @@ func final(t testing.TB, err error) *retry.Error {
 	return e
 }
 
-// fakeConn is an engine.Conn whose state a test sets.
+// fakeConn is an engine.Conn whose state a test sets, from any goroutine.
 type fakeConn struct {
-	closed  chan struct{}
+	closed chan struct{}
+
+	mu      sync.Mutex
 	ready   bool
 	changed chan struct{}
 	readies int // calls of Ready
@@ -73,12 +76,16 @@ func newFakeConn(ready bool) *fakeConn {
 func (c *fakeConn) Target() string          { return "fake:///conn" }
 func (c *fakeConn) Closed() <-chan struct{} { return c.closed }
 func (c *fakeConn) Ready() (bool, <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.readies++
 	return c.ready, c.changed
 }
 
 // set changes the connection's state and wakes its waiters.
 func (c *fakeConn) set(ready bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.ready = ready
 	close(c.changed)
 	c.changed = make(chan struct{})
