@@ -51,8 +51,10 @@ type failure struct {
 	st      *status.Status
 	origin  origin
 	notSent bool // the request never left the client: its dial failed
-	// body: a transport failure while the response body was read, after its headers
-	// arrived (not an error of http.Client.Do): the server had answered.
+	// body: the response's headers had arrived, so the server had answered: a status the
+	// server sent (connect-go does not tell one sent with the response headers from one
+	// sent alone, so every one counts), or a transport failure while the response body was
+	// read (not an error of http.Client.Do).
 	body bool
 }
 
@@ -118,7 +120,7 @@ func (h2StreamError) Error() string { return "http2 stream error" }
 func originOf(err error, ce *connect.Error, callerEnded bool) (o origin, notSent, body bool) {
 	switch {
 	case connect.IsWireError(err):
-		return fromServer, false, false
+		return fromServer, false, true
 	case callerEnded, errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fromElsewhere, false, false
 	case certificateRejected(err), errors.Is(err, proto.Error):

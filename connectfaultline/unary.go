@@ -83,8 +83,10 @@ func (i *Interceptor) attempts(ctx context.Context, req connect.AnyRequest, next
 	for {
 		if transport.Nested(err) {
 			// Another faultline retry loop down the chain gave up: its error is the call's,
-			// never retried again (attempts must not multiply), and classified if it is not yet.
-			return nil, i.final(ctx, err, spec.Procedure, req.Any())
+			// never retried again (attempts must not multiply). The tracker still hears of
+			// it (it releases the attempt's context, and tells the budget), and the error is
+			// classified if it is not yet.
+			return nil, i.final(ctx, t.Failed(ctx, err, engine.Facts{Level: uint8(i.level(spec, key))}), spec.Procedure, req.Any())
 		}
 		c := i.classify(ctx, err, spec.Procedure, req.Any())
 		notSent, body := factsOf(c)

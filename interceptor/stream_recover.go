@@ -32,7 +32,14 @@ func (rs *retryStream) recoverLocked(n int, err error, notSent bool) error {
 	case rs.committed:
 		return rs.resumeLocked(err)
 	}
-	f := engine.Facts{Level: uint8(rs.set.b.Calls.Level(rs.method, calls.KeyNone)), NotSent: notSent}
+	level := rs.set.b.Calls.Level(rs.method, calls.KeyNone)
+	f := engine.Facts{Level: uint8(level), NotSent: notSent}
+	if level == retry.IdempotencyUnknown && !notSent {
+		// Response headers commit a call of unknown idempotency (gRFC A6), whether or not
+		// the caller asked for them. The attempt has ended: Header returns at once.
+		md, _ := rs.cur.Header()
+		f.Headers = md != nil
+	}
 	return rs.retryLocked(err, f, nil)
 }
 

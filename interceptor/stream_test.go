@@ -176,20 +176,26 @@ func TestStreamNotRetriedAfterMessages(t *testing.T) {
 }
 
 // TestStreamHeaderCommits: a response header that reaches the caller through Header()
-// commits the stream; one the caller never asked for does not.
+// commits the stream; one the caller never asked for does not, but it still stops the
+// retries of a method of unknown idempotency (gRFC A6: response headers commit a call; the
+// server's handler ran), while an idempotent method is retried.
 func TestStreamHeaderCommits(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		header    bool
+		level     retry.Idempotency
 		wantCalls int
+		wantStop  retry.StopReason // 0: the retried stream completes
 	}{
-		{name: "Header() read: committed", header: true, wantCalls: 1},
-		{name: "Header() not read: retried", header: false, wantCalls: 2},
+		{name: "Header() read: committed", header: true, level: retry.Idempotent, wantCalls: 1, wantStop: retry.StopNotResumable},
+		{name: "Header() not read, idempotent: retried", level: retry.Idempotent, wantCalls: 2},
+		{name: "Header() not read, unknown idempotency: not repeated", level: retry.IdempotencyUnknown, wantCalls: 1, wantStop: retry.StopUnsafe},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				p := &pingServer{failFirst: 1}
-				c := newPing(t, p, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil))))...)
+				c := newPing(t, p, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil))),
+					interceptor.WithIdempotency(pingList, tc.level))...)
 				st, err := c.PingList(context.Background(), &testpb.PingListRequest{Value: "v"})
 				if err != nil {
 					t.Fatalf("PingList = %v", err)
@@ -208,10 +214,10 @@ func TestStreamHeaderCommits(t *testing.T) {
 					}
 					n++
 				}
-				if tc.header {
+				if tc.wantStop != 0 {
 					var ee *errs.Error
-					if cause, _ := stopOf(err); !errors.As(err, &ee) || status.Code(err) != codes.Unavailable || n != 0 || cause != retry.StopNotResumable {
-						t.Errorf("after %d messages Recv = %v (%T), want an UNAVAILABLE, not resumable", n, err, err)
+					if cause, _ := stopOf(err); !errors.As(err, &ee) || status.Code(err) != codes.Unavailable || n != 0 || cause != tc.wantStop {
+						t.Errorf("after %d messages Recv = %v (%T), want an UNAVAILABLE, stopped as %v", n, err, err, tc.wantStop)
 					}
 				} else if err != io.EOF || n != 3 {
 					t.Errorf("after %d messages Recv = %v, want 3 messages then io.EOF", n, err)
@@ -687,7 +693,10 @@ func TestStreamReleasesAttempts(t *testing.T) {
 					}
 					return cs, err
 				}
-				s, err := interceptor.New(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil))))
+				// PingList is declared idempotent: its failing attempt sends headers, which
+				// would stop the retries of a method of unknown idempotency.
+				s, err := interceptor.New(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil))),
+					interceptor.WithIdempotency(pingList, retry.Idempotent))
 				if err != nil {
 					t.Fatal(err)
 				}

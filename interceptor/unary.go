@@ -106,8 +106,11 @@ func (s *Set) retryUnary(ctx context.Context, c *unaryCall, t engine.Tracker, pr
 	for {
 		if transport.Nested(err) {
 			// Another faultline retry loop down the chain gave up: its error is the call's,
-			// never retried again (attempts must not multiply), and classified if it is not yet.
+			// never retried again (attempts must not multiply). The tracker still hears of
+			// it (it releases the attempt's context, and tells the budget), and the error is
+			// classified if it is not yet.
 			pr.release()
+			err = t.Failed(ctx, err, engine.Facts{Level: uint8(c.level)})
 			if !transport.HoldsClassified(err) {
 				err = s.classify(ctx, c.cc, err, c.method, c.req, c.opts)
 			}

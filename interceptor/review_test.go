@@ -1,0 +1,121 @@
+package interceptor_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/faultline-go/faultline/errs"
+	"github.com/faultline-go/faultline/interceptor"
+	"github.com/faultline-go/faultline/retry"
+)
+
+// TestReviewNestedLeaksAttemptContext: with a PerAttemptTimeout, a first attempt that fails
+// with another faultline loop's final error returns through retryUnary's Nested branch,
+// which never releases the tracker: the attempt's context is still alive after the call
+// returned (until its timer fires), where every other path cancels it.
+func TestReviewNestedLeaksAttemptContext(t *testing.T) {
+	p := retry.DefaultPolicy()
+	p.PerAttemptTimeout = time.Hour
+	s, err := interceptor.New(interceptor.WithRetrier(retry.MustNew(p, retry.WithBudget(nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := retry.DefaultPolicy()
+	one.MaxAttempts = 1
+	nested := retry.Do(context.Background(), one, func(context.Context) error {
+		return errs.New(errs.ErrSandboxUnavailable, "inner loop gave up")
+	})
+	var actx context.Context
+	invoker := func(ctx context.Context, _ string, _, _ any, _ *grpc.ClientConn, _ ...grpc.CallOption) error {
+		actx = ctx
+		return nested
+	}
+	err = s.Unary()(context.Background(), "/x.S/M", nil, nil, nil, invoker)
+	if _, ok := errors.AsType[*retry.Error](err); !ok {
+		t.Fatalf("err = %v, want the nested *retry.Error", err)
+	}
+	if actx.Err() == nil {
+		t.Error("the attempt's PerAttemptTimeout context is still alive after the call returned")
+	}
+}
+
+// recBudget records what the loop tells a budget.
+type recBudget struct {
+	mu  sync.Mutex
+	log []string
+}
+
+func (b *recBudget) Record(first bool, o retry.Outcome) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := "later"
+	if first {
+		s = "first"
+	}
+	b.log = append(b.log, s+"/"+[]string{"succeeded", "retryable", "final", "notsent"}[o])
+}
+func (b *recBudget) Allow() bool { return true }
+
+// fakeStream delivers one message, then fails with UNAVAILABLE.
+type fakeStream struct {
+	grpc.ClientStream
+	n int
+}
+
+func (f *fakeStream) Header() (metadata.MD, error) { return metadata.MD{"a": {"b"}}, nil }
+func (f *fakeStream) Context() context.Context     { return context.Background() }
+func (f *fakeStream) SendMsg(any) error            { return nil }
+func (f *fakeStream) CloseSend() error             { return nil }
+func (f *fakeStream) RecvMsg(any) error {
+	f.n++
+	if f.n == 1 {
+		return nil
+	}
+	return status.Error(codes.Unavailable, "connection reset")
+}
+
+// TestReviewCommittedStreamFailure: a server stream (no resumer) that delivered a message
+// and then fails. Stream's doc says the error after commit is an *errs.Error; it is a
+// *retry.Error. And the budget hears of one call twice as a first attempt (a deposit each).
+func TestReviewCommittedStreamFailure(t *testing.T) {
+	b := &recBudget{}
+	s, err := interceptor.New(interceptor.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithBudget(b))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	streamer := func(context.Context, *grpc.StreamDesc, *grpc.ClientConn, string, ...grpc.CallOption) (grpc.ClientStream, error) {
+		return &fakeStream{}, nil
+	}
+	desc := &grpc.StreamDesc{ServerStreams: true}
+	cs, err := s.Stream()(context.Background(), desc, nil, "/x.S/M", streamer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = cs.CloseSend()
+	if err := cs.RecvMsg(new(struct{})); err != nil {
+		t.Fatal(err)
+	}
+	err = cs.RecvMsg(new(struct{}))
+	if re, ok := errors.AsType[*retry.Error](err); ok {
+		t.Errorf("after commit: %T (%v, stop reason %v); Set.Stream's doc says an *errs.Error", err, err, re.StopReason())
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	firsts := 0
+	for _, l := range b.log {
+		if l[:5] == "first" {
+			firsts++
+		}
+	}
+	if firsts != 1 {
+		t.Errorf("budget records %v: the one call deposits %d times", b.log, firsts)
+	}
+}
