@@ -161,3 +161,40 @@ func TestServerRestart(t *testing.T) {
 		}
 	})
 }
+
+// nilAddrConn is a connection whose remote address is nil, as a custom dialer's may be.
+type nilAddrConn struct{ net.Conn }
+
+func (nilAddrConn) RemoteAddr() net.Addr { return nil }
+
+// TestNotSentIsProven (safety.md 1, "Not sent means not run"): an attempt counts as never
+// sent only when grpc-go gave it no transport stream, not when the stream's peer has no
+// address: an Exec that ran and failed on a connection whose remote address is nil, made
+// while the connection was still connecting, is not repeated.
+func TestNotSentIsProven(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := sandboxtest.New(sandboxtest.WithSandboxes("sb-1"))
+		lis, stop := srv.StartBufconn()
+		defer stop()
+		conn, err := grpc.NewClient("passthrough:///bufnet", append(interceptor.DialOptions(
+			interceptor.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithBudget(nil)))),
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+				c, err := lis.DialContext(ctx)
+				if err != nil {
+					return nil, err
+				}
+				return nilAddrConn{c}, nil
+			}))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		srv.FailAfterNext(sandboxpb.SandboxService_Exec_FullMethodName, 1, unavailable())
+		_, err = sandboxpb.NewSandboxServiceClient(conn).Exec(context.Background(),
+			&sandboxpb.ExecRequest{SandboxId: "sb-1", Command: []string{"echo", "hi"}})
+		if n := srv.ExecRuns(); n != 1 || status.Code(err) != codes.Unavailable {
+			t.Errorf("Exec = %v after %d runs, want UNAVAILABLE after 1: the command ran", err, n)
+		}
+	})
+}

@@ -2,6 +2,7 @@ package interceptor
 
 import (
 	"context"
+	"net"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -174,6 +175,7 @@ var probes = sync.Pool{New: func() any {
 func newProbe(opts []grpc.CallOption, peer, header bool) *probe {
 	pr := probes.Get().(*probe)
 	pr.asked.peer, pr.asked.header = peer, header
+	pr.peer.Addr = unsent // grpc-go overwrites the whole peer when the attempt got a stream
 	pr.opts = append(pr.opts[:0], opts...)
 	if peer {
 		pr.opts = append(pr.opts, pr.peerOpt)
@@ -184,9 +186,19 @@ func newProbe(opts []grpc.CallOption, peer, header bool) *probe {
 	return pr
 }
 
-// notSent reports whether the probed attempt never got a transport stream: grpc-go fills
-// the peer from the stream, so a failed attempt without a peer sent nothing.
-func (pr *probe) notSent() bool { return pr != nil && pr.asked.peer && pr.peer.Addr == nil }
+// notSent reports whether the probed attempt never got a transport stream: grpc-go copies
+// the stream's peer over the probe's only when the attempt had a stream, so a failed
+// attempt whose peer is still the marker sent nothing. (A peer's address may itself be nil:
+// a custom dialer's connection may have none.)
+func (pr *probe) notSent() bool { return pr != nil && pr.asked.peer && pr.peer.Addr == unsent }
+
+// unsent marks a probe's peer that grpc-go did not fill.
+var unsent net.Addr = unsentAddr{}
+
+type unsentAddr struct{}
+
+func (unsentAddr) Network() string { return "faultline-unsent" }
+func (unsentAddr) String() string  { return "faultline: no stream" }
 
 // headers reports whether the probed attempt's response headers arrived: grpc-go gives no
 // headers (nil) for a response of trailers only.
