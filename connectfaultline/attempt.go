@@ -60,6 +60,15 @@ func (s *stream) await(receiving bool) {
 	}
 }
 
+// awaitReceiver waits, with mu held, while another goroutine retries the stream or receives
+// on attempt n: a receiver the stream already moved on to a later attempt is not waited for
+// (it may wait for messages only the caller waiting here would send).
+func (s *stream) awaitReceiver(n int) {
+	for (s.retrying || s.receiving) && !s.ended && s.n == n {
+		s.cond.Wait()
+	}
+}
+
 // endLocked ends the stream once with err, what Receive returns from then on (an error
 // wrapping io.EOF for the server's clean end), and returns it (the first one, if the stream
 // had already ended). The OnDone hook runs once the lock is released. Called with mu held.

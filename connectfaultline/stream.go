@@ -174,7 +174,7 @@ func (s *stream) sendEndedLocked(n int, cs connect.StreamingClientConn) error {
 	s.mu.Unlock()
 	h := cs.ResponseHeader()
 	s.mu.Lock()
-	s.await(true) // a Receive on the ended attempt returns soon and deals with it
+	s.awaitReceiver(n) // a Receive on the ended attempt returns soon and deals with it
 	switch {
 	case s.ended, s.committed:
 		return io.EOF
@@ -274,7 +274,7 @@ func (s *stream) ResponseHeader() http.Header {
 		}
 		// The attempt ended without a response: whether the stream goes on, or ended, the
 		// next turn of the loop says what to return.
-		s.await(true)
+		s.awaitReceiver(n)
 		if !s.ended && n == s.n {
 			_ = s.settleLocked(n, cs)
 		}

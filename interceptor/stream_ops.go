@@ -51,11 +51,7 @@ func (rs *retryStream) RecvMsg(m any) error {
 // error (io.EOF for a clean end). An attempt without headers holds no message, so receiving
 // on it takes nothing from the caller. Called with mu held.
 func (rs *retryStream) settleLocked(n int, cs grpc.ClientStream) error {
-	// A RecvMsg on the ended attempt returns at once and deals with it; one on a later
-	// attempt (it retried meanwhile) is not waited for.
-	for (rs.retrying || rs.receiving) && !rs.ended && rs.n == n {
-		rs.cond.Wait()
-	}
+	rs.awaitReceiver(n) // a RecvMsg on the ended attempt returns at once and deals with it
 	if rs.ended {
 		return rs.final
 	}

@@ -181,3 +181,12 @@ func (rs *retryStream) await(receiving bool) {
 		rs.cond.Wait()
 	}
 }
+
+// awaitReceiver waits, with mu held, while another goroutine retries the stream or receives
+// on attempt n: a receiver the stream already moved on to a later attempt is not waited for
+// (it may wait for messages only the caller waiting here would send).
+func (rs *retryStream) awaitReceiver(n int) {
+	for (rs.retrying || rs.receiving) && !rs.ended && rs.n == n {
+		rs.cond.Wait()
+	}
+}
