@@ -80,7 +80,9 @@ func WithReplayLimit(bytes int) Option {
 // even after a failure the server declined. WithIdempotency(procedure, retry.NotIdempotent)
 // for one of them lets the server's word count: a failure with RetryInfo or a trusted
 // transient reason (the server declined the work) is retried by policy, one that may have run
-// the command (a reset, a bare UNAVAILABLE) still is not.
+// the command (a reset, a bare UNAVAILABLE) still is not. Only an entry of the procedure's
+// own changes them: a service-wide entry does not reach them, so declaring a whole service
+// idempotent cannot make a command run twice.
 func WithIdempotency(name string, l retry.Idempotency) Option {
 	return optionFunc(func(cfg *transport.Config) { cfg.SetLevel(name, l) })
 }

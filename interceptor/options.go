@@ -115,7 +115,9 @@ func WithResource(r errs.Resource) grpc.CallOption {
 // even after a failure the server declined. WithIdempotency(method, retry.NotIdempotent) for
 // one of them lets the server's word count: a failure with RetryInfo or a trusted transient
 // reason (the server declined the work) is retried by policy, one that may have run the
-// command (a bare UNAVAILABLE) still is not.
+// command (a bare UNAVAILABLE) still is not. Only an entry of the method's own changes
+// them: a service-wide entry does not reach them, so declaring a whole service idempotent
+// cannot make a command run twice.
 func WithIdempotency(name string, l retry.Idempotency) Option {
 	return optionFunc(func(cfg *config) { cfg.SetLevel(name, l) })
 }

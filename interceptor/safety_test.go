@@ -632,6 +632,32 @@ func TestExecNeverRepeated(t *testing.T) {
 	}
 }
 
+// TestExecNotReachedByServiceEntries: declaring the whole sandbox service idempotent does
+// not make Exec repeatable (a command would run twice); an entry of Exec's own does change
+// it.
+func TestExecNotReachedByServiceEntries(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		entry string
+		runs  int
+	}{
+		{name: "service-wide entry", entry: "/coreweave.sandbox.v1.SandboxService/", runs: 1},
+		{name: "Exec's own entry", entry: execMethod, runs: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil))),
+					interceptor.WithIdempotency(tc.entry, retry.Idempotent)))
+				e.srv.Script(execMethod, sandboxtest.FailAfter(unavailable()))
+				_, _ = e.sb.Exec(context.Background(), &sandboxpb.ExecRequest{SandboxId: "sb-1", Command: []string{"rm", "-rf", "/data"}})
+				if n := e.srv.ExecRuns(); n != tc.runs {
+					t.Errorf("command runs = %d, want %d", n, tc.runs)
+				}
+			})
+		})
+	}
+}
+
 // TestCreateAfterSideEffect: a CreateSandbox whose sandbox was created before the failure
 // came back is retried under its generated request id and creates one sandbox; with keys
 // turned off it is not retried at all.

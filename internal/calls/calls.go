@@ -263,14 +263,22 @@ func (m *Methods) add(method string) *Method {
 }
 
 // levelOf works out method's level without its request.
+// A method the sandbox API's table never repeats (Exec, StreamExec: they run the user's
+// command) changes only by an entry of its own: a service-wide entry does not reach it, so
+// declaring a whole service idempotent cannot make a command run twice.
 func (m *Methods) levelOf(method string) level {
-	l := level{configured: true}
-	var ok bool
-	if l.level, ok = Lookup(m.levels, method); !ok {
-		l = level{level: known(method)}
-		if l.level == retry.IdempotencyUnknown {
-			l.level = m.def
-		}
+	if l, ok := m.levels[method]; ok {
+		return level{level: l, configured: true}
+	}
+	if sandboxapi.LevelOf(method) == sandboxapi.Never {
+		return level{level: retry.NeverRetry, configured: true}
+	}
+	if l, ok := Lookup(m.levels, method); ok {
+		return level{level: l, configured: true}
+	}
+	l := level{level: known(method)}
+	if l.level == retry.IdempotencyUnknown {
+		l.level = m.def
 	}
 	return l
 }
