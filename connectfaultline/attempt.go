@@ -60,6 +60,15 @@ func (s *stream) await(receiving bool) {
 	}
 }
 
+// finalOf is the stream's final error when the engine ended it with stop: stop itself, or
+// the last attempt's own error for a stream that makes one attempt.
+func (s *stream) finalOf(stop error) error {
+	if !s.rt.Retries {
+		return transport.Single(stop)
+	}
+	return stop
+}
+
 // awaitReceiver waits, with mu held, while another goroutine retries the stream or receives
 // on attempt n: a receiver the stream already moved on to a later attempt is not waited for
 // (it may wait for messages only the caller waiting here would send).
@@ -171,7 +180,7 @@ func (s *stream) resumeLocked(err error) error {
 	next, why := s.i.b.Calls.ResumeRequest(s.spec.Procedure, level, c, req, last)
 	if why != "" {
 		stop := s.tracker().Failed(s.ctx, &calls.NotResumed{Err: c, Why: why}, engine.Facts{Level: uint8(level), NotResumable: true})
-		return s.endLocked(stop) // never nil: a failure that cannot go on is never retried
+		return s.endLocked(s.finalOf(stop)) // never nil: a failure that cannot go on is never retried
 	}
 	f := engine.Facts{Level: uint8(level), Resume: true, Progressed: s.sinceOpen > 0}
 	return s.retryLocked(err, f, next)
@@ -212,7 +221,7 @@ func (s *stream) retryLocked(err error, f engine.Facts, next proto.Message) erro
 	s.cancel = nil
 	switch {
 	case stop != nil:
-		return s.endLocked(stop)
+		return s.endLocked(s.finalOf(stop))
 	case s.ended: // the caller closed the stream meanwhile
 		cancel()
 		return s.final

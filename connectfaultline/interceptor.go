@@ -87,10 +87,11 @@ func (i *Interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) co
 	return next
 }
 
-// route returns the route of a procedure, or nil when its calls make one attempt.
+// route returns the route of a procedure, or nil when its calls make one attempt and
+// nothing observes them (no hooks, no throttle): they skip the engine.
 func (i *Interceptor) route(procedure string) *transport.Route {
 	rt := i.b.Route(procedure)
-	if !rt.Retries {
+	if rt.Bare {
 		return nil
 	}
 	return rt

@@ -314,7 +314,7 @@ func (s *stream) CloseResponse() error {
 			f := engine.Facts{Level: uint8(s.i.level(s.spec, calls.KeyNone))}
 			var final error = c
 			if stop := s.t.Failed(s.ctx, c, f); stop != nil { // never nil: the context ended
-				final = stop
+				final = s.finalOf(stop)
 			}
 			s.endLocked(final)
 		} else {

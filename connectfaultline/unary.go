@@ -92,6 +92,9 @@ func (i *Interceptor) attempts(ctx context.Context, req connect.AnyRequest, next
 		notSent, body := factsOf(c)
 		f := engine.Facts{Level: uint8(i.level(spec, key)), NotSent: notSent, Headers: body}
 		if stop := t.Failed(ctx, c, f); stop != nil {
+			if !rt.Retries {
+				return nil, transport.Single(stop) // one attempt: its own error
+			}
 			return nil, stop
 		}
 		actx = t.Context(ctx)

@@ -2,13 +2,16 @@ package interceptor_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
+	"testing/synctest"
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
+	"github.com/faultline-go/faultline/errs"
 	"github.com/faultline-go/faultline/faultlinetest"
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
@@ -98,4 +101,56 @@ func TestHooksWithoutConn(t *testing.T) {
 	if diff := cmp.Diff(want, l.log); diff != "" {
 		t.Errorf("hook events (-want +got):\n%s", diff)
 	}
+}
+
+// TestOneAttemptCallsReported: a call that makes one attempt (a one-attempt policy, or
+// WithoutRetry) and fails still reaches OnDone, once, and still returns its classified
+// error itself; with a throttle, such calls are shed like any other while the server
+// rejects work for overload.
+func TestOneAttemptCallsReported(t *testing.T) {
+	one := millisecondPolicy()
+	one.MaxAttempts = 1
+	for _, tc := range []struct {
+		name     string
+		policy   retry.Policy
+		callOpts []grpc.CallOption
+	}{
+		{name: "one-attempt policy", policy: one},
+		{name: "WithoutRetry", policy: millisecondPolicy(), callOpts: []grpc.CallOption{interceptor.WithoutRetry()}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var dones []retry.DoneEvent
+				hooks := retry.Hooks{OnDone: func(_ context.Context, ev retry.DoneEvent) { dones = append(dones, ev) }}
+				e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(tc.policy, retry.WithBudget(nil), retry.WithHooks(hooks)))))
+				e.srv.FailNext(getSandbox, 1, unavailable())
+				_, err := e.sb.GetSandbox(context.Background(), &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"}, tc.callOpts...)
+				if _, ok := err.(*errs.Error); !ok {
+					t.Errorf("GetSandbox = %v (%T), want the attempt's *errs.Error itself", err, err)
+				}
+				if len(dones) != 1 || dones[0].Attempts != 1 || dones[0].Err == nil {
+					t.Errorf("OnDone events = %+v, want one, for the failed call of 1 attempt", dones)
+				}
+			})
+		})
+	}
+	t.Run("throttled", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			r := retry.MustNew(one, retry.WithBudget(nil), retry.WithThrottle(retry.DefaultThrottle()))
+			e := newEnv(t, interceptor.DialOptions(interceptor.WithRetrier(r)))
+			e.srv.FailAlways(getSandbox, unavailable())
+			shed := 0
+			for range 50 {
+				_, err := e.sb.GetSandbox(context.Background(), &sandboxpb.GetSandboxRequest{SandboxId: "sb-1"})
+				if errors.Is(err, retry.ErrThrottled) {
+					shed++
+				}
+			}
+			// With every attempt rejected, call i is shed with probability i/(i+1) once the
+			// first rejection is in: fewer than 10 sheds in 50 calls has a chance below 1e-20.
+			if shed < 10 || e.srv.Calls(getSandbox)+shed != 50 {
+				t.Errorf("shed %d of 50 calls, server saw %d; want most shed, the rest sent", shed, e.srv.Calls(getSandbox))
+			}
+		})
+	})
 }

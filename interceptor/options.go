@@ -87,8 +87,10 @@ func WithCallPolicy(p retry.Policy) grpc.CallOption {
 	return &callOption{policy: p, hasPolicy: true}
 }
 
-// WithoutRetry makes one call a single attempt; its error is still classified. It costs no
-// allocation. Without the interceptors installed it does nothing.
+// WithoutRetry makes one call a single attempt; its error is still classified (an
+// *errs.Error, not a *retry.Error), the retrier's hooks hear of its failure, and its
+// throttle may shed it. It costs no allocation. Without the interceptors installed it does
+// nothing.
 func WithoutRetry() grpc.CallOption { return noRetryOption }
 
 var noRetryOption grpc.CallOption = &callOption{noRetry: true}

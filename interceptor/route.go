@@ -13,15 +13,16 @@ import (
 // allocation per call instead of growing the cache.
 const maxPerCall = 64
 
-// route returns the route of a call, or nil when the call makes one attempt. An invalid
-// per-call policy is an error of the call: INVALID_ARGUMENT, matching retry.ErrInvalidPolicy.
+// route returns the route of a call: its method's, a per-call policy's, or, for a call
+// WithoutRetry, the one-attempt route. An invalid per-call policy is an error of the call:
+// INVALID_ARGUMENT, matching retry.ErrInvalidPolicy.
 func (s *Set) route(method string, opts []grpc.CallOption) (*transport.Route, error) {
 	rt := s.b.Route(method)
 	for _, o := range opts {
 		if co, ok := o.(*callOption); ok {
 			switch {
 			case co.noRetry:
-				return nil, nil
+				return s.b.Once, nil
 			case co.hasPolicy:
 				pr, err := s.callRoute(&co.policy)
 				if err != nil {
@@ -30,9 +31,6 @@ func (s *Set) route(method string, opts []grpc.CallOption) (*transport.Route, er
 				rt = pr
 			}
 		}
-	}
-	if !rt.Retries {
-		return nil, nil
 	}
 	return rt, nil
 }

@@ -51,7 +51,7 @@ func (s *Set) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.Client
 		finish(fns, err)
 		return nil, err
 	}
-	if rt == nil {
+	if rt.Bare {
 		cs, err := streamer(ctx, desc, cc, method, opts...)
 		if err != nil {
 			return nil, s.classify(ctx, cc, err, method, nil, opts)
@@ -206,7 +206,7 @@ func (rs *retryStream) watchFinish() {
 		err := rs.classified(status.FromContextError(rs.ctx.Err()).Err())
 		f := engine.Facts{Level: uint8(rs.set.b.Calls.Level(rs.method, calls.KeyNone))}
 		if stop := rs.tracker().Failed(rs.ctx, err, f); stop != nil { // never nil: the context ended
-			err = stop
+			err = rs.finalOf(stop)
 		}
 		rs.endLocked(err)
 	})
@@ -221,6 +221,15 @@ func (rs *retryStream) tracker() engine.Tracker {
 		}
 	}
 	return rs.t
+}
+
+// finalOf is the stream's final error when the engine ended it with stop: stop itself, or
+// the last attempt's own error for a stream that makes one attempt.
+func (rs *retryStream) finalOf(stop error) error {
+	if !rs.rt.Retries {
+		return transport.Single(stop)
+	}
+	return stop
 }
 
 // out is the error as the caller sees it: classified.

@@ -53,7 +53,7 @@ func (rs *retryStream) failLocked(err *calls.NotResumed, level retry.Idempotency
 	}
 	err.Err = rs.classified(err.Err)
 	if stop := rs.tracker().Failed(rs.ctx, err, engine.Facts{Level: uint8(level), NotResumable: true}); stop != nil {
-		return rs.endLocked(stop)
+		return rs.endLocked(rs.finalOf(stop))
 	}
 	return rs.endLocked(err) // not reached: a failure that cannot go on is never retried
 }
@@ -85,7 +85,7 @@ func (rs *retryStream) retryLocked(err error, f engine.Facts, next proto.Message
 		rs.mu.Lock()
 		switch {
 		case stop != nil:
-			return rs.endLocked(stop)
+			return rs.endLocked(rs.finalOf(stop))
 		case err == nil && rs.ended: // the caller's context ended meanwhile
 			cancel()
 			return rs.final

@@ -39,7 +39,7 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 		finish(fns, err) // the call ended before it began: once, with its error
 		return err
 	}
-	if rt == nil {
+	if rt.Bare {
 		return s.once(ctx, method, req, reply, cc, invoker, opts)
 	}
 	// The attempts are made here, step by step, rather than in a closure handed to
@@ -74,13 +74,14 @@ func (s *Set) unary(ctx context.Context, method string, req, reply any, cc *grpc
 		t = rt.Engine.Track(method, conn(cc))
 	}
 	c := &unaryCall{method: method, req: req, reply: reply, cc: cc, invoker: invoker, opts: opts,
-		level: level, headers: headers}
+		level: level, headers: headers, once: !rt.Retries}
 	err = s.retryUnary(ctx, c, t, pr, err)
 	finish(finishers, err)
 	return err
 }
 
-// once makes a call that is not retried: one attempt, its failure classified.
+// once makes a call that is not retried and that nothing observes: one attempt, its
+// failure classified.
 func (s *Set) once(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
 	invoker grpc.UnaryInvoker, opts []grpc.CallOption) error {
 	if err := invoker(ctx, method, req, reply, cc, opts...); err != nil {
@@ -99,6 +100,7 @@ type unaryCall struct {
 	opts       []grpc.CallOption
 	level      retry.Idempotency
 	headers    bool // each attempt asks grpc-go for the response headers
+	once       bool // the call makes one attempt: its error is the attempt's, not a *retry.Error
 }
 
 // retryUnary puts the failure err of the call's last attempt, probed by pr, to its tracker
@@ -120,6 +122,9 @@ func (s *Set) retryUnary(ctx context.Context, c *unaryCall, t engine.Tracker, pr
 		f := engine.Facts{Level: uint8(c.level), NotSent: pr.notSent(), Headers: pr.headers()}
 		pr.release()
 		if stop := t.Failed(ctx, s.classify(ctx, c.cc, err, c.method, c.req, c.opts), f); stop != nil {
+			if c.once {
+				return transport.Single(stop)
+			}
 			return stop
 		}
 		actx := t.Context(ctx)

@@ -15,6 +15,7 @@ type route struct{ r *Retrier }
 
 func (rt route) Retries() bool                 { return rt.r.policy.MaxAttempts > 1 }
 func (rt route) AttemptTimeout() time.Duration { return rt.r.policy.PerAttemptTimeout }
+func (rt route) Observed() bool                { return rt.r.throttle != nil || rt.r.hooks.OnDone != nil }
 func (rt route) Admit() error                  { return rt.r.admit() }
 func (rt route) Succeeded()                    { rt.r.succeeded() }
 

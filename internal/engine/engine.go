@@ -60,6 +60,11 @@ type Conn interface {
 type Route interface {
 	// Retries reports whether the policy makes more than one attempt.
 	Retries() bool
+	// Observed reports whether a call that makes one attempt still has something to
+	// report to: hooks (OnDone hears of a failed call) or an adaptive throttle (which sheds
+	// first attempts and counts outcomes). A call of a route that neither retries nor is
+	// observed may skip the engine.
+	Observed() bool
 	// AttemptTimeout is the policy's PerAttemptTimeout; 0 means none.
 	AttemptTimeout() time.Duration
 	// Admit is asked before a call's first attempt: nil lets it go; otherwise it is the

@@ -92,6 +92,7 @@ type Base struct {
 	Classifier  *classify.Classifier
 	Retrier     *retry.Retrier
 	Def         *Route            // the route of methods without a policy of their own
+	Once        *Route            // one attempt, with the retrier's budget, throttle and hooks: a call not to be retried
 	Methods     map[string]*Route // exact methods and "/pkg.Service/" prefixes; nil for none
 	Header      string
 	ReplayLimit int
@@ -138,6 +139,13 @@ func (b *Base) setRoutes(c Config) error {
 		}
 	}
 	b.Retrier, b.Def = r, NewRoute(r)
+	once := retry.DefaultPolicy()
+	once.MaxAttempts = 1
+	or, err := r.WithPolicy(once)
+	if err != nil {
+		return fmt.Errorf("one-attempt policy: %w", err) // not reached: a valid policy
+	}
+	b.Once = NewRoute(or)
 	for name, p := range c.Methods {
 		if !calls.ValidName(name) {
 			return fmt.Errorf("method policy name %q: want \"/pkg.Service/\" or \"/pkg.Service/Method\"", name)
@@ -175,13 +183,25 @@ func (b *Base) lookup(method string) *Route {
 type Route struct {
 	Engine  engine.Route
 	Retries bool          // the policy makes more than one attempt
+	Bare    bool          // one attempt, and nothing to report to: the engine may be skipped
 	Timeout time.Duration // the policy's PerAttemptTimeout
 }
 
 // NewRoute returns the route of r's policy.
 func NewRoute(r *retry.Retrier) *Route {
 	e := engine.RouteOf(r)
-	return &Route{Engine: e, Retries: e.Retries(), Timeout: e.AttemptTimeout()}
+	retries := e.Retries()
+	return &Route{Engine: e, Retries: retries, Bare: !retries && !e.Observed(), Timeout: e.AttemptTimeout()}
+}
+
+// Single returns the error a call of one attempt returns: the last attempt's error, that
+// the engine's final error wraps (a call that was not retried returns its classified error
+// itself, not a *retry.Error of one attempt).
+func Single(final error) error {
+	if re, ok := final.(*retry.Error); ok {
+		return re.Unwrap()[0]
+	}
+	return final
 }
 
 // ValidHeader reports whether key may carry the attempt number: "" (off), or a lower-case
