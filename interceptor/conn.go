@@ -10,8 +10,9 @@ import (
 	"github.com/faultline-go/faultline/internal/engine"
 )
 
-// watchers holds one watcher per *grpc.ClientConn that had a failure to retry; an entry
-// goes when its connection is closed.
+// watchers holds one watcher per *grpc.ClientConn whose calls needed one (a failure to
+// retry, or a call with a PerAttemptTimeout, which tracks its attempts from the start); an
+// entry goes when its connection is closed.
 var watchers sync.Map
 
 // conn returns the engine's view of cc: its target, its close, and whether it is ready.

@@ -22,8 +22,10 @@ type Resumer func(req, last proto.Message) (next proto.Message, ok bool)
 // the request r returns, and RecvMsg carries on with the next message, so the caller sees
 // every message once. Attempts count per burst of failures: a resumed attempt that delivers a
 // message starts a new burst, so a long stream may be resumed many times, each time within
-// the policy. Resumes spend the retry budget, are reported to the hooks as retries with
-// Resumed set, and carry the attempt header. The stream keeps one Context, the first
+// the policy. A resume after the stream delivered messages repeats no work of the server's
+// and spends no retry budget; one after an attempt that delivered nothing is a retry and
+// spends. Resumes are reported to the hooks as retries with Resumed set, count as attempts
+// in OnDone, and carry the attempt header. The stream keeps one Context, the first
 // attempt's headers and the last attempt's trailer. A CANCELLED or DEADLINE_EXCEEDED is never
 // resumed, whatever the policy. A nil r turns resuming the method off. Client-streaming and
 // bidi streams are never resumed. The stream stays committed after a resume.
@@ -84,6 +86,6 @@ func (rs *retryStream) resumeLocked(err error) error {
 			rs.header = md
 		}
 	}
-	f := engine.Facts{Level: uint8(level), Resume: true, Progressed: rs.sinceOpen > 0}
+	f := engine.Facts{Level: uint8(level), Resume: true, Progressed: rs.sinceOpen > 0, Reported: rs.reported}
 	return rs.retryLocked(err, f, next)
 }

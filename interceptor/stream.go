@@ -23,13 +23,16 @@ import (
 // the replay limit. Before that, a failure is retried by the rules of package retry: a new
 // stream is opened, the messages sent so far are replayed in order as they were when
 // SendMsg took them (and CloseSend, if the caller had called it), and RecvMsg carries on as
-// if nothing happened. After it, errors are classified and returned, never retried, so no
-// response is ever delivered twice; a server stream with a resumer (see [WithResumer]) is
-// resumed instead. A stream of a method that is never repeated (StreamExec) is retried only
-// when its attempt never reached a transport. The policy's PerAttemptTimeout does not apply
-// to streams, which may live long. A stream that gives up before committing returns a
-// *retry.Error from RecvMsg (or from the stream's creation); after committing, an
-// *errs.Error.
+// if nothing happened; an attempt of a method of unknown idempotency whose response headers
+// had arrived is not repeated (gRFC A6). After it, errors are classified and returned, never
+// retried, so no response is ever delivered twice; a server stream with a resumer (see
+// [WithResumer]) is resumed instead. A stream of a method that is never repeated
+// (StreamExec) is retried only when its attempt never reached a transport. The policy's
+// PerAttemptTimeout does not apply to streams, which may live long. A stream whose policy
+// retries returns a *retry.Error holding the last attempt's *errs.Error when it gives up,
+// before or after committing (after committing, its stop reason says why it was not
+// resumed: "not resumable", or the policy's own reason); a stream of one attempt returns
+// the *errs.Error itself.
 //
 // The retried stream behaves as one stream: Context returns one context for the whole
 // stream; Header waits for the outcome of an attempt that ends without headers and returns
@@ -149,6 +152,7 @@ type retryStream struct {
 	receiving bool // a goroutine is in cur.RecvMsg
 	retrying  bool // a goroutine is deciding about a failure, or opening the next attempt
 	committed bool // no more retries from the start
+	reported  bool // the current attempt's success was reported to the budget and throttle
 	ended     bool // final is set: io.EOF for a clean end, else the error RecvMsg returns
 	final     error
 	replay    replay // the messages sent before commit, as SendMsg took them
@@ -204,7 +208,7 @@ func (rs *retryStream) watchFinish() {
 			return // the goroutine retrying learns of the context's end itself
 		}
 		err := rs.classified(status.FromContextError(rs.ctx.Err()).Err())
-		f := engine.Facts{Level: uint8(rs.set.b.Calls.Level(rs.method, calls.KeyNone))}
+		f := engine.Facts{Level: uint8(rs.set.b.Calls.Level(rs.method, calls.KeyNone)), Reported: rs.reported}
 		if stop := rs.tracker().Failed(rs.ctx, err, f); stop != nil { // never nil: the context ended
 			err = rs.finalOf(stop)
 		}

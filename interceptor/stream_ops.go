@@ -37,7 +37,7 @@ func (rs *retryStream) RecvMsg(m any) error {
 			}
 			return nil
 		case err == io.EOF:
-			rs.commitLocked()
+			rs.answeredLocked()
 			return rs.endLocked(nil)
 		}
 		if err := rs.recoverLocked(n, err, !rs.sent); err != nil {
@@ -62,7 +62,7 @@ func (rs *retryStream) settleLocked(n int, cs grpc.ClientStream) error {
 	if err == nil || err == io.EOF {
 		// A message without headers cannot arrive; an ended attempt with a clean status and
 		// no headers is the end of the stream.
-		rs.commitLocked()
+		rs.answeredLocked()
 		return rs.endLocked(nil)
 	}
 	return rs.recoverLocked(n, err, !rs.sent)
@@ -94,7 +94,7 @@ func (rs *retryStream) Header() (metadata.MD, error) {
 			return md, rs.out(err)
 		case err == nil && md != nil:
 			rs.header = md
-			rs.commitLocked()
+			rs.answeredLocked()
 			return md, nil
 		case err != nil:
 			_ = rs.recoverLocked(n, err, !rs.sent)

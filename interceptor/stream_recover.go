@@ -33,7 +33,7 @@ func (rs *retryStream) recoverLocked(n int, err error, notSent bool) error {
 		return rs.resumeLocked(err)
 	}
 	level := rs.set.b.Calls.Level(rs.method, calls.KeyNone)
-	f := engine.Facts{Level: uint8(level), NotSent: notSent}
+	f := engine.Facts{Level: uint8(level), NotSent: notSent, Reported: rs.reported}
 	if level == retry.IdempotencyUnknown && !notSent {
 		// Response headers commit a call of unknown idempotency (gRFC A6), whether or not
 		// the caller asked for them. The attempt has ended: Header returns at once.
@@ -52,7 +52,7 @@ func (rs *retryStream) failLocked(err *calls.NotResumed, level retry.Idempotency
 		return rs.endLocked(rs.out(err.Err))
 	}
 	err.Err = rs.classified(err.Err)
-	if stop := rs.tracker().Failed(rs.ctx, err, engine.Facts{Level: uint8(level), NotResumable: true}); stop != nil {
+	if stop := rs.tracker().Failed(rs.ctx, err, engine.Facts{Level: uint8(level), NotResumable: true, Reported: rs.reported}); stop != nil {
 		return rs.endLocked(rs.finalOf(stop))
 	}
 	return rs.endLocked(err) // not reached: a failure that cannot go on is never retried
@@ -91,7 +91,7 @@ func (rs *retryStream) retryLocked(err error, f engine.Facts, next proto.Message
 			return rs.final
 		case err == nil:
 			rs.cancels = append(rs.cancels, cancel)
-			rs.cur, rs.sent, rs.sinceOpen = cs, sent, 0
+			rs.cur, rs.sent, rs.sinceOpen, rs.reported = cs, sent, 0, false
 			rs.n++
 			return nil
 		}
@@ -142,10 +142,10 @@ func (rs *retryStream) endLocked(err error) error {
 	return err
 }
 
-// commitLocked marks the stream committed: the caller has seen a response, so it is never
-// retried from the start again, and the sent messages are dropped (a resumable stream keeps
-// its first, the request it resumes from). The budget is told the stream succeeded. Called
-// with mu held.
+// commitLocked marks the stream committed: it is never retried from the start again, and
+// the sent messages are dropped (a resumable stream keeps its first, the request it resumes
+// from). A stream commits when a response reached the caller (see answeredLocked), and when
+// it sent more than the replay limit: then nothing has succeeded yet. Called with mu held.
 func (rs *retryStream) commitLocked() {
 	if rs.committed {
 		return
@@ -155,6 +155,17 @@ func (rs *retryStream) commitLocked() {
 		rs.replay.drop()
 	}
 	rs.cond.Broadcast()
+}
+
+// answeredLocked commits the stream on a response that reached the caller (a message, the
+// headers, a clean end) and reports the current attempt's success to the budget and the
+// throttle, once per attempt. Called with mu held.
+func (rs *retryStream) answeredLocked() {
+	rs.commitLocked()
+	if rs.reported {
+		return
+	}
+	rs.reported = true
 	if rs.t == nil {
 		rs.rt.Engine.Succeeded()
 	} else {
@@ -164,10 +175,7 @@ func (rs *retryStream) commitLocked() {
 
 // delivered counts a message delivered to the caller. Called with mu held.
 func (rs *retryStream) delivered(m any) {
-	if rs.sinceOpen == 0 && rs.committed && rs.n > 0 && rs.resumes {
-		rs.t.Committed() // a resumed attempt delivered: it succeeded
-	}
-	rs.commitLocked()
+	rs.answeredLocked()
 	rs.sinceOpen++
 	if rs.resumes {
 		rs.last = m

@@ -53,8 +53,10 @@
 //     then, the retry waits for it rather than make an attempt that would fail fast: each
 //     further stretch of the backoff schedule it waits counts as one of MaxAttempts, and the
 //     schedule's last attempt is made whatever the connection's state, so a server that is
-//     gone fails the call within the policy's total backoff. The connection's close ends
-//     the wait at once.
+//     gone fails the call within the policy's total backoff. Unlike a backoff wait, the
+//     wait for the connection may last until the caller's deadline (the connection may come
+//     back before it): the call then ends with the deadline's status, the last failure in
+//     its error. The connection's close ends the wait at once.
 //
 // "Attempts" always include the first. For gRPC calls the README's behaviour contract states
 // the same rules.

@@ -10,9 +10,13 @@ import "strconv"
 //	level              may have reached the server   server declined (RetryInfo, transient reason)
 //	NoSideEffects      retried by policy              retried by policy
 //	Idempotent         retried by policy              retried by policy
-//	IdempotencyUnknown retried by policy              retried by policy
+//	IdempotencyUnknown retried by policy, unless the  retried by policy
+//	                   response headers had arrived
 //	NotIdempotent      not retried                    retried by policy
 //	NeverRetry         not retried                    not retried
+//
+// An attempt that never reached a transport ran nothing: it is retried by policy at every
+// level, NeverRetry included.
 //
 // The zero value is IdempotencyUnknown, the level of a method nothing is known about; it is
 // retried like an idempotent one, as gRPC's service-config retries and the other Go retry

@@ -100,6 +100,9 @@ func (t *tracker) End(ctx context.Context) {
 func (t *tracker) Failed(ctx context.Context, err error, f engine.Facts) error {
 	own := t.ownTimeout(ctx, err)
 	t.release()
+	if f.Reported {
+		t.burst = true // the call's first attempt was counted when it succeeded
+	}
 	if final := t.over(ctx, err); final != nil {
 		return final
 	}
@@ -179,7 +182,7 @@ func (t *tracker) failure(err error, f engine.Facts, own bool) failure {
 	if e != nil {
 		facts = seam.FactsOf.(func(*errs.Error) seam.Facts)(e)
 	}
-	if t.r.throttle != nil {
+	if t.r.throttle != nil && !f.Reported {
 		t.r.throttle.record(!f.NotSent, !f.NotSent && !facts.Local && !facts.Transport && overloaded(e))
 	}
 	return failure{err: err, e: e, f: f, local: facts.Local, own: own}

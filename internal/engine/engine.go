@@ -34,6 +34,11 @@ type Facts struct {
 	// next attempt repeats no work of the server's: it starts a new burst of failures and
 	// spends no budget.
 	Progressed bool
+	// Reported: the attempt had already been reported a success (a stream that delivered
+	// its first response: Route.Succeeded or Tracker.Committed), so the budget and the
+	// throttle have counted it: its failure is not the call's first attempt for the budget,
+	// and is not counted again by the throttle.
+	Reported bool
 	// NotResumable: the call can only go on where it stopped (a stream that delivered
 	// messages) and cannot (no resumer, or the resumer found no position): a failure the
 	// policy would retry ends it with retry.StopNotResumable; the error says why.

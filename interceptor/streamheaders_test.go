@@ -15,13 +15,12 @@ import (
 	"github.com/faultline-go/faultline/retry"
 )
 
-// TestReviewStreamRetriedAfterHeaders: package doc says a method of unknown idempotency is
-// retried "only if the response headers had not arrived: gRFC A6 commits a call there", and
-// the unary path enforces it (Facts.Headers). A server stream of the same method whose
-// attempt got response headers and then failed before a message is retried anyway, unless
-// the caller happened to call Header() first (grpc-go's shouldRetry refuses any attempt
-// that was not trailers-only).
-func TestReviewStreamRetriedAfterHeaders(t *testing.T) {
+// TestStreamNotRetriedAfterHeaders: a method of unknown idempotency is retried only if the
+// response headers had not arrived (gRFC A6 commits a call there; grpc-go's shouldRetry
+// refuses any attempt that was not trailers-only): a server stream whose attempt got
+// response headers and then failed before a message is not repeated, whether or not the
+// caller asked for the headers, as a unary call is not.
+func TestStreamNotRetriedAfterHeaders(t *testing.T) {
 	p := retry.DefaultPolicy()
 	p.InitialBackoff, p.MaxBackoff = time.Millisecond, time.Millisecond
 	s, err := interceptor.New(interceptor.WithRetrier(retry.MustNew(p, retry.WithBudget(nil))))

@@ -43,13 +43,12 @@ func (s *scriptStream) SendMsg(any) error        { return nil }
 func (s *scriptStream) CloseSend() error         { return nil }
 func (s *scriptStream) Context() context.Context { return context.Background() }
 
-// TestReviewHeaderWaitsForNextMessage: Header and RecvMsg run concurrently (as grpc-go
-// allows); the first attempt fails before headers. Header learns of it first and waits in
-// settleLocked for the receiver; the receiver retries, and goes back into RecvMsg on the
-// new attempt. settleLocked's await(true) does not notice that the attempt changed, so
-// Header stays blocked until the new attempt delivers a message, although its headers
-// arrived at once.
-func TestReviewHeaderWaitsForNextMessage(t *testing.T) {
+// TestHeaderDoesNotWaitForNextMessage: Header and RecvMsg run concurrently (as grpc-go
+// allows); the first attempt fails before headers. Header learns of it first and waits for
+// the receiver on that attempt; the receiver retries and goes back into RecvMsg on the new
+// attempt. Header must then return the new attempt's headers, which arrived at once,
+// without waiting for its next message (a follow-mode log may send none for long).
+func TestHeaderDoesNotWaitForNextMessage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := retry.DefaultPolicy()
 		p.InitialBackoff, p.MaxBackoff, p.Jitter = time.Millisecond, time.Millisecond, 0

@@ -17,11 +17,10 @@ import (
 	"github.com/faultline-go/faultline/retry"
 )
 
-// TestReviewNestedLeaksAttemptContext: with a PerAttemptTimeout, a first attempt that fails
-// with another faultline loop's final error returns through retryUnary's Nested branch,
-// which never releases the tracker: the attempt's context is still alive after the call
-// returned (until its timer fires), where every other path cancels it.
-func TestReviewNestedLeaksAttemptContext(t *testing.T) {
+// TestNestedReleasesAttemptContext: with a PerAttemptTimeout, a first attempt that fails
+// with another faultline loop's final error ends the call with that error, and its
+// attempt's context is released when the call returns, as on every other path.
+func TestNestedReleasesAttemptContext(t *testing.T) {
 	p := retry.DefaultPolicy()
 	p.PerAttemptTimeout = time.Hour
 	s, err := interceptor.New(interceptor.WithRetrier(retry.MustNew(p, retry.WithBudget(nil))))
@@ -82,10 +81,10 @@ func (f *fakeStream) RecvMsg(any) error {
 	return status.Error(codes.Unavailable, "connection reset")
 }
 
-// TestReviewCommittedStreamFailure: a server stream (no resumer) that delivered a message
-// and then fails. Stream's doc says the error after commit is an *errs.Error; it is a
-// *retry.Error. And the budget hears of one call twice as a first attempt (a deposit each).
-func TestReviewCommittedStreamFailure(t *testing.T) {
+// TestCommittedStreamFailure: a server stream (no resumer) that delivered a message and
+// then fails ends with a *retry.Error stopped as not resumable, as Set.Stream's doc says,
+// and the budget hears of the one call once as a first attempt (one deposit).
+func TestCommittedStreamFailure(t *testing.T) {
 	b := &recBudget{}
 	s, err := interceptor.New(interceptor.WithRetrier(retry.MustNew(retry.DefaultPolicy(), retry.WithBudget(b))))
 	if err != nil {
@@ -104,8 +103,8 @@ func TestReviewCommittedStreamFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = cs.RecvMsg(new(struct{}))
-	if re, ok := errors.AsType[*retry.Error](err); ok {
-		t.Errorf("after commit: %T (%v, stop reason %v); Set.Stream's doc says an *errs.Error", err, err, re.StopReason())
+	if re, ok := errors.AsType[*retry.Error](err); !ok || re.StopReason() != retry.StopNotResumable {
+		t.Errorf("after commit: %v (%T), want a *retry.Error stopped as not resumable, as Set.Stream's doc says", err, err)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
