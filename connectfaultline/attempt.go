@@ -105,6 +105,17 @@ func (s *stream) commitLocked() {
 		s.replay, s.bytes = nil, 0
 	}
 	s.cond.Broadcast()
+}
+
+// answeredLocked commits the stream on a response that reached the caller (a message, a
+// clean end) and reports the current attempt's success to the budget and the throttle,
+// once per attempt. Called with mu held.
+func (s *stream) answeredLocked() {
+	s.commitLocked()
+	if s.reported {
+		return
+	}
+	s.reported = true
 	if s.t == nil {
 		s.rt.Engine.Succeeded()
 	} else {
@@ -115,13 +126,10 @@ func (s *stream) commitLocked() {
 // delivered counts a message delivered to the caller by the current attempt. Called with mu
 // held, by the goroutine that received it.
 func (s *stream) delivered(m any) {
-	if s.sinceOpen == 0 && s.committed && s.n > 0 && s.resumes {
-		s.t.Committed() // a resumed attempt delivered: it succeeded
-	}
 	if !s.committed {
 		s.header = s.cur.ResponseHeader() // at once: a message arrived
-		s.commitLocked()
 	}
+	s.answeredLocked()
 	s.sinceOpen++
 	if s.resumes {
 		s.last = m
@@ -159,7 +167,7 @@ func (s *stream) recoverLocked(n int, err error) error {
 	case s.committed:
 		return s.resumeLocked(err)
 	}
-	return s.retryLocked(err, engine.Facts{Level: uint8(s.i.level(s.spec, calls.KeyNone))}, nil)
+	return s.retryLocked(err, engine.Facts{Level: uint8(s.i.level(s.spec, calls.KeyNone)), Reported: s.reported}, nil)
 }
 
 // resumeLocked handles the failure err of the current attempt after the stream committed,
@@ -179,10 +187,10 @@ func (s *stream) resumeLocked(err error) error {
 	c := s.i.classify(s.ctx, err, s.spec.Procedure, s.firstMsg)
 	next, why := s.i.b.Calls.ResumeRequest(s.spec.Procedure, level, c, req, last)
 	if why != "" {
-		stop := s.tracker().Failed(s.ctx, &calls.NotResumed{Err: c, Why: why}, engine.Facts{Level: uint8(level), NotResumable: true})
+		stop := s.tracker().Failed(s.ctx, &calls.NotResumed{Err: c, Why: why}, engine.Facts{Level: uint8(level), NotResumable: true, Reported: s.reported})
 		return s.endLocked(s.finalOf(stop)) // never nil: a failure that cannot go on is never retried
 	}
-	f := engine.Facts{Level: uint8(level), Resume: true, Progressed: s.sinceOpen > 0}
+	f := engine.Facts{Level: uint8(level), Resume: true, Progressed: s.sinceOpen > 0, Reported: s.reported}
 	return s.retryLocked(err, f, next)
 }
 
@@ -226,7 +234,7 @@ func (s *stream) retryLocked(err error, f engine.Facts, next proto.Message) erro
 		cancel()
 		return s.final
 	}
-	s.cur, s.cancel, s.sinceOpen = cs, cancel, 0
+	s.cur, s.cancel, s.sinceOpen, s.reported = cs, cancel, 0, false
 	s.n++
 	return nil
 }

@@ -81,6 +81,7 @@ type stream struct {
 	receiving bool               // a goroutine is in cur.Receive
 	retrying  bool               // a goroutine is deciding about a failure, or opening the next attempt
 	committed bool               // no more retries from the start
+	reported  bool               // the current attempt's success was reported to the budget and throttle
 	ended     bool               // final is set
 	final     error              // what Receive returns once the stream ended (wraps io.EOF for a clean end)
 	clean     bool               // the stream ended with the server's clean end
@@ -207,7 +208,7 @@ func (s *stream) settleLocked(n int, cs connect.StreamingClientConn) error {
 	if err == nil || errors.Is(err, io.EOF) {
 		// A message or a clean end cannot come from a response without one; if it does, the
 		// stream is over as the server said.
-		s.commitLocked()
+		s.answeredLocked()
 		return s.endLocked(io.EOF)
 	}
 	return s.recoverLocked(n, err)
@@ -236,7 +237,7 @@ func (s *stream) Receive(m any) error {
 			s.delivered(m)
 			return nil
 		case errors.Is(err, io.EOF):
-			s.commitLocked()
+			s.answeredLocked()
 			return s.endLocked(err)
 		}
 		if err := s.recoverLocked(n, err); err != nil {
@@ -311,7 +312,7 @@ func (s *stream) CloseResponse() error {
 				code = connect.CodeDeadlineExceeded
 			}
 			c := s.i.classify(s.ctx, connect.NewError(code, ctxErr), s.spec.Procedure, s.firstMsg)
-			f := engine.Facts{Level: uint8(s.i.level(s.spec, calls.KeyNone))}
+			f := engine.Facts{Level: uint8(s.i.level(s.spec, calls.KeyNone)), Reported: s.reported}
 			var final error = c
 			if stop := s.t.Failed(s.ctx, c, f); stop != nil { // never nil: the context ended
 				final = s.finalOf(stop)
