@@ -50,9 +50,10 @@ func WithMethodPolicy(name string, p retry.Policy) Option {
 // replacing any value of that header the request already had (a proxy forwarding what it
 // received): the first attempt goes out with the caller's headers as they are, and after
 // the call the request's header holds the caller's values again. "" turns it off. Default:
-// "x-retry-attempt" (the key go-grpc-middleware uses). New rejects a name that is not a lower-case gRPC metadata key
-// (a-z, 0-9, '-', '_', '.'), or that starts with "grpc-" or "connect-" (the protocols'
-// own) or ends with "-bin".
+// "x-retry-attempt" (the key go-grpc-middleware uses). New rejects a name that is not a
+// lower-case gRPC metadata key (a-z, 0-9, '-', '_', '.'), that starts with "grpc-" or
+// "connect-" (the protocols' own), that ends with "-bin", or that names a header the
+// protocols set themselves (content-type, te, user-agent, content-encoding, ...).
 func WithAttemptHeader(name string) Option {
 	return optionFunc(func(cfg *transport.Config) { cfg.Header = name })
 }

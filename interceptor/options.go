@@ -55,8 +55,9 @@ func WithMethodPolicy(name string, p retry.Policy) Option {
 // replacing any value of that key in the caller's outgoing metadata (the first attempt goes
 // out with the caller's metadata as it is); "" turns it off. Default: "x-retry-attempt" (the
 // key go-grpc-middleware uses). New rejects a key that is not a lower-case metadata key
-// (a-z, 0-9, '-', '_', '.'), that starts with "grpc-" (gRPC's own) or that ends with "-bin"
-// (binary values).
+// (a-z, 0-9, '-', '_', '.'), that starts with "grpc-" (gRPC's own), that ends with "-bin"
+// (binary values), or that names a header the protocol sets itself (content-type, te,
+// user-agent, content-encoding, ...).
 func WithAttemptHeader(key string) Option {
 	return optionFunc(func(cfg *config) { cfg.Header = key })
 }

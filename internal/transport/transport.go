@@ -211,7 +211,7 @@ func ValidHeader(key string, reserved ...string) bool {
 	if key == "" {
 		return true
 	}
-	if strings.HasPrefix(key, "grpc-") || strings.HasSuffix(key, "-bin") {
+	if strings.HasPrefix(key, "grpc-") || strings.HasSuffix(key, "-bin") || protocolHeaders[key] {
 		return false
 	}
 	for _, p := range reserved {
@@ -220,6 +220,15 @@ func ValidHeader(key string, reserved ...string) bool {
 		}
 	}
 	return lowerKey(key)
+}
+
+// protocolHeaders are the HTTP headers gRPC and Connect set themselves, or HTTP/2 forbids:
+// an attempt header under one of these names would be dropped by the transport or break
+// the call.
+var protocolHeaders = map[string]bool{
+	"content-type": true, "content-encoding": true, "content-length": true, "accept-encoding": true,
+	"te": true, "user-agent": true, "host": true, "connection": true, "transfer-encoding": true,
+	"upgrade": true, "keep-alive": true, "proxy-connection": true,
 }
 
 // lowerKey reports whether key has only the characters of a lower-case metadata key.

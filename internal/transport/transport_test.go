@@ -138,6 +138,11 @@ func TestValidHeader(t *testing.T) {
 		{"x retry", nil, false},
 		{"connect-retry", nil, true},
 		{"connect-retry", []string{"connect-"}, false},
+		{"content-type", nil, false}, // the protocols' own: a retry would break
+		{"te", nil, false},           // grpc-go drops it
+		{"user-agent", nil, false},   // grpc-go sets its own
+		{"content-encoding", nil, false},
+		{"content-typed", nil, true},
 	}
 	for _, tt := range tests {
 		if got := transport.ValidHeader(tt.key, tt.reserved...); got != tt.want {
