@@ -28,6 +28,11 @@ import (
 // NOT_FOUND or a validation error are not evidence of overload. The short window makes it recover quickly
 // once the server accepts again (within the window, 1 s by default).
 //
+// The formula needs traffic to mean anything: with few requests in the window, one
+// rejection is enough to shed the retry of a client that made one call (1 request, 0
+// accepts: half its first attempts, every retry). Turn throttling on for clients with
+// steady traffic, as the fleets it is for have.
+//
 // A call whose first attempt is shed fails with an error matching [ErrThrottled], never
 // retried by any faultline loop. While the throttle sheds first attempts, it sheds every
 // retry (the least useful load on an overloaded server): the call ends with the last
