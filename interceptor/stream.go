@@ -143,28 +143,29 @@ type retryStream struct {
 	rt        *transport.Route
 	resumes   bool // the stream is resumed after commit (a server stream with a resumer)
 
-	mu        sync.Mutex
-	cond      sync.Cond
-	t         engine.Tracker // made at the first failure: a stream that never fails needs none
-	cur       grpc.ClientStream
-	n         int  // the current attempt's serial number, 0 for the first
-	sent      bool // a SendMsg on cur reached its transport
-	receiving bool // a goroutine is in cur.RecvMsg
-	retrying  bool // a goroutine is deciding about a failure, or opening the next attempt
-	committed bool // no more retries from the start
-	reported  bool // the current attempt's success was reported to the budget and throttle
-	ended     bool // final is set: io.EOF for a clean end, else the error RecvMsg returns
-	final     error
-	replay    replay // the messages sent before commit, as SendMsg took them
-	closeSent bool
-	first     any                  // the first message sent, for the call context
-	lctx      context.Context      // the stream's context, made when asked for before commit
-	cancels   []context.CancelFunc // of lctx and of the attempts after the first
-	stopWatch func() bool          // stops watchFinish's context.AfterFunc
-	sinceOpen int                  // messages the current attempt delivered
-	last      any                  // the last message delivered, when resumer is set
-	header    metadata.MD          // the committed attempt's headers, kept when resuming
-	reporting bool                 // the stream ended: unlock runs report
+	mu            sync.Mutex
+	cond          sync.Cond
+	t             engine.Tracker // made at the first failure: a stream that never fails needs none
+	cur           grpc.ClientStream
+	n             int  // the current attempt's serial number, 0 for the first
+	sent          bool // a SendMsg on cur reached its transport
+	receiving     bool // a goroutine is in cur.RecvMsg
+	retrying      bool // a goroutine is deciding about a failure, or opening the next attempt
+	committed     bool // no more retries from the start
+	reported      bool // the current attempt's success was reported to the budget and throttle
+	ended         bool // final is set: io.EOF for a clean end, else the error RecvMsg returns
+	final         error
+	replay        replay // the messages sent before commit, as SendMsg took them
+	closeSent     bool
+	first         any                  // the first message sent, for the call context
+	lctx          context.Context      // the stream's context, made when asked for before commit
+	cancels       []context.CancelFunc // of lctx
+	attemptCancel context.CancelFunc   // of the current attempt, when it is not the first
+	stopWatch     func() bool          // stops watchFinish's context.AfterFunc
+	sinceOpen     int                  // messages the current attempt delivered
+	last          any                  // the last message delivered, when resumer is set
+	header        metadata.MD          // the committed attempt's headers, kept when resuming
+	reporting     bool                 // the stream ended: unlock runs report
 }
 
 // unlock releases the lock, then, once after the stream ended, reports its end outside the
@@ -176,7 +177,10 @@ func (rs *retryStream) unlock() {
 	}
 	rs.reporting = false
 	cancels, stop, t, outcome := rs.cancels, rs.stopWatch, rs.t, rs.final
-	rs.cancels = nil
+	if rs.attemptCancel != nil {
+		cancels = append(cancels, rs.attemptCancel)
+	}
+	rs.cancels, rs.attemptCancel = nil, nil
 	rs.mu.Unlock()
 	if outcome == io.EOF {
 		outcome = nil

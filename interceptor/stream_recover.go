@@ -90,7 +90,10 @@ func (rs *retryStream) retryLocked(err error, f engine.Facts, next proto.Message
 			cancel()
 			return rs.final
 		case err == nil:
-			rs.cancels = append(rs.cancels, cancel)
+			if rs.attemptCancel != nil {
+				rs.attemptCancel() // the attempt it replaces has ended: release it now
+			}
+			rs.attemptCancel = cancel
 			rs.cur, rs.sent, rs.sinceOpen, rs.reported = cs, sent, 0, false
 			rs.n++
 			return nil
