@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/grpc/codes"
@@ -129,28 +128,8 @@ func (i *Interceptor) classify(ctx context.Context, err error, procedure string,
 // classified classifies f (a *failure, or an error holding an *errs.Error).
 func (i *Interceptor) classified(ctx context.Context, f error, procedure string, req any) *errs.Error {
 	call := classify.CallFromRequest(procedure, req)
-	call.ContextErr = callerEnded(ctx, f)
+	call.ContextErr = ended.Caller(ctx, status.Code(f) == codes.DeadlineExceeded)
 	return i.b.Classifier.Classify(f, call)
-}
-
-// deadlineSlack is how much earlier than the caller's deadline a server may enforce it:
-// connect-go sends a call's deadline as a timeout truncated to a unit (milliseconds on the
-// Connect protocol; on gRPC and gRPC-Web, the smallest of ns, µs, ms that fits, for any
-// timeout under 27 hours), which the server counts from when the call arrives.
-const deadlineSlack = time.Millisecond
-
-// callerEnded returns the caller's context error when the failure f is the caller's doing:
-// the context had ended, or f is a DEADLINE_EXCEEDED that came back within deadlineSlack of
-// the caller's deadline (the server ended the call at the deadline the caller sent, a moment
-// before the caller's own timer). Otherwise nil.
-func callerEnded(ctx context.Context, f error) error {
-	if err := ended.Err(ctx); err != nil {
-		return err
-	}
-	if d, ok := ctx.Deadline(); ok && time.Until(d) <= deadlineSlack && status.Code(f) == codes.DeadlineExceeded {
-		return context.DeadlineExceeded
-	}
-	return nil
 }
 
 // factsOf returns what f, the error handed to classify, tells the retry loop.

@@ -6,9 +6,11 @@ import (
 	"sync"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 
 	"github.com/faultline-go/faultline/classify"
 	"github.com/faultline-go/faultline/errs"
@@ -223,7 +225,7 @@ func (pr *probe) release() {
 // connection).
 func (s *Set) classify(ctx context.Context, cc *grpc.ClientConn, err error, method string, req any, opts []grpc.CallOption) *errs.Error {
 	call := classify.CallFromRequest(method, req)
-	call.ContextErr = ended.Err(ctx)
+	call.ContextErr = ended.Caller(ctx, status.Code(err) == codes.DeadlineExceeded)
 	if call.ContextErr == nil && cc != nil && cc.GetState() == connectivity.Shutdown {
 		// The client closed the connection (grpc-go reports CANCELLED): the caller's doing,
 		// as a cancelled context is, not a statement about the sandbox.

@@ -132,22 +132,15 @@ func (t *tracker) Failed(ctx context.Context, err error, f engine.Facts) error {
 	return nil
 }
 
-// timeoutSlack is how early before the attempt's own deadline a DEADLINE_EXCEEDED still
-// counts as that deadline's: a server enforces the timeout the transport sent, which may
-// be truncated to a coarser unit than the deadline (connect-go sends whole milliseconds or
-// coarser), and so may end the attempt a little before the client's clock does.
-const timeoutSlack = time.Millisecond
-
 // ownTimeout reports whether the attempt ran out of the policy's own PerAttemptTimeout while
 // the caller's context lives: its deadline passed, or err is a DEADLINE_EXCEEDED that came
-// within timeoutSlack of it. The deadline is read off the clock, not off the attempt's
-// context, for the reason given at ended.Err.
+// near it (ended.Near). The deadline is read off the clock, not off the attempt's context,
+// for the reason given at ended.Err.
 func (t *tracker) ownTimeout(ctx context.Context, err error) bool {
 	if t.due.IsZero() || ended.Err(ctx) != nil {
 		return false
 	}
-	now := time.Now()
-	return !now.Before(t.due) || !now.Before(t.due.Add(-timeoutSlack)) && status.Code(err) == codes.DeadlineExceeded
+	return !time.Now().Before(t.due) || status.Code(err) == codes.DeadlineExceeded && ended.Near(t.due)
 }
 
 // over returns the call's final error when err ends the call whatever the policy says: it
