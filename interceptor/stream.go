@@ -127,10 +127,10 @@ func (c *classifiedStream) err(err error) error {
 }
 
 // retryStream is a stream retried until it commits, and resumed after it when it has a
-// resumer. Every operation goes through withRetry (grpc-go's shape): it runs on the
-// current attempt without the lock; a failure is decided about, and the next attempt
-// opened and replayed, under the lock, by the goroutine that saw it. cond reports changes
-// of the attempt and of who receives on it.
+// resumer. Each operation (RecvMsg, SendMsg, Header, CloseSend) runs on the current attempt
+// without the lock; a failure is handed to recoverLocked, which decides about it and opens
+// and replays the next attempt, under the lock, in the goroutine that saw it (the role of
+// grpc-go's withRetry). cond reports changes of the attempt and of who receives on it.
 type retryStream struct {
 	set       *Set
 	ctx       context.Context // the caller's
