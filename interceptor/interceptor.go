@@ -52,7 +52,9 @@ func New(opts ...Option) (*Set, error) {
 // policy: [Set.Unary] of New(opts...). If New would return an error, every call through the
 // interceptor fails with that error (code INVALID_ARGUMENT; errors.Is finds New's error,
 // retry.ErrInvalidPolicy for a bad policy): it never panics. Call New to learn of a bad
-// configuration at start-up.
+// configuration at start-up. Unary and [Stream] each build a Set of their own: without a
+// shared [WithRetrier], each has its own default budget; [DialOptions] (or New and the
+// Set's methods) installs both from one.
 func Unary(opts ...Option) grpc.UnaryClientInterceptor {
 	s, err := New(opts...)
 	if err != nil {
