@@ -543,12 +543,15 @@ func TestStreamSendAfterFinalFailure(t *testing.T) {
 }
 
 // TestStreamHeaderRecvNoRace: Header in one goroutine while another is in Recv, on a stream
-// whose first attempt sent a header and failed; run under -race.
+// whose first attempt sent a header and failed; run under -race. (PingList is declared
+// idempotent, so that a failure after headers is retried: a method of unknown idempotency
+// would not be, whichever goroutine saw the failure.)
 func TestStreamHeaderRecvNoRace(t *testing.T) {
 	for range 20 {
 		synctest.Test(t, func(t *testing.T) {
 			p := &pingServer{failFirst: 1}
-			c := newPing(t, p, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil))))...)
+			c := newPing(t, p, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil))),
+				interceptor.WithIdempotency(pingList, retry.Idempotent))...)
 			st, err := c.PingList(context.Background(), &testpb.PingListRequest{Value: "v"})
 			if err != nil {
 				t.Fatal(err)
