@@ -3,17 +3,13 @@ package bench
 import (
 	"context"
 	"fmt"
-	"net"
-	"os"
 	"sync"
-	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/faultline-go/faultline/internal/sandboxpb"
 	"github.com/faultline-go/faultline/internal/sandboxtest"
@@ -74,11 +70,10 @@ func Restart(t *testing.T, c Contender) RestartFigures {
 func restartRun(t *testing.T, c Contender) RestartFigures {
 	f := RestartFigures{Contender: c.Name, Kind: c.Kind, PollFailures: map[string]int{}, CleanupFailures: map[string]int{}}
 	sb := sandboxtest.New(sandboxtest.WithSandboxes(sandboxID))
-	srv := &restartable{sb: sb}
-	srv.up()
-	defer srv.down()
+	srv := sb.StartRestartable()
+	defer srv.Down()
 	opts := append([]grpc.DialOption{
-		grpc.WithContextDialer(srv.dial),
+		grpc.WithContextDialer(srv.Dial),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 	}, c.Options()...)
 	conn, err := grpc.NewClient("passthrough:///restart", opts...)
@@ -154,55 +149,10 @@ func restartRun(t *testing.T, c Contender) RestartFigures {
 		})
 	}
 	time.Sleep(time.Until(t0.Add(restartDown)))
-	srv.down()
+	srv.Down()
 	time.Sleep(time.Until(t0.Add(restartDown + restartAway)))
-	srv.up()
+	srv.Up()
 	wg.Wait() // pollers start no call at or after restartEnd; each call ends by its deadline
 	f.Attempts = sb.Calls(getSandbox) + sb.Calls(sandboxpb.SandboxService_DeleteSandbox_FullMethodName)
 	return f
-}
-
-// restartable serves a sandboxtest server on bufconn and can take it away and bring it
-// back on the same address: dial is the client's dialer, and refuses while the server is
-// away.
-type restartable struct {
-	sb *sandboxtest.Server
-
-	mu   sync.Mutex
-	lis  *bufconn.Listener // nil while away
-	stop func()
-}
-
-// errRefused is what a dial returns while the server is away: what a TCP connect to a
-// closed port returns.
-var errRefused = &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
-
-// up starts a new grpc.Server for the same sandboxes.
-func (r *restartable) up() {
-	lis, stop := r.sb.StartBufconn()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.lis, r.stop = lis, stop
-}
-
-// down stops the grpc.Server: dials are refused from now on, every connection is closed
-// and calls in flight are cancelled. It returns when every handler has returned.
-func (r *restartable) down() {
-	r.mu.Lock()
-	stop := r.stop
-	r.lis, r.stop = nil, nil
-	r.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
-}
-
-func (r *restartable) dial(ctx context.Context, _ string) (net.Conn, error) {
-	r.mu.Lock()
-	lis := r.lis
-	r.mu.Unlock()
-	if lis == nil {
-		return nil, errRefused
-	}
-	return lis.DialContext(ctx)
 }

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
-	"os"
 	"sync"
-	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -15,7 +13,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/internal/sandboxpb"
@@ -23,50 +20,12 @@ import (
 	"github.com/faultline-go/faultline/retry"
 )
 
-// awayServer serves a sandboxtest server on bufconn and can take it away and bring it back
-// on the same address: while it is away every connection is closed and dials are refused,
-// as a TCP connect to a closed port is.
-type awayServer struct {
-	sb *sandboxtest.Server
-
-	mu   sync.Mutex
-	lis  *bufconn.Listener // nil while away
-	stop func()
-}
-
-func (a *awayServer) up() {
-	lis, stop := a.sb.StartBufconn()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.lis, a.stop = lis, stop
-}
-
-func (a *awayServer) down() {
-	a.mu.Lock()
-	stop := a.stop
-	a.lis, a.stop = nil, nil
-	a.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
-}
-
-func (a *awayServer) dial(ctx context.Context, _ string) (net.Conn, error) {
-	a.mu.Lock()
-	lis := a.lis
-	a.mu.Unlock()
-	if lis == nil {
-		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
-	}
-	return lis.DialContext(ctx)
-}
-
 // connected dials srv with the interceptors of r, waits until the connection is READY and
 // returns it. Call inside a synctest bubble.
-func connected(t *testing.T, srv *awayServer, r *retry.Retrier) *grpc.ClientConn {
+func connected(t *testing.T, srv *sandboxtest.Restartable, r *retry.Retrier) *grpc.ClientConn {
 	t.Helper()
 	conn, err := grpc.NewClient("passthrough:///away", append(interceptor.DialOptions(interceptor.WithRetrier(r)),
-		grpc.WithContextDialer(srv.dial), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+		grpc.WithContextDialer(srv.Dial), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,13 +54,13 @@ func (c *retryCount) get() int { c.mu.Lock(); defer c.mu.Unlock(); return c.n }
 // made for every retry the hooks were told of (overload.md, rule 2).
 func TestServerGoneForGood(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		srv := &awayServer{sb: sandboxtest.New(sandboxtest.WithSandboxes("sb-1"))}
-		srv.up()
+		sb := sandboxtest.New(sandboxtest.WithSandboxes("sb-1"))
+		srv := sb.StartRestartable()
 		p := retry.DefaultPolicy()
 		b := &recordingBudget{}
 		var rc retryCount
 		conn := connected(t, srv, retry.MustNew(p, retry.WithBudget(b), retry.WithHooks(rc.hooks())))
-		srv.down()
+		srv.Down()
 		synctest.Wait() // the client has seen its connection close
 
 		start := time.Now()
@@ -138,15 +97,15 @@ func TestServerGoneForGood(t *testing.T) {
 // instead of failing fast, and succeeds once it is back, spending no budget.
 func TestServerRestart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		srv := &awayServer{sb: sandboxtest.New(sandboxtest.WithSandboxes("sb-1"))}
-		srv.up()
+		sb := sandboxtest.New(sandboxtest.WithSandboxes("sb-1"))
+		srv := sb.StartRestartable()
 		b := &recordingBudget{}
 		var rc retryCount
 		conn := connected(t, srv, retry.MustNew(retry.DefaultPolicy(), retry.WithBudget(b), retry.WithHooks(rc.hooks())))
-		srv.down()
+		srv.Down()
 		synctest.Wait() // the client has seen its connection close
-		time.AfterFunc(500*time.Millisecond, srv.up)
-		defer srv.down()
+		time.AfterFunc(500*time.Millisecond, srv.Up)
+		defer srv.Down()
 
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -156,7 +115,7 @@ func TestServerRestart(t *testing.T) {
 		if b.allows != 0 {
 			t.Errorf("budget asked %d times, want 0: the failed attempts never reached a server", b.allows)
 		}
-		if n := srv.sb.Calls(sandboxpb.SandboxService_GetSandbox_FullMethodName); n != 2 {
+		if n := sb.Calls(sandboxpb.SandboxService_GetSandbox_FullMethodName); n != 2 {
 			t.Errorf("server GetSandbox calls = %d, want 2 (the warm-up and the call)", n)
 		}
 	})

@@ -5,7 +5,9 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"net"
+	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -447,4 +449,60 @@ func authorized(ctx context.Context, token string) bool {
 	got := md.Get("authorization")
 	want := "Bearer " + token
 	return len(got) == 1 && subtle.ConstantTimeCompare([]byte(got[0]), []byte(want)) == 1
+}
+
+// Restartable serves a Server on bufconn and can take it away and bring it back on the same
+// address, as a restart does: while it is away every connection is closed and dials are
+// refused, as a TCP connect to a closed port is. Give [Restartable.Dial] to
+// grpc.WithContextDialer. Start it with [Server.StartRestartable].
+type Restartable struct {
+	s *Server
+
+	mu   sync.Mutex
+	lis  *bufconn.Listener // nil while away
+	stop func()
+}
+
+// StartRestartable serves s as [Server.StartBufconn] does, and returns the handle that
+// restarts it. Call Down when done.
+func (s *Server) StartRestartable() *Restartable {
+	r := &Restartable{s: s}
+	r.Up()
+	return r
+}
+
+// errRefused is what a dial returns while the server is away: what a TCP connect to a
+// closed port returns.
+var errRefused = &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+
+// Up serves the same sandboxes on a new grpc.Server; it does nothing while serving.
+func (r *Restartable) Up() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.lis == nil {
+		r.lis, r.stop = r.s.StartBufconn()
+	}
+}
+
+// Down stops the grpc.Server: dials are refused from now on, every connection is closed and
+// calls in flight are cancelled. It returns when every handler has returned.
+func (r *Restartable) Down() {
+	r.mu.Lock()
+	stop := r.stop
+	r.lis, r.stop = nil, nil
+	r.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+// Dial connects to the server, or fails as a refused TCP connect while it is away.
+func (r *Restartable) Dial(ctx context.Context, _ string) (net.Conn, error) {
+	r.mu.Lock()
+	lis := r.lis
+	r.mu.Unlock()
+	if lis == nil {
+		return nil, errRefused
+	}
+	return lis.DialContext(ctx)
 }
