@@ -34,11 +34,14 @@ func (rs *retryStream) recoverLocked(n int, err error, notSent bool) error {
 	}
 	level := rs.set.b.Calls.Level(rs.method, calls.KeyNone)
 	f := engine.Facts{Level: uint8(level), NotSent: notSent, Reported: rs.reported}
-	if level == retry.IdempotencyUnknown && !notSent {
-		// Response headers commit a call of unknown idempotency (gRFC A6), whether or not
-		// the caller asked for them. The attempt has ended: Header returns at once.
-		md, _ := rs.cur.Header()
-		f.Headers = md != nil
+	if rs.cur != nil {
+		// Response headers say the server's handler ran (the attempt was sent, whether or
+		// not a message went out), and commit a call of unknown idempotency (gRFC A6),
+		// whether or not the caller asked for them. The attempt has ended: Header returns
+		// at once.
+		if md, _ := rs.cur.Header(); md != nil {
+			f.NotSent, f.Headers = false, true
+		}
 	}
 	return rs.retryLocked(err, f, nil)
 }

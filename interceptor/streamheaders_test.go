@@ -2,7 +2,10 @@ package interceptor_test
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"google.golang.org/grpc"
@@ -10,6 +13,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/testing/testpb"
 
 	"github.com/faultline-go/faultline/interceptor"
 	"github.com/faultline-go/faultline/retry"
@@ -46,5 +51,51 @@ func TestStreamNotRetriedAfterHeaders(t *testing.T) {
 	err = cs.RecvMsg(new(emptypb.Empty))
 	if opened > 1 {
 		t.Errorf("RecvMsg = %v after %d attempts, each of which had response headers; the unary path stops such a call of unknown idempotency (StopUnsafe)", err, opened)
+	}
+}
+
+// answerThenFail serves PingStream: its first attempt sends response headers (the handler
+// ran, on the stream's opening alone) and fails with a bare UNAVAILABLE; later attempts end
+// cleanly.
+type answerThenFail struct {
+	testpb.UnimplementedTestServiceServer
+	attempts atomic.Int32
+}
+
+func (s *answerThenFail) PingStream(st testpb.TestService_PingStreamServer) error {
+	if s.attempts.Add(1) == 1 {
+		_ = st.SendHeader(metadata.Pairs("served-by", "first"))
+		return status.Error(codes.Unavailable, "gone after answering")
+	}
+	return nil
+}
+
+// TestStreamAnsweredIsSent (safety.md 1): a stream whose server answered with response
+// headers reached a transport, even if the caller had sent no message yet: it is not "not
+// sent", so a method that must not be repeated is not, and one of unknown idempotency is
+// committed by the headers (gRFC A6), whether or not the caller asked for them.
+func TestStreamAnsweredIsSent(t *testing.T) {
+	for _, level := range []retry.Idempotency{retry.IdempotencyUnknown, retry.NotIdempotent, retry.NeverRetry} {
+		for _, askHeader := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%v/Header %v", level, askHeader), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					srv := &answerThenFail{}
+					c := newPing(t, srv, interceptor.DialOptions(interceptor.WithRetrier(retry.MustNew(secondsPolicy(), retry.WithBudget(nil))),
+						interceptor.WithIdempotency(testpb.TestService_PingStream_FullMethodName, level))...)
+					st, err := c.PingStream(context.Background())
+					if err != nil {
+						t.Fatal(err)
+					}
+					synctest.Wait() // the server has answered and failed the first attempt
+					if askHeader {
+						_, _ = st.Header()
+					}
+					_, err = st.Recv()
+					if n := srv.attempts.Load(); n != 1 || status.Code(err) != codes.Unavailable {
+						t.Errorf("Recv = %v after %d server attempts, want the UNAVAILABLE after 1", err, n)
+					}
+				})
+			})
+		}
 	}
 }

@@ -29,7 +29,10 @@ const (
 // one interceptor). Implementations must be safe for concurrent use, and Record must be
 // cheap and allocation-free: it runs on every call, including successful ones.
 type Budget interface {
-	// Record reports how an attempt ended; first is true for a call's first attempt.
+	// Record reports how an attempt ended; first is true for a call's first attempt (a
+	// call is deposited once: a stream that succeeded, for the budget, when its first
+	// response reached the caller, and failed later, has that failure recorded with first
+	// false).
 	Record(first bool, o Outcome)
 	// Allow asks to spend budget on one retry; false means the retry is not made. It is
 	// asked only for a retry of an attempt that reached (or may have reached) the server:
