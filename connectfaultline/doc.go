@@ -43,9 +43,10 @@
 //     is the server saying so. faultline reports every one as UNAVAILABLE (status.Code; the
 //     kind of the family's UNAVAILABLE: SandboxUnavailableError for the sandbox service),
 //     as grpc-go reports the same resets, and retries it as a failure that may have reached
-//     the server: by policy for methods that are idempotent or of unknown idempotency, never
-//     for a method that is not idempotent, nor for Exec and StreamExec; client-side
-//     throttling does not count it as the server rejecting work.
+//     the server: by policy for methods that are idempotent or of unknown idempotency
+//     (unless the response had begun: see below), never for a method that is not
+//     idempotent, nor for Exec and StreamExec; client-side throttling does not count it as
+//     the server rejecting work.
 //     connect.CodeOf(err) still gives connect-go's own code. (A DEADLINE_EXCEEDED stays one:
 //     connect-go gives that code only when a deadline passed, or a dial timed out.)
 //   - A refused dial (a *net.OpError with Op "dial" in the chain): the request never left
@@ -93,6 +94,12 @@
 //
 //   - Procedure names are connect-go's ("/pkg.Service/Method", as gRPC names methods); the
 //     attempt header is an HTTP request header.
+//   - A unary call of unknown idempotency counts as committed (gRFC A6: not repeated unless
+//     the server declined the work) for every status the server sent, since connect-go
+//     does not tell one sent with the response headers from one sent alone, and for a
+//     transport failure after the response began, which on HTTP/2 includes some resets
+//     before any response that connect-go reports as a bare io.ErrUnexpectedEOF. Declare
+//     the idempotency of procedures that must be retried ([WithIdempotency]).
 //   - There are no per-call options (connect-go has no call options): a call's policy is
 //     its procedure's.
 //   - There is no connection to watch: a wait between attempts ends with its timer or the
