@@ -59,7 +59,7 @@
 //   - faultline.retry.source: "retry_info" when the wait is the server's RetryInfo delay,
 //     else "backoff".
 //   - faultline.stop_reason: "not_retryable", "exhausted", "hint_too_long", "deadline",
-//     "max_elapsed", "budget", "cancelled", "no_server_signal", "unsafe", "local_failure",
+//     "max_elapsed", "budget", "cancelled", "no_server_signal", "not_safe", "local_failure",
 //     "throttled", "not_ready", "not_resumable" (the [retry.StopReason] values, by their
 //     MarshalText).
 //

@@ -64,7 +64,7 @@ var stopNames = [...]struct{ phrase, name string }{
 	StopBudget:         {"retry budget exhausted", "budget"},
 	StopCancelled:      {"cancelled", "cancelled"},
 	StopNoServerSignal: {"no server signal", "no_server_signal"},
-	StopUnsafe:         {"not safe to repeat", "unsafe"},
+	StopUnsafe:         {"not safe to repeat", "not_safe"},
 	StopLocalFailure:   {"local failure", "local_failure"},
 	StopThrottled:      {"throttled", "throttled"},
 	StopNotReady:       {"connection not ready", "not_ready"},
